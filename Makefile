@@ -1,0 +1,47 @@
+# Blindspot: `make run` runs the default pipeline, `make test` the test suite.
+# Both create .venv with Python 3.10 and install the pinned working set once;
+# later runs skip the install while requirements.lock and pyproject.toml are unchanged.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+# Python 3.10: $(PYTHON) if given, else python3.10 on PATH, else pyenv's newest 3.10.
+define find_python310
+for c in "$(PYTHON)" python3.10 \
+    "$$(ls -d $$(pyenv root 2>/dev/null)/versions/3.10.* 2>/dev/null | sort -V | tail -1)/bin/python" \
+    "$$HOME/.pyenv/versions/3.10.13/bin/python"; do \
+  [ -n "$$c" ] || continue; \
+  v=$$("$$c" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || continue; \
+  [ "$$v" = "3.10" ] && { command -v "$$c"; exit 0; }; \
+done; exit 1
+endef
+
+.PHONY: run test bench kubeflow clean-venv
+
+$(STAMP): requirements.lock pyproject.toml
+	@py=$$($(find_python310)) || { echo "error: Python 3.10 not found (TFX 1.16 needs 3.9-3.10). Install it (e.g. 'pyenv install 3.10.13') or pass PYTHON=/path/to/python3.10." >&2; exit 1; }; \
+	echo "Using $$py"; \
+	if [ ! -x $(PY) ] || [ "$$($(PY) -c 'import sys; print(sys.version_info[:2] == (3, 10))' 2>/dev/null)" != True ]; then \
+	  rm -rf $(VENV) && "$$py" -m venv $(VENV); fi
+	$(PY) -m pip install -q --upgrade 'pip==26.3'
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -c 'import tfx, tfx_bsl.beam, tensorflow_model_analysis, components, pipelines' 2>/dev/null
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) local_runner.py $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest tests $(ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/slice_discovery.py $(ARGS)
+
+kubeflow: $(STAMP)
+	$(PY) -m kubeflow.runner $(ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

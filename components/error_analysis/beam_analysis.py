@@ -1,0 +1,172 @@
+"""The ErrorAnalysis Beam pipeline: one inference pass, then aggregations that each end in a
+small JSON part file. Per-example work happens in batches inside Beam, so the same pipeline
+runs on the DirectRunner, Dataflow, Flink or Spark."""
+import dataclasses
+import json
+import os
+from typing import Dict, List, Sequence
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+
+from components.error_analysis import beam_slices, confusion, slice_finder
+from components.error_analysis.predictions import PredictionBatch
+
+PART_TOTALS = 'totals.json'
+PART_HARDEST = 'hardest.json'
+PART_SLICES = 'slices.json'
+PREDICTIONS_DIR = 'predictions'
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisParams:
+    model_dir: str
+    label_key: str
+    num_classes: int
+    slice_features: Dict[str, str]     # name -> 'int' | 'float' | 'string' | 'int_category'
+    num_bins: int
+    max_values_per_feature: int
+    finder: slice_finder.SliceFinderConfig
+    num_hardest: int
+
+
+class _Predict(beam.DoFn):
+    """Runs the model on batches of serialized examples; the model loads once per worker."""
+
+    def __init__(self, params: AnalysisParams):
+        self._params = params
+        self._predictor = None
+
+    def setup(self):
+        import tensorflow as tf
+        from components.error_analysis.predictions import Predictor
+        dtypes = {'int': tf.int64, 'int_category': tf.int64, 'float': tf.float32,
+                  'string': tf.string}
+        spec = {name: tf.io.VarLenFeature(dtypes[kind])
+                for name, kind in self._params.slice_features.items()}
+        self._predictor = Predictor(self._params.model_dir, self._params.label_key, spec)
+
+    def process(self, serialized: List[bytes]):
+        batch = self._predictor.predict(serialized)
+        for name, kind in self._params.slice_features.items():
+            if kind == 'int_category':
+                batch.columns[name] = _ids_as_text(batch.columns[name])
+        yield batch
+
+
+def _ids_as_text(values: np.ndarray) -> np.ndarray:
+    """Integer ids (NaN = missing) as category strings, so they are sliced by value."""
+    out = np.full(len(values), None, dtype=object)
+    present = ~np.isnan(values)
+    out[present] = values[present].astype(np.int64).astype(str)
+    return out
+
+
+def _totals(batch: PredictionBatch, num_classes: int) -> np.ndarray:
+    """Flattened confusion counts plus the summed loss, so one sum combines both."""
+    counts = confusion.confusion_counts(batch.labels, batch.predicted, num_classes)
+    return np.append(counts.ravel().astype(np.float64), batch.loss.sum())
+
+
+def _worst_errors(batch: PredictionBatch, n: int) -> List[Dict]:
+    """This batch's n most confident mistakes, with their feature values."""
+    wrong = np.flatnonzero(batch.errors > 0)
+    wrong = wrong[np.argsort(-batch.confidence[wrong], kind='stable')[:n]]
+    rows = []
+    for i in wrong:
+        features = {}
+        for name, values in batch.columns.items():
+            value = values[i]
+            features[name] = None if value is None or (
+                isinstance(value, float) and np.isnan(value)) else (
+                value if isinstance(value, str) else float(value))
+        rows.append({'example_id': str(batch.example_ids[i]), 'label': int(batch.labels[i]),
+                     'predicted': int(batch.predicted[i]),
+                     'confidence': float(batch.confidence[i]),
+                     'loss': float(batch.loss[i]), 'features': features})
+    return rows
+
+
+def predictions_schema(slice_features: Dict[str, str], num_classes: int) -> pa.Schema:
+    fields = [('example_id', pa.string()), ('label', pa.int64()), ('predicted', pa.int64()),
+              ('correct', pa.bool_()), ('confidence', pa.float64()), ('loss', pa.float64())]
+    fields += [(f'prob_{c}', pa.float64()) for c in range(num_classes)]
+    fields += [(name, pa.string() if kind in ('string', 'int_category') else pa.float64())
+               for name, kind in slice_features.items()]
+    return pa.schema(fields)
+
+
+def _to_table(batch: PredictionBatch, schema: pa.Schema) -> pa.Table:
+    data = {'example_id': batch.example_ids.astype(str), 'label': batch.labels,
+            'predicted': batch.predicted, 'correct': batch.errors == 0,
+            'confidence': batch.confidence, 'loss': batch.loss}
+    for c in range(batch.probabilities.shape[1]):
+        data[f'prob_{c}'] = batch.probabilities[:, c]
+    for name, values in batch.columns.items():
+        data[name] = values
+    return pa.Table.from_pydict({f.name: data[f.name] for f in schema}, schema=schema)
+
+
+def _write_json(pcoll: beam.PCollection, label: str, path: str) -> None:
+    _ = (pcoll
+         | f'{label}ToJson' >> beam.Map(json.dumps)
+         | f'Write{label}' >> beam.io.WriteToText(path, shard_name_template='',
+                                                   num_shards=1))
+
+
+def _sum_arrays(arrays, size: int) -> np.ndarray:
+    total = np.zeros(size)
+    for array in arrays:
+        total += array
+    return total
+
+
+def build_analysis(pipeline: beam.Pipeline, file_patterns: Sequence[str],
+                   params: AnalysisParams, output_dir: str) -> None:
+    """Adds the analysis to `pipeline`; parts land in output_dir when it runs."""
+    serialized = (
+        pipeline
+        | 'Patterns' >> beam.Create(list(file_patterns))
+        | 'Read' >> beam.io.ReadAllFromTFRecord(
+            compression_type=beam.io.filesystem.CompressionTypes.AUTO))
+    batches = (serialized
+               | 'Batch' >> beam.BatchElements(min_batch_size=256, max_batch_size=1024)
+               | 'Predict' >> beam.ParDo(_Predict(params)))
+
+    schema = predictions_schema(params.slice_features, params.num_classes)
+    _ = (batches
+         | 'ToArrow' >> beam.Map(_to_table, schema)
+         | 'WritePredictions' >> beam.io.WriteToParquetBatched(
+             os.path.join(output_dir, PREDICTIONS_DIR, 'predictions'), schema,
+             file_name_suffix='.parquet'))
+
+    size = params.num_classes ** 2 + 1
+    totals = (batches
+              | 'Totals' >> beam.Map(_totals, params.num_classes)
+              | 'SumTotals' >> beam.CombineGlobally(_sum_arrays, size=size)
+              | 'TotalsToDict' >> beam.Map(lambda t: {
+                  'confusion': t[:-1].reshape(params.num_classes, -1).astype(int).tolist(),
+                  'loss_sum': float(t[-1])}))
+    _write_json(totals, 'Totals', os.path.join(output_dir, PART_TOTALS))
+
+    hardest = (batches
+               | 'WorstPerBatch' >> beam.FlatMap(_worst_errors, params.num_hardest)
+               | 'Hardest' >> beam.combiners.Top.Of(params.num_hardest,
+                                                     key=lambda r: r['confidence']))
+    _write_json(hardest, 'Hardest', os.path.join(output_dir, PART_HARDEST))
+
+    columns = batches | 'ToColumns' >> beam.Map(
+        lambda b: slice_finder.ColumnBatch(b.columns, b.errors, b.example_ids))
+    encoders = columns | 'BuildEncoders' >> beam_slices.BuildEncoders(
+        list(params.slice_features), params.num_bins, params.max_values_per_feature)
+    slices = (columns
+              | 'DiscoverSlices' >> beam_slices.DiscoverSlices(encoders, params.finder)
+              | 'SlicesToDict' >> beam.Map(lambda result: result.to_dict()))
+    _write_json(slices, 'Slices', os.path.join(output_dir, PART_SLICES))
+
+
+def read_part(output_dir: str, name: str):
+    import tensorflow as tf
+    with tf.io.gfile.GFile(os.path.join(output_dir, name)) as f:
+        return json.loads(f.read())

@@ -1,0 +1,76 @@
+"""ErrorAnalysis: where the model fails, as a TFX Beam component.
+
+Inputs: the examples (raw, as ExampleGen wrote them), the trained model, optionally the
+Evaluator's output (its sliced metrics go into the report) and the schema. Output: an
+ErrorAnalysisReport artifact whose summary is in ML Metadata custom properties and whose full
+report (report.json, report.html, per-example predictions) is under its URI.
+"""
+import json
+from typing import List, Optional
+
+from tfx import types
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from components.error_analysis import executor
+from components.error_analysis.artifact import ErrorAnalysisReport
+
+
+class ErrorAnalysisSpec(ComponentSpec):
+    # Lists travel as JSON strings, as in TFX's own specs (exclude_splits): Kubeflow V2 takes
+    # only primitive parameters.
+    PARAMETERS = {
+        'label_key': ExecutionParameter(type=str),
+        'splits': ExecutionParameter(type=str),
+        'slice_features': ExecutionParameter(type=str),
+        'num_bins': ExecutionParameter(type=int),
+        'max_values_per_feature': ExecutionParameter(type=int),
+        'max_predicates': ExecutionParameter(type=int),
+        'min_slice_size': ExecutionParameter(type=float),
+        'num_slices': ExecutionParameter(type=int),
+        'significance': ExecutionParameter(type=float),
+        'num_hardest_examples': ExecutionParameter(type=int),
+    }
+    INPUTS = {
+        'examples': ChannelParameter(type=standard_artifacts.Examples),
+        'model': ChannelParameter(type=standard_artifacts.Model),
+        'evaluation': ChannelParameter(type=standard_artifacts.ModelEvaluation, optional=True),
+        'schema': ChannelParameter(type=standard_artifacts.Schema),
+    }
+    OUTPUTS = {'report': ChannelParameter(type=ErrorAnalysisReport)}
+
+
+class ErrorAnalysis(base_beam_component.BaseBeamComponent):
+    """Confusions, failing slices found automatically, and per-feature error rates."""
+
+    SPEC_CLASS = ErrorAnalysisSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+    def __init__(self,
+                 examples: types.BaseChannel,
+                 model: types.BaseChannel,
+                 schema: types.BaseChannel,
+                 label_key: str,
+                 evaluation: Optional[types.BaseChannel] = None,
+                 splits: Optional[List[str]] = None,
+                 slice_features: Optional[List[str]] = None,
+                 num_bins: int = 4,
+                 max_values_per_feature: int = 50,
+                 max_predicates: int = 3,
+                 min_slice_size: float = 0.01,
+                 num_slices: int = 10,
+                 significance: float = 0.05,
+                 num_hardest_examples: int = 20):
+        """`slice_features` empty or None: every numeric or categorical feature of the schema
+        that is available at serving time. `min_slice_size` < 1 is a fraction of the rows."""
+        super().__init__(spec=ErrorAnalysisSpec(
+            examples=examples, model=model, evaluation=evaluation, schema=schema,
+            label_key=label_key,
+            splits=json.dumps(list(splits or ['eval'])),
+            slice_features=json.dumps(list(slice_features or [])),
+            num_bins=num_bins, max_values_per_feature=max_values_per_feature,
+            max_predicates=max_predicates, min_slice_size=float(min_slice_size),
+            num_slices=num_slices, significance=significance,
+            num_hardest_examples=num_hardest_examples,
+            report=types.Channel(type=ErrorAnalysisReport)))

@@ -1,0 +1,167 @@
+"""ErrorAnalysis executor: checks the inputs on a sample, runs the Beam analysis, writes the
+report files and records the summary in ML Metadata custom properties."""
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+import tensorflow as tf
+from absl import logging
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx import types
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import artifact_utils
+from tfx.utils import io_utils, path_utils
+
+from components.error_analysis import artifact as report_keys
+from components.error_analysis import beam_analysis, report, report_html, slice_finder
+from components.error_analysis.predictions import InputError, Predictor
+
+_SAMPLE_SIZE = 64
+_TYPE_NAMES = {schema_pb2.INT: 'int', schema_pb2.FLOAT: 'float', schema_pb2.BYTES: 'string'}
+
+
+def _split_files(examples: types.Artifact, splits: List[str]) -> List[str]:
+    """File patterns of the chosen splits; an error for an unknown or empty split."""
+    available = artifact_utils.decode_split_names(examples.split_names)
+    patterns = []
+    for split in splits:
+        if split not in available:
+            raise InputError(f"split '{split}' is not in the examples; they have: "
+                             f"{', '.join(available)}")
+        files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split),
+                                              '*'))
+        if not files or not any(True for _ in tf.data.TFRecordDataset(
+                files, compression_type='GZIP').take(1)):
+            raise InputError(f"split '{split}' has no examples: nothing to analyse")
+        patterns.append(os.path.join(artifact_utils.get_split_uri([examples], split), '*'))
+    return patterns
+
+
+def _kind(feature: schema_pb2.Feature, max_values: int) -> str:
+    """'string', 'float', 'int', or 'int_category' for integer ids that are categories (marked
+    categorical in the schema, or a small bounded range like hour of day)."""
+    kind = _TYPE_NAMES[feature.type]
+    if kind == 'int' and feature.HasField('int_domain'):
+        domain = feature.int_domain
+        small = (domain.HasField('min') and domain.HasField('max')
+                 and domain.max - domain.min + 1 <= max_values)
+        if domain.is_categorical or small:
+            return 'int_category'
+    return kind
+
+
+def slice_feature_types(schema: schema_pb2.Schema, requested: List[str], label_key: str,
+                        max_values: int) -> Dict[str, str]:
+    """name -> kind (see _kind) for the features to slice on.
+
+    By default every scalar-typed feature that is present at serving time (features the schema
+    keeps out of SERVING, like the label's source, would make slices that only restate the
+    label)."""
+    by_name = {f.name: f for f in schema.feature}
+    if requested:
+        unknown = [name for name in requested if name not in by_name]
+        if unknown:
+            raise InputError(f"slice feature(s) {', '.join(unknown)} not in the schema; it has: "
+                             f"{', '.join(sorted(by_name))}")
+        return {name: _kind(by_name[name], max_values) for name in requested}
+    return {f.name: _kind(f, max_values) for f in schema.feature
+            if f.type in _TYPE_NAMES and f.name != label_key
+            and 'SERVING' not in f.not_in_environment}
+
+
+def _sample(patterns: List[str]) -> List[bytes]:
+    files = [f for pattern in patterns for f in tf.io.gfile.glob(pattern)]
+    dataset = tf.data.TFRecordDataset(files, compression_type='GZIP').take(_SAMPLE_SIZE)
+    return [record.numpy() for record in dataset]
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        examples = artifact_utils.get_single_instance(input_dict['examples'])
+        model = artifact_utils.get_single_instance(input_dict['model'])
+        schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
+            artifact_utils.get_single_uri(input_dict['schema'])))
+        evaluation = (artifact_utils.get_single_instance(input_dict['evaluation'])
+                      if input_dict.get('evaluation') else None)
+        output = artifact_utils.get_single_instance(output_dict['report'])
+
+        label_key = exec_properties['label_key']
+        splits = json.loads(exec_properties['splits'])
+        features = slice_feature_types(
+            schema, json.loads(exec_properties['slice_features'] or '[]'), label_key,
+            int(exec_properties['max_values_per_feature']))
+        patterns = _split_files(examples, splits)
+        model_dir = path_utils.serving_model_path(model.uri)
+
+        # Fail fast, before any Beam work, on labels or outputs that do not fit.
+        sample = Predictor(model_dir, label_key, {}).predict(_sample(patterns))
+        num_classes = sample.probabilities.shape[1]
+        class_names = [str(c) for c in range(num_classes)]
+
+        params = beam_analysis.AnalysisParams(
+            model_dir=model_dir, label_key=label_key, num_classes=num_classes,
+            slice_features=features,
+            num_bins=int(exec_properties['num_bins']),
+            max_values_per_feature=int(exec_properties['max_values_per_feature']),
+            finder=slice_finder.SliceFinderConfig(
+                max_level=int(exec_properties['max_predicates']),
+                min_support=float(exec_properties['min_slice_size']),
+                top_k=int(exec_properties['num_slices']),
+                significance=float(exec_properties['significance'])),
+            num_hardest=int(exec_properties['num_hardest_examples']))
+        try:
+            with self._make_beam_pipeline() as pipeline:
+                beam_analysis.build_analysis(pipeline, patterns, params, output.uri)
+            result = self._write_report(output, label_key, splits, class_names, evaluation)
+        except Exception:
+            # Leave nothing behind that could pass for a report.
+            if tf.io.gfile.exists(output.uri):
+                tf.io.gfile.rmtree(output.uri)
+            raise
+        logging.info('ErrorAnalysis report: %s', os.path.join(output.uri, 'report.html'))
+        for line in result['insights']:
+            logging.info('  %s', line)
+
+    @staticmethod
+    def _write_report(output: types.Artifact, label_key: str, splits: List[str],
+                      class_names: List[str], evaluation: Optional[types.Artifact]) -> Dict:
+        tfma_rows = []
+        if evaluation is not None:
+            from components.error_analysis.tfma_metrics import sliced_metrics
+            tfma_rows = sliced_metrics(evaluation.uri)
+        data = report.build_report(
+            label_key=label_key, splits=splits, class_names=class_names,
+            totals=beam_analysis.read_part(output.uri, beam_analysis.PART_TOTALS),
+            slices=beam_analysis.read_part(output.uri, beam_analysis.PART_SLICES),
+            hardest=beam_analysis.read_part(output.uri, beam_analysis.PART_HARDEST),
+            tfma_rows=tfma_rows,
+            files={'predictions': f'{beam_analysis.PREDICTIONS_DIR}/*.parquet',
+                   'html': 'report.html'})
+        with tf.io.gfile.GFile(os.path.join(output.uri, 'report.json'), 'w') as f:
+            f.write(json.dumps(data, indent=1))
+        with tf.io.gfile.GFile(os.path.join(output.uri, 'report.html'), 'w') as f:
+            f.write(report_html.render(data))
+        _record_summary(output, data)
+        return data
+
+
+def _record_summary(output: types.Artifact, data: Dict) -> None:
+    """The report's headline numbers as custom properties, queryable in ML Metadata."""
+    overall = data['overall']
+    output.set_int_custom_property(report_keys.NUM_EXAMPLES, overall['examples'])
+    output.set_int_custom_property(report_keys.NUM_ERRORS, overall['errors'])
+    output.set_float_custom_property(report_keys.ERROR_RATE, overall['error_rate'] or 0.0)
+    output.set_int_custom_property(report_keys.REPORT_VERSION, data['version'])
+    held = [s for s in data['slices']['slices'] if s['held']]
+    output.set_int_custom_property(report_keys.NUM_SIGNIFICANT_SLICES, len(held))
+    top = held[0] if held else (data['slices']['slices'] or [None])[0]
+    if top is not None:
+        size = top['search_size'] + top['holdout_size']
+        output.set_string_custom_property(report_keys.TOP_SLICE, top['slice'])
+        output.set_float_custom_property(
+            report_keys.TOP_SLICE_ERROR_RATE,
+            (top['search_errors'] + top['holdout_errors']) / size)
+        output.set_int_custom_property(report_keys.TOP_SLICE_SIZE, size)

@@ -1,0 +1,64 @@
+"""report.json: the versioned structure every Blindspot error-analysis report follows.
+
+Version 1 (top-level keys):
+  version            1
+  created            ISO time the report was written
+  label_key, splits, class_names
+  overall            {examples, errors, error_rate, accuracy, mean_loss}
+  confusion          {matrix: counts[true][predicted], normalized: row rates,
+                      top_pairs: [{true, predicted, count, share_of_errors, rate_in_true_class}]}
+  slices             the slice search (see SliceSearchResult.to_dict): config, overall,
+                     levels, slices (ranked, non-redundant, each with a hold-out check),
+                     feature_values (per feature value: size, error rate, 95% CI, lift,
+                     p-value, BH q-value), feature_notes (capping and binning notes)
+  hardest_examples   most confident mistakes: {example_id, label, predicted, confidence,
+                     loss, features}
+  tfma               Evaluator's sliced metrics: [{slice, features, metrics}], or []
+  insights           plain sentences, most important first
+  files              {predictions: glob of the per-example Parquet files, html: report.html}
+"""
+import datetime
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from components.error_analysis import confusion, insights
+
+REPORT_VERSION = 1
+
+
+def build_report(*, label_key: str, splits: Sequence[str], class_names: Sequence[str],
+                 totals: Dict, slices: Dict, hardest: List[Dict], tfma_rows: List[Dict],
+                 files: Dict[str, str]) -> Dict:
+    matrix = np.asarray(totals['confusion'], dtype=np.int64)
+    examples = int(matrix.sum())
+    correct = int(np.trace(matrix))
+    names = list(class_names)
+    for row in hardest:
+        row['label_name'] = names[row['label']]
+        row['predicted_name'] = names[row['predicted']]
+    report = {
+        'version': REPORT_VERSION,
+        'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'label_key': label_key,
+        'splits': list(splits),
+        'class_names': names,
+        'overall': {
+            'examples': examples,
+            'errors': examples - correct,
+            'error_rate': (examples - correct) / examples if examples else None,
+            'accuracy': correct / examples if examples else None,
+            'mean_loss': totals['loss_sum'] / examples if examples else None,
+        },
+        'confusion': {
+            'matrix': matrix.tolist(),
+            'normalized': confusion.row_normalized(matrix).round(4).tolist(),
+            'top_pairs': confusion.top_confusions(matrix, names, k=5),
+        },
+        'slices': slices,
+        'hardest_examples': hardest,
+        'tfma': tfma_rows,
+        'files': files,
+    }
+    report['insights'] = insights.insights(report)
+    return report

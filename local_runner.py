@@ -1,0 +1,178 @@
+"""Run a Blindspot pipeline locally with Apache Beam and ML Metadata in SQLite.
+
+    python local_runner.py                      # taxi, outputs under ./outputs
+    python local_runner.py --help
+
+Progress goes to the console; TFX's full log goes to OUTPUT_DIR/logs/<pipeline>.log.
+"""
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from pipelines import preflight  # noqa: E402  (light: no TensorFlow)
+from pipelines.config import ErrorAnalysisSettings, RunConfig  # noqa: E402
+
+
+def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
+    defaults = RunConfig()
+    p = argparse.ArgumentParser(
+        description='Run a Blindspot TFX pipeline locally (Beam DirectRunner, SQLite ML '
+                    'Metadata). The same DAG compiles for Kubeflow with kubeflow/runner.py.')
+    p.add_argument('--pipeline', default=defaults.pipeline, choices=['taxi'],
+                   help='which pipeline to run (default: %(default)s)')
+    p.add_argument('--output-dir', default=defaults.output_dir,
+                   help='pipeline root, metadata store, served models (default: %(default)s)')
+    p.add_argument('--data-root', default=None,
+                   help="folder of CSV files (default: the sample shipped in the tfx package)")
+    p.add_argument('--train-steps', type=int, default=defaults.train_steps)
+    p.add_argument('--eval-steps', type=int, default=defaults.eval_steps)
+    p.add_argument('--min-accuracy', type=float, default=defaults.min_accuracy,
+                   help='accuracy the model needs to be blessed and pushed (default: %(default)s)')
+    p.add_argument('--beam-mode', choices=['in_process', 'multi_process'],
+                   default=defaults.beam_mode,
+                   help='DirectRunner mode; in_process is faster on small data')
+    p.add_argument('--workers', type=int, default=defaults.workers,
+                   help='worker processes for --beam-mode multi_process')
+    p.add_argument('--beam-arg', action='append', default=[], metavar='ARG',
+                   help='extra Beam pipeline option, repeatable, e.g. '
+                        '--beam-arg=--runner=FlinkRunner --beam-arg=--flink_master=host:8081')
+    p.add_argument('--no-cache', action='store_true', help='re-run every component')
+    p.add_argument('--slice-feature', action='append', default=None, metavar='NAME',
+                   help='ErrorAnalysis: slice on this feature (repeatable; default: all)')
+    p.add_argument('--max-predicates', type=int, default=ErrorAnalysisSettings.max_predicates)
+    p.add_argument('--min-slice-size', type=float, default=ErrorAnalysisSettings.min_slice_size,
+                   help='ErrorAnalysis: smallest slice, fraction of rows (<1) or a count')
+    a = p.parse_args(argv)
+    if a.train_steps < 1:
+        p.error('--train-steps must be at least 1')
+    if a.workers < 1:
+        p.error('--workers must be at least 1')
+    ea = ErrorAnalysisSettings(
+        slice_features=tuple(a.slice_feature) if a.slice_feature else None,
+        max_predicates=a.max_predicates, min_slice_size=a.min_slice_size)
+    return RunConfig(pipeline=a.pipeline, output_dir=a.output_dir, data_root=a.data_root,
+                     train_steps=a.train_steps, eval_steps=a.eval_steps,
+                     min_accuracy=a.min_accuracy, beam_mode=a.beam_mode, workers=a.workers,
+                     beam_args=tuple(a.beam_arg), enable_cache=not a.no_cache,
+                     error_analysis=ea)
+
+
+class _Progress(logging.Handler):
+    """Turns the local runner's 'Component X is running/finished.' log lines into console
+    progress with times."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.started: Dict[str, float] = {}
+        self.seconds: Dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg not in ('Component %s is running.', 'Component %s is finished.'):
+            return
+        component = record.args[0]
+        if record.msg.endswith('running.'):
+            self.started[component] = time.time()
+            print(f'  ▶ {component} ...', flush=True)
+        else:
+            self.seconds[component] = time.time() - self.started.get(component, time.time())
+            print(f'  ✓ {component} ({self.seconds[component]:.1f} s)', flush=True)
+
+
+def _configure_logging(log_file: Path) -> _Progress:
+    from absl import logging as absl_logging
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    absl_logging.set_verbosity(absl_logging.INFO)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    file_handler = logging.FileHandler(log_file, mode='w')
+    file_handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(name)s %(message)s'))
+    root.addHandler(file_handler)
+    root.setLevel(logging.INFO)
+    # absl and TensorFlow attach their own console handlers: send them to the file instead.
+    for name in ('absl', 'tensorflow'):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+    logging.captureWarnings(True)
+    progress = _Progress()
+    root.addHandler(progress)
+    return progress
+
+
+def _content_addressed_copy(schema_path: Path, output_dir: str) -> str:
+    """A copy of the schema under a path named by its hash.
+
+    ImportSchemaGen's cache key is the file path, not its content: without this, an edited
+    schema would be served from the cache."""
+    import hashlib
+    import shutil
+    digest = hashlib.sha256(schema_path.read_bytes()).hexdigest()[:12]
+    target = Path(output_dir) / 'schemas' / digest / schema_path.name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(schema_path, target)
+    return str(target)
+
+
+def build(config: RunConfig):
+    """Checks the input, then builds the TFX pipeline for `config` (nothing written yet but
+    the output folder)."""
+    from pipelines.datasets import get_dataset
+    dataset = get_dataset(config.pipeline)
+    data_root = config.data_root or str(dataset.default_data_root())
+    preflight.check_data_root(data_root, dataset.label_source_columns)
+    preflight.check_output_dir(config.output_dir)
+    output_dir = os.path.abspath(config.output_dir)
+
+    from pipelines import metadata
+    from pipelines.pipeline import create_pipeline
+    return create_pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=os.path.join(output_dir, 'pipelines', config.pipeline_name),
+        data_root=os.path.abspath(data_root),
+        dataset=dataset,
+        schema_path=_content_addressed_copy(dataset.schema_path, output_dir),
+        train_steps=config.train_steps,
+        eval_steps=config.eval_steps,
+        min_accuracy=config.min_accuracy,
+        serving_model_dir=os.path.join(output_dir, 'serving_model', config.pipeline),
+        error_analysis=config.error_analysis,
+        beam_pipeline_args=config.beam_pipeline_args(),
+        metadata_connection_config=metadata.sqlite_config(output_dir),
+        enable_cache=config.enable_cache)
+
+
+def run(config: RunConfig) -> int:
+    try:
+        pipeline = build(config)
+    except (preflight.PreflightError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    log_file = Path(config.output_dir) / 'logs' / f'{config.pipeline_name}.log'
+    progress = _configure_logging(log_file)
+    from tfx import v1 as tfx
+    print(f'Running {config.pipeline_name} (Beam {config.beam_mode}); log: {log_file}')
+    start = time.time()
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception as e:  # a component failed: say which and why, in plain words
+        failed = next((c for c in progress.started if c not in progress.seconds), 'a component')
+        print(f'\n✗ {failed} failed: {type(e).__name__}: {e}', file=sys.stderr)
+        print(f'  full log: {log_file}', file=sys.stderr)
+        return 1
+    from pipelines.summary import print_summary
+    print_summary(config, progress.seconds, time.time() - start)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(run(parse_args()))

@@ -1,0 +1,41 @@
+"""Run settings in one plain place: defaults for the local runner and the Kubeflow compiler."""
+import dataclasses
+from typing import Optional, Tuple
+
+
+@dataclasses.dataclass
+class ErrorAnalysisSettings:
+    """Parameters of the ErrorAnalysis component (see components/error_analysis)."""
+    splits: Tuple[str, ...] = ('eval',)
+    slice_features: Optional[Tuple[str, ...]] = None  # None: every categorical/numeric feature
+    num_bins: int = 4
+    max_predicates: int = 3
+    min_slice_size: float = 0.01   # fraction of rows (< 1) or a row count
+    num_slices: int = 10
+    significance: float = 0.05
+
+
+@dataclasses.dataclass
+class RunConfig:
+    pipeline: str = 'taxi'
+    output_dir: str = 'outputs'
+    data_root: Optional[str] = None       # None: the dataset's packaged sample
+    train_steps: int = 1000
+    eval_steps: int = 100
+    min_accuracy: float = 0.7             # value threshold for blessing
+    beam_mode: str = 'in_process'         # or 'multi_process'
+    workers: int = 2
+    beam_args: Tuple[str, ...] = ()
+    enable_cache: bool = True
+    error_analysis: ErrorAnalysisSettings = dataclasses.field(default_factory=ErrorAnalysisSettings)
+
+    @property
+    def pipeline_name(self) -> str:
+        return f'blindspot-{self.pipeline}'
+
+    def beam_pipeline_args(self) -> list:
+        if self.beam_mode == 'multi_process':
+            base = ['--direct_running_mode=multi_processing', f'--direct_num_workers={self.workers}']
+        else:
+            base = ['--direct_running_mode=in_memory', '--direct_num_workers=1']
+        return base + list(self.beam_args)

@@ -1,0 +1,101 @@
+"""The Blindspot DAG. Both runners (local_runner.py and kubeflow/runner.py) call create_pipeline."""
+from typing import List, Optional
+
+import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from components.gated_example_validator.component import GatedExampleValidator
+from components.error_analysis.component import ErrorAnalysis
+from pipelines.config import ErrorAnalysisSettings
+from pipelines.datasets import Dataset
+
+
+def create_pipeline(
+    *,
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: str,
+    dataset: Dataset,
+    schema_path: str,
+    train_steps: int,
+    eval_steps: int,
+    min_accuracy: float,
+    serving_model_dir: str,
+    error_analysis: ErrorAnalysisSettings,
+    beam_pipeline_args: Optional[List[str]] = None,
+    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    """ExampleGen → StatisticsGen → ImportSchemaGen → ExampleValidator (gated) → Transform →
+    Trainer → Evaluator → ErrorAnalysis, and Pusher when the Evaluator blesses the model."""
+    code_version = {'code_fingerprint': dataset.code_fingerprint()}
+
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=data_root,
+        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+            tfx.proto.SplitConfig.Split(name='train', hash_buckets=3),
+            tfx.proto.SplitConfig.Split(name='eval', hash_buckets=1)])))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    example_validator = GatedExampleValidator(
+        statistics=statistics_gen.outputs['statistics'],
+        schema=schema_gen.outputs['schema']).with_id('ExampleValidator')
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs['examples'],
+        schema=schema_gen.outputs['schema'],
+        preprocessing_fn=dataset.preprocessing_fn,
+        custom_config=code_version)
+    # Transform runs only on data the gate let through.
+    transform.add_upstream_node(example_validator)
+    trainer = tfx.components.Trainer(
+        run_fn=dataset.run_fn,
+        examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        schema=schema_gen.outputs['schema'],
+        train_args=tfx.proto.TrainArgs(num_steps=train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
+        custom_config=code_version)
+
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id('latest_blessed_model_resolver')
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs['examples'],
+        model=trainer.outputs['model'],
+        baseline_model=model_resolver.outputs['model'],
+        eval_config=dataset.eval_config(min_accuracy))
+
+    # Error analysis: where the model fails, beside TFMA's sliced metrics.
+    error_analysis_step = ErrorAnalysis(
+        examples=example_gen.outputs['examples'],
+        model=trainer.outputs['model'],
+        evaluation=evaluator.outputs['evaluation'],
+        schema=schema_gen.outputs['schema'],
+        label_key=dataset.label_key,
+        splits=list(error_analysis.splits),
+        slice_features=list(error_analysis.slice_features or []),
+        num_bins=error_analysis.num_bins,
+        max_predicates=error_analysis.max_predicates,
+        min_slice_size=error_analysis.min_slice_size,
+        num_slices=error_analysis.num_slices,
+        significance=error_analysis.significance)
+
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs['model'],
+        model_blessing=evaluator.outputs['blessing'],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+    # The report is written for every model; pushing waits for it so a run ends with it.
+    pusher.add_upstream_node(error_analysis_step)
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
+                    trainer, model_resolver, evaluator, error_analysis_step, pusher],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [])

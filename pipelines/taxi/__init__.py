@@ -1,0 +1,1 @@
+"""Chicago taxi: predict big tippers (tip > 20% of the fare)."""

@@ -1,0 +1,67 @@
+"""Keras (tf-keras) model for the taxi data and the TFX Trainer entry point `run_fn`."""
+from typing import Dict, List
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from absl import logging
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from pipelines import serving
+from pipelines.taxi import features as F
+
+BATCH_SIZE = 64
+
+
+def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
+             tf_transform_output: tft.TFTransformOutput, batch_size: int = BATCH_SIZE
+             ) -> tf.data.Dataset:
+    """Transformed examples as (features, label) batches, repeated."""
+    return data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=F.LABEL_KEY),
+        tf_transform_output.transformed_metadata.schema).repeat()
+
+
+def build_keras_model(hidden_units: List[int] = (64, 32), learning_rate: float = 1e-3
+                      ) -> keras.Model:
+    """A DNN over z-scored numbers and one-hot categories, with a sigmoid output."""
+    inputs: Dict[str, keras.Input] = {}
+    parts = []
+    for key in F.DENSE_FLOAT_FEATURES:
+        name = F.transformed_name(key)
+        inputs[name] = keras.Input(shape=(1,), name=name, dtype=tf.float32)
+        parts.append(inputs[name])
+    for key in F.BUCKET_FEATURES + tuple(F.CATEGORICAL_INT_FEATURES) + F.VOCAB_FEATURES:
+        name = F.transformed_name(key)
+        inputs[name] = keras.Input(shape=(1,), name=name, dtype=tf.int64)
+        parts.append(keras.layers.CategoryEncoding(num_tokens=F.num_ids(key),
+                                                   output_mode='one_hot')(inputs[name]))
+    x = keras.layers.concatenate(parts)
+    for units in hidden_units:
+        x = keras.layers.Dense(units, activation='relu')(x)
+    output = keras.layers.Dense(1, activation='sigmoid')(x)
+    model = keras.Model(inputs, output)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss='binary_crossentropy',
+                  metrics=[keras.metrics.BinaryAccuracy(name='accuracy')])
+    return model
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """TFX Trainer entry point: trains, logs to TensorBoard, saves serving signatures."""
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
+    evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
+    model = build_keras_model()
+    model.summary(print_fn=logging.info)
+    steps = max(1, int(fn_args.train_steps))
+    epochs = min(5, steps)
+    model.fit(train, epochs=epochs, steps_per_epoch=max(1, steps // epochs),
+              validation_data=evaluation, validation_steps=max(1, int(fn_args.eval_steps)),
+              callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
+                                                     update_freq='epoch')],
+              verbose=2)
+    serving.save_model(model, tf_transform_output, fn_args.serving_model_dir,
+                       label_columns=[F.TIPS])
