@@ -69,7 +69,7 @@ def component_runs(store: metadata_store.MetadataStore, run: metadata_store_pb2.
                    ) -> Dict[str, ComponentRun]:
     """Each component's execution in a run, with its output artifacts by output key."""
     result = {}
-    for execution in store.get_executions_by_context(run.id):
+    for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id):
         component = node_id(store, execution)
         outputs: Dict[str, List[metadata_store_pb2.Artifact]] = {}
         events = [e for e in store.get_events_by_execution_ids([execution.id])

@@ -7,6 +7,7 @@ from pipelines import metadata
 from pipelines.config import RunConfig
 
 ACCURACY_KEYS = ('binary_accuracy', 'accuracy', 'sparse_categorical_accuracy')
+WORST_SLICES_SHOWN = 3
 
 
 def run_outcome(output_dir: str, pipeline_name: str) -> Dict:
@@ -45,14 +46,20 @@ def print_summary(config: RunConfig, seconds: Dict[str, float], total_seconds: f
     evaluation = outcome['evaluation']
     if evaluation is not None:
         rows = sliced_metrics(evaluation.uri)
-        print('Accuracy by slice (eval split):')
+        print('Accuracy by slice (eval split; worst slices of 30+ examples per feature):')
         for row in rows:
-            if len(row['features']) == 1 and row['metrics'].get('example_count', 0) < 50:
-                continue  # tiny single-feature slices are in the report; keep this short
-            if len(row['features']) > 1:
-                continue
-            count = int(row['metrics'].get('example_count', 0))
-            print(f"  {row['slice'][:60]:60s} {_accuracy(row['metrics']):.3f}  (n={count})")
+            if not row['features']:
+                print(f"  {'Overall':58s} {_accuracy(row['metrics']):.3f}  "
+                      f"(n={int(row['metrics'].get('example_count', 0))})")
+        for feature in sorted({tuple(r['features']) for r in rows if r['features']}):
+            group = [r for r in rows if tuple(r['features']) == feature
+                     and r['metrics'].get('example_count', 0) >= 30]
+            group.sort(key=lambda r: _accuracy(r['metrics']))
+            for row in group[:WORST_SLICES_SHOWN]:
+                print(f"  {row['slice'][:58]:58s} {_accuracy(row['metrics']):.3f}  "
+                      f"(n={int(row['metrics']['example_count'])})")
+            if len(group) > WORST_SLICES_SHOWN:
+                print(f"  {'':58s} ... {len(group) - WORST_SLICES_SHOWN} more in the report")
     print('Paths:')
     for label, artifact in (('model', outcome['model']), ('evaluation', evaluation)):
         if artifact is not None:

@@ -1,0 +1,52 @@
+"""Shared fixtures: a small slice of the taxi sample, and one real pipeline run on it that the
+end-to-end tests read back through ML Metadata."""
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+SAMPLE_ROWS = 3000
+E2E_TRAIN_STEPS = 60
+
+
+def taxi_csv() -> Path:
+    from pipelines.datasets import get_dataset
+    return get_dataset('taxi').default_data_root() / 'data.csv'
+
+
+def write_sample(folder: Path, rows: int = SAMPLE_ROWS, edit=None) -> Path:
+    """The first `rows` rows of the packaged taxi CSV, optionally edited row by row."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(taxi_csv(), newline='') as src, open(folder / 'data.csv', 'w', newline='') as dst:
+        reader = csv.DictReader(src)
+        writer = csv.DictWriter(dst, fieldnames=reader.fieldnames)
+        writer.writeheader()
+        for i, row in enumerate(reader):
+            if i >= rows:
+                break
+            writer.writerow(edit(i, row) if edit else row)
+    return folder
+
+
+@pytest.fixture(scope='session')
+def taxi_run(tmp_path_factory):
+    """Runs the real taxi pipeline twice (the second run should be all cache hits)."""
+    import local_runner
+    from pipelines import metadata
+    from pipelines.config import RunConfig
+
+    root = tmp_path_factory.mktemp('taxi_e2e')
+    data = write_sample(root / 'data')
+    config = RunConfig(output_dir=str(root / 'out'), data_root=str(data),
+                       train_steps=E2E_TRAIN_STEPS, eval_steps=10, min_accuracy=0.5)
+    assert local_runner.run(config) == 0
+    store = metadata.open_store(config.output_dir)
+    first = metadata.component_runs(store, metadata.latest_run(store, config.pipeline_name))
+    assert local_runner.run(config) == 0
+    second = metadata.component_runs(store, metadata.latest_run(store, config.pipeline_name))
+    return {'config': config, 'first': first, 'second': second, 'store': store,
+            'data': data}

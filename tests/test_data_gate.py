@@ -1,0 +1,24 @@
+"""Data that breaks the schema stops the pipeline at ExampleValidator, before Trainer."""
+import local_runner
+from pipelines import metadata
+from pipelines.config import RunConfig
+from tests.conftest import write_sample
+
+
+def test_schema_anomalies_stop_before_trainer(tmp_path, capsys):
+    def bad_hour(i, row):
+        if i % 3 == 0:
+            row['trip_start_hour'] = '42'  # outside the schema's 0..23
+        return row
+
+    data = write_sample(tmp_path / 'data', rows=600, edit=bad_hour)
+    config = RunConfig(output_dir=str(tmp_path / 'out'), data_root=str(data), train_steps=5)
+    assert local_runner.run(config) != 0
+    err = capsys.readouterr().err
+    assert 'ExampleValidator failed' in err
+    assert "feature 'trip_start_hour'" in err
+
+    store = metadata.open_store(config.output_dir)
+    runs = metadata.component_runs(store, metadata.latest_run(store, config.pipeline_name))
+    assert runs['ExampleValidator'].state == 'FAILED'
+    assert 'Transform' not in runs and 'Trainer' not in runs

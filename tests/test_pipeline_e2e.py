@@ -1,0 +1,117 @@
+"""The real taxi pipeline on a small sample, checked through ML Metadata."""
+import glob
+import json
+import os
+from html.parser import HTMLParser
+
+import pyarrow.parquet as pq
+import tensorflow as tf
+
+from components.error_analysis import artifact as keys
+from pipelines import metadata
+from pipelines.taxi import features
+
+COMPONENTS = {'CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
+              'Transform', 'Trainer', 'latest_blessed_model_resolver', 'Evaluator',
+              'ErrorAnalysis', 'Pusher'}
+
+
+def _eval_examples(run) -> int:
+    examples = metadata.output_artifact(run, 'CsvExampleGen', 'examples')
+    files = glob.glob(os.path.join(examples.uri, 'Split-eval', '*'))
+    return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type='GZIP'))
+
+
+def test_every_component_executed(taxi_run):
+    first = taxi_run['first']
+    assert set(first) == COMPONENTS
+    executed = {name for name, run in first.items() if name != 'latest_blessed_model_resolver'}
+    assert {first[name].state for name in executed} == {'COMPLETE'}
+    assert metadata.output_artifact(first, 'Trainer', 'model') is not None
+    assert os.path.isdir(os.path.join(
+        metadata.output_artifact(first, 'Trainer', 'model').uri, 'Format-Serving'))
+
+
+def test_second_run_is_served_from_cache(taxi_run):
+    second = taxi_run['second']
+    cached = {name for name, run in second.items() if run.state == 'CACHED'}
+    assert cached == COMPONENTS - {'latest_blessed_model_resolver'}
+    # Cached executions point at the first run's artifacts.
+    assert (metadata.output_artifact(second, 'Trainer', 'model').id
+            == metadata.output_artifact(taxi_run['first'], 'Trainer', 'model').id)
+
+
+def test_evaluation_has_declared_slices(taxi_run):
+    from components.error_analysis.tfma_metrics import sliced_metrics
+    evaluation = metadata.output_artifact(taxi_run['first'], 'Evaluator', 'evaluation')
+    rows = sliced_metrics(evaluation.uri)
+    sliced_on = {tuple(r['features']) for r in rows}
+    for key in features.SLICE_FEATURES:
+        assert (key,) in sliced_on
+    assert tuple(features.CROSS_SLICE) in sliced_on
+    overall = next(r for r in rows if r['slice'] == 'Overall')
+    for metric in ('binary_accuracy', 'auc', 'precision', 'recall', 'example_count'):
+        assert metric in overall['metrics'], metric
+    assert overall['metrics']['example_count'] == _eval_examples(taxi_run['first'])
+
+
+def test_pusher_follows_blessing(taxi_run):
+    first = taxi_run['first']
+    blessing = metadata.output_artifact(first, 'Evaluator', 'blessing')
+    pushed = metadata.output_artifact(first, 'Pusher', 'pushed_model')
+    assert bool(metadata.custom_value(blessing, 'blessed')) == bool(
+        metadata.custom_value(pushed, 'pushed'))
+
+
+class _Sections(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.headings, self.tables, self._in_h2 = [], 0, False
+
+    def handle_starttag(self, tag, attrs):
+        self._in_h2 = tag == 'h2'
+        self.tables += tag == 'table'
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self.headings.append(data.strip())
+            self._in_h2 = False
+
+
+def test_error_analysis_report_in_metadata(taxi_run):
+    first = taxi_run['first']
+    report = metadata.output_artifact(first, 'ErrorAnalysis', 'report')
+    assert report is not None
+    artifact_type = taxi_run['store'].get_artifact_types_by_id([report.type_id])[0]
+    assert artifact_type.name == 'components.ErrorAnalysisReport'
+    n_eval = _eval_examples(first)
+    assert metadata.custom_value(report, keys.NUM_EXAMPLES) == n_eval
+
+    with open(os.path.join(report.uri, 'report.json')) as f:
+        data = json.load(f)
+    assert data['version'] == 1
+    assert sum(map(sum, data['confusion']['matrix'])) == n_eval
+    assert metadata.custom_value(report, keys.NUM_ERRORS) == data['overall']['errors']
+    assert abs(metadata.custom_value(report, keys.ERROR_RATE)
+               - data['overall']['errors'] / n_eval) < 1e-9
+    held = [s for s in data['slices']['slices'] if s['held']]
+    assert metadata.custom_value(report, keys.NUM_SIGNIFICANT_SLICES) == len(held)
+    if data['slices']['slices']:
+        top = held[0] if held else data['slices']['slices'][0]
+        assert metadata.custom_value(report, keys.TOP_SLICE) == top['slice']
+    assert data['insights'] and 'error rate' in data['insights'][0]
+    # TFMA's sliced metrics are carried into the report.
+    assert any(r['slice'] == 'Overall' for r in data['tfma'])
+
+    # Per-example predictions agree with the confusion matrix.
+    table = pq.read_table(glob.glob(os.path.join(report.uri, 'predictions', '*.parquet')))
+    assert table.num_rows == n_eval
+    assert int((~table.column('correct').to_numpy()).sum()) == data['overall']['errors']
+
+    parser = _Sections()
+    with open(os.path.join(report.uri, 'report.html')) as f:
+        parser.feed(f.read())
+    assert parser.headings[:3] == ['Insights', 'Confusion matrix',
+                                   'Failing slices found automatically']
+    assert 'TFMA sliced metrics (Evaluator)' in parser.headings
+    assert parser.tables >= 3
