@@ -28,7 +28,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --upgrade 'pip==26.3'
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
-	$(PY) -c 'import tfx, tfx_bsl.beam, tensorflow_model_analysis, components, pipelines' 2>/dev/null
+	$(PY) -c 'import tfx_bsl.beam, tensorflow_model_analysis, components, pipelines'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -41,7 +41,7 @@ bench: $(STAMP)
 	$(PY) bench/slice_discovery.py $(ARGS)
 
 kubeflow: $(STAMP)
-	$(PY) -m kubeflow.runner $(ARGS)
+	$(PY) -m kubeflow.runner $(or $(ARGS),--config kubeflow/config.example.yaml)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -26,6 +26,7 @@ def create_pipeline(
     beam_pipeline_args: Optional[List[str]] = None,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     enable_cache: bool = True,
+    compare_to_blessed: bool = True,
 ) -> tfx.dsl.Pipeline:
     """ExampleGen → StatisticsGen → ImportSchemaGen → ExampleValidator (gated) → Transform →
     Trainer → Evaluator → ErrorAnalysis, and Pusher when the Evaluator blesses the model."""
@@ -61,11 +62,11 @@ def create_pipeline(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id('latest_blessed_model_resolver')
+    ).with_id('latest_blessed_model_resolver') if compare_to_blessed else None
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs['examples'],
         model=trainer.outputs['model'],
-        baseline_model=model_resolver.outputs['model'],
+        baseline_model=model_resolver.outputs['model'] if model_resolver else None,
         eval_config=dataset.eval_config(min_accuracy))
 
     # Error analysis: where the model fails, beside TFMA's sliced metrics.
@@ -94,8 +95,9 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
-                    trainer, model_resolver, evaluator, error_analysis_step, pusher],
+        components=[c for c in (example_gen, statistics_gen, schema_gen, example_validator,
+                                transform, trainer, model_resolver, evaluator,
+                                error_analysis_step, pusher) if c is not None],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [])

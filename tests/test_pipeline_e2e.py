@@ -32,12 +32,20 @@ def test_every_component_executed(taxi_run):
         metadata.output_artifact(first, 'Trainer', 'model').uri, 'Format-Serving'))
 
 
-def test_second_run_is_served_from_cache(taxi_run):
-    second = taxi_run['second']
-    cached = {name for name, run in second.items() if run.state == 'CACHED'}
-    assert cached == COMPONENTS - {'latest_blessed_model_resolver'}
+def test_reruns_are_served_from_cache(taxi_run):
+    def cached(run):
+        return {name for name, r in run.items() if r.state == 'CACHED'}
+
+    upstream = {'CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
+                'Transform', 'Trainer'}
+    # Run 1 blessed its model, so run 2's Evaluator gets it as a new baseline input.
+    assert metadata.custom_value(
+        metadata.output_artifact(taxi_run['first'], 'Evaluator', 'blessing'), 'blessed') == 1
+    assert cached(taxi_run['second']) == upstream
+    assert taxi_run['second']['Evaluator'].state == 'COMPLETE'
+    assert cached(taxi_run['third']) == COMPONENTS - {'latest_blessed_model_resolver'}
     # Cached executions point at the first run's artifacts.
-    assert (metadata.output_artifact(second, 'Trainer', 'model').id
+    assert (metadata.output_artifact(taxi_run['third'], 'Trainer', 'model').id
             == metadata.output_artifact(taxi_run['first'], 'Trainer', 'model').id)
 
 

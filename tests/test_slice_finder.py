@@ -140,11 +140,14 @@ def test_count_candidates_matches_masks_including_sparse_fallback():
   offsets = np.cumsum(cardinalities) - cardinalities
   for level in (1, 2, 3):
     predicates = set()
-    while len(predicates) < 40:
+    while len(predicates) < 30:
       features = np.sort(rng.choice(4, level, replace=False))
       values = [rng.integers(0, c) for c in used_codes[features]]
       predicates.add(tuple(offsets[features] + values))
     candidates = sf.make_candidates(np.array(sorted(predicates)), cardinalities)
+    if level == 3:
+      assert any(4 * np.prod(cardinalities[feature_set]) > sf._MAX_DENSE_CELLS
+                 for feature_set in candidates.feature_sets)
     counts = sf.count_candidates(codes, errors, holdout, candidates)
     for row, predicate_ids in enumerate(candidates.predicates):
       features = np.searchsorted(np.cumsum(cardinalities), predicate_ids,

@@ -69,7 +69,7 @@ class _EncoderStatsFn(beam.CombineFn):
 
   def _add_values(self, name: str, sketch: _FeatureSketch,
                   values: np.ndarray) -> None:
-    numeric = values.dtype != object and np.issubdtype(values.dtype, np.number)
+    numeric = values.dtype.kind in 'biuf'  # bool, int, unsigned, float
     if sketch.kind is None:
       self._start(sketch, binning.NUMERIC if numeric else binning.CATEGORICAL)
     elif numeric != (sketch.kind == binning.NUMERIC):

@@ -35,7 +35,4 @@ def insights(report: Dict, max_slices: int = 3) -> List[str]:
                      'rather than concentrated in a slice'
                      + (f" (best candidate, not confirmed: {not_held[0]['slice']})."
                         if not_held else '.'))
-    for feature, note in sorted(slices.get('feature_notes', {}).items()):
-        if 'capped' in note:
-            lines.append(f'{feature}: {note}.')
     return lines

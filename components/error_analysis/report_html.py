@@ -117,9 +117,22 @@ def _tfma(report: Dict) -> str:
     names = [n for n in ('example_count', 'binary_accuracy', 'accuracy',
                          'sparse_categorical_accuracy', 'auc', 'precision', 'recall')
              if any(n in r['metrics'] for r in rows)]
-    body = [[_td(r['slice'])] + [_td(f"{r['metrics'][n]:.4g}" if n in r['metrics'] else '', True)
-                                 for n in names] for r in rows]
-    return _table(['slice'] + names, body)
+
+    def table(group: List[Dict]) -> str:
+        body = [[_td(r['slice'])] + [
+            _td(f"{r['metrics'][n]:.4g}" if r['metrics'].get(n) == r['metrics'].get(n)
+                and n in r['metrics'] else '', True) for n in names] for r in group]
+        return _table(['slice'] + names, body)
+
+    groups: Dict[tuple, List[Dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row['features']), []).append(row)
+    parts = [table(groups.pop((), []))]
+    for features, group in groups.items():
+        group.sort(key=lambda r: -r['metrics'].get('example_count', 0))
+        parts.append(f'<details><summary>by <b>{_e(" × ".join(features))}</b> — '
+                     f'{len(group)} slices, largest first</summary>{table(group)}</details>')
+    return ''.join(parts)
 
 
 def _hardest(report: Dict) -> str:

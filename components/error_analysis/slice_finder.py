@@ -223,10 +223,12 @@ def holdout_mask(example_ids: np.ndarray) -> np.ndarray:
 
   Stable across runs, machines and batchings, unlike a random split.
   """
-  return np.fromiter((zlib.crc32(_id_bytes(example_id)) & 1
-                      for example_id in example_ids),
-                     dtype=bool,
-                     count=len(example_ids))
+  hashes = np.fromiter(map(zlib.crc32,
+                           map(_id_bytes,
+                               np.asarray(example_ids).tolist())),
+                       dtype=np.uint32,
+                       count=len(example_ids))
+  return (hashes & 1).astype(bool)
 
 
 def _id_bytes(example_id: Any) -> bytes:
@@ -248,7 +250,7 @@ def make_candidates(predicates: np.ndarray,
   cardinalities = np.asarray(cardinalities, dtype=np.int64)
   predicates = np.asarray(predicates, dtype=np.int32)
   level = predicates.shape[1]
-  features, values = _features_and_values(predicates, cardinalities)
+  features, values = split_predicates(predicates, cardinalities)
   num_features = len(cardinalities)
   set_keys = _radix_keys(features, num_features)
   cells = np.zeros(len(predicates), dtype=np.int64)
@@ -281,9 +283,8 @@ def generate_candidates(state: SearchState) -> Candidates:
   if level > state.config.max_level or len(frontier) < 2:
     return make_candidates(np.zeros((0, level), np.int32), state.cardinalities)
   first, second = _prefix_join_pairs(frontier)
-  feature_of = np.repeat(np.arange(len(state.cardinalities)),
-                         state.cardinalities)
-  distinct = feature_of[frontier[first, -1]] != feature_of[frontier[second, -1]]
+  last_features, _ = split_predicates(frontier[:, -1], state.cardinalities)
+  distinct = last_features[first] != last_features[second]
   first, second = first[distinct], second[distinct]
   joined = np.concatenate([frontier[first], frontier[second, -1:]], axis=1)
 
@@ -325,9 +326,9 @@ def count_candidates(codes: np.ndarray, errors: np.ndarray,
     (candidates.size, 4) int64: search size, search errors, hold-out size,
     hold-out errors.
   """
-  counts = np.zeros((candidates.size, 4), dtype=np.int64)
+  flag_counts = np.zeros((candidates.size, 4), dtype=np.int64)
   if candidates.size == 0 or len(codes) == 0:
-    return counts
+    return flag_counts
   columns = np.ascontiguousarray(np.asarray(codes).T, dtype=np.int64)
   flags = 2 * np.asarray(holdout, np.int64) + np.asarray(errors, np.int64)
   cardinalities = candidates.cardinalities
@@ -348,8 +349,8 @@ def count_candidates(codes: np.ndarray, errors: np.ndarray,
     start, end = candidates.group_starts[group:group + 2]
     # Code of (flag, cell) is flag * num_cells + cell.
     targets = candidates.cells[start:end, None] + num_cells * np.arange(4)
-    counts[start:end] = _count_codes(combined, 4 * num_cells, targets)
-  return _to_search_holdout(counts)
+    flag_counts[start:end] = _count_codes(combined, 4 * num_cells, targets)
+  return _to_search_holdout(flag_counts)
 
 
 def _count_codes(combined: np.ndarray, num_codes: int,
@@ -382,12 +383,12 @@ def next_level(state: SearchState, candidates: Candidates,
     counts = np.zeros((candidates.size, 4), dtype=np.int64)
   config = state.config
   if candidates.level == 1:
-    feature_of = np.repeat(np.arange(len(state.cardinalities)),
-                           state.cardinalities)
+    features, _ = split_predicates(candidates.predicates[:, 0],
+                                   state.cardinalities)
     # Every row has exactly one code per feature, so any feature's level-1
     # counts add up to the totals.
-    totals = (counts[feature_of == feature_of[0]].sum(axis=0)
-              if len(feature_of) else np.zeros(4, np.int64))
+    totals = (counts[features == features[0]].sum(axis=0)
+              if len(features) else np.zeros(4, np.int64))
     state = dataclasses.replace(
         state,
         totals=totals,
@@ -469,9 +470,10 @@ def _prefix_join_pairs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return first, second
 
 
-def _features_and_values(predicates: np.ndarray,
-                         cardinalities: np.ndarray) -> tuple[np.ndarray,
-                                                             np.ndarray]:
+def split_predicates(predicates: np.ndarray,
+                     cardinalities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Feature and code of each predicate id (= offset of feature + code)."""
+  cardinalities = np.asarray(cardinalities)
   ends = np.cumsum(cardinalities)
   features = np.searchsorted(ends, predicates, side='right')
   return features, predicates - (ends - cardinalities)[features]

@@ -1,0 +1,499 @@
+"""Compile Blindspot's pipelines for Kubeflow Pipelines.
+
+    python -m kubeflow.runner --image REGISTRY/blindspot:TAG --pipeline-root gs://BUCKET/blindspot
+    python -m kubeflow.runner --config kubeflow/config.example.yaml --train-steps 2000
+    python -m kubeflow.runner --help
+
+Each pipeline (`--pipeline all`, the default, is every one registered in
+pipelines.datasets.DATASETS) is built by the same `pipelines.pipeline.create_pipeline` the local
+runner calls and compiled by TFX's KubeflowV2DagRunner into
+
+    OUTPUT_DIR/<pipeline>.yaml      the pipeline spec (KFP IR, schema 2.1.0) that open-source
+                                    Kubeflow Pipelines uploads and runs
+    OUTPUT_DIR/<pipeline>_job.json  the PipelineJob (the same spec plus its runtime config)
+
+Nothing here talks to a cluster or a bucket. Settings: built-in defaults, then the --config file,
+then flags. Bad settings stop with a one-line error (exit status 2) before anything is compiled.
+"""
+import argparse
+import dataclasses
+import json
+import os
+import re
+import sys
+import warnings
+from pathlib import Path, PurePosixPath
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from pipelines.config import ErrorAnalysisSettings, RunConfig  # noqa: E402  (light: no TensorFlow)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Where kubeflow/Dockerfile puts the repository inside the image (its WORKDIR). Paths baked into
+# the spec that the steps read inside their container (the schema) are under it.
+CONTAINER_ROOT = PurePosixPath('/blindspot')
+DEFAULT_OUTPUT_DIR = 'build/kubeflow'
+TARGETS = ('kfp', 'vertex')
+# TFX's steps read and write every artifact under the pipeline root, and their data, with
+# TensorFlow's file system; in the pinned working set (TF 2.16 + tensorflow-io-gcs-filesystem,
+# no tensorflow-io) that knows gs:// only.
+SUPPORTED_SCHEMES = ('gs',)
+_S3_LIKE = ('s3', 'minio')
+
+_DEFAULTS = RunConfig()
+
+
+class SettingsError(ValueError):
+    """A bad setting; the message is one line for the user."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: small pure functions.
+
+# Docker's reference grammar (distribution/reference), without the normalisation step.
+_DOMAIN = (r'(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])'
+           r'(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?')
+_PATH_COMPONENT = r'[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
+_TAG = r'[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}'
+_DIGEST = r'[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}'
+
+
+def _is_image_reference(image: str) -> bool:
+    name, _, digest = image.partition('@')
+    if '@' in image and not re.fullmatch(_DIGEST, digest):
+        return False
+    colon, slash = name.rfind(':'), name.rfind('/')
+    if colon > slash:
+        name, tag = name[:colon], name[colon + 1:]
+        if not re.fullmatch(_TAG, tag):
+            return False
+    if not name or len(name) > 255:
+        return False
+    parts = name.split('/')
+    if len(parts) > 1 and ('.' in parts[0] or ':' in parts[0] or parts[0] == 'localhost'):
+        if not re.fullmatch(_DOMAIN, parts[0]):
+            return False
+        parts = parts[1:]
+    return all(re.fullmatch(_PATH_COMPONENT, part) for part in parts)
+
+
+def check_image(image: Optional[str]) -> str:
+    """The container image every step runs in, as given; SettingsError if missing or malformed."""
+    if image is None or not str(image).strip():
+        raise SettingsError(
+            'no container image: pass --image REGISTRY/blindspot:TAG, the image built from '
+            'kubeflow/Dockerfile and pushed where the cluster can pull it')
+    image = str(image).strip()
+    if not _is_image_reference(image):
+        raise SettingsError(
+            f'malformed image name {image!r}: expected [REGISTRY[:PORT]/]NAME[:TAG][@DIGEST] '
+            'with a lowercase NAME, e.g. ghcr.io/you/blindspot:0.1.0')
+    return image
+
+
+def image_warning(image: str) -> Optional[str]:
+    """A warning for a moving tag: KFP's cache key includes the image name, not its content."""
+    name = image.partition('@')[0]
+    has_digest = '@' in image
+    tag = name[name.rfind(':') + 1:] if name.rfind(':') > name.rfind('/') else None
+    if has_digest or (tag and tag != 'latest'):
+        return None
+    return (f"image {image!r} has no fixed tag: Kubeflow's cache keys on the image name, so steps "
+            'can be served from runs made with an older image; tag each build (e.g. with the '
+            'git commit)')
+
+
+_GCS_BUCKET = r'[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]'
+
+
+def check_storage_uri(uri: Optional[str], what: str = 'pipeline root',
+                      flag: str = '--pipeline-root') -> str:
+    """A cluster storage URI (gs://BUCKET[/PATH]) without a trailing slash; SettingsError if it
+    is missing, a local path, malformed, or of a scheme the image cannot read."""
+    example = 'gs://BUCKET/blindspot'
+    if uri is None or not str(uri).strip():
+        raise SettingsError(f'no {what}: pass {flag} {example}, storage that the pipeline pods '
+                            'can read and write')
+    uri = str(uri).strip()
+    scheme_match = re.match(r'([A-Za-z][A-Za-z0-9+.-]*):', uri)
+    scheme = scheme_match.group(1).lower() if scheme_match else None
+    if scheme in (None, 'file') or len(scheme) == 1:
+        # No scheme (/tmp/x, ./out, out, ~/x), file://, or a Windows drive letter (C:).
+        raise SettingsError(
+            f"{what} {uri!r} is a local path: Kubeflow runs every step in a pod on the cluster, "
+            f"which cannot see this machine's disk; pass a bucket URI such as {example}")
+    if any(c.isspace() for c in uri) or not uri[len(scheme) + 1:].startswith('//'):
+        raise SettingsError(f'malformed {what} {uri!r}: expected {scheme}://BUCKET[/PATH]')
+    if scheme not in SUPPORTED_SCHEMES:
+        why = (' (TFX reads and writes artifacts with TensorFlow\'s file system, which in this '
+               'image, TF 2.16 without tensorflow-io, knows gs:// only)' if scheme in _S3_LIKE
+               else '')
+        raise SettingsError(f'{what} {uri!r}: unsupported scheme {scheme}://{why}; use '
+                            f'{" or ".join(s + "://" for s in SUPPORTED_SCHEMES)}, e.g. {example}')
+    rest = uri[len(scheme) + 3:].rstrip('/')
+    bucket, _, path = rest.partition('/')
+    if not re.fullmatch(_GCS_BUCKET, bucket) or '//' in rest:
+        raise SettingsError(f'malformed {what} {uri!r}: expected gs://BUCKET[/PATH] with a bucket '
+                            'name of 3-63 lowercase letters, digits, dashes, underscores or dots')
+    return f'{scheme}://{rest}'
+
+
+def check_target(target: str) -> str:
+    if target not in TARGETS:
+        raise SettingsError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}")
+    return target
+
+
+def check_positive(value: int, flag: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SettingsError(f'{flag} must be a whole number of at least 1, got {value!r}')
+    return value
+
+
+def check_fraction(value: float, flag: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise SettingsError(f'{flag} must be a number between 0 and 1, got {value!r}')
+    return float(value)
+
+
+def select_pipelines(selection: str, available: Sequence[str]) -> List[str]:
+    """'all' or one registered pipeline name → the names to compile."""
+    if selection == 'all':
+        return list(available)
+    if selection not in available:
+        raise SettingsError(f"unknown pipeline {selection!r}: choose 'all' or one of "
+                            f"{', '.join(sorted(available))}")
+    return [selection]
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings: defaults < config file < flags.
+
+_EA_FIELDS = {f.name: f for f in dataclasses.fields(ErrorAnalysisSettings)}
+# key: (accepted types, description for messages)
+_CONFIG_KEYS: Dict[str, Tuple[tuple, str]] = {
+    'pipeline': ((str,), 'a pipeline name or all'),
+    'image': ((str,), 'an image name'),
+    'pipeline_root': ((str,), 'a gs:// URI'),
+    'data_root': ((str,), 'a gs:// URI'),
+    'output_dir': ((str,), 'a folder'),
+    'train_steps': ((int,), 'a whole number'),
+    'eval_steps': ((int,), 'a whole number'),
+    'min_accuracy': ((int, float), 'a number'),
+    'beam_args': ((list,), 'a list of Beam options'),
+    'enable_cache': ((bool,), 'true or false'),
+    'target': ((str,), "'kfp' or 'vertex'"),
+    'error_analysis': ((dict,), f'a mapping with keys among {", ".join(_EA_FIELDS)}'),
+}
+
+
+def parse_config(data: Any, source: str = 'config') -> Dict[str, Any]:
+    """Checks a config mapping (keys as in _CONFIG_KEYS, '-' or '_') and returns it normalised."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f'{source}: expected a mapping of settings, got {type(data).__name__}')
+    result = {}
+    for raw_key, value in data.items():
+        key = str(raw_key).replace('-', '_')
+        if key not in _CONFIG_KEYS:
+            raise SettingsError(f'{source}: unknown setting {raw_key!r}; known: '
+                                f'{", ".join(_CONFIG_KEYS)}')
+        types, description = _CONFIG_KEYS[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise SettingsError(f'{source}: {raw_key} must be {description}, got {value!r}')
+        if key == 'beam_args' and not all(isinstance(v, str) for v in value):
+            raise SettingsError(f'{source}: beam_args must be a list of strings, got {value!r}')
+        if key == 'error_analysis':
+            unknown = sorted(set(value) - set(_EA_FIELDS))
+            if unknown:
+                raise SettingsError(f'{source}: unknown error_analysis setting(s) '
+                                    f'{", ".join(map(str, unknown))}; known: '
+                                    f'{", ".join(_EA_FIELDS)}')
+        result[key] = value
+    return result
+
+
+def load_config(path: str) -> Dict[str, Any]:
+    import yaml
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise SettingsError(f'cannot read config file {path}: {e.strerror or e}') from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SettingsError(f'config file {path} is not valid YAML: '
+                            f'{" ".join(str(e).split())}') from None
+    return parse_config(data, source=path)
+
+
+def _error_analysis(base: Mapping[str, Any], flags: argparse.Namespace) -> ErrorAnalysisSettings:
+    values = dict(base)
+    if flags.slice_feature:
+        values['slice_features'] = flags.slice_feature
+    if flags.max_predicates is not None:
+        values['max_predicates'] = flags.max_predicates
+    if flags.min_slice_size is not None:
+        values['min_slice_size'] = flags.min_slice_size
+    defaults = ErrorAnalysisSettings()
+    for key, value in values.items():
+        default = getattr(defaults, key)
+        if key in ('splits', 'slice_features'):
+            if value is None and key == 'slice_features':
+                continue
+            if (not isinstance(value, (list, tuple))
+                    or not all(isinstance(v, str) and v for v in value)):
+                raise SettingsError(f'error_analysis.{key} must be a list of names, got {value!r}')
+            values[key] = tuple(value)
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise SettingsError(f'error_analysis.{key} must be a positive number, '
+                                    f'got {value!r}')
+            values[key] = float(value)
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SettingsError(f'error_analysis.{key} must be a whole number of at least 1, '
+                                f'got {value!r}')
+    try:
+        return ErrorAnalysisSettings(**values)
+    except TypeError as e:
+        raise SettingsError(f'error_analysis: {e}') from None
+
+
+@dataclasses.dataclass
+class KubeflowSettings:
+    image: str
+    pipeline_root: str
+    pipeline: str = 'all'
+    data_root: Optional[str] = None          # None: <pipeline_root>/data/<pipeline>
+    output_dir: str = DEFAULT_OUTPUT_DIR
+    train_steps: int = _DEFAULTS.train_steps
+    eval_steps: int = _DEFAULTS.eval_steps
+    min_accuracy: float = _DEFAULTS.min_accuracy
+    beam_args: Tuple[str, ...] = ()
+    enable_cache: bool = True
+    target: str = 'kfp'                      # 'kfp' (open source) or 'vertex'
+    error_analysis: ErrorAnalysisSettings = dataclasses.field(
+        default_factory=ErrorAnalysisSettings)
+
+    @staticmethod
+    def pipeline_name(pipeline: str) -> str:
+        return RunConfig(pipeline=pipeline).pipeline_name
+
+    def data_root_for(self, pipeline: str) -> str:
+        """Where the pipeline's CSV files are on cluster storage."""
+        if self.data_root is None:
+            return f'{self.pipeline_root}/data/{pipeline}'
+        return check_storage_uri(self.data_root.replace('{pipeline}', pipeline),
+                                 'data root', '--data-root')
+
+    def serving_model_dir(self, pipeline: str) -> str:
+        return f'{self.pipeline_root}/serving_model/{pipeline}'
+
+    def beam_pipeline_args(self) -> List[str]:
+        """The local runner's default (in-process DirectRunner), then --beam-arg options."""
+        return RunConfig(beam_args=tuple(self.beam_args)).beam_pipeline_args()
+
+
+def resolve_settings(flags: argparse.Namespace, config: Mapping[str, Any]) -> KubeflowSettings:
+    """Merges defaults, the config mapping and flags (None = not given) and checks them all but
+    the pipeline name, which needs the registry (see select_pipelines)."""
+    def pick(key: str, default: Any = None) -> Any:
+        value = getattr(flags, key, None)
+        return value if value is not None else config.get(key, default)
+
+    image = check_image(pick('image'))
+    pipeline_root = check_storage_uri(pick('pipeline_root'))
+    data_root = pick('data_root')
+    if data_root is not None:
+        # Checked as given ({pipeline} stands for any name); data_root_for checks each name.
+        check_storage_uri(data_root.replace('{pipeline}', 'p'), 'data root', '--data-root')
+    beam_args = list(config.get('beam_args', [])) + list(flags.beam_arg or [])
+    enable_cache = pick('enable_cache', True)
+    return KubeflowSettings(
+        image=image,
+        pipeline_root=pipeline_root,
+        pipeline=pick('pipeline', 'all'),
+        data_root=data_root.rstrip('/') if data_root else None,
+        output_dir=pick('output_dir', DEFAULT_OUTPUT_DIR),
+        train_steps=check_positive(pick('train_steps', _DEFAULTS.train_steps), '--train-steps'),
+        eval_steps=check_positive(pick('eval_steps', _DEFAULTS.eval_steps), '--eval-steps'),
+        min_accuracy=check_fraction(pick('min_accuracy', _DEFAULTS.min_accuracy),
+                                    '--min-accuracy'),
+        beam_args=tuple(beam_args),
+        enable_cache=bool(enable_cache),
+        target=check_target(pick('target', 'kfp')),
+        error_analysis=_error_analysis(config.get('error_analysis', {}), flags))
+
+
+def check_data_roots(settings: KubeflowSettings, pipelines: Sequence[str]) -> Dict[str, str]:
+    """Each pipeline's data root; several pipelines cannot share one folder of CSV files."""
+    if len(pipelines) > 1 and settings.data_root and '{pipeline}' not in settings.data_root:
+        raise SettingsError(f'--data-root {settings.data_root} would be shared by the pipelines '
+                            f'{", ".join(pipelines)}: put {{pipeline}} in it (e.g. '
+                            'gs://BUCKET/data/{pipeline}) or compile one with --pipeline NAME')
+    return {name: settings.data_root_for(name) for name in pipelines}
+
+
+def container_path(local_path: os.PathLike) -> str:
+    """Where a file of this repository is inside the image (kubeflow/Dockerfile copies the repo's
+    pipelines/, components/, schemas/ and kubeflow/ to CONTAINER_ROOT)."""
+    try:
+        relative = Path(local_path).resolve().relative_to(REPO_ROOT)
+    except ValueError:
+        raise SettingsError(f'{local_path} is not inside the repository, so it is not in the '
+                            'image') from None
+    return str(CONTAINER_ROOT / relative.as_posix())
+
+
+# ---------------------------------------------------------------------------------------------
+# Compilation.
+
+def build_pipeline(settings: KubeflowSettings, pipeline: str):
+    """The TFX pipeline, from the same create_pipeline the local runner uses."""
+    from pipelines.datasets import get_dataset
+    from pipelines.pipeline import create_pipeline
+    dataset = get_dataset(pipeline)
+    return create_pipeline(
+        pipeline_name=settings.pipeline_name(pipeline),
+        pipeline_root=settings.pipeline_root,
+        data_root=settings.data_root_for(pipeline),
+        dataset=dataset,
+        schema_path=container_path(dataset.schema_path),
+        train_steps=settings.train_steps,
+        eval_steps=settings.eval_steps,
+        min_accuracy=settings.min_accuracy,
+        serving_model_dir=settings.serving_model_dir(pipeline),
+        error_analysis=settings.error_analysis,
+        beam_pipeline_args=settings.beam_pipeline_args(),
+        # On Kubeflow, KFP's launcher records executions and artifacts in ML Metadata itself.
+        metadata_connection_config=None,
+        enable_cache=settings.enable_cache,
+        # Open-source KFP has no resolver executor ('resolver executors not implemented'), so
+        # there the Evaluator blesses on the accuracy threshold alone; Vertex AI compares with
+        # the latest blessed model as the local runner does.
+        compare_to_blessed=settings.target == 'vertex')
+
+
+def compile_pipeline(settings: KubeflowSettings, pipeline: str) -> Dict[str, Any]:
+    """The PipelineJob as a dict; job['pipelineSpec'] is what the .yaml holds."""
+    from tfx import v1 as tfx
+    config = tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+        default_image=settings.image,
+        # Open-source KFP (2.x) accepts only schema 2.1.0 specs; Vertex AI takes both.
+        use_pipeline_spec_2_1=True)
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(config=config)
+    job = runner.run(build_pipeline(settings, pipeline), write_out=False)
+    # The pipeline root travels in the job's runtimeConfig; the .yaml holds only the spec, so it
+    # also goes in the spec's own field (what the KFP SDK writes for @dsl.pipeline(pipeline_root)).
+    job['pipelineSpec']['defaultPipelineRoot'] = settings.pipeline_root
+    return job
+
+
+def write_outputs(job: Dict[str, Any], output_dir: str, pipeline: str) -> Tuple[str, str]:
+    """Writes <pipeline>.yaml (the spec, as TFX writes an output_filename ending .yaml) and
+    <pipeline>_job.json (the PipelineJob)."""
+    import tfx
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise SettingsError(f'output folder {output_dir} is a file')
+    os.makedirs(output_dir, exist_ok=True)
+    yaml_path = os.path.join(output_dir, f'{pipeline}.yaml')
+    json_path = os.path.join(output_dir, f'{pipeline}_job.json')
+    kubeflow_v2_dag_runner._write_pipeline_spec_to_file(  # pylint: disable=protected-access
+        job, f'Blindspot {pipeline} pipeline (kubeflow/runner.py, tfx-{tfx.__version__})',
+        yaml_path)
+    with open(json_path, 'w') as f:
+        json.dump(job, f, indent=2, sort_keys=True)
+        f.write('\n')
+    return yaml_path, json_path
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line.
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog='python -m kubeflow.runner',
+        description='Compile Blindspot pipelines (the same create_pipeline as local_runner.py) '
+                    'for Kubeflow Pipelines: OUTPUT_DIR/<pipeline>.yaml (the spec to upload) and '
+                    'OUTPUT_DIR/<pipeline>_job.json (the PipelineJob). Settings: defaults, then '
+                    '--config, then flags.')
+    p.add_argument('--config', metavar='FILE',
+                   help='YAML file of settings (keys as the flags, with _; beam_args as a list; '
+                        'error_analysis as a mapping), e.g. kubeflow/config.example.yaml')
+    p.add_argument('--pipeline', default=None,
+                   help="pipeline to compile, or 'all' (default: all registered in "
+                        'pipelines/datasets.py)')
+    p.add_argument('--image', default=None,
+                   help='container image built from kubeflow/Dockerfile, e.g. '
+                        'ghcr.io/you/blindspot:0.1.0 (required)')
+    p.add_argument('--pipeline-root', default=None, metavar='URI',
+                   help='gs://BUCKET/PATH where the pipeline writes its artifacts and pushes '
+                        'models (required; the pods cannot see local paths)')
+    p.add_argument('--data-root', default=None, metavar='URI',
+                   help='gs:// folder of the CSV files; {pipeline} is replaced by the pipeline '
+                        'name (default: PIPELINE_ROOT/data/<pipeline>)')
+    p.add_argument('--output-dir', default=None,
+                   help=f'where to write the compiled files (default: {DEFAULT_OUTPUT_DIR})')
+    p.add_argument('--train-steps', type=int, default=None,
+                   help=f'default: {_DEFAULTS.train_steps}')
+    p.add_argument('--eval-steps', type=int, default=None,
+                   help=f'default: {_DEFAULTS.eval_steps}')
+    p.add_argument('--min-accuracy', type=float, default=None,
+                   help='accuracy the model needs to be blessed and pushed '
+                        f'(default: {_DEFAULTS.min_accuracy})')
+    p.add_argument('--beam-arg', action='append', default=None, metavar='ARG',
+                   help='extra Beam pipeline option for every step, repeatable, e.g. '
+                        '--beam-arg=--runner=DataflowRunner --beam-arg=--project=P (after the '
+                        "config file's beam_args; default runner: in-process DirectRunner)")
+    p.add_argument('--target', choices=TARGETS, default=None,
+                   help="'kfp': open-source Kubeflow Pipelines (no model resolver: blessing "
+                        "uses the accuracy threshold only); 'vertex': Vertex AI Pipelines, "
+                        'with the baseline comparison (default: kfp)')
+    p.add_argument('--no-cache', dest='enable_cache', action='store_const', const=False,
+                   default=None, help="compile with Kubeflow's step cache off")
+    p.add_argument('--slice-feature', action='append', default=None, metavar='NAME',
+                   help='ErrorAnalysis: slice on this feature (repeatable; default: all)')
+    p.add_argument('--max-predicates', type=int, default=None,
+                   help=f'ErrorAnalysis (default: {ErrorAnalysisSettings.max_predicates})')
+    p.add_argument('--min-slice-size', type=float, default=None,
+                   help='ErrorAnalysis: smallest slice, fraction of rows (<1) or a count '
+                        f'(default: {ErrorAnalysisSettings.min_slice_size})')
+    return p.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    flags = parse_args(argv)
+    try:
+        config = load_config(flags.config) if flags.config else {}
+        settings = resolve_settings(flags, config)
+        warning = image_warning(settings.image)
+        if warning:
+            print(f'warning: {warning}', file=sys.stderr)
+        # Importing the registry imports TFMA (and TensorFlow): only after the cheap checks.
+        warnings.filterwarnings('ignore', category=FutureWarning)
+        warnings.filterwarnings('ignore', category=DeprecationWarning)
+        from pipelines.datasets import DATASETS
+        names = select_pipelines(settings.pipeline, list(DATASETS))
+        data_roots = check_data_roots(settings, names)
+        for name in names:
+            job = compile_pipeline(settings, name)
+            yaml_path, json_path = write_outputs(job, settings.output_dir, name)
+            print(f'{name}: {yaml_path} (upload to Kubeflow Pipelines), {json_path}')
+            print(f'  image {settings.image}; pipeline root {settings.pipeline_root}; '
+                  f'reads CSV from {data_roots[name]}')
+    except SettingsError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f'error: cannot write {e.filename or "the output folder"}: {e.strerror or e}',
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

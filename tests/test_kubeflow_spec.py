@@ -1,0 +1,365 @@
+"""The Kubeflow spec, checked without a cluster: compile the taxi pipeline with kubeflow.runner
+(as `make kubeflow` does) and read the result back as KFP's PipelineSpec proto."""
+import json
+import re
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from kubeflow import runner
+
+IMAGE = 'registry.example.com/blindspot/blindspot:spec-test'
+ROOT = 'gs://test-bucket/root'
+TRAIN_STEPS = 321
+EVAL_STEPS = 17
+MIN_ACCURACY = 0.65
+BEAM_ARG = '--experiments=blindspot_spec_test'
+CONFIG = {'beam_args': ['--experiments=from_config'],
+          'error_analysis': {'num_slices': 7, 'significance': 0.01}}
+
+RESOLVER_MODEL = 'latest_blessed_model_resolver-model-resolver'
+RESOLVER_BLESSING = 'latest_blessed_model_resolver-model-blessing-resolver'
+TASKS = {'CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'Transform',
+         'Trainer', 'Evaluator', 'ErrorAnalysis', 'Pusher'}
+BEAM_COMPONENTS = ('CsvExampleGen', 'StatisticsGen', 'Transform', 'Evaluator', 'ErrorAnalysis')
+
+
+def _resolver_tasks(job):
+    """Tasks that run a KFP 'resolver' executor (how TFX compiles tfx.dsl.Resolver)."""
+    spec = job['pipelineSpec']
+    executors = spec['deploymentSpec']['executors']
+    return sorted(name for name, task in spec['root']['dag']['tasks'].items()
+                  if 'resolver' in executors[spec['components'][task['componentRef']['name']]
+                                             ['executorLabel']])
+
+
+def _compile(out, *extra):
+    assert runner.main(['--pipeline', 'taxi', '--image', IMAGE, '--pipeline-root', ROOT,
+                        '--output-dir', str(out), *extra]) == 0
+    job = json.loads((out / 'taxi_job.json').read_text())
+    spec = pipeline_spec_pb2.PipelineSpec()
+    json_format.ParseDict(job['pipelineSpec'], spec)
+    return job, spec
+
+
+@pytest.fixture(scope='module')
+def vertex(tmp_path_factory):
+    """--target vertex keeps the comparison with the latest blessed model (resolver tasks)."""
+    return _compile(tmp_path_factory.mktemp('vertex'), '--target', 'vertex')
+
+
+@pytest.fixture(scope='module')
+def compiled(tmp_path_factory):
+    """The default target, open-source KFP."""
+    out = tmp_path_factory.mktemp('kubeflow')
+    config = out / 'config.yaml'
+    config.write_text(yaml.safe_dump(CONFIG))
+    code = runner.main([
+        '--config', str(config), '--pipeline', 'taxi', '--image', IMAGE,
+        '--pipeline-root', ROOT + '/', '--output-dir', str(out),
+        '--train-steps', str(TRAIN_STEPS), '--eval-steps', str(EVAL_STEPS),
+        '--min-accuracy', str(MIN_ACCURACY), f'--beam-arg={BEAM_ARG}',
+        '--slice-feature', 'payment_type', '--slice-feature', 'company',
+        '--max-predicates', '2'])
+    assert code == 0
+    job = json.loads((out / 'taxi_job.json').read_text())
+    spec = pipeline_spec_pb2.PipelineSpec()
+    json_format.ParseDict(job['pipelineSpec'], spec)
+    return {'job': job, 'spec': spec, 'yaml': out / 'taxi.yaml'}
+
+
+def _tasks(spec):
+    return spec.root.dag.tasks
+
+
+def _producers(task):
+    """input name → (producer task, its output key)"""
+    return {name: (a.task_output_artifact.producer_task, a.task_output_artifact.output_artifact_key)
+            for name, a in task.inputs.artifacts.items()}
+
+
+def _executor(spec, task_name):
+    label = spec.components[_tasks(spec)[task_name].component_ref.name].executor_label
+    return json_format.MessageToDict(spec.deployment_spec)['executors'][label]
+
+
+def _container(spec, task_name):
+    return _executor(spec, task_name)['container']
+
+
+def _param(spec, task_name, name):
+    return _tasks(spec)[task_name].inputs.parameters[name].runtime_value.constant
+
+
+def _lower_bounds(value):
+    """Every value_threshold.lower_bound in a JSON structure (the EvalConfig)."""
+    if isinstance(value, list):
+        return [b for item in value for b in _lower_bounds(item)]
+    if not isinstance(value, dict):
+        return []
+    own = [value['value_threshold']['lower_bound']] if 'lower_bound' in value.get(
+        'value_threshold', {}) else []
+    return own + [b for item in value.values() for b in _lower_bounds(item)]
+
+
+def test_every_component_is_a_task(compiled):
+    spec = compiled['spec']
+    assert set(_tasks(spec)) == TASKS
+    assert spec.pipeline_info.name == 'blindspot-taxi'
+    assert spec.schema_version == '2.1.0'   # the only version open-source KFP 2.x accepts
+    for name, task in _tasks(spec).items():
+        assert set(task.dependent_tasks) <= TASKS, name
+
+
+def test_dependencies(compiled):
+    tasks = _tasks(compiled['spec'])
+    deps = {name: set(task.dependent_tasks) for name, task in tasks.items()}
+    assert _producers(tasks['StatisticsGen']) == {'examples': ('CsvExampleGen', 'examples')}
+    assert _producers(tasks['ExampleValidator']) == {
+        'statistics': ('StatisticsGen', 'statistics'), 'schema': ('ImportSchemaGen', 'schema')}
+    assert _producers(tasks['Transform']) == {
+        'examples': ('CsvExampleGen', 'examples'), 'schema': ('ImportSchemaGen', 'schema')}
+    assert 'ExampleValidator' in deps['Transform']   # the gate: add_upstream_node
+    assert _producers(tasks['Trainer']) == {
+        'examples': ('Transform', 'transformed_examples'),
+        'transform_graph': ('Transform', 'transform_graph'),
+        'schema': ('ImportSchemaGen', 'schema')}
+    # Open-source KFP runs no resolver: no baseline model for the Evaluator.
+    assert _producers(tasks['Evaluator']) == {
+        'examples': ('CsvExampleGen', 'examples'), 'model': ('Trainer', 'model')}
+    assert _producers(tasks['ErrorAnalysis']) == {
+        'examples': ('CsvExampleGen', 'examples'), 'model': ('Trainer', 'model'),
+        'evaluation': ('Evaluator', 'evaluation'), 'schema': ('ImportSchemaGen', 'schema')}
+    assert _producers(tasks['Pusher']) == {
+        'model': ('Trainer', 'model'), 'model_blessing': ('Evaluator', 'blessing')}
+    assert {'ErrorAnalysis', 'Evaluator'} <= deps['Pusher']   # the report comes before a push
+    for name, task in tasks.items():
+        assert {producer for producer, _ in _producers(task).values()} <= deps[name], name
+    assert _resolver_tasks(compiled['job']) == []
+
+
+def test_vertex_target_compares_with_latest_blessed_model(vertex):
+    job, spec = vertex
+    tasks = _tasks(spec)
+    assert set(tasks) == TASKS | {RESOLVER_MODEL, RESOLVER_BLESSING}
+    # tfx.dsl.Resolver(LatestBlessedModelStrategy) compiles to two resolver tasks: the latest
+    # blessing, then the model it blessed.
+    assert _producers(tasks[RESOLVER_MODEL]) == {'input': (RESOLVER_BLESSING, 'model_blessing')}
+    assert _producers(tasks['Evaluator'])['baseline_model'] == (RESOLVER_MODEL, 'model')
+    blessing = _executor(spec, RESOLVER_BLESSING)['resolver']['outputArtifactQueries']
+    model = _executor(spec, RESOLVER_MODEL)['resolver']['outputArtifactQueries']
+    assert 'schema_title="tfx.ModelBlessing"' in blessing['model_blessing']['filter']
+    assert 'metadata.blessed.number_value=1' in blessing['model_blessing']['filter']
+    assert 'schema_title="tfx.Model"' in model['model']['filter']
+    assert _resolver_tasks(job) == sorted([RESOLVER_BLESSING, RESOLVER_MODEL])
+
+
+def test_every_container_runs_the_image(compiled):
+    spec = compiled['spec']
+    containers = [name for name in TASKS if 'container' in _executor(spec, name)]
+    assert set(containers) == TASKS
+    for name in containers:
+        container = _container(spec, name)
+        assert container['image'] == IMAGE, name
+        assert container['command'] == [
+            'python', '-m', 'tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor']
+    executors = {args[args.index('--executor_class_path') + 1] for args in (
+        _container(spec, name)['args'] for name in containers)}
+    assert 'components.error_analysis.executor.Executor' in executors
+    assert 'components.gated_example_validator.executor.Executor' in executors
+
+
+def test_parameters_as_configured(compiled):
+    spec = compiled['spec']
+    assert json.loads(_param(spec, 'Trainer', 'train_args').string_value) == {
+        'num_steps': TRAIN_STEPS}
+    assert json.loads(_param(spec, 'Trainer', 'eval_args').string_value) == {
+        'num_steps': EVAL_STEPS}
+    assert _param(spec, 'Trainer', 'run_fn').string_value == 'pipelines.taxi.model.run_fn'
+    assert _param(spec, 'CsvExampleGen', 'input_base').string_value == ROOT + '/data/taxi'
+    assert json.loads(_param(spec, 'Pusher', 'push_destination').string_value) == {
+        'filesystem': {'base_directory': ROOT + '/serving_model/taxi'}}
+    # The schema as it is inside the image (kubeflow/Dockerfile copies schemas/ there).
+    assert _param(spec, 'ImportSchemaGen', 'schema_file').string_value == \
+        '/blindspot/schemas/taxi/schema.pbtxt'
+    eval_config = json.loads(_param(spec, 'Evaluator', 'eval_config').string_value)
+    assert MIN_ACCURACY in _lower_bounds(eval_config)
+    for name in TASKS:
+        assert _tasks(spec)[name].caching_options.enable_cache, name
+
+
+def test_beam_args(compiled):
+    spec = compiled['spec']
+    expected = ['--direct_running_mode=in_memory', '--direct_num_workers=1',   # defaults
+                '--experiments=from_config', BEAM_ARG]                         # config, flag
+    for name in BEAM_COMPONENTS:
+        assert _container(spec, name)['args'][-len(expected):] == expected, name
+    driver = _container(spec, 'CsvExampleGen')['lifecycle']['preCacheCheck']
+    assert BEAM_ARG in driver['args']
+
+
+def test_error_analysis(compiled):
+    spec = compiled['spec']
+    params = {name: _param(spec, 'ErrorAnalysis', name)
+              for name in _tasks(spec)['ErrorAnalysis'].inputs.parameters}
+    assert params['label_key'].string_value == 'big_tipper'
+    assert json.loads(params['splits'].string_value) == ['eval']
+    assert json.loads(params['slice_features'].string_value) == ['payment_type', 'company']
+    assert params['max_predicates'].number_value == 2
+    assert params['num_slices'].number_value == 7
+    assert params['significance'].number_value == 0.01
+    assert params['num_bins'].number_value == 4
+    assert params['min_slice_size'].number_value == 0.01
+
+    # The custom artifact type: its schema title is the import path the container resolves.
+    report = spec.components['ErrorAnalysis'].output_definitions.artifacts['report']
+    title = report.artifact_type.schema_title or yaml.safe_load(
+        report.artifact_type.instance_schema)['title']
+    assert title == 'components.ErrorAnalysisReport'
+    from tfx.utils import import_utils
+    from components.error_analysis.artifact import ErrorAnalysisReport
+    assert import_utils.import_class_by_path(title) is ErrorAnalysisReport
+
+
+def test_yaml_is_the_uploadable_spec(compiled):
+    text = compiled['yaml'].read_text()
+    assert text.startswith('# PIPELINE DEFINITION\n# Name: blindspot-taxi\n')
+    docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    assert len(docs) == 1
+    # As kfp.Client().create_run_from_pipeline_package reads it: strict proto parsing.
+    spec = json_format.ParseDict(docs[0], pipeline_spec_pb2.PipelineSpec())
+    assert spec == compiled['spec']
+    assert spec.default_pipeline_root == ROOT
+    job = compiled['job']
+    assert job['runtimeConfig']['gcsOutputDirectory'] == ROOT
+    assert job['displayName'] == 'blindspot-taxi'
+
+
+def test_image_paths_match_the_dockerfile():
+    dockerfile = (runner.REPO_ROOT / 'kubeflow' / 'Dockerfile').read_text()
+    assert re.search(rf'^WORKDIR {re.escape(str(runner.CONTAINER_ROOT))}$', dockerfile, re.M)
+    for folder in ('pipelines', 'components', 'schemas', 'kubeflow'):
+        assert re.search(rf'^COPY {folder}/ {folder}/$', dockerfile, re.M), folder
+    assert 'ENV TF_USE_LEGACY_KERAS=1' in dockerfile
+    assert (runner.REPO_ROOT / 'schemas' / 'taxi' / 'schema.pbtxt').is_file()
+
+
+# --- Bad input: refused before anything is compiled.
+
+@pytest.mark.parametrize('image', [None, '', '   '])
+def test_missing_image(image):
+    with pytest.raises(runner.SettingsError, match='no container image'):
+        runner.check_image(image)
+
+
+@pytest.mark.parametrize('image', [
+    'Blindspot:latest', 'bad image:1', 'blindspot:', 'blindspot:1:2', 'ghcr.io//blindspot',
+    'http://ghcr.io/blindspot', 'ghcr.io/you/blindspot@sha256:xyz', '-blindspot'])
+def test_malformed_image(image):
+    with pytest.raises(runner.SettingsError, match='malformed image name'):
+        runner.check_image(image)
+
+
+@pytest.mark.parametrize('image', [
+    'blindspot', 'blindspot:0.1.0', 'ghcr.io/you/blindspot:0.1.0',
+    'localhost:5000/blindspot:dev', 'europe-docker.pkg.dev/p/r/blindspot:abc123',
+    'ghcr.io/you/blindspot@sha256:' + 'a' * 64])
+def test_valid_image(image):
+    assert runner.check_image(image) == image
+
+
+def test_moving_tag_warns():
+    assert runner.image_warning('ghcr.io/you/blindspot:latest')
+    assert runner.image_warning('localhost:5000/blindspot')
+    assert runner.image_warning('ghcr.io/you/blindspot:0.1.0') is None
+
+
+@pytest.mark.parametrize('root', [None, ''])
+def test_missing_pipeline_root(root):
+    with pytest.raises(runner.SettingsError, match='no pipeline root'):
+        runner.check_storage_uri(root)
+
+
+@pytest.mark.parametrize('root', ['/tmp/x', './out', 'out', '~/x', 'file:///tmp/x', 'C:\\out'])
+def test_local_pipeline_root(root):
+    with pytest.raises(runner.SettingsError, match="is a local path.*cannot see this machine's"):
+        runner.check_storage_uri(root)
+
+
+@pytest.mark.parametrize('root', ['s3://bucket/x', 'minio://mlpipeline/x', 'hdfs://nn/x',
+                                  'https://storage.googleapis.com/b'])
+def test_unsupported_scheme(root):
+    with pytest.raises(runner.SettingsError, match='unsupported scheme'):
+        runner.check_storage_uri(root)
+
+
+@pytest.mark.parametrize('root', ['gs://', 'gs:/bucket/x', 'gs://Bad_Bucket/x', 'gs://b/x',
+                                  'gs://bucket//x', 'gs://bucket/a b'])
+def test_malformed_pipeline_root(root):
+    with pytest.raises(runner.SettingsError, match='malformed pipeline root'):
+        runner.check_storage_uri(root)
+
+
+def test_pipeline_root_normalised():
+    assert runner.check_storage_uri('gs://my-bucket/a/b/') == 'gs://my-bucket/a/b'
+    assert runner.check_storage_uri('gs://my-bucket') == 'gs://my-bucket'
+
+
+def test_unknown_pipeline():
+    assert runner.select_pipelines('all', ['taxi', 'mnist']) == ['taxi', 'mnist']
+    with pytest.raises(runner.SettingsError, match="unknown pipeline 'nope'"):
+        runner.select_pipelines('nope', ['taxi'])
+
+
+def test_shared_data_root_needs_placeholder():
+    settings = runner.KubeflowSettings(image=IMAGE, pipeline_root=ROOT,
+                                       data_root='gs://test-bucket/data')
+    with pytest.raises(runner.SettingsError, match='shared by the pipelines'):
+        runner.check_data_roots(settings, ['taxi', 'mnist'])
+    settings.data_root = 'gs://test-bucket/data/{pipeline}'
+    assert runner.check_data_roots(settings, ['taxi', 'mnist']) == {
+        'taxi': 'gs://test-bucket/data/taxi', 'mnist': 'gs://test-bucket/data/mnist'}
+
+
+def test_config_file_checked(tmp_path):
+    with pytest.raises(runner.SettingsError, match="unknown setting 'train_step'"):
+        runner.parse_config({'train_step': 3})
+    with pytest.raises(runner.SettingsError, match='train_steps must be a whole number'):
+        runner.parse_config({'train_steps': '3'})
+    with pytest.raises(runner.SettingsError, match='unknown error_analysis setting'):
+        runner.parse_config({'error_analysis': {'bins': 3}})
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('image: [unclosed\n')
+    with pytest.raises(runner.SettingsError, match='not valid YAML'):
+        runner.load_config(str(bad))
+
+
+def test_flags_override_config():
+    config = runner.parse_config({'image': 'ghcr.io/a/b:1', 'pipeline-root': 'gs://from-config',
+                                  'train_steps': 5, 'error_analysis': {'max_predicates': 1}})
+    flags = runner.parse_args(['--pipeline-root', 'gs://from-flag', '--max-predicates', '2'])
+    settings = runner.resolve_settings(flags, config)
+    assert (settings.image, settings.pipeline_root, settings.train_steps) == (
+        'ghcr.io/a/b:1', 'gs://from-flag', 5)
+    assert settings.error_analysis.max_predicates == 2
+    with pytest.raises(runner.SettingsError, match='error_analysis.num_bins'):
+        runner.resolve_settings(flags, {**config, 'error_analysis': {'num_bins': 'four'}})
+
+
+@pytest.mark.parametrize('argv, message', [
+    ([], 'no container image'),
+    (['--image', 'Bad:Image', '--pipeline-root', ROOT], 'malformed image name'),
+    (['--image', IMAGE], 'no pipeline root'),
+    (['--image', IMAGE, '--pipeline-root', '/tmp/x'], "cannot see this machine's disk"),
+    (['--image', IMAGE, '--pipeline-root', 's3://b/x'], 'unsupported scheme s3://'),
+    (['--image', IMAGE, '--pipeline-root', ROOT, '--data-root', './data'], 'data root'),
+    (['--image', IMAGE, '--pipeline-root', ROOT, '--train-steps', '0'], '--train-steps'),
+])
+def test_cli_refuses_bad_input(argv, message, tmp_path, capsys):
+    out = tmp_path / 'out'
+    assert runner.main(argv + ['--output-dir', str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('error: ') and message in err[0]
+    assert not out.exists()
