@@ -2,6 +2,8 @@
 
     python local_runner.py                      # taxi, outputs under ./outputs
     python local_runner.py --help
+    python local_runner.py history [--output-dir D] [--pipeline P]   # runs, from ML Metadata
+    python local_runner.py compare [RUN_A RUN_B]    # failing slices new / resolved / persisting
 
 Progress goes to the console; TFX's full log goes to OUTPUT_DIR/logs/<pipeline>.log.
 """
@@ -25,8 +27,12 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
     p = argparse.ArgumentParser(
         description='Run a Blindspot TFX pipeline locally (Beam DirectRunner, SQLite ML '
                     'Metadata). The same DAG compiles for Kubeflow with kubeflow/runner.py.')
-    p.add_argument('--pipeline', default=defaults.pipeline, choices=['taxi'],
+    p.add_argument('--pipeline', default=defaults.pipeline, choices=['taxi', 'mnist'],
                    help='which pipeline to run (default: %(default)s)')
+    p.add_argument('--classes', default=None,
+                   help='mnist: digits to keep, e.g. 0,1 for the two-class variant')
+    p.add_argument('--model', default=None, choices=['dense', 'cnn'],
+                   help='mnist: one hidden dense layer (default) or a small CNN')
     p.add_argument('--output-dir', default=defaults.output_dir,
                    help='pipeline root, metadata store, served models (default: %(default)s)')
     p.add_argument('--data-root', default=None,
@@ -57,7 +63,8 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
     ea = ErrorAnalysisSettings(
         slice_features=tuple(a.slice_feature) if a.slice_feature else None,
         max_predicates=a.max_predicates, min_slice_size=a.min_slice_size)
-    return RunConfig(pipeline=a.pipeline, output_dir=a.output_dir, data_root=a.data_root,
+    return RunConfig(pipeline=a.pipeline, classes=a.classes, model=a.model,
+                     output_dir=a.output_dir, data_root=a.data_root,
                      train_steps=a.train_steps, eval_steps=a.eval_steps,
                      min_accuracy=a.min_accuracy, beam_mode=a.beam_mode, workers=a.workers,
                      beam_args=tuple(a.beam_arg), enable_cache=not a.no_cache,
@@ -126,29 +133,34 @@ def _content_addressed_copy(schema_path: Path, output_dir: str) -> str:
 def build(config: RunConfig):
     """Checks the input, then builds the TFX pipeline for `config` (nothing written yet but
     the output folder)."""
-    from pipelines.datasets import get_dataset
-    dataset = get_dataset(config.pipeline)
-    data_root = config.data_root or str(dataset.default_data_root())
-    preflight.check_data_root(data_root, dataset.label_source_columns)
+    dataset = config.dataset()
+    if dataset.example_format == 'csv':
+        data_root = config.data_root or str(dataset.default_data_root())
+        preflight.check_data_root(data_root, dataset.label_source_columns)
+    elif config.data_root:
+        data_root = preflight.check_tfrecord_root(config.data_root)
     preflight.check_output_dir(config.output_dir)
     output_dir = os.path.abspath(config.output_dir)
+    if dataset.example_format != 'csv' and not config.data_root:
+        data_root = dataset.prepare_data(output_dir)
 
     from pipelines import metadata
     from pipelines.pipeline import create_pipeline
     return create_pipeline(
-        pipeline_name=config.pipeline_name,
-        pipeline_root=os.path.join(output_dir, 'pipelines', config.pipeline_name),
+        pipeline_name=dataset.pipeline_name,
+        pipeline_root=os.path.join(output_dir, 'pipelines', dataset.pipeline_name),
         data_root=os.path.abspath(data_root),
         dataset=dataset,
         schema_path=_content_addressed_copy(dataset.schema_path, output_dir),
         train_steps=config.train_steps,
         eval_steps=config.eval_steps,
         min_accuracy=config.min_accuracy,
-        serving_model_dir=os.path.join(output_dir, 'serving_model', config.pipeline),
+        serving_model_dir=os.path.join(output_dir, 'serving_model', dataset.pipeline_name),
         error_analysis=config.error_analysis,
         beam_pipeline_args=config.beam_pipeline_args(),
         metadata_connection_config=metadata.sqlite_config(output_dir),
-        enable_cache=config.enable_cache)
+        enable_cache=config.enable_cache,
+        compare_reports=True)   # ErrorAnalysis compares with the latest blessed model's report
 
 
 def run(config: RunConfig) -> int:
@@ -175,4 +187,7 @@ def run(config: RunConfig) -> int:
 
 
 if __name__ == '__main__':
+    if sys.argv[1:2] in (['history'], ['compare']):   # review subcommands: pipelines/review_cli.py
+        from pipelines import review_cli
+        sys.exit(review_cli.main(sys.argv[1:]))
     sys.exit(run(parse_args()))

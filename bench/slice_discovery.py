@@ -1,7 +1,8 @@
 """Benchmark: failing-slice discovery, Beam path vs the `sliceline` package.
 
-Synthetic data: 20 categorical features of 8 values (skewed frequencies),
-10% base error rate and planted failing slices of 1, 2 and 3 predicates.
+Synthetic data: 20 categorical features of 8 values (Zipf-like frequencies;
+--values uniform for equal ones), 10% base error rate and planted failing
+slices of 1, 2 and 3 predicates.
 Search settings: alpha 0.95, max level 3, min support 1% of the search half,
 K = 10.
 
@@ -23,9 +24,11 @@ predicates, computed in memory on the same rows.
 
 Usage: python bench/slice_discovery.py [--sizes 10000,100000,1000000]
        [--sliceline_max_rows 100000] [--sliceline_memory_gb 16]
+       [--values skewed|uniform]
 """
 
 import argparse
+import importlib.metadata
 import json
 import os
 import resource
@@ -48,20 +51,25 @@ BASE_ERROR_RATE = 0.1
 PLANTED_SLICES = [({1: 3}, 0.3), ({3: 1, 7: 2}, 0.6), ({4: 0, 9: 1, 12: 0}, 0.7)]
 FEATURES = [f'f{feature}' for feature in range(NUM_FEATURES)]
 VALUES = np.array([f'v{value}' for value in range(NUM_VALUES)], dtype=object)
-# Zipf-like frequencies so that some 3-predicate slices pass 1% support.
-VALUE_PROBABILITIES = 1.0 / np.arange(1, NUM_VALUES + 1)
-VALUE_PROBABILITIES /= VALUE_PROBABILITIES.sum()
+# Value frequencies. 'skewed' (Zipf-like) lets 3-predicate slices pass 1%
+# support; with 'uniform' every 3-predicate slice has 0.2% of the rows.
+VALUE_PROBABILITIES = {
+    'skewed': 1.0 / np.arange(1, NUM_VALUES + 1) / np.sum(
+        1.0 / np.arange(1, NUM_VALUES + 1)),
+    'uniform': np.full(NUM_VALUES, 1.0 / NUM_VALUES),
+}
 CONFIG = slice_finder.SliceFinderConfig(alpha=0.95,
                                         max_level=3,
                                         min_support=0.01,
                                         top_k=10)
 
 
-def generate_shard(shard: int) -> slice_finder.ColumnBatch:
+def generate_shard(shard: int, values: str) -> slice_finder.ColumnBatch:
   """Rows [shard * SHARD_ROWS, (shard + 1) * SHARD_ROWS), deterministic."""
   rng = np.random.default_rng(shard)
-  codes = rng.choice(NUM_VALUES, size=(SHARD_ROWS, NUM_FEATURES),
-                     p=VALUE_PROBABILITIES)
+  codes = rng.choice(NUM_VALUES,
+                     size=(SHARD_ROWS, NUM_FEATURES),
+                     p=VALUE_PROBABILITIES[values])
   rates = np.full(SHARD_ROWS, BASE_ERROR_RATE)
   for predicates, rate in PLANTED_SLICES:
     inside = np.all([codes[:, f] == v for f, v in predicates.items()], axis=0)
@@ -80,14 +88,14 @@ def _num_shards(rows: int) -> int:
   return rows // SHARD_ROWS
 
 
-def _beam_worker(rows: int) -> dict:
+def _beam_worker(rows: int, values: str) -> dict:
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
   from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
   from components.error_analysis import beam_slices  # pylint: disable=g-import-not-at-top
 
   start = time.perf_counter()
   for shard in range(_num_shards(rows)):
-    generate_shard(shard)
+    generate_shard(shard, values)
   generation_seconds = time.perf_counter() - start
 
   output_path = f'/tmp/slice_discovery_bench_{os.getpid()}.json'
@@ -102,7 +110,7 @@ def _beam_worker(rows: int) -> dict:
   with beam.Pipeline(options=options) as pipeline:
     batches = (pipeline
                | beam.Create(list(range(_num_shards(rows))))
-               | beam.Map(generate_shard))
+               | beam.Map(generate_shard, values))
     encoders = batches | beam_slices.BuildEncoders(FEATURES)
     result = batches | beam_slices.DiscoverSlices(encoders, CONFIG)
     _ = result | beam.Map(save)
@@ -118,8 +126,8 @@ def _beam_worker(rows: int) -> dict:
   }
 
 
-def _all_rows(rows: int) -> slice_finder.ColumnBatch:
-  shards = [generate_shard(shard) for shard in range(_num_shards(rows))]
+def _all_rows(rows: int, values: str) -> slice_finder.ColumnBatch:
+  shards = [generate_shard(shard, values) for shard in range(_num_shards(rows))]
   return slice_finder.ColumnBatch(
       columns={
           name: np.concatenate([shard.columns[name] for shard in shards])
@@ -129,17 +137,21 @@ def _all_rows(rows: int) -> slice_finder.ColumnBatch:
       example_ids=np.concatenate([shard.example_ids for shard in shards]))
 
 
-def _sliceline_worker(rows: int, memory_gb: float) -> dict:
+def _sliceline_worker(rows: int, values: str, memory_gb: float) -> dict:
   """Runs the package, then Blindspot in memory on the same data to compare.
 
-  The address space is capped at memory_gb so that the package fails with a
-  MemoryError instead of waking the kernel's OOM killer on a shared machine.
+  If memory_gb > 0 the address space is capped so that the package fails
+  with a MemoryError instead of waking the kernel's OOM killer on a shared
+  machine; either way this process is the OOM killer's first choice.
   """
   from sliceline.slicefinder import Slicefinder  # pylint: disable=g-import-not-at-top
 
-  cap = int(memory_gb * 2**30)
-  resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-  data = _all_rows(rows)
+  with open('/proc/self/oom_score_adj', 'w') as file:
+    file.write('1000')
+  if memory_gb > 0:
+    cap = int(memory_gb * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+  data = _all_rows(rows, values)
   holdout = slice_finder.holdout_mask(data.example_ids)
   search = ~holdout
   min_support_rows = CONFIG.min_support_rows(int(search.sum()))
@@ -154,9 +166,9 @@ def _sliceline_worker(rows: int, memory_gb: float) -> dict:
                           min_sup=min_support_rows,
                           verbose=False).fit(x_search,
                                              data.errors[search].astype(float))
-  except MemoryError:
+  except MemoryError as error:
     return {
-        'error': f'out of memory (>{memory_gb:g} GB)',
+        'error': f'MemoryError: {str(error)[:70]}',
         'seconds': time.perf_counter() - start
     }
   seconds = time.perf_counter() - start
@@ -197,6 +209,7 @@ def _sliceline_worker(rows: int, memory_gb: float) -> dict:
                   rtol=1e-9))
   return {
       'seconds': seconds,
+      'version': importlib.metadata.version('sliceline'),
       'min_support_rows': min_support_rows,
       'returned': top,
       'scores_agree': scores_agree,
@@ -207,21 +220,27 @@ def _sliceline_worker(rows: int, memory_gb: float) -> dict:
   }
 
 
-def _measure(method: str, rows: int, timeout: float, memory_gb: float) -> dict:
+def _forwarded_flags(rows: int, args: argparse.Namespace) -> list:
+  return [
+      '--rows',
+      str(rows), '--values', args.values, '--timeout',
+      str(args.timeout), '--sliceline_memory_gb',
+      str(args.sliceline_memory_gb)
+  ]
+
+
+def _measure(method: str, rows: int, args: argparse.Namespace) -> dict:
   """Runs one worker as this process's only child; adds its peak memory."""
   try:
     completed = subprocess.run(
-        [
-            sys.executable, __file__, '--worker', method, '--rows',
-            str(rows), '--sliceline_memory_gb',
-            str(memory_gb)
-        ],
+        [sys.executable, __file__, '--worker', method] +
+        _forwarded_flags(rows, args),
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=args.timeout,
         check=False)
   except subprocess.TimeoutExpired:
-    return {'error': f'timed out after {timeout:.0f} s'}
+    return {'error': f'timed out after {args.timeout:.0f} s'}
   peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
   if completed.returncode != 0:
     return {
@@ -233,15 +252,12 @@ def _measure(method: str, rows: int, timeout: float, memory_gb: float) -> dict:
 
 
 def _run_isolated(method: str, rows: int, args: argparse.Namespace) -> dict:
-  completed = subprocess.run([
-      sys.executable, __file__, '--measure', method, '--rows',
-      str(rows), '--timeout',
-      str(args.timeout), '--sliceline_memory_gb',
-      str(args.sliceline_memory_gb)
-  ],
-                             capture_output=True,
-                             text=True,
-                             check=True)
+  completed = subprocess.run(
+      [sys.executable, __file__, '--measure', method] +
+      _forwarded_flags(rows, args),
+      capture_output=True,
+      text=True,
+      check=True)
   return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -250,22 +266,28 @@ def main() -> None:
   parser.add_argument('--sizes', default='10000,100000,1000000')
   parser.add_argument('--sliceline_max_rows', type=int, default=100_000)
   parser.add_argument('--timeout', type=float, default=3600)
-  parser.add_argument('--sliceline_memory_gb', type=float, default=16)
+  parser.add_argument('--values',
+                      choices=sorted(VALUE_PROBABILITIES),
+                      default='skewed')
+  parser.add_argument('--sliceline_memory_gb',
+                      type=float,
+                      default=16,
+                      help='address-space cap for the package; 0: none')
   parser.add_argument('--worker', choices=['beam', 'sliceline'])
   parser.add_argument('--measure', choices=['beam', 'sliceline'])
   parser.add_argument('--rows', type=int)
   args = parser.parse_args()
   if args.worker == 'beam':
-    print(json.dumps(_beam_worker(args.rows)))
+    print(json.dumps(_beam_worker(args.rows, args.values)))
     return
   if args.worker == 'sliceline':
-    print(json.dumps(_sliceline_worker(args.rows, args.sliceline_memory_gb)))
-    return
-  if args.measure:
     print(
         json.dumps(
-            _measure(args.measure, args.rows, args.timeout,
-                     args.sliceline_memory_gb)))
+            _sliceline_worker(args.rows, args.values,
+                              args.sliceline_memory_gb)))
+    return
+  if args.measure:
+    print(json.dumps(_measure(args.measure, args.rows, args)))
     return
 
   print(f'{"rows":>9} | {"blindspot s":>11} {"gen s":>6} {"peak MB":>8} | '
@@ -287,7 +309,8 @@ def main() -> None:
                  f'{theirs["seconds"] / ours["seconds"]:>7.1f}x | '
                  f'scores {"yes" if theirs["scores_agree"] else "NO"}, '
                  f'{theirs["same_slices"]}/{theirs["returned"]} same slices; '
-                 f'beam == in-memory: {"yes" if same_report else "NO"}')
+                 f'beam == in-memory: {"yes" if same_report else "NO"} '
+                 f'(sliceline {theirs["version"]})')
     else:
       line += f'{"not run":>11} {"":>8} | {"":>8} |'
     print(line, flush=True)

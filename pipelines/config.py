@@ -18,6 +18,8 @@ class ErrorAnalysisSettings:
 @dataclasses.dataclass
 class RunConfig:
     pipeline: str = 'taxi'
+    classes: Optional[str] = None         # mnist: digits to keep, e.g. '0,1'
+    model: Optional[str] = None           # mnist: 'dense' (default) or 'cnn'
     output_dir: str = 'outputs'
     data_root: Optional[str] = None       # None: the dataset's packaged sample
     train_steps: int = 1000
@@ -29,9 +31,13 @@ class RunConfig:
     enable_cache: bool = True
     error_analysis: ErrorAnalysisSettings = dataclasses.field(default_factory=ErrorAnalysisSettings)
 
+    def dataset(self):
+        from pipelines.datasets import get_dataset
+        return get_dataset(self.pipeline, classes=self.classes, model=self.model)
+
     @property
     def pipeline_name(self) -> str:
-        return f'blindspot-{self.pipeline}'
+        return self.dataset().pipeline_name
 
     def beam_pipeline_args(self) -> list:
         if self.beam_mode == 'multi_process':

@@ -6,6 +6,8 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components.gated_example_validator.component import GatedExampleValidator
+from components.error_analysis.artifact import ErrorAnalysisReport
+from components.error_analysis.baseline import LatestBlessedModelReportStrategy
 from components.error_analysis.component import ErrorAnalysis
 from pipelines.config import ErrorAnalysisSettings
 from pipelines.datasets import Dataset
@@ -27,12 +29,19 @@ def create_pipeline(
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     enable_cache: bool = True,
     compare_to_blessed: bool = True,
+    compare_reports: bool = False,
 ) -> tfx.dsl.Pipeline:
     """ExampleGen → StatisticsGen → ImportSchemaGen → ExampleValidator (gated) → Transform →
-    Trainer → Evaluator → ErrorAnalysis, and Pusher when the Evaluator blesses the model."""
+    Trainer → Evaluator → ErrorAnalysis, and Pusher when the Evaluator blesses the model.
+
+    `compare_reports` (with `compare_to_blessed`): ErrorAnalysis also compares its report with
+    the latest blessed model's, found by a custom resolver strategy. The local runner sets it;
+    the Kubeflow V2 compiler cannot compile custom strategies, so Kubeflow leaves it off."""
     code_version = {'code_fingerprint': dataset.code_fingerprint()}
 
-    example_gen = tfx.components.CsvExampleGen(
+    example_gen_class = {'csv': tfx.components.CsvExampleGen,
+                         'tfrecord': tfx.components.ImportExampleGen}[dataset.example_format]
+    example_gen = example_gen_class(
         input_base=data_root,
         output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
             tfx.proto.SplitConfig.Split(name='train', hash_buckets=3),
@@ -56,7 +65,7 @@ def create_pipeline(
         schema=schema_gen.outputs['schema'],
         train_args=tfx.proto.TrainArgs(num_steps=train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
-        custom_config=code_version)
+        custom_config={**code_version, **dataset.trainer_config})
 
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -69,15 +78,26 @@ def create_pipeline(
         baseline_model=model_resolver.outputs['model'] if model_resolver else None,
         eval_config=dataset.eval_config(min_accuracy))
 
+    # --- issue #7: the report of the latest blessed model, for ErrorAnalysis to compare with.
+    report_resolver = tfx.dsl.Resolver(
+        strategy_class=LatestBlessedModelReportStrategy,
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        report=tfx.dsl.Channel(type=ErrorAnalysisReport),
+    ).with_id('latest_blessed_report_resolver') if compare_to_blessed and compare_reports else None
+    # --- end issue #7
+
     # Error analysis: where the model fails, beside TFMA's sliced metrics.
     error_analysis_step = ErrorAnalysis(
         examples=example_gen.outputs['examples'],
         model=trainer.outputs['model'],
         evaluation=evaluator.outputs['evaluation'],
+        baseline_report=report_resolver.outputs['report'] if report_resolver else None,
         schema=schema_gen.outputs['schema'],
         label_key=dataset.label_key,
         splits=list(error_analysis.splits),
-        slice_features=list(error_analysis.slice_features or []),
+        slice_features=list(error_analysis.slice_features or dataset.slice_features or []),
+        class_names=list(dataset.class_names),
+        image=dataset.image,
         num_bins=error_analysis.num_bins,
         max_predicates=error_analysis.max_predicates,
         min_slice_size=error_analysis.min_slice_size,
@@ -97,7 +117,7 @@ def create_pipeline(
         pipeline_root=pipeline_root,
         components=[c for c in (example_gen, statistics_gen, schema_gen, example_validator,
                                 transform, trainer, model_resolver, evaluator,
-                                error_analysis_step, pusher) if c is not None],
+                                report_resolver, error_analysis_step, pusher) if c is not None],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [])

@@ -37,6 +37,17 @@ def check_data_root(data_root: str, required_columns: Iterable[str]) -> List[Pat
     return files
 
 
+def check_tfrecord_root(data_root: str) -> str:
+    """A folder of TFRecord files of tf.Examples, as ImportExampleGen reads."""
+    root = Path(data_root)
+    if not root.is_dir():
+        raise PreflightError(f'data path {root} is not a folder: pass --data-root with a folder '
+                             'of TFRecord files (or leave it out to use the packaged data)')
+    if not any(p.is_file() and p.stat().st_size > 0 for p in root.iterdir()):
+        raise PreflightError(f'no data files in {root}: write TFRecords of tf.Examples there')
+    return str(root)
+
+
 def check_output_dir(output_dir: str) -> None:
     """The output folder exists (or can be made) and is writable."""
     path = Path(output_dir)

@@ -69,7 +69,7 @@ def test_empty_split(taxi_run, tmp_path):
 def test_unknown_slice_feature(taxi_run, tmp_path):
     message = _run(_inputs(taxi_run), tmp_path, label_key='big_tipper',
                    slice_features=json.dumps(['payment_type', 'colour']))
-    assert 'colour' in message and 'not in the schema' in message
+    assert "'colour'" in message and 'neither in the raw examples' in message
 
 
 def test_default_slice_features_leave_out_label_source(taxi_run):

@@ -101,7 +101,7 @@ def test_error_analysis_report_in_metadata(taxi_run):
     assert sum(map(sum, data['confusion']['matrix'])) == n_eval
     assert metadata.custom_value(report, keys.NUM_ERRORS) == data['overall']['errors']
     assert abs(metadata.custom_value(report, keys.ERROR_RATE)
-               - data['overall']['errors'] / n_eval) < 1e-9
+               - data["overall"]["errors"] / n_eval) < 1e-6  # MLMD keeps ~6 digits
     held = [s for s in data['slices']['slices'] if s['held']]
     assert metadata.custom_value(report, keys.NUM_SIGNIFICANT_SLICES) == len(held)
     if data['slices']['slices']:

@@ -1,10 +1,11 @@
 """The ErrorAnalysis Beam pipeline: one inference pass, then aggregations that each end in a
 small JSON part file. Per-example work happens in batches inside Beam, so the same pipeline
 runs on the DirectRunner, Dataflow, Flink or Spark."""
+import base64
 import dataclasses
 import json
 import os
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -16,7 +17,10 @@ from components.error_analysis.predictions import PredictionBatch
 PART_TOTALS = 'totals.json'
 PART_HARDEST = 'hardest.json'
 PART_SLICES = 'slices.json'
+PART_GALLERY = 'gallery.json'
+GALLERY_PER_PAIR = 12
 PREDICTIONS_DIR = 'predictions'
+FEATURE_COLUMN_PREFIX = 'feature.'   # feature columns in the predictions, apart from ours
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +33,8 @@ class AnalysisParams:
     max_values_per_feature: int
     finder: slice_finder.SliceFinderConfig
     num_hardest: int
+    transformed_features: Tuple[str, ...] = ()      # slice features read from Transform
+    image: Optional[Tuple[str, int, int]] = None    # (raw bytes feature, height, width)
 
 
 class _Predict(beam.DoFn):
@@ -43,16 +49,39 @@ class _Predict(beam.DoFn):
         from components.error_analysis.predictions import Predictor
         dtypes = {'int': tf.int64, 'int_category': tf.int64, 'float': tf.float32,
                   'string': tf.string}
+        transformed = self._params.transformed_features
         spec = {name: tf.io.VarLenFeature(dtypes[kind])
-                for name, kind in self._params.slice_features.items()}
-        self._predictor = Predictor(self._params.model_dir, self._params.label_key, spec)
+                for name, kind in self._params.slice_features.items()
+                if name not in transformed}
+        self._predictor = Predictor(self._params.model_dir, self._params.label_key, spec,
+                                    transformed)
 
     def process(self, serialized: List[bytes]):
         batch = self._predictor.predict(serialized)
         for name, kind in self._params.slice_features.items():
             if kind == 'int_category':
                 batch.columns[name] = _ids_as_text(batch.columns[name])
+        if self._params.image:
+            yield beam.pvalue.TaggedOutput('gallery', _mistaken_images(
+                batch, serialized, self._params.image[0]))
         yield batch
+
+
+def _mistaken_images(batch: PredictionBatch, serialized: List[bytes], image_key: str
+                     ) -> List[Tuple[Tuple[int, int], Dict]]:
+    """((true, predicted), record with the raw image) for each mistake of the batch."""
+    import tensorflow as tf
+    wrong = np.flatnonzero(batch.errors > 0)
+    if not len(wrong):
+        return []
+    images = tf.io.parse_example(
+        [serialized[i] for i in wrong],
+        {image_key: tf.io.FixedLenFeature([], tf.string)})[image_key].numpy()
+    return [((int(batch.labels[i]), int(batch.predicted[i])),
+             {'example_id': str(batch.example_ids[i]),
+              'confidence': float(batch.confidence[i]),
+              'image': base64.b64encode(image).decode()})
+            for i, image in zip(wrong, images)]
 
 
 def _ids_as_text(values: np.ndarray) -> np.ndarray:
@@ -92,7 +121,8 @@ def predictions_schema(slice_features: Dict[str, str], num_classes: int) -> pa.S
     fields = [('example_id', pa.string()), ('label', pa.int64()), ('predicted', pa.int64()),
               ('correct', pa.bool_()), ('confidence', pa.float64()), ('loss', pa.float64())]
     fields += [(f'prob_{c}', pa.float64()) for c in range(num_classes)]
-    fields += [(name, pa.string() if kind in ('string', 'int_category') else pa.float64())
+    fields += [(FEATURE_COLUMN_PREFIX + name,
+                pa.string() if kind in ('string', 'int_category') else pa.float64())
                for name, kind in slice_features.items()]
     return pa.schema(fields)
 
@@ -104,7 +134,7 @@ def _to_table(batch: PredictionBatch, schema: pa.Schema) -> pa.Table:
     for c in range(batch.probabilities.shape[1]):
         data[f'prob_{c}'] = batch.probabilities[:, c]
     for name, values in batch.columns.items():
-        data[name] = values
+        data[FEATURE_COLUMN_PREFIX + name] = values
     return pa.Table.from_pydict({f.name: data[f.name] for f in schema}, schema=schema)
 
 
@@ -130,9 +160,21 @@ def build_analysis(pipeline: beam.Pipeline, file_patterns: Sequence[str],
         | 'Patterns' >> beam.Create(list(file_patterns))
         | 'Read' >> beam.io.ReadAllFromTFRecord(
             compression_type=beam.io.filesystem.CompressionTypes.AUTO))
-    batches = (serialized
-               | 'Batch' >> beam.BatchElements(min_batch_size=256, max_batch_size=1024)
-               | 'Predict' >> beam.ParDo(_Predict(params)))
+    predicted = (serialized
+                 | 'Batch' >> beam.BatchElements(min_batch_size=256, max_batch_size=1024)
+                 | 'Predict' >> beam.ParDo(_Predict(params)).with_outputs(
+                     'gallery', main='batches'))
+    batches = predicted.batches
+    if params.image:
+        gallery = (predicted.gallery
+                   | 'FlattenGallery' >> beam.FlatMap(lambda records: records)
+                   | 'MostConfidentPerPair' >> beam.combiners.Top.PerKey(
+                       GALLERY_PER_PAIR, key=lambda r: r['confidence'])
+                   | 'GalleryToDict' >> beam.combiners.ToDict()
+                   | 'GalleryPairs' >> beam.Map(
+                       lambda pairs: [{'true': t, 'predicted': p, 'examples': records}
+                                      for (t, p), records in pairs.items()]))
+        _write_json(gallery, 'Gallery', os.path.join(output_dir, PART_GALLERY))
 
     schema = predictions_schema(params.slice_features, params.num_classes)
     _ = (batches

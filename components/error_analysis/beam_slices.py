@@ -30,6 +30,7 @@ _QUANTILES_EPSILON = 0.01
 
 @dataclasses.dataclass(frozen=True)
 class EncodedBatch:
+  """A ColumnBatch reduced to what every counting pass reads."""
   codes: np.ndarray  # (rows, features) int32
   errors: np.ndarray  # (rows,) 0/1
   holdout: np.ndarray  # (rows,) bool
@@ -167,8 +168,9 @@ class _EncoderStatsFn(beam.CombineFn):
 class BuildEncoders(beam.PTransform):
   """PCollection[ColumnBatch] -> singleton list[FeatureEncoder].
 
-  Numeric columns (float dtype) are cut into num_bins quantile bins;
-  object (str) columns keep their max_values most frequent values.
+  Numeric columns (bool, int or float dtype) are cut into num_bins quantile
+  bins (one code per value if they have at most num_bins distinct values);
+  other (str) columns keep their max_values most frequent values.
   """
 
   def __init__(self,

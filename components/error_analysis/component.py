@@ -6,7 +6,7 @@ ErrorAnalysisReport artifact whose summary is in ML Metadata custom properties a
 report (report.json, report.html, per-example predictions) is under its URI.
 """
 import json
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, executor_spec
@@ -31,12 +31,16 @@ class ErrorAnalysisSpec(ComponentSpec):
         'num_slices': ExecutionParameter(type=int),
         'significance': ExecutionParameter(type=float),
         'num_hardest_examples': ExecutionParameter(type=int),
+        'class_names': ExecutionParameter(type=str),
+        'image': ExecutionParameter(type=str),
     }
     INPUTS = {
         'examples': ChannelParameter(type=standard_artifacts.Examples),
         'model': ChannelParameter(type=standard_artifacts.Model),
         'evaluation': ChannelParameter(type=standard_artifacts.ModelEvaluation, optional=True),
         'schema': ChannelParameter(type=standard_artifacts.Schema),
+        # The report of the latest blessed model, to compare with (report_compare.py).
+        'baseline_report': ChannelParameter(type=ErrorAnalysisReport, optional=True),
     }
     OUTPUTS = {'report': ChannelParameter(type=ErrorAnalysisReport)}
 
@@ -53,6 +57,7 @@ class ErrorAnalysis(base_beam_component.BaseBeamComponent):
                  schema: types.BaseChannel,
                  label_key: str,
                  evaluation: Optional[types.BaseChannel] = None,
+                 baseline_report: Optional[types.BaseChannel] = None,
                  splits: Optional[List[str]] = None,
                  slice_features: Optional[List[str]] = None,
                  num_bins: int = 4,
@@ -61,11 +66,18 @@ class ErrorAnalysis(base_beam_component.BaseBeamComponent):
                  min_slice_size: float = 0.01,
                  num_slices: int = 10,
                  significance: float = 0.05,
-                 num_hardest_examples: int = 20):
+                 num_hardest_examples: int = 20,
+                 class_names: Optional[List[str]] = None,
+                 image: Optional[Tuple[str, int, int]] = None):
         """`slice_features` empty or None: every numeric or categorical feature of the schema
-        that is available at serving time. `min_slice_size` < 1 is a fraction of the rows."""
+        that is available at serving time; names of transformed features (outputs of the
+        model's transform_features signature) are allowed too. `min_slice_size` < 1 is a
+        fraction of the rows. `class_names`: one per class id (default: the ids).
+        `image`: (raw feature holding 8-bit grayscale pixels as bytes, height, width) to
+        show the misclassified images in the report."""
         super().__init__(spec=ErrorAnalysisSpec(
             examples=examples, model=model, evaluation=evaluation, schema=schema,
+            baseline_report=baseline_report,
             label_key=label_key,
             splits=json.dumps(list(splits or ['eval'])),
             slice_features=json.dumps(list(slice_features or [])),
@@ -73,4 +85,6 @@ class ErrorAnalysis(base_beam_component.BaseBeamComponent):
             max_predicates=max_predicates, min_slice_size=float(min_slice_size),
             num_slices=num_slices, significance=significance,
             num_hardest_examples=num_hardest_examples,
+            class_names=json.dumps(list(class_names or [])),
+            image=json.dumps(list(image) if image else []),
             report=types.Channel(type=ErrorAnalysisReport)))

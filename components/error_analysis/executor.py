@@ -14,6 +14,8 @@ from tfx.utils import io_utils, path_utils
 
 from components.error_analysis import artifact as report_keys
 from components.error_analysis import beam_analysis, report, report_html, slice_finder
+from components.error_analysis import report_compare
+from components.error_analysis.baseline import read_baseline
 from components.error_analysis.predictions import InputError, Predictor
 
 _SAMPLE_SIZE = 64
@@ -52,21 +54,18 @@ def _kind(feature: schema_pb2.Feature, max_values: int) -> str:
 
 def slice_feature_types(schema: schema_pb2.Schema, requested: List[str], label_key: str,
                         max_values: int) -> Dict[str, str]:
-    """name -> kind (see _kind) for the features to slice on.
+    """name -> kind (see _kind) for the raw features to slice on; requested names that are
+    not in the schema are left to the Transform output (see Executor.Do).
 
     By default every scalar-typed feature that is present at serving time (features the schema
     keeps out of SERVING, like the label's source, would make slices that only restate the
-    label)."""
+    label), leaving out images."""
     by_name = {f.name: f for f in schema.feature}
     if requested:
-        unknown = [name for name in requested if name not in by_name]
-        if unknown:
-            raise InputError(f"slice feature(s) {', '.join(unknown)} not in the schema; it has: "
-                             f"{', '.join(sorted(by_name))}")
-        return {name: _kind(by_name[name], max_values) for name in requested}
+        return {name: _kind(by_name[name], max_values) for name in requested if name in by_name}
     return {f.name: _kind(f, max_values) for f in schema.feature
             if f.type in _TYPE_NAMES and f.name != label_key
-            and 'SERVING' not in f.not_in_environment}
+            and 'SERVING' not in f.not_in_environment and not f.HasField('image_domain')}
 
 
 def _sample(patterns: List[str]) -> List[bytes]:
@@ -86,24 +85,34 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             artifact_utils.get_single_uri(input_dict['schema'])))
         evaluation = (artifact_utils.get_single_instance(input_dict['evaluation'])
                       if input_dict.get('evaluation') else None)
+        # The latest blessed model's report, when the pipeline resolves one: compared with.
+        baseline = read_baseline(input_dict.get('baseline_report') or [])
         output = artifact_utils.get_single_instance(output_dict['report'])
 
         label_key = exec_properties['label_key']
         splits = json.loads(exec_properties['splits'])
-        features = slice_feature_types(
-            schema, json.loads(exec_properties['slice_features'] or '[]'), label_key,
-            int(exec_properties['max_values_per_feature']))
+        requested = json.loads(exec_properties['slice_features'] or '[]')
+        features = slice_feature_types(schema, requested, label_key,
+                                       int(exec_properties['max_values_per_feature']))
+        transformed = [name for name in requested if name not in features]
+        image = json.loads(exec_properties.get('image') or '[]') or None
         patterns = _split_files(examples, splits)
         model_dir = path_utils.serving_model_path(model.uri)
 
-        # Fail fast, before any Beam work, on labels or outputs that do not fit.
-        sample = Predictor(model_dir, label_key, {}).predict(_sample(patterns))
+        # Fail fast, before any Beam work, on labels, outputs or features that do not fit.
+        sample = Predictor(model_dir, label_key, {}, transformed).predict(_sample(patterns))
+        for name in transformed:
+            features[name] = 'string' if sample.columns[name].dtype == object else 'float'
         num_classes = sample.probabilities.shape[1]
-        class_names = [str(c) for c in range(num_classes)]
+        class_names = json.loads(exec_properties.get('class_names') or '[]') or [
+            str(c) for c in range(num_classes)]
+        if len(class_names) != num_classes:
+            raise InputError(f'{len(class_names)} class names were given but the model has '
+                             f'{num_classes} output classes: give one name per class')
 
         params = beam_analysis.AnalysisParams(
             model_dir=model_dir, label_key=label_key, num_classes=num_classes,
-            slice_features=features,
+            slice_features=features, transformed_features=tuple(transformed), image=image,
             num_bins=int(exec_properties['num_bins']),
             max_values_per_feature=int(exec_properties['max_values_per_feature']),
             finder=slice_finder.SliceFinderConfig(
@@ -115,11 +124,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         try:
             with self._make_beam_pipeline() as pipeline:
                 beam_analysis.build_analysis(pipeline, patterns, params, output.uri)
-            result = self._write_report(output, label_key, splits, class_names, evaluation)
+            result = self._write_report(output, label_key, splits, class_names, evaluation,
+                                        image, baseline=baseline)
         except Exception:
             # Leave nothing behind that could pass for a report.
-            if tf.io.gfile.exists(output.uri):
-                tf.io.gfile.rmtree(output.uri)
+            # (The folder itself stays: TFX's launcher cleans it up after a failure.)
+            for name in tf.io.gfile.listdir(output.uri) if tf.io.gfile.exists(output.uri) else []:
+                path = os.path.join(output.uri, name)
+                (tf.io.gfile.rmtree if tf.io.gfile.isdir(path) else tf.io.gfile.remove)(path)
             raise
         logging.info('ErrorAnalysis report: %s', os.path.join(output.uri, 'report.html'))
         for line in result['insights']:
@@ -127,7 +139,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
     @staticmethod
     def _write_report(output: types.Artifact, label_key: str, splits: List[str],
-                      class_names: List[str], evaluation: Optional[types.Artifact]) -> Dict:
+                      class_names: List[str], evaluation: Optional[types.Artifact],
+                      image: Optional[List], baseline: Optional[Dict] = None) -> Dict:
+        gallery = []
+        if image:
+            gallery = _thumbnails(beam_analysis.read_part(output.uri, beam_analysis.PART_GALLERY),
+                                  height=int(image[1]), width=int(image[2]))
         tfma_rows = []
         if evaluation is not None:
             from components.error_analysis.tfma_metrics import sliced_metrics
@@ -138,6 +155,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             slices=beam_analysis.read_part(output.uri, beam_analysis.PART_SLICES),
             hardest=beam_analysis.read_part(output.uri, beam_analysis.PART_HARDEST),
             tfma_rows=tfma_rows,
+            baseline=baseline,
+            gallery=gallery,
             files={'predictions': f'{beam_analysis.PREDICTIONS_DIR}/*.parquet',
                    'html': 'report.html'})
         with tf.io.gfile.GFile(os.path.join(output.uri, 'report.json'), 'w') as f:
@@ -146,6 +165,18 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             f.write(report_html.render(data))
         _record_summary(output, data)
         return data
+
+
+def _thumbnails(pairs: List[Dict], height: int, width: int) -> List[Dict]:
+    """Raw grayscale bytes -> base64 PNG, per confusion pair."""
+    import base64
+    import numpy as np
+    for pair in pairs:
+        for record in pair['examples']:
+            pixels = np.frombuffer(base64.b64decode(record.pop('image')), np.uint8)
+            png = tf.io.encode_png(pixels.reshape(height, width, 1)).numpy()
+            record['png'] = base64.b64encode(png).decode()
+    return pairs
 
 
 def _record_summary(output: types.Artifact, data: Dict) -> None:
@@ -165,3 +196,10 @@ def _record_summary(output: types.Artifact, data: Dict) -> None:
             report_keys.TOP_SLICE_ERROR_RATE,
             (top['search_errors'] + top['holdout_errors']) / size)
         output.set_int_custom_property(report_keys.TOP_SLICE_SIZE, size)
+    comparison = data.get('comparison')
+    if comparison:
+        output.set_int_custom_property(report_compare.NEW_FAILING_SLICES, len(comparison['new']))
+        output.set_int_custom_property(report_compare.RESOLVED_FAILING_SLICES,
+                                       len(comparison['resolved']))
+        output.set_int_custom_property(report_compare.BASELINE_REPORT_ID,
+                                       comparison['baseline_artifact_id'])

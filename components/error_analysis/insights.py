@@ -1,6 +1,8 @@
 """The few plain sentences a person reads first."""
 from typing import Dict, List
 
+from components.error_analysis.report_compare import comparison_insights
+
 
 def _pct(x: float) -> str:
     return f'{100 * x:.0f}%' if x >= 0.01 or x == 0 else f'{100 * x:.1f}%'
@@ -35,4 +37,6 @@ def insights(report: Dict, max_slices: int = 3) -> List[str]:
                      'rather than concentrated in a slice'
                      + (f" (best candidate, not confirmed: {not_held[0]['slice']})."
                         if not_held else '.'))
+    if report.get('comparison'):   # what changed since the latest blessed model's report
+        lines += comparison_insights(report['comparison'])
     return lines

@@ -99,6 +99,7 @@ class Predictor:
     """Loads the serving model once; `predict` runs one batch of serialized examples."""
 
     def __init__(self, model_dir: str, label_key: str, feature_spec: Dict,
+                 transformed_features: Sequence[str] = (),
                  label_vocabulary: Optional[List[str]] = None):
         self._model = tf.saved_model.load(model_dir)
         signatures = self._model.signatures
@@ -109,6 +110,10 @@ class Predictor:
         self._transform = signatures.get('transform_features')
         self._label_key = label_key
         self._feature_spec = feature_spec
+        self._transformed_features = list(transformed_features)
+        if self._transformed_features and self._transform is None:
+            raise InputError(f'features {", ".join(self._transformed_features)} are not in the '
+                             "raw examples and the model has no 'transform_features' signature")
         self._label_vocabulary = label_vocabulary
 
     def _labels(self, serialized: tf.Tensor) -> np.ndarray:
@@ -150,4 +155,22 @@ class Predictor:
                 'Check that the label key and the model belong together.')
         parsed = tf.io.parse_example(batch, self._feature_spec) if self._feature_spec else {}
         columns = {name: _first_values(value, len(labels)) for name, value in parsed.items()}
+        columns.update(self.transformed_columns(batch))
         return PredictionBatch(example_ids(serialized), labels, probabilities, columns)
+
+    def transformed_columns(self, batch: tf.Tensor) -> Dict[str, np.ndarray]:
+        """Requested outputs of the Transform graph, one scalar per example: floats for
+        numbers, str for strings."""
+        if not self._transformed_features:
+            return {}
+        outputs = self._transform(examples=batch)
+        columns = {}
+        for name in self._transformed_features:
+            if name not in outputs:
+                raise InputError(f"feature '{name}' is neither in the raw examples nor in the "
+                                 f"Transform output (which has: {', '.join(sorted(outputs))})")
+            values = np.asarray(outputs[name].numpy()).reshape(len(batch.numpy()), -1)[:, 0]
+            columns[name] = (np.array([v.decode('utf-8', 'replace') for v in values],
+                                      dtype=object)
+                             if values.dtype.kind in 'OSU' else values.astype(np.float64))
+        return columns

@@ -14,22 +14,41 @@ Version 1 (top-level keys):
   hardest_examples   most confident mistakes: {example_id, label, predicted, confidence,
                      loss, features}
   tfma               Evaluator's sliced metrics: [{slice, features, metrics}], or []
+  gallery            image data only: per confusion pair, most frequent first,
+                     {true, predicted, count, examples: [{example_id, confidence, png}]}
+                     (png: base64, most confident mistakes first), else []
   insights           plain sentences, most important first
   files              {predictions: glob of the per-example Parquet files, html: report.html}
+  comparison         only when the pipeline gave a baseline (the report of the latest blessed
+                     model): failing slices new / resolved / persisting since then, overall
+                     and per-TFMA-slice accuracy changes (see report_compare.py), plus
+                     baseline_label, baseline_uri and baseline_artifact_id (its ML Metadata id)
 """
 import datetime
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from components.error_analysis import confusion, insights
+from components.error_analysis import confusion, insights, report_compare
 
 REPORT_VERSION = 1
+GALLERY_PAIRS = 8
+
+
+def _named_gallery(gallery: Sequence[Dict], matrix: np.ndarray, names: List[str]) -> List[Dict]:
+    pairs = [{'true': names[g['true']], 'predicted': names[g['predicted']],
+              'count': int(matrix[g['true'], g['predicted']]),
+              'examples': sorted(g['examples'], key=lambda r: -r['confidence'])}
+             for g in gallery]
+    return sorted(pairs, key=lambda p: -p['count'])[:GALLERY_PAIRS]
 
 
 def build_report(*, label_key: str, splits: Sequence[str], class_names: Sequence[str],
                  totals: Dict, slices: Dict, hardest: List[Dict], tfma_rows: List[Dict],
-                 files: Dict[str, str]) -> Dict:
+                 files: Dict[str, str], gallery: Sequence[Dict] = (),
+                 baseline: Optional[Dict] = None) -> Dict:
+    """`baseline`: {'report': a baseline report.json, 'info': {...}} (baseline.read_baseline),
+    to compare with."""
     matrix = np.asarray(totals['confusion'], dtype=np.int64)
     examples = int(matrix.sum())
     correct = int(np.trace(matrix))
@@ -58,7 +77,11 @@ def build_report(*, label_key: str, splits: Sequence[str], class_names: Sequence
         'slices': slices,
         'hardest_examples': hardest,
         'tfma': tfma_rows,
+        'gallery': _named_gallery(gallery, matrix, names),
         'files': files,
     }
+    if baseline is not None:
+        report['comparison'] = {**report_compare.compare_reports(baseline['report'], report),
+                                **baseline.get('info', {})}
     report['insights'] = insights.insights(report)
     return report

@@ -9,7 +9,8 @@ table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 8px;border:1px sol
 th{background:#f5f5f5;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .insights li{margin:4px 0}.bar{background:#d9534f;height:10px;display:inline-block}
 .base{background:#999;height:10px;display:inline-block}.ok{color:#2a7a2a}.no{color:#a33}
-.cm td{width:56px;text-align:center}.muted{color:#777}details{margin:6px 0}
+.cm td{width:56px;text-align:center}.gallery{display:flex;flex-wrap:wrap;gap:6px}
+figure{margin:0;text-align:center;font-size:11px}img{image-rendering:pixelated;border:1px solid #ccc}.muted{color:#777}details{margin:6px 0}
 """
 
 
@@ -146,6 +147,22 @@ def _hardest(report: Dict) -> str:
     return _table(['example id', 'true', 'predicted', 'confidence'] + features, body)
 
 
+def _gallery(report: Dict) -> str:
+    if not report.get('gallery'):
+        return ''
+    blocks = []
+    for pair in report['gallery']:
+        images = ''.join(
+            f'<figure><img src="data:image/png;base64,{r["png"]}" width="56" height="56" '
+            f'alt="{_e(r["example_id"])}"><figcaption>{r["confidence"]:.2f}</figcaption></figure>'
+            for r in pair['examples'])
+        blocks.append(f'<h3>true {_e(pair["true"])} → predicted {_e(pair["predicted"])} '
+                      f'<span class=muted>({pair["count"]:,} mistakes; most confident first, '
+                      f'with the probability given to the wrong class)</span></h3>'
+                      f'<div class="gallery">{images}</div>')
+    return '<h2>Misclassified images</h2>' + ''.join(blocks)
+
+
 def render(report: Dict) -> str:
     overall = report['overall']
     insights = ''.join(f'<li>{_e(line)}</li>' for line in report['insights'])
@@ -156,6 +173,7 @@ def render(report: Dict) -> str:
 report v{report['version']} written {_e(report['created'])}</p>
 <h2>Insights</h2><ul class="insights">{insights}</ul>
 <h2>Confusion matrix</h2>{_confusion(report)}
+{_gallery(report)}
 <h2>Failing slices found automatically</h2>{_slices(report)}
 <h2>Error rate by feature value</h2>{_feature_values(report)}
 <h2>TFMA sliced metrics (Evaluator)</h2>{_tfma(report)}

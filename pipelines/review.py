@@ -1,0 +1,368 @@
+"""Reviewing runs from ML Metadata: for notebooks, scripts and `local_runner.py history|compare`.
+
+Everything is found through ML Metadata, never by guessing paths: a run is a `pipeline_run`
+context; its components are the executions in it, and their artifacts the executions' output
+events. A component served from the cache in run N has an execution in run N whose output events
+point at the artifacts an earlier run produced, so `run.report` of a cached run is the earlier
+report (the same artifact id).
+
+    from pipelines import review
+    r = review.Review('outputs')                 # or an MLMD ConnectionConfig / MetadataStore
+    for run in r.runs():                         # oldest first
+        print(run.number, run.run_id, run.blessed, run.accuracy(), run.error_rate())
+    run = r.run()                                # latest; r.run('2026-...') or r.run(2) or r.run(-2)
+    run.evaluation.uri, run.model.uri, run.blessing, run.report   # MLMD artifacts (or None)
+    data = run.report_json()                     # the loaded report.json
+    comparison = r.compare()                     # last two runs: new / resolved / persisting
+
+Errors (no store, unknown pipeline, unknown run, nothing to compare) raise ReviewError, whose
+message says what was looked for and what exists.
+"""
+import dataclasses
+import datetime
+import json
+import os
+from typing import Dict, List, Optional, Sequence, Union
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from components.error_analysis import report_compare
+from pipelines import metadata
+
+PIPELINE_PREFIX = 'blindspot-'
+DEFAULT_PIPELINE = 'blindspot-taxi'
+_SHOWN_RUNS = 8
+
+Source = Union[str, os.PathLike, metadata_store_pb2.ConnectionConfig,
+               metadata_store_pb2.MetadataStoreClientConfig, metadata_store.MetadataStore]
+
+
+class ReviewError(LookupError):
+    """A store, pipeline or run that is not there; the message lists what is."""
+
+
+def _read_text(path: str) -> str:
+    if '://' in path:   # gs:// and other remote file systems
+        import tensorflow as tf
+        with tf.io.gfile.GFile(path) as f:
+            return f.read()
+    with open(path) as f:
+        return f.read()
+
+
+def connect(source: Source):
+    """(store, description) for an output folder, a connection config or an open store."""
+    if isinstance(source, metadata_store.MetadataStore):
+        return source, 'the given store'
+    if isinstance(source, (metadata_store_pb2.ConnectionConfig,
+                           metadata_store_pb2.MetadataStoreClientConfig)):
+        where = (source.sqlite.filename_uri if isinstance(
+            source, metadata_store_pb2.ConnectionConfig) and source.HasField('sqlite')
+            else f'{getattr(source, "host", "")}:{getattr(source, "port", "")}'.strip(':')
+            or 'the configured store')
+        try:
+            return metadata_store.MetadataStore(source), where
+        except Exception as e:   # MLMD raises its own error types
+            raise ReviewError(f'cannot open the ML Metadata store at {where}: {e}') from e
+    output_dir = os.fspath(source)
+    path = metadata.sqlite_path(output_dir)
+    if not os.path.isdir(output_dir):
+        raise ReviewError(f'no output folder {output_dir!r} (looked for the ML Metadata store '
+                          f'{path}): run `python local_runner.py --output-dir {output_dir}` '
+                          'first, or pass --output-dir')
+    if not os.path.isfile(path):
+        present = sorted(os.listdir(output_dir))
+        raise ReviewError(f'no ML Metadata store in {output_dir!r}: looked for {path}; the '
+                          f"folder has: {', '.join(present) if present else 'nothing'}")
+    try:
+        return metadata.open_store(output_dir), path
+    except Exception as e:
+        raise ReviewError(f'{path} is not a readable ML Metadata store: {e}') from e
+
+
+def pipeline_names(store) -> List[str]:
+    return sorted(c.name for c in store.get_contexts_by_type(metadata.PIPELINE_CONTEXT))
+
+
+def resolve_pipeline(store, name: Optional[str], where: str = 'this store') -> str:
+    """The full pipeline name for `name` ('taxi', 'blindspot-taxi', a unique prefix), or the
+    store's only pipeline when `name` is None."""
+    names = pipeline_names(store)
+    listing = ', '.join(names) if names else 'no pipelines (no run has been recorded)'
+    if name is None:
+        if len(names) == 1:
+            return names[0]
+        if DEFAULT_PIPELINE in names:
+            return DEFAULT_PIPELINE
+        raise ReviewError(f'which pipeline? {where} has: {listing}')
+    for candidate in (name, PIPELINE_PREFIX + name):
+        if candidate in names:
+            return candidate
+    prefixed = [n for n in names if n.startswith(PIPELINE_PREFIX + name) or n.startswith(name)]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    raise ReviewError(f"no pipeline '{name}' in {where}; it has: {listing}")
+
+
+def _blessed(blessing) -> Optional[bool]:
+    if blessing is None:
+        return None
+    return bool(metadata.custom_value(blessing, 'blessed'))
+
+
+@dataclasses.dataclass
+class Run:
+    """One pipeline run, as ML Metadata recorded it."""
+    number: int                                  # 1 = oldest run of the pipeline
+    run_id: str                                  # the pipeline_run context's name
+    pipeline: str
+    context: metadata_store_pb2.Context
+    components: Dict[str, metadata.ComponentRun]
+    _report: Optional[Dict] = dataclasses.field(default=None, repr=False)
+
+    @property
+    def time(self) -> datetime.datetime:
+        """When the run started (local time)."""
+        return datetime.datetime.fromtimestamp(self.context.create_time_since_epoch / 1000)
+
+    def artifact(self, component: str, key: str):
+        return metadata.output_artifact(self.components, component, key)
+
+    @property
+    def model(self):
+        return self.artifact('Trainer', 'model')
+
+    @property
+    def evaluation(self):
+        return self.artifact('Evaluator', 'evaluation')
+
+    @property
+    def blessing(self):
+        return self.artifact('Evaluator', 'blessing')
+
+    @property
+    def report(self):
+        """The ErrorAnalysisReport artifact (custom properties: error_rate, top_slice, ...)."""
+        return self.artifact('ErrorAnalysis', 'report')
+
+    @property
+    def pushed(self):
+        return self.artifact('Pusher', 'pushed_model')
+
+    @property
+    def blessed(self) -> Optional[bool]:
+        """Whether the Evaluator blessed the model; None without a blessing."""
+        return _blessed(self.blessing)
+
+    @property
+    def states(self) -> Dict[str, str]:
+        return {name: c.state for name, c in self.components.items()}
+
+    @property
+    def status(self) -> str:
+        """'complete', 'failed at <component>', or 'running'."""
+        failed = [n for n, s in self.states.items() if s == 'FAILED']
+        if failed:
+            return f"failed at {', '.join(failed)}"
+        if any(s in ('RUNNING', 'NEW', 'UNKNOWN') for s in self.states.values()):
+            return 'running'
+        return 'complete'
+
+    def report_json(self) -> Optional[Dict]:
+        """The loaded report.json of this run's ErrorAnalysis report (None without one)."""
+        if self._report is None and self.report is not None:
+            self._report = json.loads(_read_text(os.path.join(self.report.uri, 'report.json')))
+        return self._report
+
+    def report_html_path(self) -> Optional[str]:
+        return os.path.join(self.report.uri, 'report.html') if self.report is not None else None
+
+    def insights(self) -> List[str]:
+        data = self.report_json()
+        return list(data.get('insights', [])) if data else []
+
+    def failing_slices(self) -> List[Dict]:
+        """The report's slices that held on held-out data, best first."""
+        data = self.report_json()
+        return [s for s in data['slices']['slices'] if s.get('held')] if data else []
+
+    def tfma_rows(self) -> List[Dict]:
+        """The Evaluator's sliced metrics as rows (tfma_metrics.sliced_metrics)."""
+        if self.evaluation is None:
+            return []
+        from components.error_analysis.tfma_metrics import sliced_metrics
+        return sliced_metrics(self.evaluation.uri)
+
+    def eval_result(self):
+        """tfma.EvalResult of this run's evaluation, for tfma.view.render_*."""
+        if self.evaluation is None:
+            raise ReviewError(f'run {self.run_id} has no evaluation ({self.status})')
+        import tensorflow_model_analysis as tfma
+        return tfma.load_eval_result(self.evaluation.uri)
+
+    def accuracy(self) -> Optional[float]:
+        """Overall accuracy from the Evaluator (as carried in the report, else read from the
+        evaluation), else the report's own."""
+        data = self.report_json()
+        rows = (data or {}).get('tfma') or []
+        if not rows and self.evaluation is not None:
+            rows = self.tfma_rows()
+        metric = report_compare.accuracy_metric(rows)
+        overall = next((r for r in rows if not r['features']), None)
+        if metric and overall and metric in overall['metrics']:
+            return overall['metrics'][metric]
+        return (data or {}).get('overall', {}).get('accuracy')
+
+    def error_rate(self) -> Optional[float]:
+        data = self.report_json()
+        return data['overall']['error_rate'] if data else None
+
+    def summary(self) -> Dict:
+        """One history row."""
+        failing = self.failing_slices()
+        return {'number': self.number, 'time': self.time.strftime('%Y-%m-%d %H:%M:%S'),
+                'run_id': self.run_id, 'pipeline': self.pipeline, 'status': self.status,
+                'blessed': self.blessed, 'accuracy': self.accuracy(),
+                'error_rate': self.error_rate(),
+                'failing_slices': len(failing) if self.report is not None else None,
+                'top_slice': failing[0]['slice'] if failing else None,
+                'report_id': self.report.id if self.report is not None else None}
+
+
+class Review:
+    """The runs of one pipeline in one ML Metadata store."""
+
+    def __init__(self, source: Source = 'outputs', pipeline: Optional[str] = None):
+        self.store, self.where = connect(source)
+        self.pipeline = resolve_pipeline(self.store, pipeline, self.where)
+        self._runs: Optional[List[Run]] = None
+
+    def runs(self) -> List[Run]:
+        """Every run of the pipeline, oldest first."""
+        if self._runs is None:
+            pipeline = self.store.get_context_by_type_and_name(metadata.PIPELINE_CONTEXT,
+                                                               self.pipeline)
+            in_pipeline = {e.id for e in self.store.get_executions_by_context(pipeline.id)}
+            contexts = [c for c in self.store.get_contexts_by_type(metadata.PIPELINE_RUN_CONTEXT)
+                        if any(e.id in in_pipeline
+                               for e in self.store.get_executions_by_context(c.id))]
+            contexts.sort(key=lambda c: (c.create_time_since_epoch, c.id))
+            self._runs = [Run(i + 1, c.name, self.pipeline, c,
+                              metadata.component_runs(self.store, c))
+                          for i, c in enumerate(contexts)]
+        return self._runs
+
+    def _listing(self) -> str:
+        runs = self.runs()
+        shown = runs[-_SHOWN_RUNS:]
+        text = ', '.join(f'#{r.number} {r.run_id}' for r in shown)
+        return (f'{len(runs)} run(s): ' + ('... ' if len(runs) > len(shown) else '') + text
+                if runs else 'no runs')
+
+    def run(self, ref: Union[None, int, str] = None) -> Run:
+        """The latest run (ref None), a run by id (or a unique prefix of it), or by number as
+        `history` prints it (1 = oldest; negative counts from the latest: -1 = latest)."""
+        runs = self.runs()
+        if not runs:
+            raise ReviewError(f"pipeline '{self.pipeline}' has no runs in {self.where}")
+        if ref is None:
+            return runs[-1]
+        text = str(ref).strip()
+        if text.lstrip('-').isdigit():
+            n = int(text)
+            if 1 <= n <= len(runs):
+                return runs[n - 1]
+            if -len(runs) <= n <= -1:
+                return runs[n]
+        else:
+            exact = [r for r in runs if r.run_id == text]
+            prefixed = exact or [r for r in runs if r.run_id.startswith(text)]
+            if len(prefixed) == 1:
+                return prefixed[0]
+        raise ReviewError(f"no run '{text}' of pipeline '{self.pipeline}' in {self.where}; "
+                          f'it has {self._listing()}')
+
+    def latest(self) -> Run:
+        return self.run()
+
+    def history(self) -> List[Dict]:
+        return [r.summary() for r in self.runs()]
+
+    def _with_report(self, run: Run) -> Dict:
+        data = run.report_json()
+        if data is None:
+            raise ReviewError(f'run #{run.number} {run.run_id} of {self.pipeline} has no '
+                              f'ErrorAnalysis report ({run.status}); runs with one: '
+                              + (', '.join(f'#{r.number}' for r in self.runs()
+                                           if r.report is not None) or 'none'))
+        return data
+
+    def compare(self, a: Union[None, int, str] = None, b: Union[None, int, str] = None,
+                tfma: bool = True) -> Dict:
+        """Run `b` (default: the latest) against run `a` (default: the one before `b`):
+        report_compare.compare_reports, with per-slice accuracy read from the two evaluations
+        (tfma=False: from the copies in the reports, no TFMA import)."""
+        runs = self.runs()
+        if a is None and b is None:
+            if len(runs) < 2:
+                raise ReviewError(f"pipeline '{self.pipeline}' has {self._listing()} in "
+                                  f'{self.where}: need two runs to compare')
+            run_a, run_b = runs[-2], runs[-1]
+        else:
+            run_a = self.run(a) if a is not None else None
+            run_b = self.run(b)
+            if run_a is None:
+                if run_b.number == 1:
+                    raise ReviewError(f'run #1 {run_b.run_id} is the first run: nothing before '
+                                      'it to compare with')
+                run_a = runs[run_b.number - 2]
+        base, cur = self._with_report(run_a), self._with_report(run_b)
+        tfma_a = run_a.tfma_rows() if tfma and run_a.evaluation is not None else None
+        tfma_b = run_b.tfma_rows() if tfma and run_b.evaluation is not None else None
+        comparison = report_compare.compare_reports(base, cur, baseline_tfma=tfma_a,
+                                                    current_tfma=tfma_b)
+        comparison.update({
+            'pipeline': self.pipeline,
+            'baseline_label': f'run #{run_a.number} {run_a.run_id}',
+            'baseline_run': _run_ref(run_a), 'current_run': _run_ref(run_b),
+            'same_report': run_a.report.id == run_b.report.id,
+        })
+        return comparison
+
+    def eval_results(self, runs: Optional[Sequence[Run]] = None):
+        """tfma.EvalResults over the runs' evaluations (each evaluation once, oldest first,
+        model-centric), for tfma.view.render_time_series."""
+        import tensorflow_model_analysis as tfma
+        seen, results = set(), []
+        for run in runs if runs is not None else self.runs():
+            if run.evaluation is None or run.evaluation.id in seen:
+                continue
+            seen.add(run.evaluation.id)
+            results.append(tfma.load_eval_result(run.evaluation.uri))
+        if not results:
+            raise ReviewError(f"no evaluations among the runs of '{self.pipeline}'")
+        return tfma.make_eval_results(results, tfma.MODEL_CENTRIC_MODE)
+
+
+def _run_ref(run: Run) -> Dict:
+    return {'number': run.number, 'run_id': run.run_id, 'blessed': run.blessed,
+            'report_id': run.report.id if run.report is not None else None,
+            'report_uri': run.report.uri if run.report is not None else None,
+            'evaluation_uri': run.evaluation.uri if run.evaluation is not None else None}
+
+
+# Module-level shortcuts.
+def list_runs(source: Source = 'outputs', pipeline: Optional[str] = None) -> List[Run]:
+    return Review(source, pipeline).runs()
+
+
+def get_run(source: Source = 'outputs', run_id: Union[None, int, str] = None,
+            pipeline: Optional[str] = None) -> Run:
+    return Review(source, pipeline).run(run_id)
+
+
+def compare_runs(source: Source = 'outputs', a: Union[None, int, str] = None,
+                 b: Union[None, int, str] = None, pipeline: Optional[str] = None,
+                 tfma: bool = True) -> Dict:
+    return Review(source, pipeline).compare(a, b, tfma=tfma)
