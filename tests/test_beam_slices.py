@@ -5,7 +5,6 @@ import pickle
 
 import apache_beam as beam
 import numpy as np
-import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.error_analysis import beam_slices
