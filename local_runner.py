@@ -4,10 +4,12 @@
     python local_runner.py --help
     python local_runner.py history [--output-dir D] [--pipeline P]   # runs, from ML Metadata
     python local_runner.py compare [RUN_A RUN_B]    # failing slices new / resolved / persisting
+    python local_runner.py review-sheet --out mistakes.csv   # mistakes to tag; back with --tags
 
 Progress goes to the console; TFX's full log goes to OUTPUT_DIR/logs/<pipeline>.log.
 """
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -27,16 +29,22 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
     p = argparse.ArgumentParser(
         description='Run a Blindspot TFX pipeline locally (Beam DirectRunner, SQLite ML '
                     'Metadata). The same DAG compiles for Kubeflow with kubeflow/runner.py.')
-    p.add_argument('--pipeline', default=defaults.pipeline, choices=['taxi', 'mnist'],
-                   help='which pipeline to run (default: %(default)s)')
+    p.add_argument('--pipeline', default=defaults.pipeline, choices=['taxi', 'mnist', 'csv'],
+                   help='which pipeline to run; csv: your own CSV with --data and --label '
+                        '(default: %(default)s)')
     p.add_argument('--classes', default=None,
                    help='mnist: digits to keep, e.g. 0,1 for the two-class variant')
     p.add_argument('--model', default=None, choices=['dense', 'cnn'],
                    help='mnist: one hidden dense layer (default) or a small CNN')
     p.add_argument('--output-dir', default=defaults.output_dir,
                    help='pipeline root, metadata store, served models (default: %(default)s)')
-    p.add_argument('--data-root', default=None,
-                   help="folder of CSV files (default: the sample shipped in the tfx package)")
+    p.add_argument('--data-root', '--data', dest='data_root', default=None,
+                   help='folder of CSV files (default: the sample shipped in the tfx package); '
+                        'csv: a CSV file or a folder of CSV files')
+    p.add_argument('--label', default=None,
+                   help='csv: the column to predict (class names or integer ids)')
+    p.add_argument('--schema', default=None, metavar='FILE',
+                   help='csv: a curated schema.pbtxt (default: inferred from the data)')
     p.add_argument('--train-steps', type=int, default=defaults.train_steps)
     p.add_argument('--eval-steps', type=int, default=defaults.eval_steps)
     p.add_argument('--min-accuracy', type=float, default=defaults.min_accuracy,
@@ -55,15 +63,35 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
     p.add_argument('--max-predicates', type=int, default=ErrorAnalysisSettings.max_predicates)
     p.add_argument('--min-slice-size', type=float, default=ErrorAnalysisSettings.min_slice_size,
                    help='ErrorAnalysis: smallest slice, fraction of rows (<1) or a count')
+    p.add_argument('--tags', default=None, metavar='CSV',
+                   help='ErrorAnalysis: manual tags per example id (e.g. a filled-in review '
+                        'sheet), ranked by potential gain in the report')
+    p.add_argument('--tag-rule', action='append', default=[], metavar='RULE',
+                   help='ErrorAnalysis: a tag from a feature rule, repeatable, e.g. '
+                        '"night: trip_start_hour >= 22 or trip_start_hour < 5"')
+    p.add_argument('--tag-reference', action='append', default=[], metavar='TAG=ACC',
+                   help='target or human-level accuracy for a tag, e.g. "night=0.9" '
+                        '(default: the model\'s overall accuracy)')
     a = p.parse_args(argv)
     if a.train_steps < 1:
         p.error('--train-steps must be at least 1')
     if a.workers < 1:
         p.error('--workers must be at least 1')
+    references = {}
+    for item in a.tag_reference:
+        tag, sep, value = item.rpartition('=')
+        try:
+            references[tag.strip()] = float(value)
+        except ValueError:
+            sep = ''
+        if not sep or not tag.strip() or not 0 <= references.get(tag.strip(), -1) <= 1:
+            p.error(f"--tag-reference takes TAG=ACCURACY with an accuracy in 0..1, got '{item}'")
     ea = ErrorAnalysisSettings(
         slice_features=tuple(a.slice_feature) if a.slice_feature else None,
-        max_predicates=a.max_predicates, min_slice_size=a.min_slice_size)
+        max_predicates=a.max_predicates, min_slice_size=a.min_slice_size,
+        tags_file=a.tags, tag_rules=tuple(a.tag_rule), tag_references=references)
     return RunConfig(pipeline=a.pipeline, classes=a.classes, model=a.model,
+                     label=a.label, schema=a.schema,
                      output_dir=a.output_dir, data_root=a.data_root,
                      train_steps=a.train_steps, eval_steps=a.eval_steps,
                      min_accuracy=a.min_accuracy, beam_mode=a.beam_mode, workers=a.workers,
@@ -115,33 +143,39 @@ def _configure_logging(log_file: Path) -> _Progress:
     return progress
 
 
-def _content_addressed_copy(schema_path: Path, output_dir: str) -> str:
+def _content_addressed_copy(path: Path, output_dir: str) -> str:
     """A copy of the schema under a path named by its hash.
 
-    ImportSchemaGen's cache key is the file path, not its content: without this, an edited
-    schema would be served from the cache."""
+    Cache keys hold file paths, not contents (ImportSchemaGen's schema, ErrorAnalysis's tags):
+    without this, an edited file would be served from the cache."""
     import hashlib
     import shutil
-    digest = hashlib.sha256(schema_path.read_bytes()).hexdigest()[:12]
-    target = Path(output_dir) / 'schemas' / digest / schema_path.name
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    target = Path(output_dir) / 'inputs' / digest / path.name
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(schema_path, target)
+        shutil.copyfile(path, target)
     return str(target)
 
 
 def build(config: RunConfig):
     """Checks the input, then builds the TFX pipeline for `config` (nothing written yet but
     the output folder)."""
-    dataset = config.dataset()
-    if dataset.example_format == 'csv':
+    dataset = config.dataset()   # csv: scans and checks the data, see pipelines/datasets.py
+    data_root = None
+    for note in dataset.notes:
+        print(f'note: {note}', file=sys.stderr)
+    if dataset.user_data:
+        pass                     # copied by prepare_data below
+    elif dataset.example_format == 'csv':
         data_root = config.data_root or str(dataset.default_data_root())
         preflight.check_data_root(data_root, dataset.label_source_columns)
     elif config.data_root:
         data_root = preflight.check_tfrecord_root(config.data_root)
+    preflight.check_tags(config.error_analysis)
     preflight.check_output_dir(config.output_dir)
     output_dir = os.path.abspath(config.output_dir)
-    if dataset.example_format != 'csv' and not config.data_root:
+    if data_root is None:
         data_root = dataset.prepare_data(output_dir)
 
     from pipelines import metadata
@@ -151,12 +185,16 @@ def build(config: RunConfig):
         pipeline_root=os.path.join(output_dir, 'pipelines', dataset.pipeline_name),
         data_root=os.path.abspath(data_root),
         dataset=dataset,
-        schema_path=_content_addressed_copy(dataset.schema_path, output_dir),
+        schema_path=(_content_addressed_copy(dataset.schema_path, output_dir)
+                     if dataset.schema_path else None),   # None: SchemaGen infers it
         train_steps=config.train_steps,
         eval_steps=config.eval_steps,
         min_accuracy=config.min_accuracy,
         serving_model_dir=os.path.join(output_dir, 'serving_model', dataset.pipeline_name),
-        error_analysis=config.error_analysis,
+        error_analysis=dataclasses.replace(
+            config.error_analysis,
+            tags_file=config.error_analysis.tags_file and _content_addressed_copy(
+                Path(config.error_analysis.tags_file), output_dir)),
         beam_pipeline_args=config.beam_pipeline_args(),
         metadata_connection_config=metadata.sqlite_config(output_dir),
         enable_cache=config.enable_cache,
@@ -190,4 +228,7 @@ if __name__ == '__main__':
     if sys.argv[1:2] in (['history'], ['compare']):   # review subcommands: pipelines/review_cli.py
         from pipelines import review_cli
         sys.exit(review_cli.main(sys.argv[1:]))
+    if sys.argv[1:2] == ['review-sheet']:
+        from pipelines import review_sheet
+        sys.exit(review_sheet.main(sys.argv[2:]))
     sys.exit(run(parse_args()))

@@ -1,6 +1,6 @@
 """Run settings in one plain place: defaults for the local runner and the Kubeflow compiler."""
 import dataclasses
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 
 @dataclasses.dataclass
@@ -13,6 +13,9 @@ class ErrorAnalysisSettings:
     min_slice_size: float = 0.01   # fraction of rows (< 1) or a row count
     num_slices: int = 10
     significance: float = 0.05
+    tags_file: Optional[str] = None       # CSV of manual tags per example id
+    tag_rules: Tuple[str, ...] = ()       # 'name: expression' tags over features
+    tag_references: Dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -20,8 +23,10 @@ class RunConfig:
     pipeline: str = 'taxi'
     classes: Optional[str] = None         # mnist: digits to keep, e.g. '0,1'
     model: Optional[str] = None           # mnist: 'dense' (default) or 'cnn'
+    label: Optional[str] = None           # csv: the column to predict
+    schema: Optional[str] = None          # csv: a curated schema.pbtxt (default: inferred)
     output_dir: str = 'outputs'
-    data_root: Optional[str] = None       # None: the dataset's packaged sample
+    data_root: Optional[str] = None       # None: the dataset's packaged sample; csv: the data
     train_steps: int = 1000
     eval_steps: int = 100
     min_accuracy: float = 0.7             # value threshold for blessing
@@ -33,7 +38,8 @@ class RunConfig:
 
     def dataset(self):
         from pipelines.datasets import get_dataset
-        return get_dataset(self.pipeline, classes=self.classes, model=self.model)
+        return get_dataset(self.pipeline, classes=self.classes, model=self.model,
+                           data=self.data_root, label=self.label, schema=self.schema)
 
     @property
     def pipeline_name(self) -> str:

@@ -2,6 +2,8 @@
 import dataclasses
 import functools
 import hashlib
+import inspect
+import re
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
@@ -13,7 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @dataclasses.dataclass(frozen=True)
 class Dataset:
     name: str                      # the pipelines/<name> folder
-    schema_path: Path
+    schema_path: Optional[Path]    # curated schema (ImportSchemaGen); None: SchemaGen infers it
     preprocessing_fn: str          # dotted path, run by Transform
     run_fn: str                    # dotted path, run by Trainer
     label_key: str                 # label as the Evaluator and ErrorAnalysis read it
@@ -28,6 +30,12 @@ class Dataset:
     image: Optional[Tuple[str, int, int]] = None       # (raw feature, height, width)
     # Writes the input data under an output folder and returns its path; None: read as is.
     prepare_data: Optional[Callable[[str], str]] = None
+    # Extra Transform custom_config (the preprocessing_fn takes `custom_config`).
+    transform_config: Dict = dataclasses.field(default_factory=dict)
+    # The data path is a run option the dataset was built from (and checked with): the local
+    # runner then always takes the data from prepare_data.
+    user_data: bool = False
+    notes: Tuple[str, ...] = ()    # warnings about the data, printed before the run
 
     @property
     def pipeline_name(self) -> str:
@@ -103,11 +111,80 @@ def _mnist_prepare(output_dir: str, classes: Sequence[int]) -> str:
     return data.prepare(output_dir, classes)
 
 
-DATASETS: Dict[str, Callable[..., Dataset]] = {'taxi': _taxi, 'mnist': _mnist}
+def _slug(text: str) -> str:
+    return re.sub(r'[^a-z0-9]+', '-', text.lower()).strip('-') or 'data'
 
 
-def get_dataset(name: str, classes: Optional[str] = None, model: Optional[str] = None
-                ) -> Dataset:
+def _csv(data: Optional[str] = None, label: Optional[str] = None,
+         schema: Optional[str] = None) -> Dataset:
+    """Any CSV file (or folder of CSV files) with a label column: the columns, their types,
+    the classes and the slices come from one preflight scan of the data."""
+    from pipelines import preflight
+    from pipelines.csv import evaluation
+    from pipelines.csv import features as F
+    if not data:
+        raise preflight.PreflightError('--pipeline csv needs --data PATH: a CSV file or a folder '
+                                       'of CSV files, with a header row')
+    if not label:
+        columns = ', '.join(preflight.read_csv_header(data)[:30])
+        raise preflight.PreflightError('--pipeline csv needs --label COLUMN, the column to '
+                                       f'predict; the data has: {columns or "(no columns)"}')
+    scan = preflight.scan_csv(data, label)
+    in_schema = set(preflight.check_csv_schema(schema, label) if schema else scan.columns)
+    features = [c for c in scan.feature_columns() if c in in_schema]
+    slices = [c for c in scan.low_cardinality_columns(F.LOW_CARDINALITY) if c in in_schema]
+    classes = tuple(scan.label_classes)
+    categorical = [c for c in features if scan.types[c] == 'int'
+                   and scan.distinct[c] <= F.LOW_CARDINALITY]
+    path = Path(data)
+    return Dataset(
+        name='csv',
+        # Different data or labels must not share a pipeline: its model baseline and cache.
+        variant=_slug(f'{path.stem if path.is_file() else path.resolve().name}-{label}'),
+        schema_path=Path(schema) if schema else None,
+        preprocessing_fn='pipelines.csv.preprocessing.preprocessing_fn',
+        run_fn='pipelines.csv.model.run_fn',
+        label_key=F.LABEL_KEY,
+        label_source_columns=(label,),
+        eval_config=functools.partial(evaluation.eval_config, num_classes=len(classes),
+                                      slice_columns=tuple(slices)),
+        default_data_root=lambda: Path(data),
+        transform_config={'label': label, 'label_classes': list(classes),
+                          'categorical': categorical},
+        trainer_config={'label_column': label},
+        # ErrorAnalysis slices on every column but the label (the label would restate itself).
+        slice_features=tuple(features),
+        prepare_data=functools.partial(_csv_prepare, files=scan.files),
+        user_data=True,
+        notes=scan.notes,
+    )
+
+
+def _csv_prepare(output_dir: str, files: Sequence[Path]) -> str:
+    from pipelines.csv import data
+    return data.prepare(output_dir, files)
+
+
+DATASETS: Dict[str, Callable[..., Dataset]] = {'taxi': _taxi, 'mnist': _mnist, 'csv': _csv}
+# The pipelines that run without data options (their data ships with the project).
+PACKAGED = ('taxi', 'mnist')
+_OPTION_FLAGS = {'classes': '--classes', 'model': '--model', 'data': '--data',
+                 'label': '--label', 'schema': '--schema'}
+
+
+def get_dataset(name: str, **options: Optional[str]) -> Dataset:
+    """The dataset `name`, built from run options (None: not given): classes and model
+    (mnist), data, label and schema (csv). `data` goes only to pipelines built from their
+    data (csv); the others take the data path when the pipeline is built."""
     if name not in DATASETS:
         raise ValueError(f"unknown pipeline '{name}': choose one of {', '.join(sorted(DATASETS))}")
-    return DATASETS[name](classes=classes, model=model)
+    factory = DATASETS[name]
+    accepted = inspect.signature(factory).parameters
+    given = {k: v for k, v in options.items()
+             if v is not None and (k in accepted or k != 'data')}
+    for key in given:
+        if key not in accepted:
+            users = [n for n, f in DATASETS.items() if key in inspect.signature(f).parameters]
+            raise ValueError(f"{_OPTION_FLAGS.get(key, key)} applies to the "
+                             f"{' and '.join(users)} pipeline only, not to {name}")
+    return factory(**given)

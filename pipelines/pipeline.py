@@ -19,7 +19,7 @@ def create_pipeline(
     pipeline_root: str,
     data_root: str,
     dataset: Dataset,
-    schema_path: str,
+    schema_path: Optional[str],
     train_steps: int,
     eval_steps: int,
     min_accuracy: float,
@@ -31,7 +31,7 @@ def create_pipeline(
     compare_to_blessed: bool = True,
     compare_reports: bool = False,
 ) -> tfx.dsl.Pipeline:
-    """ExampleGen → StatisticsGen → ImportSchemaGen → ExampleValidator (gated) → Transform →
+    """ExampleGen → StatisticsGen → (Import)SchemaGen → ExampleValidator (gated) → Transform →
     Trainer → Evaluator → ErrorAnalysis, and Pusher when the Evaluator blesses the model.
 
     `compare_reports` (with `compare_to_blessed`): ErrorAnalysis also compares its report with
@@ -47,7 +47,11 @@ def create_pipeline(
             tfx.proto.SplitConfig.Split(name='train', hash_buckets=3),
             tfx.proto.SplitConfig.Split(name='eval', hash_buckets=1)])))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    # A curated schema, or (schema_path None) one inferred from the statistics; features stay
+    # variable-length, so missing values reach the Transform as missing.
+    schema_gen = (tfx.components.ImportSchemaGen(schema_file=schema_path) if schema_path else
+                  tfx.components.SchemaGen(statistics=statistics_gen.outputs['statistics'],
+                                           infer_feature_shape=False))
     example_validator = GatedExampleValidator(
         statistics=statistics_gen.outputs['statistics'],
         schema=schema_gen.outputs['schema']).with_id('ExampleValidator')
@@ -55,7 +59,7 @@ def create_pipeline(
         examples=example_gen.outputs['examples'],
         schema=schema_gen.outputs['schema'],
         preprocessing_fn=dataset.preprocessing_fn,
-        custom_config=code_version)
+        custom_config={**code_version, **dataset.transform_config})
     # Transform runs only on data the gate let through.
     transform.add_upstream_node(example_validator)
     trainer = tfx.components.Trainer(
@@ -98,6 +102,9 @@ def create_pipeline(
         slice_features=list(error_analysis.slice_features or dataset.slice_features or []),
         class_names=list(dataset.class_names),
         image=dataset.image,
+        tags_uri=error_analysis.tags_file or '',
+        tag_rules=list(error_analysis.tag_rules),
+        tag_references=dict(error_analysis.tag_references),
         num_bins=error_analysis.num_bins,
         max_predicates=error_analysis.max_predicates,
         min_slice_size=error_analysis.min_slice_size,

@@ -1,9 +1,12 @@
 """Checks that run before TFX starts, so bad input fails fast and writes nothing."""
 import csv
+import dataclasses
+import functools
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, List
+from typing import Dict, Iterable, List, Optional, Tuple
 
 
 class PreflightError(ValueError):
@@ -48,6 +51,22 @@ def check_tfrecord_root(data_root: str) -> str:
     return str(root)
 
 
+def check_tags(settings) -> None:
+    """Tag rules parse and the tags file is readable (ErrorAnalysisSettings)."""
+    from components.error_analysis import manual_tags, tag_rules
+    try:
+        tag_rules.parse_rules(settings.tag_rules)
+        if settings.tags_file:
+            path = Path(settings.tags_file)
+            if not path.is_file():
+                raise PreflightError(f'tags file {path} does not exist: pass --tags with the '
+                                     'filled-in review sheet (or another CSV of tags)')
+            manual_tags.parse_tags_csv(path.read_text(encoding='utf-8', errors='replace'),
+                                       str(path))
+    except (tag_rules.RuleError, manual_tags.TagsFileError) as e:
+        raise PreflightError(str(e)) from None
+
+
 def check_output_dir(output_dir: str) -> None:
     """The output folder exists (or can be made) and is writable."""
     path = Path(output_dir)
@@ -61,3 +80,280 @@ def check_output_dir(output_dir: str) -> None:
     if not os.access(path, os.W_OK):
         raise PreflightError(f'output folder {path} is not writable: '
                              'choose another with --output-dir')
+
+
+# ---------------------------------------------------------------------------------------------
+# --pipeline csv: the user's CSV file(s), read once as a stream before anything else runs.
+
+_INT64_MIN, _INT64_MAX = -2 ** 63, 2 ** 63 - 1
+_UNKNOWN, _INT, _FLOAT, _STRING = 0, 1, 2, 3
+_KIND_NAMES = {_UNKNOWN: 'empty', _INT: 'int', _FLOAT: 'float', _STRING: 'string'}
+_NA_TOKENS_SHOWN = 3   # a numeric column read as text because of at most this many tokens
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvScan:
+    """What one pass over the CSV file(s) found: enough to build the csv pipeline."""
+    files: Tuple[Path, ...]
+    columns: Tuple[str, ...]
+    rows: int
+    types: Dict[str, str]          # 'int', 'float', 'string' as CsvExampleGen infers, or 'empty'
+    distinct: Dict[str, int]       # distinct values, counted up to LOW_CARDINALITY + 1
+    missing: Dict[str, int]        # empty cells
+    label: str
+    label_classes: Dict[str, int]  # class name, as Transform spells it -> rows
+    notes: Tuple[str, ...]         # things worth a warning, not an error
+
+    def feature_columns(self) -> List[str]:
+        """Every column but the label, leaving out columns that are empty in every row."""
+        return [c for c in self.columns if c != self.label and self.types[c] != 'empty']
+
+    def low_cardinality_columns(self, limit: int) -> List[str]:
+        """Columns (label included) with 2..limit distinct values."""
+        return [c for c in self.columns if 2 <= self.distinct[c] <= limit]
+
+
+def _value_kind(cell: str) -> int:
+    """The type CsvExampleGen (tfx_bsl's csv_decoder) infers for one non-empty cell."""
+    try:
+        return _INT if _INT64_MIN <= int(cell) <= _INT64_MAX else _STRING
+    except ValueError:
+        try:
+            float(cell)
+            return _FLOAT
+        except ValueError:
+            return _STRING
+
+
+def csv_files(data: str) -> List[Path]:
+    """The CSV file, or the .csv files of a folder (other files are ignored)."""
+    path = Path(data)
+    if not path.exists():
+        raise PreflightError(f'data path {path} does not exist: pass --data with a CSV file or '
+                             'a folder of CSV files')
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == '.csv')
+    if not files:
+        raise PreflightError(f'no .csv files in {path}: pass --data with a CSV file or a folder '
+                             'of .csv files with a header row')
+    return files
+
+
+def _check_text_file(path: Path) -> None:
+    with open(path, 'rb') as f:
+        head = f.read(4096)
+    if not head.strip():
+        raise PreflightError(f'{path} is empty: a CSV needs a header row and data rows')
+    if head[:2] == b'\x1f\x8b' or head[:4] == b'PK\x03\x04':
+        raise PreflightError(f'{path} is compressed (gzip or zip): decompress it and pass the '
+                             '.csv file')
+    if b'\x00' in head:
+        raise PreflightError(f'{path} is not a CSV file: it holds binary data (NUL bytes), not '
+                             'comma-separated text')
+
+
+def _check_header(path: Path, header: List[str], label: Optional[str]) -> None:
+    from pipelines.csv import features as F
+    if len(header) == 1:
+        other = next((d for d in (';', '\t', '|') if d in header[0]), None)
+        raise PreflightError(
+            f"{path} has a single column ('{header[0][:40]}'): "
+            + (f'it looks separated by {other!r}, but CsvExampleGen reads comma-separated '
+               'values: save it with commas' if other else
+               'a CSV needs the label and at least one feature column, separated by commas'))
+    unnamed = [str(i + 1) for i, c in enumerate(header) if not c.strip()]
+    if unnamed:
+        raise PreflightError(f"{path}: column {', '.join(unnamed)} has no name in the header: "
+                             'name every column (an unnamed first column is often a saved row '
+                             'index: drop it)')
+    seen, twice = set(), []
+    for c in header:
+        if c in seen and c not in twice:
+            twice.append(c)
+        seen.add(c)
+    if twice:
+        raise PreflightError(f"{path}: the header names {', '.join(map(repr, twice))} more than "
+                             'once: column names must be unique')
+    bad = [c for c in header if not F.NAME_PATTERN.match(c)]
+    if bad:
+        shown = ', '.join(f'{c!r} → {F.suggested_name(c)!r}' for c in bad[:5])
+        raise PreflightError(
+            f"{path}: {len(bad)} column name(s) cannot be TensorFlow feature names (use only "
+            f'letters, digits and _, not starting with a digit): rename them in the header, '
+            f"e.g. {shown}{' ...' if len(bad) > 5 else ''}")
+    if label is not None and label not in header:
+        raise PreflightError(f"no column '{label}' (--label) in {path}; its columns are: "
+                             f"{', '.join(header[:30])}{' ...' if len(header) > 30 else ''}")
+    names = F.output_names(header, label)
+    clashes = sorted({n for n in names if names.count(n) > 1} | (set(names) & set(header)))
+    if clashes:
+        raise PreflightError(f"{path}: column names clash with the feature names the Transform "
+                             f"makes ({', '.join(clashes)}): rename those columns")
+
+
+def read_csv_header(data: str) -> List[str]:
+    """The header of the (first) CSV file, checked; for messages before a full scan."""
+    path = csv_files(data)[0]
+    _check_text_file(path)
+    with open(path, newline='', encoding='utf-8-sig', errors='replace') as f:
+        return next(csv.reader(f), [])
+
+
+def scan_csv(data: str, label: str) -> CsvScan:
+    """Checks the CSV file(s) at `data` for the csv pipeline in one streaming pass (cached
+    while the files are unchanged): a one-line PreflightError for anything the pipeline could
+    not use."""
+    files = csv_files(data)
+    stamp = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return _scan_csv(stamp, label)
+
+
+@functools.lru_cache(maxsize=8)
+def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
+    from pipelines.csv import features as F
+    files = tuple(Path(s[0]) for s in stamp)
+    header: List[str] = []
+    rows = 0
+    for n_file, path in enumerate(files):
+        _check_text_file(path)
+        try:
+            with open(path, newline='', encoding='utf-8-sig') as f:
+                reader = csv.reader(f)
+                this_header = next(reader, None)
+                if not this_header or not any(c.strip() for c in this_header):
+                    raise PreflightError(f'{path} has no header row: the first line must name '
+                                         'the columns')
+                if n_file == 0:
+                    _check_header(path, this_header, label)
+                    header = this_header
+                    n = len(header)
+                    li = header.index(label)
+                    kinds, missing = [_UNKNOWN] * n, [0] * n
+                    values: List[Optional[set]] = [set() for _ in range(n)]
+                    numeric, tokens = [0] * n, [dict() for _ in range(n)]
+                    classes: Dict[str, int] = {}
+                    no_label, first_no_label = 0, ''
+                elif this_header != header:
+                    raise PreflightError(
+                        f'the header of {path} differs from that of {files[0]}: every CSV in '
+                        'the folder needs the same columns in the same order')
+                file_rows = 0
+                for row in reader:
+                    if not row:
+                        continue    # blank line: CsvExampleGen skips it too
+                    if len(row) != n:
+                        raise PreflightError(
+                            f'{path}, line {reader.line_num}: {len(row)} values but the header '
+                            f'has {n} columns: not a well-formed CSV (check the delimiter, and '
+                            'quote values that contain commas)')
+                    file_rows += 1
+                    for i, cell in enumerate(row):
+                        if not cell:
+                            missing[i] += 1
+                            continue
+                        if kinds[i] != _STRING or tokens[i] is not None:
+                            kind = _value_kind(cell)
+                            if kind > kinds[i]:
+                                kinds[i] = kind
+                            if kind == _STRING:
+                                if tokens[i] is not None:
+                                    tokens[i][cell] = tokens[i].get(cell, 0) + 1
+                                    if len(tokens[i]) > _NA_TOKENS_SHOWN:
+                                        tokens[i] = None    # a text column, not numbers + NA
+                            else:
+                                numeric[i] += 1
+                        if values[i] is not None:
+                            values[i].add(cell)
+                            if len(values[i]) > F.LOW_CARDINALITY:
+                                values[i] = None
+                    cell = row[li]
+                    if not cell:
+                        no_label += 1
+                        first_no_label = first_no_label or f'line {reader.line_num} of {path}'
+                    else:
+                        classes[cell] = classes.get(cell, 0) + 1
+                        if len(classes) > F.MAX_CLASSES:
+                            raise PreflightError(
+                                f"the label '{label}' has more than {F.MAX_CLASSES} distinct "
+                                f"values (e.g. {', '.join(list(classes)[:3])}): this pipeline "
+                                'classifies; pick a column of class names or ids')
+                rows += file_rows
+        except UnicodeDecodeError as e:
+            raise PreflightError(f'{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x}): '
+                                 'save it as a UTF-8 CSV') from None
+        except csv.Error as e:
+            raise PreflightError(f'{path} is not a readable CSV ({e})') from None
+        if file_rows == 0:
+            raise PreflightError(f'{path} has a header but no rows: add data or remove the '
+                                 'file')
+    if rows < F.MIN_ROWS:
+        raise PreflightError(f'only {rows} rows of data: the pipeline needs at least '
+                             f'{F.MIN_ROWS} (a quarter of them are held out for evaluation)')
+    if no_label:
+        raise PreflightError(f"{no_label} row(s) have no value in the label column '{label}' "
+                             f'(first on {first_no_label}): fill them in or drop those rows')
+    classes = _label_classes(label, classes, kinds[li])
+    if len(classes) == 1:
+        only = next(iter(classes))
+        raise PreflightError(f"the label '{label}' has one value only, '{only}', in all {rows} "
+                             'rows: a classifier needs at least two classes')
+    notes = []
+    for i, column in enumerate(header):
+        if kinds[i] == _UNKNOWN:
+            notes.append(f"column '{column}' is empty in every row: it is left out")
+        elif (kinds[i] == _STRING and tokens[i] and column != label
+              and numeric[i] >= sum(tokens[i].values())):
+            shown = ', '.join(repr(t) for t in tokens[i])
+            notes.append(f"column '{column}' is read as text because of {shown} in "
+                         f'{sum(tokens[i].values())} row(s) (its {numeric[i]} other values are '
+                         'numbers): write missing values as empty cells to keep it a number')
+    return CsvScan(
+        files=files, columns=tuple(header), rows=rows,
+        types={c: _KIND_NAMES[k] for c, k in zip(header, kinds)},
+        distinct={c: F.LOW_CARDINALITY + 1 if v is None else len(v)
+                  for c, v in zip(header, values)},
+        missing=dict(zip(header, missing)), label=label, label_classes=classes,
+        notes=tuple(notes))
+
+
+def _label_classes(label: str, raw: Dict[str, int], kind: int) -> Dict[str, int]:
+    """Class name -> rows, with numbers spelled as Transform spells them (tf.strings.as_string
+    of the integer: '01' and '1' are one class)."""
+    if kind == _STRING:
+        bad = next((c for c in raw if '\n' in c or '\r' in c), None)
+        if bad is not None:
+            raise PreflightError(f"the label '{label}' has a value with a line break "
+                                 f'({bad[:30]!r}): class names must be on one line')
+        return dict(raw)
+    classes: Dict[str, int] = {}
+    for value, count in raw.items():
+        if kind == _INT:
+            name = str(int(value))
+        else:
+            number = float(value)
+            if not math.isfinite(number) or number != int(number):
+                raise PreflightError(f"the label '{label}' holds non-integer numbers (e.g. "
+                                     f'{value}): this pipeline classifies; use class names or '
+                                     'integer ids')
+            name = str(int(number))
+        classes[name] = classes.get(name, 0) + count
+    return classes
+
+
+def check_csv_schema(schema_file: str, label: str) -> List[str]:
+    """The feature names of a curated schema (--schema) for the csv pipeline."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    path = Path(schema_file)
+    if not path.is_file():
+        raise PreflightError(f'schema file {path} does not exist: pass --schema with a '
+                             'schema.pbtxt, or leave it out to infer the schema from the data')
+    try:
+        schema = text_format.Parse(path.read_text(encoding='utf-8'), schema_pb2.Schema())
+    except (text_format.ParseError, UnicodeDecodeError) as e:
+        raise PreflightError(f'{path} is not a TFMD schema in text format ({e})') from None
+    names = [f.name for f in schema.feature]
+    if label not in names:
+        raise PreflightError(f"the schema {path} has no feature '{label}' (--label)")
+    return names

@@ -57,3 +57,25 @@ def taxi_run(tmp_path_factory):
             store, metadata.latest_run(store, config.pipeline_name)))
     return {'config': config, 'first': first, 'second': runs[1], 'third': runs[2],
             'store': store, 'data': data}
+
+
+# ErrorAnalysis executor parameters for direct calls in tests.
+EA_PROPS = {'splits': '["eval"]', 'slice_features': '[]', 'num_bins': 4,
+            'max_values_per_feature': 50, 'max_predicates': 2, 'min_slice_size': 0.05,
+            'num_slices': 5, 'significance': 0.05, 'num_hardest_examples': 5}
+
+
+def ea_inputs(taxi_run, examples_uri=None, splits=('train', 'eval')):
+    """Real artifacts of the taxi run, to call the ErrorAnalysis executor directly."""
+    from tfx.types import artifact_utils, standard_artifacts
+    from pipelines import metadata
+    first = taxi_run['first']
+    examples = standard_artifacts.Examples()
+    examples.uri = examples_uri or metadata.output_artifact(first, 'CsvExampleGen',
+                                                            'examples').uri
+    examples.split_names = artifact_utils.encode_split_names(list(splits))
+    model = standard_artifacts.Model()
+    model.uri = metadata.output_artifact(first, 'Trainer', 'model').uri
+    schema = standard_artifacts.Schema()
+    schema.uri = metadata.output_artifact(first, 'ImportSchemaGen', 'schema').uri
+    return {'examples': [examples], 'model': [model], 'schema': [schema]}

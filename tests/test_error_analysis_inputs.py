@@ -4,31 +4,14 @@ import json
 import os
 
 import pytest
-from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
 from components.error_analysis.artifact import ErrorAnalysisReport
 from components.error_analysis.executor import Executor, slice_feature_types
 from components.error_analysis.predictions import InputError, Predictor
 from pipelines import metadata
-
-PROPS = {'splits': '["eval"]', 'slice_features': '[]', 'num_bins': 4,
-         'max_values_per_feature': 50, 'max_predicates': 2, 'min_slice_size': 0.05,
-         'num_slices': 5, 'significance': 0.05, 'num_hardest_examples': 5}
-
-
-def _inputs(taxi_run, examples_uri=None, splits=('train', 'eval')):
-    first = taxi_run['first']
-    examples = standard_artifacts.Examples()
-    examples.uri = examples_uri or metadata.output_artifact(first, 'CsvExampleGen',
-                                                            'examples').uri
-    examples.split_names = artifact_utils.encode_split_names(list(splits))
-    model = standard_artifacts.Model()
-    model.uri = metadata.output_artifact(first, 'Trainer', 'model').uri
-    schema = standard_artifacts.Schema()
-    schema.uri = metadata.output_artifact(first, 'ImportSchemaGen', 'schema').uri
-    return {'examples': [examples], 'model': [model], 'schema': [schema]}
-
+from tests.conftest import EA_PROPS as PROPS
+from tests.conftest import ea_inputs as _inputs
 
 def _run(inputs, tmp_path, **props):
     report = ErrorAnalysisReport()

@@ -13,7 +13,8 @@ from pipelines.taxi import features
 
 COMPONENTS = {'CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
               'Transform', 'Trainer', 'latest_blessed_model_resolver', 'Evaluator',
-              'ErrorAnalysis', 'Pusher'}
+              'latest_blessed_report_resolver', 'ErrorAnalysis', 'Pusher'}
+RESOLVERS = {'latest_blessed_model_resolver', 'latest_blessed_report_resolver'}
 
 
 def _eval_examples(run) -> int:
@@ -25,7 +26,7 @@ def _eval_examples(run) -> int:
 def test_every_component_executed(taxi_run):
     first = taxi_run['first']
     assert set(first) == COMPONENTS
-    executed = {name for name, run in first.items() if name != 'latest_blessed_model_resolver'}
+    executed = {name for name, run in first.items() if name not in RESOLVERS}
     assert {first[name].state for name in executed} == {'COMPLETE'}
     assert metadata.output_artifact(first, 'Trainer', 'model') is not None
     assert os.path.isdir(os.path.join(
@@ -43,7 +44,11 @@ def test_reruns_are_served_from_cache(taxi_run):
         metadata.output_artifact(taxi_run['first'], 'Evaluator', 'blessing'), 'blessed') == 1
     assert cached(taxi_run['second']) == upstream
     assert taxi_run['second']['Evaluator'].state == 'COMPLETE'
-    assert cached(taxi_run['third']) == COMPONENTS - {'latest_blessed_model_resolver'}
+    assert cached(taxi_run['third']) == COMPONENTS - RESOLVERS
+    # Run 2's report is compared with run 1's (the blessed model's); run 3 reuses run 2's.
+    second_report = metadata.output_artifact(taxi_run['second'], 'ErrorAnalysis', 'report')
+    assert metadata.custom_value(second_report, 'baseline_report_id') == (
+        metadata.output_artifact(taxi_run['first'], 'ErrorAnalysis', 'report').id)
     # Cached executions point at the first run's artifacts.
     assert (metadata.output_artifact(taxi_run['third'], 'Trainer', 'model').id
             == metadata.output_artifact(taxi_run['first'], 'Trainer', 'model').id)

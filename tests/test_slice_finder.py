@@ -263,7 +263,8 @@ def test_reported_slices_are_not_supersets_of_each_other():
   label_sets = [{p.label for p in failing.predicates}
                 for failing in result.slices]
   assert label_sets[0] == {'f0 = 1', 'f4 = 2'}
-  assert len(label_sets) == 10
+  # Fewer than top_k: the other listed slices only narrow the planted one.
+  assert 1 < len(label_sets) < 10
   for first, second in itertools.permutations(label_sets, 2):
     assert not first < second
 
@@ -297,3 +298,17 @@ def test_no_errors_means_no_slices():
   result = sf.find_slices(codes, np.zeros(500, np.int8), holdout,
                           _encoders(cardinalities))
   assert result.slices == [] and result.errors == 0
+
+
+def test_narrow_corner_of_a_listed_slice_is_dropped_unless_worse():
+  broad = frozenset({1})
+  lucky_corner = frozenset({1, 7})    # same error rate as the rest of the broad slice
+  real_refinement = frozenset({1, 9})  # clearly worse than the rest of the broad slice
+  counts = np.zeros((3, 4))
+  counts[0, [sf.SEARCH_SIZE, sf.SEARCH_ERRORS]] = (100, 44)   # lucky corner, listed first
+  counts[1, [sf.SEARCH_SIZE, sf.SEARCH_ERRORS]] = (100, 90)   # real refinement
+  counts[2, [sf.SEARCH_SIZE, sf.SEARCH_ERRORS]] = (1000, 500)
+  chosen = sf.select_non_redundant([lucky_corner, real_refinement, broad], counts,
+                                   total_size=10_000, total_errors=1_000, top_k=10,
+                                   significance=0.05)
+  assert chosen == [1, 2]

@@ -18,6 +18,7 @@ PART_TOTALS = 'totals.json'
 PART_HARDEST = 'hardest.json'
 PART_SLICES = 'slices.json'
 PART_GALLERY = 'gallery.json'
+PART_TAGS = 'tags.json'
 GALLERY_PER_PAIR = 12
 PREDICTIONS_DIR = 'predictions'
 FEATURE_COLUMN_PREFIX = 'feature.'   # feature columns in the predictions, apart from ours
@@ -35,6 +36,8 @@ class AnalysisParams:
     num_hardest: int
     transformed_features: Tuple[str, ...] = ()      # slice features read from Transform
     image: Optional[Tuple[str, int, int]] = None    # (raw bytes feature, height, width)
+    tag_rules: Tuple[str, ...] = ()                 # 'name: expression' (tag_rules.py)
+    rule_only_features: Tuple[str, ...] = ()        # read for the rules, not sliced on
 
 
 class _Predict(beam.DoFn):
@@ -153,8 +156,9 @@ def _sum_arrays(arrays, size: int) -> np.ndarray:
 
 
 def build_analysis(pipeline: beam.Pipeline, file_patterns: Sequence[str],
-                   params: AnalysisParams, output_dir: str) -> None:
-    """Adds the analysis to `pipeline`; parts land in output_dir when it runs."""
+                   params: AnalysisParams, output_dir: str) -> beam.PCollection:
+    """Adds the analysis to `pipeline`; parts land in output_dir when it runs. Returns the
+    prediction batches for further aggregations."""
     serialized = (
         pipeline
         | 'Patterns' >> beam.Create(list(file_patterns))
@@ -198,14 +202,64 @@ def build_analysis(pipeline: beam.Pipeline, file_patterns: Sequence[str],
                                                      key=lambda r: r['confidence']))
     _write_json(hardest, 'Hardest', os.path.join(output_dir, PART_HARDEST))
 
-    columns = batches | 'ToColumns' >> beam.Map(
-        lambda b: slice_finder.ColumnBatch(b.columns, b.errors, b.example_ids))
+    slice_names = [n for n in params.slice_features if n not in params.rule_only_features]
+    columns = batches | 'ToColumns' >> beam.Map(lambda b: slice_finder.ColumnBatch(
+        {n: b.columns[n] for n in slice_names}, b.errors, b.example_ids))
     encoders = columns | 'BuildEncoders' >> beam_slices.BuildEncoders(
-        list(params.slice_features), params.num_bins, params.max_values_per_feature)
+        slice_names, params.num_bins, params.max_values_per_feature)
     slices = (columns
               | 'DiscoverSlices' >> beam_slices.DiscoverSlices(encoders, params.finder)
               | 'SlicesToDict' >> beam.Map(lambda result: result.to_dict()))
     _write_json(slices, 'Slices', os.path.join(output_dir, PART_SLICES))
+    return batches
+
+
+def _tag_counts(batch: PredictionBatch, rules: Sequence[str], manual: Dict
+                ) -> Dict[str, List]:
+    """tag -> [source, weighted examples, weighted correct, rows] for one batch; the key
+    '_manual_matched' counts rows whose id is in the manual tags."""
+    from components.error_analysis import tag_rules
+    correct = batch.errors == 0
+    counts: Dict[str, List] = {}
+    for rule in tag_rules.parse_rules(rules):
+        mask = rule.evaluate(batch.columns)
+        counts[rule.name] = ['rule', float(mask.sum()), float((mask & correct).sum()),
+                             int(mask.sum())]
+    matched = 0
+    for i, example_id in enumerate(batch.example_ids if manual else ()):
+        entry = manual.get(example_id)
+        if entry is None:
+            continue
+        matched += 1
+        tags, weight = entry
+        for tag in tags:
+            row = counts.setdefault(tag, ['manual', 0.0, 0.0, 0])
+            row[1] += weight
+            row[2] += weight * bool(correct[i])
+            row[3] += 1
+    counts['_manual_matched'] = ['manual', 0.0, 0.0, matched]
+    return counts
+
+
+def _merge_tag_counts(parts) -> Dict[str, List]:
+    total: Dict[str, List] = {}
+    for part in parts:
+        for tag, (source, weight, correct, rows) in part.items():
+            row = total.setdefault(tag, [source, 0.0, 0.0, 0])
+            row[1] += weight
+            row[2] += correct
+            row[3] += rows
+    return total
+
+
+def add_tag_counts(pipeline: beam.Pipeline, batches: beam.PCollection, params: AnalysisParams,
+                   manual: Dict, output_dir: str) -> None:
+    """Weighted counts and correct predictions per tag (rules and manual tags)."""
+    manual_side = beam.pvalue.AsSingleton(pipeline | 'ManualTags' >> beam.Create([manual]))
+    counts = (batches
+              | 'TagCounts' >> beam.Map(_tag_counts, list(params.tag_rules), manual_side)
+              | 'SumTagCounts' >> beam.CombineGlobally(_merge_tag_counts))
+    _write_json(counts, 'Tags', os.path.join(output_dir, PART_TAGS))
 
 
 def read_part(output_dir: str, name: str):

@@ -1,12 +1,13 @@
 """ErrorAnalysis: where the model fails, as a TFX Beam component.
 
 Inputs: the examples (raw, as ExampleGen wrote them), the trained model, optionally the
-Evaluator's output (its sliced metrics go into the report) and the schema. Output: an
+Evaluator's output (its sliced metrics go into the report), the schema, and optionally a
+baseline report (the latest blessed model's, see baseline.py) to compare with. Output: an
 ErrorAnalysisReport artifact whose summary is in ML Metadata custom properties and whose full
 report (report.json, report.html, per-example predictions) is under its URI.
 """
 import json
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, executor_spec
@@ -33,6 +34,9 @@ class ErrorAnalysisSpec(ComponentSpec):
         'num_hardest_examples': ExecutionParameter(type=int),
         'class_names': ExecutionParameter(type=str),
         'image': ExecutionParameter(type=str),
+        'tags_uri': ExecutionParameter(type=str),
+        'tag_rules': ExecutionParameter(type=str),
+        'tag_references': ExecutionParameter(type=str),
     }
     INPUTS = {
         'examples': ChannelParameter(type=standard_artifacts.Examples),
@@ -68,13 +72,18 @@ class ErrorAnalysis(base_beam_component.BaseBeamComponent):
                  significance: float = 0.05,
                  num_hardest_examples: int = 20,
                  class_names: Optional[List[str]] = None,
-                 image: Optional[Tuple[str, int, int]] = None):
+                 image: Optional[Tuple[str, int, int]] = None,
+                 tags_uri: str = '',
+                 tag_rules: Optional[List[str]] = None,
+                 tag_references: Optional[Dict[str, float]] = None):
         """`slice_features` empty or None: every numeric or categorical feature of the schema
         that is available at serving time; names of transformed features (outputs of the
         model's transform_features signature) are allowed too. `min_slice_size` < 1 is a
         fraction of the rows. `class_names`: one per class id (default: the ids).
         `image`: (raw feature holding 8-bit grayscale pixels as bytes, height, width) to
-        show the misclassified images in the report."""
+        show the misclassified images in the report. `tags_uri`: a CSV of manual tags per
+        example id (see manual_tags.py); `tag_rules`: 'name: expression' tags over features;
+        `tag_references`: target accuracy per tag for the prioritisation table."""
         super().__init__(spec=ErrorAnalysisSpec(
             examples=examples, model=model, evaluation=evaluation, schema=schema,
             baseline_report=baseline_report,
@@ -87,4 +96,7 @@ class ErrorAnalysis(base_beam_component.BaseBeamComponent):
             num_hardest_examples=num_hardest_examples,
             class_names=json.dumps(list(class_names or [])),
             image=json.dumps(list(image) if image else []),
+            tags_uri=tags_uri or '',
+            tag_rules=json.dumps(list(tag_rules or [])),
+            tag_references=json.dumps(dict(tag_references or {})),
             report=types.Channel(type=ErrorAnalysisReport)))

@@ -13,7 +13,8 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
 from components.error_analysis import artifact as report_keys
-from components.error_analysis import beam_analysis, report, report_html, slice_finder
+from components.error_analysis import (beam_analysis, manual_tags, report, report_html,
+                                       slice_finder, tag_rules)
 from components.error_analysis import report_compare
 from components.error_analysis.baseline import read_baseline
 from components.error_analysis.predictions import InputError, Predictor
@@ -92,9 +93,17 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         label_key = exec_properties['label_key']
         splits = json.loads(exec_properties['splits'])
         requested = json.loads(exec_properties['slice_features'] or '[]')
-        features = slice_feature_types(schema, requested, label_key,
-                                       int(exec_properties['max_values_per_feature']))
+        max_values = int(exec_properties['max_values_per_feature'])
+        features = slice_feature_types(schema, requested, label_key, max_values)
         transformed = [name for name in requested if name not in features]
+        rules, manual, references = _tag_inputs(exec_properties)
+        # Features the rules read but slice discovery does not use.
+        rule_only = sorted({f for r in rules for f in r.features} - set(features)
+                           - set(transformed))
+        schema_names = {f.name for f in schema.feature}
+        features.update(slice_feature_types(
+            schema, [f for f in rule_only if f in schema_names], label_key, max_values))
+        transformed += [f for f in rule_only if f not in schema_names]
         image = json.loads(exec_properties.get('image') or '[]') or None
         patterns = _split_files(examples, splits)
         model_dir = path_utils.serving_model_path(model.uri)
@@ -113,6 +122,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         params = beam_analysis.AnalysisParams(
             model_dir=model_dir, label_key=label_key, num_classes=num_classes,
             slice_features=features, transformed_features=tuple(transformed), image=image,
+            tag_rules=tuple(f'{r.name}: {r.expression}' for r in rules),
+            rule_only_features=tuple(rule_only),
             num_bins=int(exec_properties['num_bins']),
             max_values_per_feature=int(exec_properties['max_values_per_feature']),
             finder=slice_finder.SliceFinderConfig(
@@ -123,9 +134,16 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             num_hardest=int(exec_properties['num_hardest_examples']))
         try:
             with self._make_beam_pipeline() as pipeline:
-                beam_analysis.build_analysis(pipeline, patterns, params, output.uri)
+                batches = beam_analysis.build_analysis(pipeline, patterns, params, output.uri)
+                if rules or manual:
+                    beam_analysis.add_tag_counts(pipeline, batches, params, manual, output.uri)
+            tags = None
+            if rules or manual:
+                tags = {'counts': beam_analysis.read_part(output.uri, beam_analysis.PART_TAGS),
+                        'references': references, 'manual_ids': len(manual),
+                        'tags_uri': exec_properties.get('tags_uri') or None}
             result = self._write_report(output, label_key, splits, class_names, evaluation,
-                                        image, baseline=baseline)
+                                        image, tags, baseline=baseline)
         except Exception:
             # Leave nothing behind that could pass for a report.
             # (The folder itself stays: TFX's launcher cleans it up after a failure.)
@@ -140,7 +158,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     @staticmethod
     def _write_report(output: types.Artifact, label_key: str, splits: List[str],
                       class_names: List[str], evaluation: Optional[types.Artifact],
-                      image: Optional[List], baseline: Optional[Dict] = None) -> Dict:
+                      image: Optional[List], tags: Optional[Dict],
+                      baseline: Optional[Dict] = None) -> Dict:
         gallery = []
         if image:
             gallery = _thumbnails(beam_analysis.read_part(output.uri, beam_analysis.PART_GALLERY),
@@ -157,6 +176,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             tfma_rows=tfma_rows,
             baseline=baseline,
             gallery=gallery,
+            tags=tags,
             files={'predictions': f'{beam_analysis.PREDICTIONS_DIR}/*.parquet',
                    'html': 'report.html'})
         with tf.io.gfile.GFile(os.path.join(output.uri, 'report.json'), 'w') as f:
@@ -165,6 +185,27 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             f.write(report_html.render(data))
         _record_summary(output, data)
         return data
+
+
+def _tag_inputs(exec_properties: Dict[str, Any]):
+    """Tag rules, manual tags (example id -> (tags, weight)) and reference accuracies, checked
+    before any Beam work."""
+    try:
+        rules = tag_rules.parse_rules(json.loads(exec_properties.get('tag_rules') or '[]'))
+        manual = {}
+        uri = exec_properties.get('tags_uri') or ''
+        if uri:
+            if not tf.io.gfile.exists(uri):
+                raise InputError(f'tags file {uri} does not exist')
+            with tf.io.gfile.GFile(uri) as f:
+                manual = manual_tags.parse_tags_csv(f.read(), uri)
+    except (tag_rules.RuleError, manual_tags.TagsFileError) as e:
+        raise InputError(str(e)) from None
+    references = json.loads(exec_properties.get('tag_references') or '{}')
+    bad = {t: v for t, v in references.items() if not 0 <= float(v) <= 1}
+    if bad:
+        raise InputError(f'tag reference accuracies must be between 0 and 1: {bad}')
+    return rules, manual, {t: float(v) for t, v in references.items()}
 
 
 def _thumbnails(pairs: List[Dict], height: int, width: int) -> List[Dict]:

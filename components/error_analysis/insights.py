@@ -31,6 +31,16 @@ def insights(report: Dict, max_slices: int = 3) -> List[str]:
         lines.append(f"{s['slice']} has a {_pct(slice_rate)} error rate vs {_pct(rate)} overall "
                      f"({slice_rate / rate:.1f}x) on {_pct(share)} of examples; "
                      'held on held-out data.')
+    tags = report.get('tags')
+    if tags:
+        from components.error_analysis.prioritize import gain_sentence
+        sentence = gain_sentence(tags['prioritization'])
+        if sentence:
+            lines.insert(2, sentence)
+        manual = tags['manual']
+        if manual['ids'] and not manual['matched']:
+            lines.append(f"None of the {manual['ids']:,} example ids in {manual['file']} is in "
+                         'the analysed split: were the tags made on another data set?')
     not_held = [s for s in slices['slices'] if not s['held']]
     if not held:
         lines.append('No failing slice held up on held-out data: errors look spread out '

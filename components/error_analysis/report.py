@@ -17,6 +17,10 @@ Version 1 (top-level keys):
   gallery            image data only: per confusion pair, most frequent first,
                      {true, predicted, count, examples: [{example_id, confidence, png}]}
                      (png: base64, most confident mistakes first), else []
+  tags               when tags are given, else null: {prioritization: [{tag, source ('rule' or
+                     'manual'), rows, examples (weighted), share, accuracy, reference,
+                     reference_given, gap, potential_gain}] ranked by potential_gain,
+                     references, manual: {file, ids, matched}}
   insights           plain sentences, most important first
   files              {predictions: glob of the per-example Parquet files, html: report.html}
   comparison         only when the pipeline gave a baseline (the report of the latest blessed
@@ -29,7 +33,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from components.error_analysis import confusion, insights, report_compare
+from components.error_analysis import confusion, insights, prioritize, report_compare
 
 REPORT_VERSION = 1
 GALLERY_PAIRS = 8
@@ -41,6 +45,19 @@ def _named_gallery(gallery: Sequence[Dict], matrix: np.ndarray, names: List[str]
               'examples': sorted(g['examples'], key=lambda r: -r['confidence'])}
              for g in gallery]
     return sorted(pairs, key=lambda p: -p['count'])[:GALLERY_PAIRS]
+
+
+def _tags_section(tags: Optional[Dict], examples: int, accuracy: float) -> Optional[Dict]:
+    if not tags:
+        return None
+    counts = dict(tags['counts'])
+    matched = counts.pop('_manual_matched', ['manual', 0, 0, 0])[3]
+    rows = prioritize.prioritize(
+        {tag: {'source': c[0], 'weight': c[1], 'correct': c[2], 'rows': c[3]}
+         for tag, c in counts.items()}, examples, accuracy, tags['references'])
+    return {'prioritization': rows, 'references': tags['references'],
+            'manual': {'file': tags['tags_uri'], 'ids': tags['manual_ids'],
+                       'matched': int(matched)}}
 
 
 def build_report(*, label_key: str, splits: Sequence[str], class_names: Sequence[str],
@@ -78,6 +95,7 @@ def build_report(*, label_key: str, splits: Sequence[str], class_names: Sequence
         'hardest_examples': hardest,
         'tfma': tfma_rows,
         'gallery': _named_gallery(gallery, matrix, names),
+        'tags': _tags_section(tags, examples, correct / examples if examples else 0.0),
         'files': files,
     }
     if baseline is not None:

@@ -163,6 +163,26 @@ def _gallery(report: Dict) -> str:
     return '<h2>Misclassified images</h2>' + ''.join(blocks)
 
 
+def _tags(report: Dict) -> str:
+    tags = report.get('tags')
+    if not tags:
+        return ''
+    rows = [[_td(r['tag']), _td(r['source']), _td(f"{r['rows']:,}", True),
+             _td(_pct(r['share']), True), _td(_pct(r['accuracy']), True),
+             _td(_pct(r['reference']) + ('' if r['reference_given'] else ' (overall)'), True),
+             _td(_pct(r['gap']), True), _td(f"{100 * r['potential_gain']:.2f} pts", True)]
+            for r in tags['prioritization']]
+    manual = tags['manual']
+    note = ('<p class=muted>Potential gain = gap to the reference accuracy × share of the data: '
+            'the most overall accuracy fixing that category could bring. Manual tags are '
+            'weighted by the review sheet\'s sampling weights.'
+            + (f" {manual['matched']:,} of {manual['ids']:,} tagged ids found in this split."
+               if manual['ids'] else '') + '</p>')
+    return ('<h2>What to work on: tags ranked by potential gain</h2>' + note
+            + _table(['tag', 'from', 'rows', 'share', 'accuracy', 'reference', 'gap',
+                      'potential gain'], rows))
+
+
 def render(report: Dict) -> str:
     overall = report['overall']
     insights = ''.join(f'<li>{_e(line)}</li>' for line in report['insights'])
@@ -173,6 +193,7 @@ def render(report: Dict) -> str:
 report v{report['version']} written {_e(report['created'])}</p>
 <h2>Insights</h2><ul class="insights">{insights}</ul>
 <h2>Confusion matrix</h2>{_confusion(report)}
+{_tags(report)}
 {_gallery(report)}
 <h2>Failing slices found automatically</h2>{_slices(report)}
 <h2>Error rate by feature value</h2>{_feature_values(report)}

@@ -497,9 +497,12 @@ def select_non_redundant(predicates: Sequence[frozenset], counts: np.ndarray,
   """Picks up to top_k slices from a score-ordered list, skipping repeats.
 
   A slice that adds predicates to an accepted one is a narrower copy of a
-  better slice and is dropped. A slice with fewer predicates than an accepted
-  one T is kept only if its rows outside T still fail significantly more than
-  the rest of the data; otherwise it is T plus dilution.
+  better slice and is dropped. So is a narrower slice S of any listed slice T
+  whose error rate is not significantly above that of T's other rows: the
+  extra predicates only pick a lucky corner of T. A slice with fewer
+  predicates than an accepted one T is kept only if its rows outside T still
+  fail significantly more than the rest of the data; otherwise it is T plus
+  dilution.
 
   Args:
     predicates: predicate ids of each slice, best score first.
@@ -516,7 +519,10 @@ def select_non_redundant(predicates: Sequence[frozenset], counts: np.ndarray,
   for index, slice_predicates in enumerate(predicates):
     if len(accepted) == top_k:
       break
-    redundant = False
+    redundant = any(
+        _no_worse_than_rest_of(counts[index], counts[broader], significance)
+        for broader, broader_predicates in enumerate(predicates)
+        if broader_predicates < slice_predicates)
     for kept in accepted:
       if predicates[kept] <= slice_predicates:
         redundant = True
@@ -533,6 +539,19 @@ def select_non_redundant(predicates: Sequence[frozenset], counts: np.ndarray,
     if not redundant:
       accepted.append(index)
   return accepted
+
+
+def _no_worse_than_rest_of(narrow: np.ndarray, broad: np.ndarray,
+                           significance: float) -> bool:
+  """Whether the narrow slice's error rate is not significantly above the rate
+  in the rest of the broad slice that contains it (search-half counts)."""
+  rest_size = broad[SEARCH_SIZE] - narrow[SEARCH_SIZE]
+  if rest_size <= 0:
+    return True
+  p_value = slice_stats.greater_rate_p_value(
+      narrow[SEARCH_ERRORS], narrow[SEARCH_SIZE],
+      broad[SEARCH_ERRORS] - narrow[SEARCH_ERRORS], rest_size)
+  return p_value >= significance
 
 
 @dataclasses.dataclass(frozen=True)

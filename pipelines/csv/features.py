@@ -1,0 +1,47 @@
+"""Names and limits shared by the csv pipeline's preflight scan, Transform, Trainer and
+Evaluator. Pure Python: the preflight check imports it before TensorFlow is loaded."""
+import re
+from typing import Iterable, List
+
+LABEL_KEY = 'label_xf'          # the label as class ids, what the Evaluator and ErrorAnalysis read
+LABEL_VOCAB = 'label'           # vocabulary file of the class names, in class-id order
+CLASS_NAMES_FILE = 'assets.extra/class_names.txt'   # under the serving model directory
+
+LOW_CARDINALITY = 20    # columns with at most this many distinct values are sliced by TFMA,
+                        # and integer columns like that are treated as categories
+VOCAB_TOP_K = 100       # most frequent values of a text column that get their own id
+NUM_OOV = 1             # one id shared by the rarer values (and values never seen in training)
+MISSING = '<missing>'   # what an empty text cell becomes (TFT's vocabulary drops empty strings)
+MAX_CLASSES = 100       # more distinct labels than this is not a classification problem
+MIN_ROWS = 20           # fewer rows would leave the eval split (a quarter) nearly empty
+
+# Column names become tf.Example keys, TensorFlow op names and Keras input names.
+NAME_PATTERN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+
+
+def transformed_name(column: str) -> str:
+    return column + '_xf'
+
+
+def missing_name(column: str) -> str:
+    """0/1 indicator of a missing number."""
+    return column + '_missing_xf'
+
+
+def vocab_name(column: str) -> str:
+    return 'vocab_' + column
+
+
+def suggested_name(column: str) -> str:
+    """A usable name for a column: other characters become '_', a leading digit gets '_'."""
+    name = re.sub(r'[^A-Za-z0-9_]+', '_', column.strip()).strip('_') or 'column'
+    return '_' + name if name[0].isdigit() else name
+
+
+def output_names(columns: Iterable[str], label: str) -> List[str]:
+    """Every name the Transform can output for these columns (to find clashes)."""
+    names = [LABEL_KEY]
+    for column in columns:
+        if column != label:
+            names += [transformed_name(column), missing_name(column)]
+    return names
