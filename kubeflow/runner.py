@@ -4,8 +4,8 @@
     python -m kubeflow.runner --config kubeflow/config.example.yaml --train-steps 2000
     python -m kubeflow.runner --help
 
-Each pipeline (`--pipeline all`, the default, is every one registered in
-pipelines.datasets.DATASETS) is built by the same `pipelines.pipeline.create_pipeline` the local
+Each pipeline (`--pipeline all`, the default, is every packaged one,
+pipelines.datasets.PACKAGED) is built by the same `pipelines.pipeline.create_pipeline` the local
 runner calls and compiled by TFX's KubeflowV2DagRunner into
 
     OUTPUT_DIR/<pipeline>.yaml      the pipeline spec (KFP IR, schema 2.1.0) that open-source
@@ -425,8 +425,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help='YAML file of settings (keys as the flags, with _; beam_args as a list; '
                         'error_analysis as a mapping), e.g. kubeflow/config.example.yaml')
     p.add_argument('--pipeline', default=None,
-                   help="pipeline to compile, or 'all' (default: all registered in "
-                        'pipelines/datasets.py)')
+                   help="pipeline to compile, or 'all' (default: the packaged ones in "
+                        'pipelines/datasets.py: taxi, mnist)')
     p.add_argument('--image', default=None,
                    help='container image built from kubeflow/Dockerfile, e.g. '
                         'ghcr.io/you/blindspot:0.1.0 (required)')
@@ -484,7 +484,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             yaml_path, json_path = write_outputs(job, settings.output_dir, name)
             print(f'{name}: {yaml_path} (upload to Kubeflow Pipelines), {json_path}')
             print(f'  image {settings.image}; pipeline root {settings.pipeline_root}; '
-                  f'reads CSV from {data_roots[name]}')
+                  f'reads data from {data_roots[name]}')
     except SettingsError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

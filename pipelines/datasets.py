@@ -46,13 +46,14 @@ class Dataset:
         return REPO_ROOT / 'pipelines' / self.name
 
     def code_fingerprint(self) -> str:
-        """Hash of the dataset's model code and the shared serving code.
+        """Hash of the dataset's model code and the shared training and serving code.
 
         Transform and Trainer take their code by dotted path, so TFX cannot see edits to it;
         passing this hash in their custom_config makes an edit invalidate the cache.
         """
         digest = hashlib.sha256()
-        files = sorted(self.code_dir.glob('*.py')) + [REPO_ROOT / 'pipelines' / 'serving.py']
+        files = sorted(self.code_dir.glob('*.py')) + [
+            REPO_ROOT / 'pipelines' / shared for shared in ('serving.py', 'training.py')]
         for path in files:
             digest.update(path.name.encode())
             digest.update(path.read_bytes())

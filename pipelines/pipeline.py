@@ -1,7 +1,6 @@
 """The Blindspot DAG. Both runners (local_runner.py and kubeflow/runner.py) call create_pipeline."""
 from typing import List, Optional
 
-import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 

@@ -125,6 +125,14 @@ def _value_kind(cell: str) -> int:
             return _STRING
 
 
+def _is_float(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
+
+
 def csv_files(data: str) -> List[Path]:
     """The CSV file, or the .csv files of a folder (other files are ignored)."""
     path = Path(data)
@@ -186,10 +194,13 @@ def _check_header(path: Path, header: List[str], label: Optional[str]) -> None:
         raise PreflightError(f"no column '{label}' (--label) in {path}; its columns are: "
                              f"{', '.join(header[:30])}{' ...' if len(header) > 30 else ''}")
     names = F.output_names(header, label)
-    clashes = sorted({n for n in names if names.count(n) > 1} | (set(names) & set(header)))
-    if clashes:
-        raise PreflightError(f"{path}: column names clash with the feature names the Transform "
-                             f"makes ({', '.join(clashes)}): rename those columns")
+    taken = {n for n in names if names.count(n) > 1} | (set(names) & set(header))
+    clashing = [c for c in header if c in taken or (c != label and (
+        F.transformed_name(c) in taken or F.missing_name(c) in taken))]
+    if clashing:
+        raise PreflightError(f"{path}: column(s) {', '.join(map(repr, clashing))} clash with "
+                             f"names the Transform makes ({', '.join(sorted(taken))}): rename "
+                             'them')
 
 
 def read_csv_header(data: str) -> List[str]:
@@ -253,7 +264,8 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
                             missing[i] += 1
                             continue
                         if kinds[i] != _STRING or tokens[i] is not None:
-                            kind = _value_kind(cell)
+                            kind = (_value_kind(cell) if kinds[i] != _FLOAT
+                                    else _FLOAT if _is_float(cell) else _STRING)
                             if kind > kinds[i]:
                                 kinds[i] = kind
                             if kind == _STRING:
@@ -288,7 +300,7 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
             raise PreflightError(f'{path} has a header but no rows: add data or remove the '
                                  'file')
     if rows < F.MIN_ROWS:
-        raise PreflightError(f'only {rows} rows of data: the pipeline needs at least '
+        raise PreflightError(f'only {rows} row(s) of data: the pipeline needs at least '
                              f'{F.MIN_ROWS} (a quarter of them are held out for evaluation)')
     if no_label:
         raise PreflightError(f"{no_label} row(s) have no value in the label column '{label}' "

@@ -57,10 +57,12 @@ def connect(source: Source):
         return source, 'the given store'
     if isinstance(source, (metadata_store_pb2.ConnectionConfig,
                            metadata_store_pb2.MetadataStoreClientConfig)):
-        where = (source.sqlite.filename_uri if isinstance(
-            source, metadata_store_pb2.ConnectionConfig) and source.HasField('sqlite')
-            else f'{getattr(source, "host", "")}:{getattr(source, "port", "")}'.strip(':')
-            or 'the configured store')
+        if isinstance(source, metadata_store_pb2.ConnectionConfig) and source.HasField('sqlite'):
+            where = source.sqlite.filename_uri
+        elif isinstance(source, metadata_store_pb2.MetadataStoreClientConfig):
+            where = f'{source.host}:{source.port}'
+        else:
+            where = 'the configured store'
         try:
             return metadata_store.MetadataStore(source), where
         except Exception as e:   # MLMD raises its own error types
@@ -177,6 +179,11 @@ class Run:
 
     def report_html_path(self) -> Optional[str]:
         return os.path.join(self.report.uri, 'report.html') if self.report is not None else None
+
+    def report_html(self) -> Optional[str]:
+        """The report page (self-contained HTML), or None without a report."""
+        path = self.report_html_path()
+        return _read_text(path) if path else None
 
     def insights(self) -> List[str]:
         data = self.report_json()

@@ -141,6 +141,8 @@ def compare(argv: List[str]) -> int:
     if len(a.runs) > 2:
         p.error(f'give at most two runs, got {len(a.runs)}')
     refs = a.runs + [None] * (2 - len(a.runs))
+    import logging
+    logging.getLogger('tensorflow').setLevel(logging.ERROR)   # TFMA's deprecation warnings
     try:
         comparison = review.Review(a.output_dir, a.pipeline).compare(
             refs[0], refs[1], tfma=not a.no_tfma)
@@ -157,6 +159,11 @@ COMMANDS = {'history': history, 'compare': compare}
 def main(argv: Optional[List[str]] = None) -> int:
     """argv: ['history', ...] or ['compare', ...]."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Reading, not training: keep TensorFlow's start-up chatter off the console.
+    import os
+    import warnings
+    os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
+    warnings.filterwarnings('ignore', category=FutureWarning)
     if not argv or argv[0] not in COMMANDS:
         print(f"error: expected one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2

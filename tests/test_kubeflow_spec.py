@@ -363,3 +363,20 @@ def test_cli_refuses_bad_input(argv, message, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith('error: ') and message in err[0]
     assert not out.exists()
+
+
+def test_mnist_compiles_with_import_example_gen(tmp_path):
+    assert runner.main(['--pipeline', 'mnist', '--image', IMAGE, '--pipeline-root', ROOT,
+                        '--output-dir', str(tmp_path)]) == 0
+    job = json.loads((tmp_path / 'mnist_job.json').read_text())
+    spec = pipeline_spec_pb2.PipelineSpec()
+    json_format.ParseDict(job['pipelineSpec'], spec)
+    tasks = _tasks(spec)
+    assert 'ImportExampleGen' in tasks and 'CsvExampleGen' not in tasks
+    assert _producers(tasks['ErrorAnalysis'])['examples'] == ('ImportExampleGen', 'examples')
+    assert json.loads(_param(spec, 'ErrorAnalysis', 'image').string_value) == [
+        'image_raw', 28, 28]
+    assert json.loads(_param(spec, 'ErrorAnalysis', 'class_names').string_value) == [
+        str(d) for d in range(10)]
+    for name in tasks:
+        assert _container(spec, name)['image'] == IMAGE

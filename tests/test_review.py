@@ -14,6 +14,9 @@ from tests.conftest import write_sample
 ROWS = 2000
 TRAIN_STEPS = 300   # Trainer time is mostly fixed overhead; 40 steps only learns the majority class
 CORRUPT_DAY = '7'
+# ~520 eval rows: below ~10% of them, slices that look bad on the search half by chance crowd
+# the top 10 (SliceLine weighs error rate over size); the corrupted day is ~18% of the rows.
+MIN_SLICE_SIZE = 0.1
 DAY_PREDICATE = ('trip_start_day', f'trip_start_day = {CORRUPT_DAY}')
 
 
@@ -34,13 +37,14 @@ def _has_day(entries):
 @pytest.fixture(scope='module')
 def two_runs(tmp_path_factory):
     import local_runner
-    from pipelines.config import RunConfig
+    from pipelines.config import ErrorAnalysisSettings, RunConfig
     root = tmp_path_factory.mktemp('review')
     out = str(root / 'out')
     for name, edit in (('clean', None), ('corrupted', flip_label_on_day)):
         data = write_sample(root / name, ROWS, edit=edit)
         config = RunConfig(output_dir=out, data_root=str(data), train_steps=TRAIN_STEPS,
-                           eval_steps=10, min_accuracy=0.5)
+                           eval_steps=10, min_accuracy=0.5, error_analysis=ErrorAnalysisSettings(
+                               min_slice_size=MIN_SLICE_SIZE))
         assert local_runner.run(config) == 0
     return out
 

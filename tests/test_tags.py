@@ -13,6 +13,13 @@ def test_rule_selects_rows_and_skips_missing():
         True, True, False, False, False, True]
 
 
+def test_rule_on_ids_kept_as_text():
+    rule = tag_rules.parse_rule('night: trip_start_hour >= 22 or trip_start_hour in [1, 2]')
+    hours = np.array(['23', '1', '5', None, 'x'], dtype=object)
+    assert rule.evaluate({'trip_start_hour': hours}).tolist() == [True, True, False, False,
+                                                                  False]
+
+
 def test_rule_with_strings_lists_and_not():
     rule = tag_rules.parse_rule(
         "cash short: payment_type in ['Cash', 'No Charge'] and not trip_miles > 1.5")

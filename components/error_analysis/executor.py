@@ -113,8 +113,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         for name in transformed:
             features[name] = 'string' if sample.columns[name].dtype == object else 'float'
         num_classes = sample.probabilities.shape[1]
-        class_names = json.loads(exec_properties.get('class_names') or '[]') or [
-            str(c) for c in range(num_classes)]
+        class_names = (json.loads(exec_properties.get('class_names') or '[]')
+                       or _saved_class_names(model_dir)
+                       or [str(c) for c in range(num_classes)])
         if len(class_names) != num_classes:
             raise InputError(f'{len(class_names)} class names were given but the model has '
                              f'{num_classes} output classes: give one name per class')
@@ -206,6 +207,16 @@ def _tag_inputs(exec_properties: Dict[str, Any]):
     if bad:
         raise InputError(f'tag reference accuracies must be between 0 and 1: {bad}')
     return rules, manual, {t: float(v) for t, v in references.items()}
+
+
+def _saved_class_names(model_dir: str) -> List[str]:
+    """Class names a Trainer saved beside the model (assets.extra/class_names.txt, one per
+    line in class-id order), e.g. the vocabulary of a string label."""
+    path = os.path.join(model_dir, 'assets.extra', 'class_names.txt')
+    if not tf.io.gfile.exists(path):
+        return []
+    with tf.io.gfile.GFile(path) as f:
+        return [line.rstrip('\n') for line in f if line.strip()]
 
 
 def _thumbnails(pairs: List[Dict], height: int, width: int) -> List[Dict]:

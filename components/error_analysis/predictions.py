@@ -6,7 +6,7 @@ predictions match what the Evaluator sees.
 """
 import dataclasses
 import hashlib
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -99,8 +99,7 @@ class Predictor:
     """Loads the serving model once; `predict` runs one batch of serialized examples."""
 
     def __init__(self, model_dir: str, label_key: str, feature_spec: Dict,
-                 transformed_features: Sequence[str] = (),
-                 label_vocabulary: Optional[List[str]] = None):
+                 transformed_features: Sequence[str] = ()):
         self._model = tf.saved_model.load(model_dir)
         signatures = self._model.signatures
         if 'serving_default' not in signatures:
@@ -114,25 +113,24 @@ class Predictor:
         if self._transformed_features and self._transform is None:
             raise InputError(f'features {", ".join(self._transformed_features)} are not in the '
                              "raw examples and the model has no 'transform_features' signature")
-        self._label_vocabulary = label_vocabulary
 
     def _labels(self, serialized: tf.Tensor) -> np.ndarray:
         label = None
         if self._transform is not None:
             label = self._transform(examples=serialized).get(self._label_key)
         if label is None:
-            raw = tf.io.parse_example(serialized, {self._label_key: tf.io.VarLenFeature(
-                tf.string if self._label_vocabulary else tf.int64)})
-            label = tf.sparse.to_dense(raw[self._label_key],
-                                       default_value=b'' if self._label_vocabulary else -1)
+            try:
+                raw = tf.io.parse_example(
+                    serialized, {self._label_key: tf.io.VarLenFeature(tf.int64)})
+            except tf.errors.InvalidArgumentError:
+                raise InputError(f"label '{self._label_key}' in the examples is not an integer "
+                                 'class id; map it to ids in Transform and give the '
+                                 'transformed label key') from None
+            label = tf.sparse.to_dense(raw[self._label_key], default_value=-1)
             if label.shape[1] == 0 or label.shape[1] is None:
                 raise InputError(f"label '{self._label_key}' is missing from the examples")
             label = label[:, 0]
         values = np.asarray(label.numpy()).reshape(-1)
-        if self._label_vocabulary is not None:
-            index = {v: i for i, v in enumerate(self._label_vocabulary)}
-            values = np.array([index.get(v.decode() if isinstance(v, bytes) else v, -1)
-                               for v in values])
         if values.dtype.kind not in 'iu':
             if values.dtype.kind == 'f' and np.all(values == np.round(values)):
                 values = values.astype(np.int64)

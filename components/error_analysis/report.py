@@ -63,7 +63,7 @@ def _tags_section(tags: Optional[Dict], examples: int, accuracy: float) -> Optio
 def build_report(*, label_key: str, splits: Sequence[str], class_names: Sequence[str],
                  totals: Dict, slices: Dict, hardest: List[Dict], tfma_rows: List[Dict],
                  files: Dict[str, str], gallery: Sequence[Dict] = (),
-                 baseline: Optional[Dict] = None) -> Dict:
+                 tags: Optional[Dict] = None, baseline: Optional[Dict] = None) -> Dict:
     """`baseline`: {'report': a baseline report.json, 'info': {...}} (baseline.read_baseline),
     to compare with."""
     matrix = np.asarray(totals['confusion'], dtype=np.int64)

@@ -106,7 +106,29 @@ def _missing(values) -> np.ndarray:
     return np.zeros((), bool)
 
 
+def _as_numbers(values: np.ndarray) -> np.ndarray:
+    """Categories that are ids ('19') compared with numbers: as floats, NaN if not a number."""
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        try:
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            pass
+    return out
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _compare(op: ast.cmpop, left, right) -> np.ndarray:
+    if isinstance(op, (ast.In, ast.NotIn)):
+        if isinstance(left, np.ndarray) and left.dtype == object:
+            right = [str(v) for v in right]   # ids kept as text: 'hour in [1, 2]' still works
+    elif isinstance(left, np.ndarray) and left.dtype == object and _is_number(right):
+        left = _as_numbers(left)
+    elif isinstance(right, np.ndarray) and right.dtype == object and _is_number(left):
+        right = _as_numbers(right)
     missing = _missing(left) | _missing(right)
     if isinstance(op, (ast.In, ast.NotIn)):
         result = np.isin(left, right)

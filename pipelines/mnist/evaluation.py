@@ -1,6 +1,7 @@
 """TFMA configuration for the digit classifier."""
 import tensorflow_model_analysis as tfma
 
+from pipelines.training import blessing_accuracy
 from pipelines.mnist import features as F
 
 
@@ -9,16 +10,7 @@ def eval_config(min_accuracy: float, num_classes: int) -> tfma.EvalConfig:
     and by each shape feature's bucket."""
     slicing = [tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[F.LABEL_KEY])]
     slicing += [tfma.SlicingSpec(feature_keys=[F.bucket_name(k)]) for k in F.SHAPE_FEATURES]
-    accuracy = tfma.MetricConfig(
-        class_name='SparseCategoricalAccuracy',
-        per_slice_thresholds=[tfma.PerSliceMetricThreshold(
-            slicing_specs=[tfma.SlicingSpec()],
-            threshold=tfma.MetricThreshold(
-                value_threshold=tfma.GenericValueThreshold(
-                    lower_bound={'value': min_accuracy}),
-                change_threshold=tfma.GenericChangeThreshold(
-                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                    absolute={'value': -1e-10})))])
+    accuracy = blessing_accuracy('SparseCategoricalAccuracy', min_accuracy)
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name='serving_default', label_key=F.LABEL_KEY,
                                     preprocessing_function_names=['transform_features'])],

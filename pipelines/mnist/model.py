@@ -2,28 +2,17 @@
 
 custom_config: num_classes, model ('dense': one hidden layer, the baseline; 'cnn': a small
 convolutional network)."""
-from typing import List
 
-import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from tfx import v1 as tfx
-from tfx_bsl.public import tfxio
 
 from pipelines import serving
+from pipelines.training import input_fn
 from pipelines.mnist import features as F
 
 BATCH_SIZE = 64
 MODELS = ('dense', 'cnn')
-
-
-def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
-             tf_transform_output: tft.TFTransformOutput, batch_size: int = BATCH_SIZE
-             ) -> tf.data.Dataset:
-    return data_accessor.tf_dataset_factory(
-        file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=F.LABEL_KEY),
-        tf_transform_output.transformed_metadata.schema).repeat()
 
 
 def build_keras_model(num_classes: int, kind: str = 'dense', learning_rate: float = 1e-3
@@ -60,8 +49,10 @@ def epoch_table(history: dict) -> str:
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     config = fn_args.custom_config or {}
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
-    evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
+    train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
+                     F.LABEL_KEY, BATCH_SIZE)
+    evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
+                          F.LABEL_KEY, BATCH_SIZE)
     model = build_keras_model(int(config['num_classes']), config.get('model', 'dense'))
     steps = max(1, int(fn_args.train_steps))
     epochs = min(10, steps)

@@ -6,22 +6,12 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from absl import logging
 from tfx import v1 as tfx
-from tfx_bsl.public import tfxio
 
 from pipelines import serving
+from pipelines.training import input_fn
 from pipelines.taxi import features as F
 
 BATCH_SIZE = 64
-
-
-def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
-             tf_transform_output: tft.TFTransformOutput, batch_size: int = BATCH_SIZE
-             ) -> tf.data.Dataset:
-    """Transformed examples as (features, label) batches, repeated."""
-    return data_accessor.tf_dataset_factory(
-        file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=F.LABEL_KEY),
-        tf_transform_output.transformed_metadata.schema).repeat()
 
 
 def build_keras_model(hidden_units: List[int] = (64, 32), learning_rate: float = 1e-3
@@ -52,8 +42,10 @@ def build_keras_model(hidden_units: List[int] = (64, 32), learning_rate: float =
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer entry point: trains, logs to TensorBoard, saves serving signatures."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
-    evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
+    train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
+                     F.LABEL_KEY, BATCH_SIZE)
+    evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
+                          F.LABEL_KEY, BATCH_SIZE)
     model = build_keras_model()
     model.summary(print_fn=logging.info)
     steps = max(1, int(fn_args.train_steps))
