@@ -10,7 +10,7 @@ report (the same artifact id).
     r = review.Review('outputs')                 # or an MLMD ConnectionConfig / MetadataStore
     for run in r.runs():                         # oldest first
         print(run.number, run.run_id, run.blessed, run.accuracy(), run.error_rate())
-    run = r.run()                                # latest; r.run('2026-...') or r.run(2) or r.run(-2)
+    run = r.run()                                # latest; or r.run('<run id>'), r.run(2), r.run(-2)
     run.evaluation.uri, run.model.uri, run.blessing, run.report   # MLMD artifacts (or None)
     data = run.report_json()                     # the loaded report.json
     comparison = r.compare()                     # last two runs: new / resolved / persisting
@@ -28,6 +28,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components.error_analysis import report_compare
+from components.error_analysis.tfma_metrics import load_eval_result
 from pipelines import metadata
 
 PIPELINE_PREFIX = 'blindspot-'
@@ -202,11 +203,11 @@ class Run:
         return sliced_metrics(self.evaluation.uri)
 
     def eval_result(self):
-        """tfma.EvalResult of this run's evaluation, for tfma.view.render_*."""
+        """tfma.EvalResult of this run's evaluation (the candidate model's, when the Evaluator
+        also evaluated a baseline), for tfma.view.render_*."""
         if self.evaluation is None:
             raise ReviewError(f'run {self.run_id} has no evaluation ({self.status})')
-        import tensorflow_model_analysis as tfma
-        return tfma.load_eval_result(self.evaluation.uri)
+        return load_eval_result(self.evaluation.uri)
 
     def accuracy(self) -> Optional[float]:
         """Overall accuracy from the Evaluator (as carried in the report, else read from the
@@ -346,7 +347,7 @@ class Review:
             if run.evaluation is None or run.evaluation.id in seen:
                 continue
             seen.add(run.evaluation.id)
-            results.append(tfma.load_eval_result(run.evaluation.uri))
+            results.append(load_eval_result(run.evaluation.uri))
         if not results:
             raise ReviewError(f"no evaluations among the runs of '{self.pipeline}'")
         return tfma.make_eval_results(results, tfma.MODEL_CENTRIC_MODE)

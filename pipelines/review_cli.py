@@ -142,7 +142,8 @@ def compare(argv: List[str]) -> int:
         p.error(f'give at most two runs, got {len(a.runs)}')
     refs = a.runs + [None] * (2 - len(a.runs))
     import logging
-    logging.getLogger('tensorflow').setLevel(logging.ERROR)   # TFMA's deprecation warnings
+    for name in ('tensorflow', 'absl'):   # TFMA's deprecation and per-slice plot warnings
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         comparison = review.Review(a.output_dir, a.pipeline).compare(
             refs[0], refs[1], tfma=not a.no_tfma)

@@ -18,12 +18,13 @@ TRAIN_STEPS = 100
 
 def write_customers(path: Path, rows: int = 1200, seed: int = 0) -> Path:
     """Three string classes (low/mid/high spend) from a noisy rule over numbers and text,
-    with missing values in three columns."""
+    with missing values in three columns, a column that is always empty and one of numbers
+    with 'NA' for missing (so it is read as text)."""
     rng = random.Random(seed)
     effect = {'berlin': 0.5, 'paris': 0.0, 'rome': -0.5, 'oslo': 1.0, 'lima': -1.0}
     with open(path, 'w', newline='') as f:
         out = csv.writer(f)
-        out.writerow(['age', 'income', 'city', 'plan', 'visits', 'spend'])
+        out.writerow(['age', 'income', 'city', 'plan', 'visits', 'notes', 'rating', 'spend'])
         for i in range(rows):
             age, income = rng.randint(18, 80), rng.gauss(50000, 15000)
             city, plan, visits = rng.choice(list(effect)), rng.choice(['basic', 'pro']), \
@@ -32,7 +33,8 @@ def write_customers(path: Path, rows: int = 1200, seed: int = 0) -> Path:
                      - 0.9 + rng.gauss(0, 0.5))
             spend = 'low' if score < -0.7 else 'high' if score > 0.7 else 'mid'
             out.writerow(['' if i % 11 == 0 else age, '' if i % 7 == 0 else f'{income:.2f}',
-                          '' if i % 13 == 0 else city, plan, visits, spend])
+                          '' if i % 13 == 0 else city, plan, visits, '',
+                          'NA' if i % 9 == 0 else rng.randint(1, 5), spend])
     return path
 
 
@@ -123,7 +125,8 @@ def test_string_label_csv_runs_every_component_and_reports(customers_run):
     assert sum(map(sum, matrix)) == data['overall']['examples'] > 0
     # ErrorAnalysis sliced on the columns, never on the label.
     features = {v['feature'] for v in data['slices']['feature_values']}
-    assert features <= {'age', 'income', 'city', 'plan', 'visits'} and 'city' in features
+    assert features <= {'age', 'income', 'city', 'plan', 'visits', 'rating'}
+    assert 'city' in features
 
 
 def test_string_label_csv_is_sliced_by_low_cardinality_columns(customers_run):
@@ -131,8 +134,8 @@ def test_string_label_csv_is_sliced_by_low_cardinality_columns(customers_run):
     _, runs = customers_run
     rows = sliced_metrics(metadata.output_artifact(runs, 'Evaluator', 'evaluation').uri)
     sliced_on = {tuple(r['features']) for r in rows}
-    # city (5 values + missing), plan, visits (0..6) and the label; not age or income.
-    assert {('city',), ('plan',), ('visits',), ('spend',), ()} <= sliced_on
+    # city (5 values + missing), plan, visits (0..6), rating and the label; not age or income.
+    assert {('city',), ('plan',), ('visits',), ('rating',), ('spend',), ()} <= sliced_on
     assert ('age',) not in sliced_on and ('income',) not in sliced_on
 
 
@@ -298,6 +301,7 @@ def test_run_config_builds_the_csv_dataset(tmp_path):
     data = write_customers(tmp_path / 'c.csv', rows=100)
     dataset = RunConfig(pipeline='csv', data_root=str(data), label='spend').dataset()
     assert dataset.schema_path is None and dataset.label_key == F.LABEL_KEY
-    assert dataset.slice_features == ('age', 'income', 'city', 'plan', 'visits')
+    assert dataset.slice_features == ('age', 'income', 'city', 'plan', 'visits', 'rating')
+    assert [n.split("'")[1] for n in dataset.notes] == ['notes', 'rating']
     assert dataset.transform_config['categorical'] == ['visits']
     assert sorted(dataset.transform_config['label_classes']) == ['high', 'low', 'mid']

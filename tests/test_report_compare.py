@@ -39,7 +39,8 @@ def test_new_resolved_persisting_matched_by_predicate_sets():
         'trip_start_hour = 19 AND payment_type = Credit Card']
     assert [e['slice'] for e in c['resolved']] == ['payment_type = Cash']
     persisting = c['persisting'][0]
-    assert persisting['baseline']['error_rate'] == 0.5 and persisting['current']['error_rate'] == 0.45
+    assert persisting['baseline']['error_rate'] == 0.5
+    assert persisting['current']['error_rate'] == 0.45
     assert persisting['error_rate_change'] == pytest.approx(-0.05)
     resolved = c['resolved'][0]
     assert resolved['current'] == {'error_rate': 0.12, 'size': 100, 'held': False}

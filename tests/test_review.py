@@ -156,7 +156,8 @@ def _store(folder, pipelines=(), runs=0):
     folder.mkdir(parents=True, exist_ok=True)
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = str(folder / 'metadata.sqlite')
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    config.sqlite.connection_mode = (
+        metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE)
     store = metadata_store.MetadataStore(config)
     type_ids = {name: store.put_context_type(metadata_store_pb2.ContextType(name=name))
                 for name in ('pipeline', 'pipeline_run', 'node')}

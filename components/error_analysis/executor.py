@@ -126,7 +126,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             tag_rules=tuple(f'{r.name}: {r.expression}' for r in rules),
             rule_only_features=tuple(rule_only),
             num_bins=int(exec_properties['num_bins']),
-            max_values_per_feature=int(exec_properties['max_values_per_feature']),
+            max_values_per_feature=max_values,
             finder=slice_finder.SliceFinderConfig(
                 max_level=int(exec_properties['max_predicates']),
                 min_support=float(exec_properties['min_slice_size']),

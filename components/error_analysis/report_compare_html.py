@@ -62,7 +62,8 @@ def render_comparison(report: Dict, title: str = 'Since the last blessed model')
     overall = comparison['overall']
     before, now = overall['baseline'], overall['current']
     source = comparison.get('baseline_uri')
-    note = (f'<p class=muted>Compared with the report of {_e(comparison.get("baseline_label", "the baseline"))}'
+    label = comparison.get('baseline_label', 'the baseline')
+    note = (f'<p class=muted>Compared with the report of {_e(label)}'
             f' written {_e(comparison.get("baseline_created"))}'
             + (f' (<code>{_e(source)}</code>)' if source else '') + '. Slices are matched by '
             'their predicates; "failing" means held on held-out data.</p>')

@@ -2,6 +2,8 @@
 import html
 from typing import Dict, Iterable, List, Optional
 
+from components.error_analysis.report_compare_html import render_comparison
+
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
@@ -196,6 +198,7 @@ report v{report['version']} written {_e(report['created'])}</p>
 {_tags(report)}
 {_gallery(report)}
 <h2>Failing slices found automatically</h2>{_slices(report)}
+{render_comparison(report)}
 <h2>Error rate by feature value</h2>{_feature_values(report)}
 <h2>TFMA sliced metrics (Evaluator)</h2>{_tfma(report)}
 <h2>Hardest examples (most confident mistakes)</h2>{_hardest(report)}

@@ -23,9 +23,20 @@ def _scalar(value) -> float:
         return None
 
 
+def load_eval_result(uri: str) -> tfma.EvalResult:
+    """tfma.load_eval_result for the candidate model. With a baseline the evaluation holds two
+    models ('candidate', 'baseline'); without a name TFMA finds the candidate's metrics (through
+    the diff metrics) but none of its plots."""
+    from tensorflow_model_analysis.writers import eval_config_writer
+    config = eval_config_writer.load_eval_run(uri)[0]
+    candidates = [spec.name for spec in config.model_specs if not spec.is_baseline]
+    name = candidates[0] if len(config.model_specs) > 1 and candidates else None
+    return tfma.load_eval_result(uri, model_name=name)
+
+
 def sliced_metrics(evaluation_uri: str) -> List[Dict]:
     """One row per slice: {'slice', 'features', 'metrics': {name: value}}, Overall first."""
-    result = tfma.load_eval_result(evaluation_uri)
+    result = load_eval_result(evaluation_uri)
     rows = []
     for slice_key, by_output in result.slicing_metrics:
         metrics = {}

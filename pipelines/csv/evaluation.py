@@ -4,6 +4,7 @@ from typing import Sequence
 import tensorflow_model_analysis as tfma
 
 from pipelines.csv import features as F
+from pipelines.training import blessing_accuracy
 
 
 def eval_config(min_accuracy: float, num_classes: int, slice_columns: Sequence[str]
@@ -11,16 +12,7 @@ def eval_config(min_accuracy: float, num_classes: int, slice_columns: Sequence[s
     """Accuracy (blessing on the overall slice only), example count, the confusion matrix and
     per-class precision and recall; sliced by every low-cardinality column and overall."""
     slicing = [tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[c]) for c in slice_columns]
-    accuracy = tfma.MetricConfig(
-        class_name='SparseCategoricalAccuracy',
-        per_slice_thresholds=[tfma.PerSliceMetricThreshold(
-            slicing_specs=[tfma.SlicingSpec()],
-            threshold=tfma.MetricThreshold(
-                value_threshold=tfma.GenericValueThreshold(
-                    lower_bound={'value': min_accuracy}),
-                change_threshold=tfma.GenericChangeThreshold(
-                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                    absolute={'value': -1e-10})))])
+    accuracy = blessing_accuracy('SparseCategoricalAccuracy', min_accuracy)
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name='serving_default', label_key=F.LABEL_KEY,
                                     preprocessing_function_names=['transform_features'])],

@@ -10,21 +10,12 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from absl import logging
 from tfx import v1 as tfx
-from tfx_bsl.public import tfxio
 
 from pipelines import serving
 from pipelines.csv import features as F
+from pipelines.training import input_fn
 
 BATCH_SIZE = 64
-
-
-def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
-             tf_transform_output: tft.TFTransformOutput, batch_size: int = BATCH_SIZE
-             ) -> tf.data.Dataset:
-    return data_accessor.tf_dataset_factory(
-        file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=F.LABEL_KEY),
-        tf_transform_output.transformed_metadata.schema).repeat()
 
 
 def input_sizes(tf_transform_output: tft.TFTransformOutput) -> Dict[str, int]:
@@ -79,8 +70,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     config = fn_args.custom_config or {}
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     names = class_names(tf_transform_output)
-    train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
-    evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
+    train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
+                     F.LABEL_KEY, BATCH_SIZE)
+    evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
+                          F.LABEL_KEY, BATCH_SIZE)
     model = build_keras_model(input_sizes(tf_transform_output), len(names))
     model.summary(print_fn=logging.info)
     steps = max(1, int(fn_args.train_steps))
