@@ -17,8 +17,9 @@ from pipelines.csv.preprocessing import preprocessing_fn
 # Columns as SchemaGen infers them with infer_feature_shape=False: variable length, so an
 # empty CSV cell is a missing value.
 SPEC = {'income': tf.io.VarLenFeature(tf.float32), 'city': tf.io.VarLenFeature(tf.string),
-        'rooms': tf.io.VarLenFeature(tf.int64), 'grade': tf.io.VarLenFeature(tf.string)}
-CONFIG = {'label': 'grade', 'categorical': ['rooms'],
+        'rooms': tf.io.VarLenFeature(tf.int64), 'grade': tf.io.VarLenFeature(tf.string),
+        'notes': tf.io.VarLenFeature(tf.string)}
+CONFIG = {'label': 'grade', 'categorical': ['rooms'], 'ignore': ['notes'],
           # 'top' is in the data (so the scan saw it) but not in this batch: it still gets an id.
           'label_classes': ['low', 'high', 'top']}
 
@@ -27,7 +28,7 @@ def _row(i):
     return {'income': [] if i % 5 == 0 else [float('nan')] if i == 7 else [10.0 * i],
             'city': [] if i % 4 == 0 else [[b'oslo', b'rome', b'lima'][i % 3]],
             'rooms': [1 + i % 3],
-            'grade': [b'low' if i % 3 else b'high']}
+            'grade': [b'low' if i % 3 else b'high'], 'notes': []}
 
 
 @pytest.fixture(scope='module')
@@ -74,6 +75,7 @@ def test_text_and_small_integers_get_vocabulary_ids(transformed):
     rooms_vocab = output.vocabulary_by_name(F.vocab_name('rooms'))
     assert sorted(rooms_vocab) == [b'1', b'2', b'3']
     assert 'rooms_missing_xf' not in data[0]   # a category, not a number
+    assert not any(k.startswith('notes') for k in data[0])   # empty in every row: left out
 
 
 def test_model_outputs_a_distribution_over_the_classes_and_learns():

@@ -304,4 +304,5 @@ def test_run_config_builds_the_csv_dataset(tmp_path):
     assert dataset.slice_features == ('age', 'income', 'city', 'plan', 'visits', 'rating')
     assert [n.split("'")[1] for n in dataset.notes] == ['notes', 'rating']
     assert dataset.transform_config['categorical'] == ['visits']
+    assert dataset.transform_config['ignore'] == ['notes']
     assert sorted(dataset.transform_config['label_classes']) == ['high', 'low', 'mid']

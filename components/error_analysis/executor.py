@@ -101,8 +101,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         rule_only = sorted({f for r in rules for f in r.features} - set(features)
                            - set(transformed))
         schema_names = {f.name for f in schema.feature}
-        features.update(slice_feature_types(
-            schema, [f for f in rule_only if f in schema_names], label_key, max_values))
+        rule_raw = [f for f in rule_only if f in schema_names]
+        if rule_raw:   # (an empty request would mean every feature)
+            features.update(slice_feature_types(schema, rule_raw, label_key, max_values))
         transformed += [f for f in rule_only if f not in schema_names]
         image = json.loads(exec_properties.get('image') or '[]') or None
         patterns = _split_files(examples, splits)

@@ -6,6 +6,7 @@ custom_config (from the preflight scan, see pipelines/datasets.py):
   label_classes  every class name the scan saw, so a class that falls only in the eval split
                  still gets an id
   categorical    integer columns with few distinct values, treated as categories
+  ignore         columns empty in every row (the scan notes that they are left out)
 Columns and their types come from `inputs`: whatever the schema (inferred or curated) holds.
 """
 from typing import Dict
@@ -70,9 +71,10 @@ def _z_score(x: tf.Tensor, name: str) -> Dict[str, tf.Tensor]:
 def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict) -> Dict[str, tf.Tensor]:
     label = custom_config['label']
     categorical = set(custom_config.get('categorical', ()))
+    ignore = set(custom_config.get('ignore', ()))
     outputs = {}
     for name in sorted(inputs):
-        if name == label:
+        if name == label or name in ignore:
             continue
         x = inputs[name]
         if x.dtype == tf.string or (x.dtype.is_integer and name in categorical):
