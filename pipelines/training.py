@@ -1,9 +1,10 @@
 """Pieces every dataset's Trainer and Evaluator config share."""
-from typing import List
+from typing import List, Sequence
 
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
+import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
@@ -32,3 +33,54 @@ def blessing_accuracy(class_name: str, min_accuracy: float) -> tfma.MetricConfig
                 change_threshold=tfma.GenericChangeThreshold(
                     direction=tfma.MetricDirection.HIGHER_IS_BETTER,
                     absolute={'value': -1e-10})))])
+
+
+def epoch_table(history: dict) -> str:
+    """Per-epoch loss and accuracy as a fixed-width table."""
+    keys = [k for k in ('loss', 'accuracy', 'val_loss', 'val_accuracy') if k in history]
+    lines = ['epoch ' + ' '.join(f'{k:>12s}' for k in keys)]
+    for epoch in range(len(history[keys[0]])):
+        lines.append(f'{epoch + 1:5d} ' + ' '.join(f'{history[k][epoch]:12.4f}' for k in keys))
+    return '\n'.join(lines)
+
+
+def train(model: keras.Model, fn_args: tfx.components.FnArgs,
+          tf_transform_output: tft.TFTransformOutput, label_key: str, batch_size: int = 64,
+          max_epochs: int = 5) -> keras.callbacks.History:
+    """Fits `model` for fn_args.train_steps steps (split into at most max_epochs epochs),
+    logs each epoch to TensorBoard under the model run folder and prints the epoch table."""
+    train_data = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
+                          label_key, batch_size)
+    eval_data = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
+                         label_key, batch_size)
+    steps = max(1, int(fn_args.train_steps))
+    epochs = min(max_epochs, steps)
+    history = model.fit(
+        train_data, epochs=epochs, steps_per_epoch=max(1, steps // epochs),
+        validation_data=eval_data, validation_steps=max(1, int(fn_args.eval_steps)),
+        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
+                                               update_freq='epoch')],
+        verbose=0)
+    print(f'Training (TensorBoard logs in {fn_args.model_run_dir}):\n'
+          f'{epoch_table(history.history)}', flush=True)
+    return history
+
+
+def multiclass_eval_config(min_accuracy: float, num_classes: int, label_key: str,
+                           slicing: Sequence[tfma.SlicingSpec]) -> tfma.EvalConfig:
+    """Accuracy (deciding the blessing), example count, the multiclass confusion matrix and
+    per-class precision/recall, on the given slices."""
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name='serving_default', label_key=label_key,
+                                    preprocessing_function_names=['transform_features'])],
+        slicing_specs=list(slicing),
+        metrics_specs=[
+            tfma.MetricsSpec(metrics=[
+                blessing_accuracy('SparseCategoricalAccuracy', min_accuracy),
+                tfma.MetricConfig(class_name='ExampleCount'),
+                tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot')]),
+            tfma.MetricsSpec(
+                binarize=tfma.BinarizationOptions(class_ids={'values': list(range(num_classes))}),
+                metrics=[tfma.MetricConfig(class_name='Precision'),
+                         tfma.MetricConfig(class_name='Recall')]),
+        ])

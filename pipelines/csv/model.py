@@ -13,7 +13,7 @@ from tfx import v1 as tfx
 
 from pipelines import serving
 from pipelines.csv import features as F
-from pipelines.training import input_fn
+from pipelines.training import train
 
 BATCH_SIZE = 64
 
@@ -70,19 +70,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     config = fn_args.custom_config or {}
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     names = class_names(tf_transform_output)
-    train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
-                     F.LABEL_KEY, BATCH_SIZE)
-    evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
-                          F.LABEL_KEY, BATCH_SIZE)
     model = build_keras_model(input_sizes(tf_transform_output), len(names))
     model.summary(print_fn=logging.info)
-    steps = max(1, int(fn_args.train_steps))
-    epochs = min(5, steps)
-    model.fit(train, epochs=epochs, steps_per_epoch=max(1, steps // epochs),
-              validation_data=evaluation, validation_steps=max(1, int(fn_args.eval_steps)),
-              callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
-                                                     update_freq='epoch')],
-              verbose=2)
+    train(model, fn_args, tf_transform_output, F.LABEL_KEY, BATCH_SIZE)
     serving.save_model(model, tf_transform_output, fn_args.serving_model_dir,
                        label_columns=[config['label_column']])
     write_class_names(fn_args.serving_model_dir, names)

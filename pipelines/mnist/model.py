@@ -8,7 +8,7 @@ import tf_keras as keras
 from tfx import v1 as tfx
 
 from pipelines import serving
-from pipelines.training import input_fn
+from pipelines.training import train
 from pipelines.mnist import features as F
 
 BATCH_SIZE = 64
@@ -37,32 +37,10 @@ def build_keras_model(num_classes: int, kind: str = 'dense', learning_rate: floa
     return model
 
 
-def epoch_table(history: dict) -> str:
-    """Per-epoch loss and accuracy as a fixed-width table."""
-    keys = [k for k in ('loss', 'accuracy', 'val_loss', 'val_accuracy') if k in history]
-    lines = ['epoch ' + ' '.join(f'{k:>12s}' for k in keys)]
-    for epoch in range(len(history[keys[0]])):
-        lines.append(f'{epoch + 1:5d} ' + ' '.join(f'{history[k][epoch]:12.4f}' for k in keys))
-    return '\n'.join(lines)
-
-
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     config = fn_args.custom_config or {}
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
-                     F.LABEL_KEY, BATCH_SIZE)
-    evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
-                          F.LABEL_KEY, BATCH_SIZE)
     model = build_keras_model(int(config['num_classes']), config.get('model', 'dense'))
-    steps = max(1, int(fn_args.train_steps))
-    epochs = min(10, steps)
-    history = model.fit(
-        train, epochs=epochs, steps_per_epoch=max(1, steps // epochs),
-        validation_data=evaluation, validation_steps=max(1, int(fn_args.eval_steps)),
-        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
-                                               update_freq='epoch')],
-        verbose=0)
-    print(f'Training ({config.get("model", "dense")} model, TensorBoard logs in '
-          f'{fn_args.model_run_dir}):\n{epoch_table(history.history)}', flush=True)
+    train(model, fn_args, tf_transform_output, F.LABEL_KEY, BATCH_SIZE, max_epochs=10)
     serving.save_model(model, tf_transform_output, fn_args.serving_model_dir,
                        label_columns=[F.LABEL_KEY])
