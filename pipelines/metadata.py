@@ -40,9 +40,10 @@ class ComponentRun:
     outputs: Dict[str, List[metadata_store_pb2.Artifact]]
 
 
-def latest_run(store: metadata_store.MetadataStore, pipeline_name: str
-               ) -> metadata_store_pb2.Context:
-    """The newest pipeline_run context of `pipeline_name`."""
+def pipeline_runs(store: metadata_store.MetadataStore, pipeline_name: str
+                  ) -> List[metadata_store_pb2.Context]:
+    """The pipeline_run contexts of `pipeline_name`, oldest first; an error naming the
+    pipelines there are if the store has no such pipeline."""
     pipeline = store.get_context_by_type_and_name(PIPELINE_CONTEXT, pipeline_name)
     if pipeline is None:
         names = [c.name for c in store.get_contexts_by_type(PIPELINE_CONTEXT)]
@@ -51,9 +52,16 @@ def latest_run(store: metadata_store.MetadataStore, pipeline_name: str
     in_pipeline = {e.id for e in store.get_executions_by_context(pipeline.id)}
     runs = [r for r in store.get_contexts_by_type(PIPELINE_RUN_CONTEXT)
             if any(e.id in in_pipeline for e in store.get_executions_by_context(r.id))]
+    return sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+
+
+def latest_run(store: metadata_store.MetadataStore, pipeline_name: str
+               ) -> metadata_store_pb2.Context:
+    """The newest pipeline_run context of `pipeline_name`."""
+    runs = pipeline_runs(store, pipeline_name)
     if not runs:
         raise LookupError(f"pipeline '{pipeline_name}' has no runs in this store")
-    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    return runs[-1]
 
 
 def node_id(store: metadata_store.MetadataStore, execution: metadata_store_pb2.Execution

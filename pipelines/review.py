@@ -249,13 +249,7 @@ class Review:
     def runs(self) -> List[Run]:
         """Every run of the pipeline, oldest first."""
         if self._runs is None:
-            pipeline = self.store.get_context_by_type_and_name(metadata.PIPELINE_CONTEXT,
-                                                               self.pipeline)
-            in_pipeline = {e.id for e in self.store.get_executions_by_context(pipeline.id)}
-            contexts = [c for c in self.store.get_contexts_by_type(metadata.PIPELINE_RUN_CONTEXT)
-                        if any(e.id in in_pipeline
-                               for e in self.store.get_executions_by_context(c.id))]
-            contexts.sort(key=lambda c: (c.create_time_since_epoch, c.id))
+            contexts = metadata.pipeline_runs(self.store, self.pipeline)
             self._runs = [Run(i + 1, c.name, self.pipeline, c,
                               metadata.component_runs(self.store, c))
                           for i, c in enumerate(contexts)]
