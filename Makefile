@@ -18,7 +18,7 @@ for c in "$(PYTHON)" python3.10 \
 done; exit 1
 endef
 
-.PHONY: run test bench kubeflow clean-venv
+.PHONY: run test lint format bench kubeflow clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@py=$$($(find_python310)) || { echo "error: Python 3.10 not found (TFX 1.16 needs 3.9-3.10). Install it (e.g. 'pyenv install 3.10.13') or pass PYTHON=/path/to/python3.10." >&2; exit 1; }; \
@@ -34,7 +34,16 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(PY) local_runner.py $(ARGS)
 
-test: $(STAMP)
+# One style for the whole tree (ruff, configured in pyproject.toml); a lint failure fails `make test`.
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check --diff .
+	$(VENV)/bin/ruff check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint
 	$(PY) -m pytest tests $(ARGS)
 
 bench: $(STAMP)

@@ -8,6 +8,7 @@
 
 Progress goes to the console; TFX's full log goes to OUTPUT_DIR/logs/<pipeline>.log.
 """
+
 import argparse
 import dataclasses
 import logging
@@ -20,83 +21,113 @@ from typing import Dict, List, Optional
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+from components.error_analysis.settings import Settings as ErrorAnalysisSettings  # noqa: E402
+from components.error_analysis.settings import SettingsError  # noqa: E402
 from pipelines import preflight  # noqa: E402  (light: no TensorFlow)
-from pipelines.config import ErrorAnalysisSettings, RunConfig  # noqa: E402
+from pipelines.config import RunConfig  # noqa: E402
+from pipelines.datasets import dataset_for  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
     defaults = RunConfig()
     p = argparse.ArgumentParser(
         description='Run a Blindspot TFX pipeline locally (Beam DirectRunner, SQLite ML '
-                    'Metadata). The same DAG compiles for Kubeflow with kubeflow/runner.py.')
-    p.add_argument('--pipeline', default=defaults.pipeline, choices=['taxi', 'mnist', 'csv'],
-                   help='which pipeline to run; csv: your own CSV with --data and --label '
-                        '(default: %(default)s)')
-    p.add_argument('--classes', default=None,
-                   help='mnist: digits to keep, e.g. 0,1 for the two-class variant')
-    p.add_argument('--model', default=None, choices=['dense', 'cnn'],
-                   help='mnist: one hidden dense layer (default) or a small CNN')
-    p.add_argument('--output-dir', default=defaults.output_dir,
-                   help='pipeline root, metadata store, served models (default: %(default)s)')
-    p.add_argument('--data-root', '--data', dest='data_root', default=None,
-                   help='folder of CSV files (default: the sample shipped in the tfx package); '
-                        'csv: a CSV file or a folder of CSV files')
-    p.add_argument('--label', default=None,
-                   help='csv: the column to predict (class names or integer ids)')
-    p.add_argument('--schema', default=None, metavar='FILE',
-                   help='csv: a curated schema.pbtxt (default: inferred from the data)')
+        'Metadata). The same DAG compiles for Kubeflow with kubeflow/runner.py.'
+    )
+    p.add_argument(
+        '--pipeline',
+        default=defaults.pipeline,
+        choices=['taxi', 'mnist', 'csv'],
+        help='which pipeline to run; csv: your own CSV with --data and --label '
+        '(default: %(default)s)',
+    )
+    p.add_argument(
+        '--classes', default=None, help='mnist: digits to keep, e.g. 0,1 for the two-class variant'
+    )
+    p.add_argument(
+        '--model',
+        default=None,
+        choices=['dense', 'cnn'],
+        help='mnist: one hidden dense layer (default) or a small CNN',
+    )
+    p.add_argument(
+        '--output-dir',
+        default=defaults.output_dir,
+        help='pipeline root, metadata store, served models (default: %(default)s)',
+    )
+    p.add_argument(
+        '--data-root',
+        '--data',
+        dest='data_root',
+        default=None,
+        help='folder of CSV files (default: the sample shipped in the tfx package); '
+        'csv: a CSV file or a folder of CSV files',
+    )
+    p.add_argument(
+        '--label', default=None, help='csv: the column to predict (class names or integer ids)'
+    )
+    p.add_argument(
+        '--schema',
+        default=None,
+        metavar='FILE',
+        help='csv: a curated schema.pbtxt (default: inferred from the data)',
+    )
     p.add_argument('--train-steps', type=int, default=defaults.train_steps)
     p.add_argument('--eval-steps', type=int, default=defaults.eval_steps)
-    p.add_argument('--min-accuracy', type=float, default=defaults.min_accuracy,
-                   help='accuracy the model needs to be blessed and pushed (default: %(default)s)')
-    p.add_argument('--beam-mode', choices=['in_process', 'multi_process'],
-                   default=defaults.beam_mode,
-                   help='DirectRunner mode; in_process is faster on small data')
-    p.add_argument('--workers', type=int, default=defaults.workers,
-                   help='worker processes for --beam-mode multi_process')
-    p.add_argument('--beam-arg', action='append', default=[], metavar='ARG',
-                   help='extra Beam pipeline option, repeatable, e.g. '
-                        '--beam-arg=--runner=FlinkRunner --beam-arg=--flink_master=host:8081')
+    p.add_argument(
+        '--min-accuracy',
+        type=float,
+        default=defaults.min_accuracy,
+        help='accuracy the model needs to be blessed and pushed (default: %(default)s)',
+    )
+    p.add_argument(
+        '--beam-mode',
+        choices=['in_process', 'multi_process'],
+        default=defaults.beam_mode,
+        help='DirectRunner mode; in_process is faster on small data',
+    )
+    p.add_argument(
+        '--workers',
+        type=int,
+        default=defaults.workers,
+        help='worker processes for --beam-mode multi_process',
+    )
+    p.add_argument(
+        '--beam-arg',
+        action='append',
+        default=[],
+        metavar='ARG',
+        help='extra Beam pipeline option, repeatable, e.g. '
+        '--beam-arg=--runner=FlinkRunner --beam-arg=--flink_master=host:8081',
+    )
     p.add_argument('--no-cache', action='store_true', help='re-run every component')
-    p.add_argument('--slice-feature', action='append', default=None, metavar='NAME',
-                   help='ErrorAnalysis: slice on this feature (repeatable; default: all)')
-    p.add_argument('--max-predicates', type=int, default=ErrorAnalysisSettings.max_predicates)
-    p.add_argument('--min-slice-size', type=float, default=ErrorAnalysisSettings.min_slice_size,
-                   help='ErrorAnalysis: smallest slice, fraction of rows (<1) or a count')
-    p.add_argument('--tags', default=None, metavar='CSV',
-                   help='ErrorAnalysis: manual tags per example id (e.g. a filled-in review '
-                        'sheet), ranked by potential gain in the report')
-    p.add_argument('--tag-rule', action='append', default=[], metavar='RULE',
-                   help='ErrorAnalysis: a tag from a feature rule, repeatable, e.g. '
-                        '"night: trip_start_hour >= 22 or trip_start_hour < 5"')
-    p.add_argument('--tag-reference', action='append', default=[], metavar='TAG=ACC',
-                   help='target or human-level accuracy for a tag, e.g. "night=0.9" '
-                        '(default: the model\'s overall accuracy)')
+    ErrorAnalysisSettings.add_flags(p)
     a = p.parse_args(argv)
     if a.train_steps < 1:
         p.error('--train-steps must be at least 1')
     if a.workers < 1:
         p.error('--workers must be at least 1')
-    references = {}
-    for item in a.tag_reference:
-        tag, sep, value = item.rpartition('=')
-        try:
-            references[tag.strip()] = float(value)
-        except ValueError:
-            sep = ''
-        if not sep or not tag.strip() or not 0 <= references.get(tag.strip(), -1) <= 1:
-            p.error(f"--tag-reference takes TAG=ACCURACY with an accuracy in 0..1, got '{item}'")
-    ea = ErrorAnalysisSettings(
-        slice_features=tuple(a.slice_feature) if a.slice_feature else None,
-        max_predicates=a.max_predicates, min_slice_size=a.min_slice_size,
-        tags_file=a.tags, tag_rules=tuple(a.tag_rule), tag_references=references)
-    return RunConfig(pipeline=a.pipeline, classes=a.classes, model=a.model,
-                     label=a.label, schema=a.schema,
-                     output_dir=a.output_dir, data_root=a.data_root,
-                     train_steps=a.train_steps, eval_steps=a.eval_steps,
-                     min_accuracy=a.min_accuracy, beam_mode=a.beam_mode, workers=a.workers,
-                     beam_args=tuple(a.beam_arg), enable_cache=not a.no_cache,
-                     error_analysis=ea)
+    try:
+        error_analysis = ErrorAnalysisSettings.from_flags(a)
+    except SettingsError as e:
+        p.error(str(e))
+    return RunConfig(
+        pipeline=a.pipeline,
+        classes=a.classes,
+        model=a.model,
+        label=a.label,
+        schema=a.schema,
+        output_dir=a.output_dir,
+        data_root=a.data_root,
+        train_steps=a.train_steps,
+        eval_steps=a.eval_steps,
+        min_accuracy=a.min_accuracy,
+        beam_mode=a.beam_mode,
+        workers=a.workers,
+        beam_args=tuple(a.beam_arg),
+        enable_cache=not a.no_cache,
+        error_analysis=error_analysis,
+    )
 
 
 class _Progress(logging.Handler):
@@ -122,6 +153,7 @@ class _Progress(logging.Handler):
 
 def _configure_logging(log_file: Path) -> _Progress:
     from absl import logging as absl_logging
+
     log_file.parent.mkdir(parents=True, exist_ok=True)
     absl_logging.set_verbosity(absl_logging.INFO)
     root = logging.getLogger()
@@ -150,6 +182,7 @@ def _content_addressed_copy(path: Path, output_dir: str) -> str:
     without this, an edited file would be served from the cache."""
     import hashlib
     import shutil
+
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     target = Path(output_dir) / 'inputs' / digest / path.name
     if not target.exists():
@@ -161,44 +194,50 @@ def _content_addressed_copy(path: Path, output_dir: str) -> str:
 def build(config: RunConfig):
     """Checks the input, then builds the TFX pipeline for `config` (nothing written yet but
     the output folder)."""
-    dataset = config.dataset()   # csv: scans and checks the data, see pipelines/datasets.py
+    dataset = dataset_for(config)  # csv: scans and checks the data, see pipelines/datasets.py
     data_root = None
     for note in dataset.notes:
         print(f'note: {note}', file=sys.stderr)
     if dataset.user_data:
-        pass                     # copied by prepare_data below
+        pass  # copied by prepare_data below
     elif dataset.example_format == 'csv':
         data_root = config.data_root or str(dataset.default_data_root())
         preflight.check_data_root(data_root, dataset.label_source_columns)
     elif config.data_root:
         data_root = preflight.check_tfrecord_root(config.data_root)
-    preflight.check_tags(config.error_analysis)
+    preflight.check_tags_file(config.error_analysis.tags_file)
     preflight.check_output_dir(config.output_dir)
     output_dir = os.path.abspath(config.output_dir)
     if data_root is None:
         data_root = dataset.prepare_data(output_dir)
 
-    from pipelines import metadata
     from pipelines.pipeline import create_pipeline
+    from review import metadata
+
     return create_pipeline(
         pipeline_name=dataset.pipeline_name,
         pipeline_root=os.path.join(output_dir, 'pipelines', dataset.pipeline_name),
         data_root=os.path.abspath(data_root),
         dataset=dataset,
-        schema_path=(_content_addressed_copy(dataset.schema_path, output_dir)
-                     if dataset.schema_path else None),   # None: SchemaGen infers it
+        schema_path=(
+            _content_addressed_copy(dataset.schema_path, output_dir)
+            if dataset.schema_path
+            else None
+        ),  # None: SchemaGen infers it
         train_steps=config.train_steps,
         eval_steps=config.eval_steps,
         min_accuracy=config.min_accuracy,
         serving_model_dir=os.path.join(output_dir, 'serving_model', dataset.pipeline_name),
         error_analysis=dataclasses.replace(
             config.error_analysis,
-            tags_file=config.error_analysis.tags_file and _content_addressed_copy(
-                Path(config.error_analysis.tags_file), output_dir)),
+            tags_file=config.error_analysis.tags_file
+            and _content_addressed_copy(Path(config.error_analysis.tags_file), output_dir),
+        ),
         beam_pipeline_args=config.beam_pipeline_args(),
         metadata_connection_config=metadata.sqlite_config(output_dir),
         enable_cache=config.enable_cache,
-        compare_reports=True)   # ErrorAnalysis compares with the latest blessed model's report
+        compare_reports=True,
+    )  # ErrorAnalysis compares with the latest blessed model's report
 
 
 def run(config: RunConfig) -> int:
@@ -207,10 +246,12 @@ def run(config: RunConfig) -> int:
     except (preflight.PreflightError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    log_file = Path(config.output_dir) / 'logs' / f'{config.pipeline_name}.log'
+    pipeline_name = dataset_for(config).pipeline_name
+    log_file = Path(config.output_dir) / 'logs' / f'{pipeline_name}.log'
     progress = _configure_logging(log_file)
     from tfx import v1 as tfx
-    print(f'Running {config.pipeline_name} (Beam {config.beam_mode}); log: {log_file}')
+
+    print(f'Running {pipeline_name} (Beam {config.beam_mode}); log: {log_file}')
     start = time.time()
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
@@ -219,16 +260,19 @@ def run(config: RunConfig) -> int:
         print(f'\n✗ {failed} failed: {type(e).__name__}: {e}', file=sys.stderr)
         print(f'  full log: {log_file}', file=sys.stderr)
         return 1
-    from pipelines.summary import print_summary
-    print_summary(config, progress.seconds, time.time() - start)
+    from review.summary import print_summary
+
+    print_summary(config, pipeline_name, progress.seconds, time.time() - start)
     return 0
 
 
 if __name__ == '__main__':
-    if sys.argv[1:2] in (['history'], ['compare']):   # review subcommands: pipelines/review_cli.py
-        from pipelines import review_cli
+    if sys.argv[1:2] in (['history'], ['compare']):  # review subcommands: review/cli.py
+        from review import cli as review_cli
+
         sys.exit(review_cli.main(sys.argv[1:]))
     if sys.argv[1:2] == ['review-sheet']:
-        from pipelines import review_sheet
+        from review import sheet as review_sheet
+
         sys.exit(review_sheet.main(sys.argv[2:]))
     sys.exit(run(parse_args()))

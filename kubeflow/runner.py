@@ -15,6 +15,7 @@ runner calls and compiled by TFX's KubeflowV2DagRunner into
 Nothing here talks to a cluster or a bucket. Settings: built-in defaults, then the --config file,
 then flags. Bad settings stop with a one-line error (exit status 2) before anything is compiled.
 """
+
 import argparse
 import dataclasses
 import json
@@ -28,7 +29,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from pipelines.config import ErrorAnalysisSettings, RunConfig  # noqa: E402  (light: no TensorFlow)
+from components.error_analysis.settings import Settings as ErrorAnalysisSettings  # noqa: E402
+from components.error_analysis.settings import SettingsError as ErrorAnalysisSettingsError  # noqa: E402
+from pipelines.config import RunConfig  # noqa: E402  (light: no TensorFlow)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Where kubeflow/Dockerfile puts the repository inside the image (its WORKDIR). Paths baked into
@@ -53,8 +56,10 @@ class SettingsError(ValueError):
 # Validation: small pure functions.
 
 # Docker's reference grammar (distribution/reference), without the normalisation step.
-_DOMAIN = (r'(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])'
-           r'(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?')
+_DOMAIN = (
+    r'(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])'
+    r'(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?'
+)
 _PATH_COMPONENT = r'[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
 _TAG = r'[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}'
 _DIGEST = r'[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}'
@@ -66,7 +71,7 @@ def _is_image_reference(image: str) -> bool:
         return False
     colon, slash = name.rfind(':'), name.rfind('/')
     if colon > slash:
-        name, tag = name[:colon], name[colon + 1:]
+        name, tag = name[:colon], name[colon + 1 :]
         if not re.fullmatch(_TAG, tag):
             return False
     if not name or len(name) > 255:
@@ -84,12 +89,14 @@ def check_image(image: Optional[str]) -> str:
     if image is None or not str(image).strip():
         raise SettingsError(
             'no container image: pass --image REGISTRY/blindspot:TAG, the image built from '
-            'kubeflow/Dockerfile and pushed where the cluster can pull it')
+            'kubeflow/Dockerfile and pushed where the cluster can pull it'
+        )
     image = str(image).strip()
     if not _is_image_reference(image):
         raise SettingsError(
             f'malformed image name {image!r}: expected [REGISTRY[:PORT]/]NAME[:TAG][@DIGEST] '
-            'with a lowercase NAME, e.g. ghcr.io/you/blindspot:0.1.0')
+            'with a lowercase NAME, e.g. ghcr.io/you/blindspot:0.1.0'
+        )
     return image
 
 
@@ -97,52 +104,64 @@ def image_warning(image: str) -> Optional[str]:
     """A warning for a moving tag: KFP's cache key includes the image name, not its content."""
     name = image.partition('@')[0]
     has_digest = '@' in image
-    tag = name[name.rfind(':') + 1:] if name.rfind(':') > name.rfind('/') else None
+    tag = name[name.rfind(':') + 1 :] if name.rfind(':') > name.rfind('/') else None
     if has_digest or (tag and tag != 'latest'):
         return None
-    return (f"image {image!r} has no fixed tag: Kubeflow's cache keys on the image name, so steps "
-            'can be served from runs made with an older image; tag each build (e.g. with the '
-            'git commit)')
+    return (
+        f"image {image!r} has no fixed tag: Kubeflow's cache keys on the image name, so steps "
+        'can be served from runs made with an older image; tag each build (e.g. with the '
+        'git commit)'
+    )
 
 
 _GCS_BUCKET = r'[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]'
 
 
-def check_storage_uri(uri: Optional[str], what: str = 'pipeline root',
-                      flag: str = '--pipeline-root') -> str:
+def check_storage_uri(
+    uri: Optional[str], what: str = 'pipeline root', flag: str = '--pipeline-root'
+) -> str:
     """A cluster storage URI (gs://BUCKET[/PATH]) without a trailing slash; SettingsError if it
     is missing, a local path, malformed, or of a scheme the image cannot read."""
     example = 'gs://BUCKET/blindspot'
     if uri is None or not str(uri).strip():
-        raise SettingsError(f'no {what}: pass {flag} {example}, storage that the pipeline pods '
-                            'can read and write')
+        raise SettingsError(
+            f'no {what}: pass {flag} {example}, storage that the pipeline pods can read and write'
+        )
     uri = str(uri).strip()
     scheme_match = re.match(r'([A-Za-z][A-Za-z0-9+.-]*):', uri)
     scheme = scheme_match.group(1).lower() if scheme_match else None
     if scheme in (None, 'file') or len(scheme) == 1:
         # No scheme (/tmp/x, ./out, out, ~/x), file://, or a Windows drive letter (C:).
         raise SettingsError(
-            f"{what} {uri!r} is a local path: Kubeflow runs every step in a pod on the cluster, "
-            f"which cannot see this machine's disk; pass a bucket URI such as {example}")
-    if any(c.isspace() for c in uri) or not uri[len(scheme) + 1:].startswith('//'):
+            f'{what} {uri!r} is a local path: Kubeflow runs every step in a pod on the cluster, '
+            f"which cannot see this machine's disk; pass a bucket URI such as {example}"
+        )
+    if any(c.isspace() for c in uri) or not uri[len(scheme) + 1 :].startswith('//'):
         raise SettingsError(f'malformed {what} {uri!r}: expected {scheme}://BUCKET[/PATH]')
     if scheme not in SUPPORTED_SCHEMES:
-        why = (' (TFX reads and writes artifacts with TensorFlow\'s file system, which in this '
-               'image, TF 2.16 without tensorflow-io, knows gs:// only)' if scheme in _S3_LIKE
-               else '')
-        raise SettingsError(f'{what} {uri!r}: unsupported scheme {scheme}://{why}; use '
-                            f'{" or ".join(s + "://" for s in SUPPORTED_SCHEMES)}, e.g. {example}')
-    rest = uri[len(scheme) + 3:].rstrip('/')
+        why = (
+            " (TFX reads and writes artifacts with TensorFlow's file system, which in this "
+            'image, TF 2.16 without tensorflow-io, knows gs:// only)'
+            if scheme in _S3_LIKE
+            else ''
+        )
+        raise SettingsError(
+            f'{what} {uri!r}: unsupported scheme {scheme}://{why}; use '
+            f'{" or ".join(s + "://" for s in SUPPORTED_SCHEMES)}, e.g. {example}'
+        )
+    rest = uri[len(scheme) + 3 :].rstrip('/')
     bucket, _, path = rest.partition('/')
     if not re.fullmatch(_GCS_BUCKET, bucket) or '//' in rest:
-        raise SettingsError(f'malformed {what} {uri!r}: expected gs://BUCKET[/PATH] with a bucket '
-                            'name of 3-63 lowercase letters, digits, dashes, underscores or dots')
+        raise SettingsError(
+            f'malformed {what} {uri!r}: expected gs://BUCKET[/PATH] with a bucket '
+            'name of 3-63 lowercase letters, digits, dashes, underscores or dots'
+        )
     return f'{scheme}://{rest}'
 
 
 def check_target(target: str) -> str:
     if target not in TARGETS:
-        raise SettingsError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}")
+        raise SettingsError(f'--target must be one of {", ".join(TARGETS)}, got {target!r}')
     return target
 
 
@@ -163,15 +182,15 @@ def select_pipelines(selection: str, available: Sequence[str]) -> List[str]:
     if selection == 'all':
         return list(available)
     if selection not in available:
-        raise SettingsError(f"unknown pipeline {selection!r}: choose 'all' or one of "
-                            f"{', '.join(sorted(available))}")
+        raise SettingsError(
+            f"unknown pipeline {selection!r}: choose 'all' or one of {', '.join(sorted(available))}"
+        )
     return [selection]
 
 
 # ---------------------------------------------------------------------------------------------
 # Settings: defaults < config file < flags.
 
-_EA_FIELDS = {f.name: f for f in dataclasses.fields(ErrorAnalysisSettings)}
 # key: (accepted types, description for messages)
 _CONFIG_KEYS: Dict[str, Tuple[tuple, str]] = {
     'pipeline': ((str,), 'a pipeline name or all'),
@@ -185,7 +204,7 @@ _CONFIG_KEYS: Dict[str, Tuple[tuple, str]] = {
     'beam_args': ((list,), 'a list of Beam options'),
     'enable_cache': ((bool,), 'true or false'),
     'target': ((str,), "'kfp' or 'vertex'"),
-    'error_analysis': ((dict,), f'a mapping with keys among {", ".join(_EA_FIELDS)}'),
+    'error_analysis': ((dict,), 'a mapping of ErrorAnalysis settings'),
 }
 
 
@@ -199,25 +218,23 @@ def parse_config(data: Any, source: str = 'config') -> Dict[str, Any]:
     for raw_key, value in data.items():
         key = str(raw_key).replace('-', '_')
         if key not in _CONFIG_KEYS:
-            raise SettingsError(f'{source}: unknown setting {raw_key!r}; known: '
-                                f'{", ".join(_CONFIG_KEYS)}')
+            raise SettingsError(
+                f'{source}: unknown setting {raw_key!r}; known: {", ".join(_CONFIG_KEYS)}'
+            )
         types, description = _CONFIG_KEYS[key]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise SettingsError(f'{source}: {raw_key} must be {description}, got {value!r}')
         if key == 'beam_args' and not all(isinstance(v, str) for v in value):
             raise SettingsError(f'{source}: beam_args must be a list of strings, got {value!r}')
         if key == 'error_analysis':
-            unknown = sorted(set(value) - set(_EA_FIELDS))
-            if unknown:
-                raise SettingsError(f'{source}: unknown error_analysis setting(s) '
-                                    f'{", ".join(map(str, unknown))}; known: '
-                                    f'{", ".join(_EA_FIELDS)}')
+            _error_analysis(value, argparse.Namespace())  # checked here, merged with flags later
         result[key] = value
     return result
 
 
 def load_config(path: str) -> Dict[str, Any]:
     import yaml
+
     try:
         text = Path(path).read_text()
     except OSError as e:
@@ -225,41 +242,18 @@ def load_config(path: str) -> Dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise SettingsError(f'config file {path} is not valid YAML: '
-                            f'{" ".join(str(e).split())}') from None
+        raise SettingsError(
+            f'config file {path} is not valid YAML: {" ".join(str(e).split())}'
+        ) from None
     return parse_config(data, source=path)
 
 
-def _error_analysis(base: Mapping[str, Any], flags: argparse.Namespace) -> ErrorAnalysisSettings:
-    values = dict(base)
-    if flags.slice_feature:
-        values['slice_features'] = flags.slice_feature
-    if flags.max_predicates is not None:
-        values['max_predicates'] = flags.max_predicates
-    if flags.min_slice_size is not None:
-        values['min_slice_size'] = flags.min_slice_size
-    defaults = ErrorAnalysisSettings()
-    for key, value in values.items():
-        default = getattr(defaults, key)
-        if key in ('splits', 'slice_features'):
-            if value is None and key == 'slice_features':
-                continue
-            if (not isinstance(value, (list, tuple))
-                    or not all(isinstance(v, str) and v for v in value)):
-                raise SettingsError(f'error_analysis.{key} must be a list of names, got {value!r}')
-            values[key] = tuple(value)
-        elif isinstance(default, float):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise SettingsError(f'error_analysis.{key} must be a positive number, '
-                                    f'got {value!r}')
-            values[key] = float(value)
-        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SettingsError(f'error_analysis.{key} must be a whole number of at least 1, '
-                                f'got {value!r}')
+def _error_analysis(config: Mapping[str, Any], flags: argparse.Namespace) -> ErrorAnalysisSettings:
+    """The config file's error_analysis mapping, then the flags on top."""
     try:
-        return ErrorAnalysisSettings(**values)
-    except TypeError as e:
-        raise SettingsError(f'error_analysis: {e}') from None
+        return ErrorAnalysisSettings.from_flags(flags, ErrorAnalysisSettings.from_mapping(config))
+    except ErrorAnalysisSettingsError as e:
+        raise SettingsError(str(e)) from None
 
 
 @dataclasses.dataclass
@@ -267,27 +261,29 @@ class KubeflowSettings:
     image: str
     pipeline_root: str
     pipeline: str = 'all'
-    data_root: Optional[str] = None          # None: <pipeline_root>/data/<pipeline>
+    data_root: Optional[str] = None  # None: <pipeline_root>/data/<pipeline>
     output_dir: str = DEFAULT_OUTPUT_DIR
     train_steps: int = _DEFAULTS.train_steps
     eval_steps: int = _DEFAULTS.eval_steps
     min_accuracy: float = _DEFAULTS.min_accuracy
     beam_args: Tuple[str, ...] = ()
     enable_cache: bool = True
-    target: str = 'kfp'                      # 'kfp' (open source) or 'vertex'
-    error_analysis: ErrorAnalysisSettings = dataclasses.field(
-        default_factory=ErrorAnalysisSettings)
+    target: str = 'kfp'  # 'kfp' (open source) or 'vertex'
+    error_analysis: ErrorAnalysisSettings = dataclasses.field(default_factory=ErrorAnalysisSettings)
 
     @staticmethod
     def pipeline_name(pipeline: str) -> str:
-        return RunConfig(pipeline=pipeline).pipeline_name
+        from pipelines.datasets import get_dataset
+
+        return get_dataset(pipeline).pipeline_name
 
     def data_root_for(self, pipeline: str) -> str:
         """Where the pipeline's CSV files are on cluster storage."""
         if self.data_root is None:
             return f'{self.pipeline_root}/data/{pipeline}'
-        return check_storage_uri(self.data_root.replace('{pipeline}', pipeline),
-                                 'data root', '--data-root')
+        return check_storage_uri(
+            self.data_root.replace('{pipeline}', pipeline), 'data root', '--data-root'
+        )
 
     def serving_model_dir(self, pipeline: str) -> str:
         return f'{self.pipeline_root}/serving_model/{pipeline}'
@@ -300,6 +296,7 @@ class KubeflowSettings:
 def resolve_settings(flags: argparse.Namespace, config: Mapping[str, Any]) -> KubeflowSettings:
     """Merges defaults, the config mapping and flags (None = not given) and checks them all but
     the pipeline name, which needs the registry (see select_pipelines)."""
+
     def pick(key: str, default: Any = None) -> Any:
         value = getattr(flags, key, None)
         return value if value is not None else config.get(key, default)
@@ -320,20 +317,22 @@ def resolve_settings(flags: argparse.Namespace, config: Mapping[str, Any]) -> Ku
         output_dir=pick('output_dir', DEFAULT_OUTPUT_DIR),
         train_steps=check_positive(pick('train_steps', _DEFAULTS.train_steps), '--train-steps'),
         eval_steps=check_positive(pick('eval_steps', _DEFAULTS.eval_steps), '--eval-steps'),
-        min_accuracy=check_fraction(pick('min_accuracy', _DEFAULTS.min_accuracy),
-                                    '--min-accuracy'),
+        min_accuracy=check_fraction(pick('min_accuracy', _DEFAULTS.min_accuracy), '--min-accuracy'),
         beam_args=tuple(beam_args),
         enable_cache=bool(enable_cache),
         target=check_target(pick('target', 'kfp')),
-        error_analysis=_error_analysis(config.get('error_analysis', {}), flags))
+        error_analysis=_error_analysis(config.get('error_analysis', {}), flags),
+    )
 
 
 def check_data_roots(settings: KubeflowSettings, pipelines: Sequence[str]) -> Dict[str, str]:
     """Each pipeline's data root; several pipelines cannot share one folder of CSV files."""
     if len(pipelines) > 1 and settings.data_root and '{pipeline}' not in settings.data_root:
-        raise SettingsError(f'--data-root {settings.data_root} would be shared by the pipelines '
-                            f'{", ".join(pipelines)}: put {{pipeline}} in it (e.g. '
-                            'gs://BUCKET/data/{pipeline}) or compile one with --pipeline NAME')
+        raise SettingsError(
+            f'--data-root {settings.data_root} would be shared by the pipelines '
+            f'{", ".join(pipelines)}: put {{pipeline}} in it (e.g. '
+            'gs://BUCKET/data/{pipeline}) or compile one with --pipeline NAME'
+        )
     return {name: settings.data_root_for(name) for name in pipelines}
 
 
@@ -343,18 +342,21 @@ def container_path(local_path: os.PathLike) -> str:
     try:
         relative = Path(local_path).resolve().relative_to(REPO_ROOT)
     except ValueError:
-        raise SettingsError(f'{local_path} is not inside the repository, so it is not in the '
-                            'image') from None
+        raise SettingsError(
+            f'{local_path} is not inside the repository, so it is not in the image'
+        ) from None
     return str(CONTAINER_ROOT / relative.as_posix())
 
 
 # ---------------------------------------------------------------------------------------------
 # Compilation.
 
+
 def build_pipeline(settings: KubeflowSettings, pipeline: str):
     """The TFX pipeline, from the same create_pipeline the local runner uses."""
     from pipelines.datasets import get_dataset
     from pipelines.pipeline import create_pipeline
+
     dataset = get_dataset(pipeline)
     return create_pipeline(
         pipeline_name=settings.pipeline_name(pipeline),
@@ -374,16 +376,19 @@ def build_pipeline(settings: KubeflowSettings, pipeline: str):
         # Open-source KFP has no resolver executor ('resolver executors not implemented'), so
         # there the Evaluator blesses on the accuracy threshold alone; Vertex AI compares with
         # the latest blessed model as the local runner does.
-        compare_to_blessed=settings.target == 'vertex')
+        compare_to_blessed=settings.target == 'vertex',
+    )
 
 
 def compile_pipeline(settings: KubeflowSettings, pipeline: str) -> Dict[str, Any]:
     """The PipelineJob as a dict; job['pipelineSpec'] is what the .yaml holds."""
     from tfx import v1 as tfx
+
     config = tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
         default_image=settings.image,
         # Open-source KFP (2.x) accepts only schema 2.1.0 specs; Vertex AI takes both.
-        use_pipeline_spec_2_1=True)
+        use_pipeline_spec_2_1=True,
+    )
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(config=config)
     job = runner.run(build_pipeline(settings, pipeline), write_out=False)
     # The pipeline root travels in the job's runtimeConfig; the .yaml holds only the spec, so it
@@ -397,14 +402,15 @@ def write_outputs(job: Dict[str, Any], output_dir: str, pipeline: str) -> Tuple[
     <pipeline>_job.json (the PipelineJob)."""
     import tfx
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise SettingsError(f'output folder {output_dir} is a file')
     os.makedirs(output_dir, exist_ok=True)
     yaml_path = os.path.join(output_dir, f'{pipeline}.yaml')
     json_path = os.path.join(output_dir, f'{pipeline}_job.json')
-    kubeflow_v2_dag_runner._write_pipeline_spec_to_file(  # pylint: disable=protected-access
-        job, f'Blindspot {pipeline} pipeline (kubeflow/runner.py, tfx-{tfx.__version__})',
-        yaml_path)
+    kubeflow_v2_dag_runner._write_pipeline_spec_to_file(
+        job, f'Blindspot {pipeline} pipeline (kubeflow/runner.py, tfx-{tfx.__version__})', yaml_path
+    )
     with open(json_path, 'w') as f:
         json.dump(job, f, indent=2, sort_keys=True)
         f.write('\n')
@@ -414,54 +420,89 @@ def write_outputs(job: Dict[str, Any], output_dir: str, pipeline: str) -> Tuple[
 # ---------------------------------------------------------------------------------------------
 # Command line.
 
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog='python -m kubeflow.runner',
         description='Compile Blindspot pipelines (the same create_pipeline as local_runner.py) '
-                    'for Kubeflow Pipelines: OUTPUT_DIR/<pipeline>.yaml (the spec to upload) and '
-                    'OUTPUT_DIR/<pipeline>_job.json (the PipelineJob). Settings: defaults, then '
-                    '--config, then flags.')
-    p.add_argument('--config', metavar='FILE',
-                   help='YAML file of settings (keys as the flags, with _; beam_args as a list; '
-                        'error_analysis as a mapping), e.g. kubeflow/config.example.yaml')
-    p.add_argument('--pipeline', default=None,
-                   help="pipeline to compile, or 'all' (default: the packaged ones in "
-                        'pipelines/datasets.py: taxi, mnist)')
-    p.add_argument('--image', default=None,
-                   help='container image built from kubeflow/Dockerfile, e.g. '
-                        'ghcr.io/you/blindspot:0.1.0 (required)')
-    p.add_argument('--pipeline-root', default=None, metavar='URI',
-                   help='gs://BUCKET/PATH where the pipeline writes its artifacts and pushes '
-                        'models (required; the pods cannot see local paths)')
-    p.add_argument('--data-root', default=None, metavar='URI',
-                   help='gs:// folder of the CSV files; {pipeline} is replaced by the pipeline '
-                        'name (default: PIPELINE_ROOT/data/<pipeline>)')
-    p.add_argument('--output-dir', default=None,
-                   help=f'where to write the compiled files (default: {DEFAULT_OUTPUT_DIR})')
-    p.add_argument('--train-steps', type=int, default=None,
-                   help=f'default: {_DEFAULTS.train_steps}')
-    p.add_argument('--eval-steps', type=int, default=None,
-                   help=f'default: {_DEFAULTS.eval_steps}')
-    p.add_argument('--min-accuracy', type=float, default=None,
-                   help='accuracy the model needs to be blessed and pushed '
-                        f'(default: {_DEFAULTS.min_accuracy})')
-    p.add_argument('--beam-arg', action='append', default=None, metavar='ARG',
-                   help='extra Beam pipeline option for every step, repeatable, e.g. '
-                        '--beam-arg=--runner=DataflowRunner --beam-arg=--project=P (after the '
-                        "config file's beam_args; default runner: in-process DirectRunner)")
-    p.add_argument('--target', choices=TARGETS, default=None,
-                   help="'kfp': open-source Kubeflow Pipelines (no model resolver: blessing "
-                        "uses the accuracy threshold only); 'vertex': Vertex AI Pipelines, "
-                        'with the baseline comparison (default: kfp)')
-    p.add_argument('--no-cache', dest='enable_cache', action='store_const', const=False,
-                   default=None, help="compile with Kubeflow's step cache off")
-    p.add_argument('--slice-feature', action='append', default=None, metavar='NAME',
-                   help='ErrorAnalysis: slice on this feature (repeatable; default: all)')
-    p.add_argument('--max-predicates', type=int, default=None,
-                   help=f'ErrorAnalysis (default: {ErrorAnalysisSettings.max_predicates})')
-    p.add_argument('--min-slice-size', type=float, default=None,
-                   help='ErrorAnalysis: smallest slice, fraction of rows (<1) or a count '
-                        f'(default: {ErrorAnalysisSettings.min_slice_size})')
+        'for Kubeflow Pipelines: OUTPUT_DIR/<pipeline>.yaml (the spec to upload) and '
+        'OUTPUT_DIR/<pipeline>_job.json (the PipelineJob). Settings: defaults, then '
+        '--config, then flags.',
+    )
+    p.add_argument(
+        '--config',
+        metavar='FILE',
+        help='YAML file of settings (keys as the flags, with _; beam_args as a list; '
+        'error_analysis as a mapping), e.g. kubeflow/config.example.yaml',
+    )
+    p.add_argument(
+        '--pipeline',
+        default=None,
+        help="pipeline to compile, or 'all' (default: the packaged ones in "
+        'pipelines/datasets.py: taxi, mnist)',
+    )
+    p.add_argument(
+        '--image',
+        default=None,
+        help='container image built from kubeflow/Dockerfile, e.g. '
+        'ghcr.io/you/blindspot:0.1.0 (required)',
+    )
+    p.add_argument(
+        '--pipeline-root',
+        default=None,
+        metavar='URI',
+        help='gs://BUCKET/PATH where the pipeline writes its artifacts and pushes '
+        'models (required; the pods cannot see local paths)',
+    )
+    p.add_argument(
+        '--data-root',
+        default=None,
+        metavar='URI',
+        help='gs:// folder of the CSV files; {pipeline} is replaced by the pipeline '
+        'name (default: PIPELINE_ROOT/data/<pipeline>)',
+    )
+    p.add_argument(
+        '--output-dir',
+        default=None,
+        help=f'where to write the compiled files (default: {DEFAULT_OUTPUT_DIR})',
+    )
+    p.add_argument(
+        '--train-steps', type=int, default=None, help=f'default: {_DEFAULTS.train_steps}'
+    )
+    p.add_argument('--eval-steps', type=int, default=None, help=f'default: {_DEFAULTS.eval_steps}')
+    p.add_argument(
+        '--min-accuracy',
+        type=float,
+        default=None,
+        help='accuracy the model needs to be blessed and pushed '
+        f'(default: {_DEFAULTS.min_accuracy})',
+    )
+    p.add_argument(
+        '--beam-arg',
+        action='append',
+        default=None,
+        metavar='ARG',
+        help='extra Beam pipeline option for every step, repeatable, e.g. '
+        '--beam-arg=--runner=DataflowRunner --beam-arg=--project=P (after the '
+        "config file's beam_args; default runner: in-process DirectRunner)",
+    )
+    p.add_argument(
+        '--target',
+        choices=TARGETS,
+        default=None,
+        help="'kfp': open-source Kubeflow Pipelines (no model resolver: blessing "
+        "uses the accuracy threshold only); 'vertex': Vertex AI Pipelines, "
+        'with the baseline comparison (default: kfp)',
+    )
+    p.add_argument(
+        '--no-cache',
+        dest='enable_cache',
+        action='store_const',
+        const=False,
+        default=None,
+        help="compile with Kubeflow's step cache off",
+    )
+    ErrorAnalysisSettings.add_flags(p)
     return p.parse_args(argv)
 
 
@@ -476,21 +517,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # Importing the registry imports TFMA (and TensorFlow): only after the cheap checks.
         warnings.filterwarnings('ignore', category=FutureWarning)
         warnings.filterwarnings('ignore', category=DeprecationWarning)
-        from pipelines.datasets import PACKAGED   # csv needs local data options: not here
+        from pipelines.datasets import PACKAGED  # csv needs local data options: not here
+
         names = select_pipelines(settings.pipeline, list(PACKAGED))
         data_roots = check_data_roots(settings, names)
         for name in names:
             job = compile_pipeline(settings, name)
             yaml_path, json_path = write_outputs(job, settings.output_dir, name)
             print(f'{name}: {yaml_path} (upload to Kubeflow Pipelines), {json_path}')
-            print(f'  image {settings.image}; pipeline root {settings.pipeline_root}; '
-                  f'reads data from {data_roots[name]}')
+            print(
+                f'  image {settings.image}; pipeline root {settings.pipeline_root}; '
+                f'reads data from {data_roots[name]}'
+            )
     except SettingsError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     except OSError as e:
-        print(f'error: cannot write {e.filename or "the output folder"}: {e.strerror or e}',
-              file=sys.stderr)
+        print(
+            f'error: cannot write {e.filename or "the output folder"}: {e.strerror or e}',
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -1,4 +1,5 @@
 """The pipelines Blindspot knows: where each one's data, schema and model code live."""
+
 import dataclasses
 import functools
 import hashlib
@@ -14,20 +15,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    name: str                      # the pipelines/<name> folder
-    schema_path: Optional[Path]    # curated schema (ImportSchemaGen); None: SchemaGen infers it
-    preprocessing_fn: str          # dotted path, run by Transform
-    run_fn: str                    # dotted path, run by Trainer
-    label_key: str                 # label as the Evaluator and ErrorAnalysis read it
+    name: str  # the pipelines/<name> folder
+    schema_path: Optional[Path]  # curated schema (ImportSchemaGen); None: SchemaGen infers it
+    preprocessing_fn: str  # dotted path, run by Transform
+    run_fn: str  # dotted path, run by Trainer
+    label_key: str  # label as the Evaluator and ErrorAnalysis read it
     eval_config: Callable[[float], tfma.EvalConfig]
     default_data_root: Callable[[], Path]
-    example_format: str = 'csv'    # 'csv' (CsvExampleGen) or 'tfrecord' (ImportExampleGen)
-    label_source_columns: Tuple[str, ...] = ()   # CSV columns the label comes from
-    variant: str = ''              # e.g. '01' for MNIST digits 0 and 1: a separate pipeline
+    example_format: str = 'csv'  # 'csv' (CsvExampleGen) or 'tfrecord' (ImportExampleGen)
+    label_source_columns: Tuple[str, ...] = ()  # CSV columns the label comes from
+    variant: str = ''  # e.g. '01' for MNIST digits 0 and 1: a separate pipeline
     trainer_config: Dict = dataclasses.field(default_factory=dict)
     class_names: Tuple[str, ...] = ()
-    slice_features: Optional[Tuple[str, ...]] = None   # ErrorAnalysis default; None: all
-    image: Optional[Tuple[str, int, int]] = None       # (raw feature, height, width)
+    slice_features: Optional[Tuple[str, ...]] = None  # ErrorAnalysis default; None: all
+    image: Optional[Tuple[str, int, int]] = None  # (raw feature, height, width)
     # Writes the input data under an output folder and returns its path; None: read as is.
     prepare_data: Optional[Callable[[str], str]] = None
     # Extra Transform custom_config (the preprocessing_fn takes `custom_config`).
@@ -35,7 +36,7 @@ class Dataset:
     # The data path is a run option the dataset was built from (and checked with): the local
     # runner then always takes the data from prepare_data.
     user_data: bool = False
-    notes: Tuple[str, ...] = ()    # warnings about the data, printed before the run
+    notes: Tuple[str, ...] = ()  # warnings about the data, printed before the run
 
     @property
     def pipeline_name(self) -> str:
@@ -53,7 +54,8 @@ class Dataset:
         """
         digest = hashlib.sha256()
         files = sorted(self.code_dir.glob('*.py')) + [
-            REPO_ROOT / 'pipelines' / shared for shared in ('serving.py', 'training.py')]
+            REPO_ROOT / 'pipelines' / shared for shared in ('serving.py', 'training.py')
+        ]
         for path in files:
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
@@ -62,6 +64,7 @@ class Dataset:
 
 def _taxi_data_root() -> Path:
     import tfx  # the sample ships inside the tfx wheel
+
     return Path(tfx.__file__).parent / 'examples' / 'chicago_taxi_pipeline' / 'data' / 'simple'
 
 
@@ -69,6 +72,7 @@ def _taxi(classes: Optional[str] = None, model: Optional[str] = None) -> Dataset
     if classes or model:
         raise ValueError('--classes and --model apply to the mnist pipeline only')
     from pipelines.taxi import evaluation, features
+
     return Dataset(
         name='taxi',
         schema_path=REPO_ROOT / 'schemas' / 'taxi' / 'schema.pbtxt',
@@ -86,6 +90,7 @@ def _mnist(classes: Optional[str] = None, model: Optional[str] = None) -> Datase
     from pipelines.mnist import data, evaluation
     from pipelines.mnist import features as F
     from pipelines.mnist.model import MODELS
+
     chosen = data.parse_classes(classes)
     if model and model not in MODELS:
         raise ValueError(f"--model must be one of {', '.join(MODELS)}, got '{model}'")
@@ -109,6 +114,7 @@ def _mnist(classes: Optional[str] = None, model: Optional[str] = None) -> Datase
 
 def _mnist_prepare(output_dir: str, classes: Sequence[int]) -> str:
     from pipelines.mnist import data
+
     return data.prepare(output_dir, classes)
 
 
@@ -116,27 +122,34 @@ def _slug(text: str) -> str:
     return re.sub(r'[^a-z0-9]+', '-', text.lower()).strip('-') or 'data'
 
 
-def _csv(data: Optional[str] = None, label: Optional[str] = None,
-         schema: Optional[str] = None) -> Dataset:
+def _csv(
+    data: Optional[str] = None, label: Optional[str] = None, schema: Optional[str] = None
+) -> Dataset:
     """Any CSV file (or folder of CSV files) with a label column: the columns, their types,
     the classes and the slices come from one preflight scan of the data."""
     from pipelines import preflight
     from pipelines.csv import evaluation
     from pipelines.csv import features as F
+
     if not data:
-        raise preflight.PreflightError('--pipeline csv needs --data PATH: a CSV file or a folder '
-                                       'of CSV files, with a header row')
+        raise preflight.PreflightError(
+            '--pipeline csv needs --data PATH: a CSV file or a folder '
+            'of CSV files, with a header row'
+        )
     if not label:
         columns = ', '.join(preflight.read_csv_header(data)[:30])
-        raise preflight.PreflightError('--pipeline csv needs --label COLUMN, the column to '
-                                       f'predict; the data has: {columns or "(no columns)"}')
+        raise preflight.PreflightError(
+            '--pipeline csv needs --label COLUMN, the column to '
+            f'predict; the data has: {columns or "(no columns)"}'
+        )
     scan = preflight.scan_csv(data, label)
     in_schema = set(preflight.check_csv_schema(schema, label) if schema else scan.columns)
     features = [c for c in scan.feature_columns() if c in in_schema]
     slices = [c for c in scan.low_cardinality_columns(F.LOW_CARDINALITY) if c in in_schema]
     classes = tuple(scan.label_classes)
-    categorical = [c for c in features if scan.types[c] == 'int'
-                   and scan.distinct[c] <= F.LOW_CARDINALITY]
+    categorical = [
+        c for c in features if scan.types[c] == 'int' and scan.distinct[c] <= F.LOW_CARDINALITY
+    ]
     path = Path(data)
     return Dataset(
         name='csv',
@@ -147,12 +160,16 @@ def _csv(data: Optional[str] = None, label: Optional[str] = None,
         run_fn='pipelines.csv.model.run_fn',
         label_key=F.LABEL_KEY,
         label_source_columns=(label,),
-        eval_config=functools.partial(evaluation.eval_config, num_classes=len(classes),
-                                      slice_columns=tuple(slices)),
+        eval_config=functools.partial(
+            evaluation.eval_config, num_classes=len(classes), slice_columns=tuple(slices)
+        ),
         default_data_root=lambda: Path(data),
-        transform_config={'label': label, 'label_classes': list(classes),
-                          'categorical': categorical,
-                          'ignore': [c for c in scan.columns if scan.types[c] == 'empty']},
+        transform_config={
+            'label': label,
+            'label_classes': list(classes),
+            'categorical': categorical,
+            'ignore': [c for c in scan.columns if scan.types[c] == 'empty'],
+        },
         trainer_config={'label_column': label},
         # ErrorAnalysis slices on every column but the label (the label would restate itself).
         slice_features=tuple(features),
@@ -164,14 +181,20 @@ def _csv(data: Optional[str] = None, label: Optional[str] = None,
 
 def _csv_prepare(output_dir: str, files: Sequence[Path]) -> str:
     from pipelines.csv import data
+
     return data.prepare(output_dir, files)
 
 
 DATASETS: Dict[str, Callable[..., Dataset]] = {'taxi': _taxi, 'mnist': _mnist, 'csv': _csv}
 # The pipelines that run without data options (their data ships with the project).
 PACKAGED = ('taxi', 'mnist')
-_OPTION_FLAGS = {'classes': '--classes', 'model': '--model', 'data': '--data',
-                 'label': '--label', 'schema': '--schema'}
+_OPTION_FLAGS = {
+    'classes': '--classes',
+    'model': '--model',
+    'data': '--data',
+    'label': '--label',
+    'schema': '--schema',
+}
 
 
 def get_dataset(name: str, **options: Optional[str]) -> Dataset:
@@ -182,11 +205,24 @@ def get_dataset(name: str, **options: Optional[str]) -> Dataset:
         raise ValueError(f"unknown pipeline '{name}': choose one of {', '.join(sorted(DATASETS))}")
     factory = DATASETS[name]
     accepted = inspect.signature(factory).parameters
-    given = {k: v for k, v in options.items()
-             if v is not None and (k in accepted or k != 'data')}
+    given = {k: v for k, v in options.items() if v is not None and (k in accepted or k != 'data')}
     for key in given:
         if key not in accepted:
             users = [n for n, f in DATASETS.items() if key in inspect.signature(f).parameters]
-            raise ValueError(f"{_OPTION_FLAGS.get(key, key)} applies to the "
-                             f"{' and '.join(users)} pipeline only, not to {name}")
+            raise ValueError(
+                f'{_OPTION_FLAGS.get(key, key)} applies to the '
+                f'{" and ".join(users)} pipeline only, not to {name}'
+            )
     return factory(**given)
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_dataset(name: str, classes, model, data, label, schema) -> Dataset:
+    return get_dataset(name, classes=classes, model=model, data=data, label=label, schema=schema)
+
+
+def dataset_for(config) -> Dataset:
+    """The dataset of a RunConfig, built (for csv: scanned and checked) once per process."""
+    return _cached_dataset(
+        config.pipeline, config.classes, config.model, config.data_root, config.label, config.schema
+    )

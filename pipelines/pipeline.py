@@ -1,14 +1,18 @@
 """The Blindspot DAG. Both runners (local_runner.py and kubeflow/runner.py) call create_pipeline."""
+
+import dataclasses
 from typing import List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.error_analysis import (
+    ErrorAnalysis,
+    ErrorAnalysisReport,
+    LatestBlessedModelReportStrategy,
+    Settings,
+)
 from components.gated_example_validator.component import GatedExampleValidator
-from components.error_analysis.artifact import ErrorAnalysisReport
-from components.error_analysis.baseline import LatestBlessedModelReportStrategy
-from components.error_analysis.component import ErrorAnalysis
-from pipelines.config import ErrorAnalysisSettings
 from pipelines.datasets import Dataset
 
 
@@ -23,7 +27,7 @@ def create_pipeline(
     eval_steps: int,
     min_accuracy: float,
     serving_model_dir: str,
-    error_analysis: ErrorAnalysisSettings,
+    error_analysis: Settings,
     beam_pipeline_args: Optional[List[str]] = None,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     enable_cache: bool = True,
@@ -38,27 +42,40 @@ def create_pipeline(
     the Kubeflow V2 compiler cannot compile custom strategies, so Kubeflow leaves it off."""
     code_version = {'code_fingerprint': dataset.code_fingerprint()}
 
-    example_gen_class = {'csv': tfx.components.CsvExampleGen,
-                         'tfrecord': tfx.components.ImportExampleGen}[dataset.example_format]
+    example_gen_class = {
+        'csv': tfx.components.CsvExampleGen,
+        'tfrecord': tfx.components.ImportExampleGen,
+    }[dataset.example_format]
     example_gen = example_gen_class(
         input_base=data_root,
-        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
-            tfx.proto.SplitConfig.Split(name='train', hash_buckets=3),
-            tfx.proto.SplitConfig.Split(name='eval', hash_buckets=1)])))
+        output_config=tfx.proto.Output(
+            split_config=tfx.proto.SplitConfig(
+                splits=[
+                    tfx.proto.SplitConfig.Split(name='train', hash_buckets=3),
+                    tfx.proto.SplitConfig.Split(name='eval', hash_buckets=1),
+                ]
+            )
+        ),
+    )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
     # A curated schema, or (schema_path None) one inferred from the statistics; features stay
     # variable-length, so missing values reach the Transform as missing.
-    schema_gen = (tfx.components.ImportSchemaGen(schema_file=schema_path) if schema_path else
-                  tfx.components.SchemaGen(statistics=statistics_gen.outputs['statistics'],
-                                           infer_feature_shape=False))
+    schema_gen = (
+        tfx.components.ImportSchemaGen(schema_file=schema_path)
+        if schema_path
+        else tfx.components.SchemaGen(
+            statistics=statistics_gen.outputs['statistics'], infer_feature_shape=False
+        )
+    )
     example_validator = GatedExampleValidator(
-        statistics=statistics_gen.outputs['statistics'],
-        schema=schema_gen.outputs['schema']).with_id('ExampleValidator')
+        statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema']
+    ).with_id('ExampleValidator')
     transform = tfx.components.Transform(
         examples=example_gen.outputs['examples'],
         schema=schema_gen.outputs['schema'],
         preprocessing_fn=dataset.preprocessing_fn,
-        custom_config={**code_version, **dataset.transform_config})
+        custom_config={**code_version, **dataset.transform_config},
+    )
     # Transform runs only on data the gate let through.
     transform.add_upstream_node(example_validator)
     trainer = tfx.components.Trainer(
@@ -68,26 +85,35 @@ def create_pipeline(
         schema=schema_gen.outputs['schema'],
         train_args=tfx.proto.TrainArgs(num_steps=train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
-        custom_config={**code_version, **dataset.trainer_config})
+        custom_config={**code_version, **dataset.trainer_config},
+    )
 
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id('latest_blessed_model_resolver') if compare_to_blessed else None
+    model_resolver = (
+        tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id('latest_blessed_model_resolver')
+        if compare_to_blessed
+        else None
+    )
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs['examples'],
         model=trainer.outputs['model'],
         baseline_model=model_resolver.outputs['model'] if model_resolver else None,
-        eval_config=dataset.eval_config(min_accuracy))
+        eval_config=dataset.eval_config(min_accuracy),
+    )
 
-    # --- issue #7: the report of the latest blessed model, for ErrorAnalysis to compare with.
-    report_resolver = tfx.dsl.Resolver(
-        strategy_class=LatestBlessedModelReportStrategy,
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-        report=tfx.dsl.Channel(type=ErrorAnalysisReport),
-    ).with_id('latest_blessed_report_resolver') if compare_to_blessed and compare_reports else None
-    # --- end issue #7
+    # The report of the latest blessed model, for ErrorAnalysis to compare with.
+    report_resolver = (
+        tfx.dsl.Resolver(
+            strategy_class=LatestBlessedModelReportStrategy,
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+            report=tfx.dsl.Channel(type=ErrorAnalysisReport),
+        ).with_id('latest_blessed_report_resolver')
+        if compare_to_blessed and compare_reports
+        else None
+    )
 
     # Error analysis: where the model fails, beside TFMA's sliced metrics.
     error_analysis_step = ErrorAnalysis(
@@ -97,33 +123,47 @@ def create_pipeline(
         baseline_report=report_resolver.outputs['report'] if report_resolver else None,
         schema=schema_gen.outputs['schema'],
         label_key=dataset.label_key,
-        splits=list(error_analysis.splits),
-        slice_features=list(error_analysis.slice_features or dataset.slice_features or []),
-        class_names=list(dataset.class_names),
+        # The dataset's slice features unless the run names its own.
+        settings=(
+            error_analysis
+            if error_analysis.slice_features or not dataset.slice_features
+            else dataclasses.replace(error_analysis, slice_features=dataset.slice_features)
+        ),
+        class_names=dataset.class_names,
         image=dataset.image,
-        tags_uri=error_analysis.tags_file or '',
-        tag_rules=list(error_analysis.tag_rules),
-        tag_references=dict(error_analysis.tag_references),
-        num_bins=error_analysis.num_bins,
-        max_predicates=error_analysis.max_predicates,
-        min_slice_size=error_analysis.min_slice_size,
-        num_slices=error_analysis.num_slices,
-        significance=error_analysis.significance)
+    )
 
     pusher = tfx.components.Pusher(
         model=trainer.outputs['model'],
         model_blessing=evaluator.outputs['blessing'],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+        ),
+    )
     # The report is written for every model; pushing waits for it so a run ends with it.
     pusher.add_upstream_node(error_analysis_step)
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[c for c in (example_gen, statistics_gen, schema_gen, example_validator,
-                                transform, trainer, model_resolver, evaluator,
-                                report_resolver, error_analysis_step, pusher) if c is not None],
+        components=[
+            c
+            for c in (
+                example_gen,
+                statistics_gen,
+                schema_gen,
+                example_validator,
+                transform,
+                trainer,
+                model_resolver,
+                evaluator,
+                report_resolver,
+                error_analysis_step,
+                pusher,
+            )
+            if c is not None
+        ],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=beam_pipeline_args or [])
+        beam_pipeline_args=beam_pipeline_args or [],
+    )

@@ -1,4 +1,5 @@
 """Checks that run before TFX starts, so bad input fails fast and writes nothing."""
+
 import csv
 import dataclasses
 import functools
@@ -7,6 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
+
+import components.error_analysis as error_analysis
 
 
 class PreflightError(ValueError):
@@ -17,11 +20,15 @@ def check_data_root(data_root: str, required_columns: Iterable[str]) -> List[Pat
     """The CSV files under `data_root`; an error if there are none or a file lacks a column."""
     root = Path(data_root)
     if not root.exists():
-        raise PreflightError(f'data path {root} does not exist: pass --data-root with a folder '
-                             'of CSV files (or leave it out to use the packaged sample)')
+        raise PreflightError(
+            f'data path {root} does not exist: pass --data-root with a folder '
+            'of CSV files (or leave it out to use the packaged sample)'
+        )
     if not root.is_dir():
-        raise PreflightError(f'data path {root} is a file: CsvExampleGen reads a folder; '
-                             'move the CSV into its own folder and pass that folder')
+        raise PreflightError(
+            f'data path {root} is a file: CsvExampleGen reads a folder; '
+            'move the CSV into its own folder and pass that folder'
+        )
     files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() == '.csv')
     if not files:
         raise PreflightError(f'no .csv files in {root}: put the data there as CSV with a header')
@@ -33,8 +40,9 @@ def check_data_root(data_root: str, required_columns: Iterable[str]) -> List[Pat
         missing = [c for c in required if c not in header]
         if missing:
             raise PreflightError(
-                f"{path} lacks the column(s) {', '.join(missing)} the label is computed from; "
-                f"its header has: {', '.join(header[:20]) or '(nothing)'}")
+                f'{path} lacks the column(s) {", ".join(missing)} the label is computed from; '
+                f'its header has: {", ".join(header[:20]) or "(nothing)"}'
+            )
         if not has_row:
             raise PreflightError(f'{path} has a header but no rows: add data or remove the file')
     return files
@@ -44,26 +52,28 @@ def check_tfrecord_root(data_root: str) -> str:
     """A folder of TFRecord files of tf.Examples, as ImportExampleGen reads."""
     root = Path(data_root)
     if not root.is_dir():
-        raise PreflightError(f'data path {root} is not a folder: pass --data-root with a folder '
-                             'of TFRecord files (or leave it out to use the packaged data)')
+        raise PreflightError(
+            f'data path {root} is not a folder: pass --data-root with a folder '
+            'of TFRecord files (or leave it out to use the packaged data)'
+        )
     if not any(p.is_file() and p.stat().st_size > 0 for p in root.iterdir()):
         raise PreflightError(f'no data files in {root}: write TFRecords of tf.Examples there')
     return str(root)
 
 
-def check_tags(settings) -> None:
-    """Tag rules parse and the tags file is readable (ErrorAnalysisSettings)."""
-    from components.error_analysis import manual_tags, tag_rules
+def check_tags_file(tags_file: str) -> None:
+    """The tags file (if any) exists and parses; the tag rules were checked with the settings."""
+    if not tags_file:
+        return
+    path = Path(tags_file)
+    if not path.is_file():
+        raise PreflightError(
+            f'tags file {path} does not exist: pass --tags with the '
+            'filled-in review sheet (or another CSV of tags)'
+        )
     try:
-        tag_rules.parse_rules(settings.tag_rules)
-        if settings.tags_file:
-            path = Path(settings.tags_file)
-            if not path.is_file():
-                raise PreflightError(f'tags file {path} does not exist: pass --tags with the '
-                                     'filled-in review sheet (or another CSV of tags)')
-            manual_tags.parse_tags_csv(path.read_text(encoding='utf-8', errors='replace'),
-                                       str(path))
-    except (tag_rules.RuleError, manual_tags.TagsFileError) as e:
+        error_analysis.parse_tags_csv(path.read_text(encoding='utf-8', errors='replace'), str(path))
+    except error_analysis.TagsFileError as e:
         raise PreflightError(str(e)) from None
 
 
@@ -75,34 +85,37 @@ def check_output_dir(output_dir: str) -> None:
         with tempfile.NamedTemporaryFile(dir=path):
             pass
     except OSError as e:
-        raise PreflightError(f'cannot write to output folder {path} ({e.strerror}): '
-                             'choose another with --output-dir') from None
+        raise PreflightError(
+            f'cannot write to output folder {path} ({e.strerror}): choose another with --output-dir'
+        ) from None
     if not os.access(path, os.W_OK):
-        raise PreflightError(f'output folder {path} is not writable: '
-                             'choose another with --output-dir')
+        raise PreflightError(
+            f'output folder {path} is not writable: choose another with --output-dir'
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # --pipeline csv: the user's CSV file(s), read once as a stream before anything else runs.
 
-_INT64_MIN, _INT64_MAX = -2 ** 63, 2 ** 63 - 1
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _UNKNOWN, _INT, _FLOAT, _STRING = 0, 1, 2, 3
 _KIND_NAMES = {_UNKNOWN: 'empty', _INT: 'int', _FLOAT: 'float', _STRING: 'string'}
-_NA_TOKENS_SHOWN = 3   # a numeric column read as text because of at most this many tokens
+_NA_TOKENS_SHOWN = 3  # a numeric column read as text because of at most this many tokens
 
 
 @dataclasses.dataclass(frozen=True)
 class CsvScan:
     """What one pass over the CSV file(s) found: enough to build the csv pipeline."""
+
     files: Tuple[Path, ...]
     columns: Tuple[str, ...]
     rows: int
-    types: Dict[str, str]          # 'int', 'float', 'string' as CsvExampleGen infers, or 'empty'
-    distinct: Dict[str, int]       # distinct values, counted up to LOW_CARDINALITY + 1
-    missing: Dict[str, int]        # empty cells
+    types: Dict[str, str]  # 'int', 'float', 'string' as CsvExampleGen infers, or 'empty'
+    distinct: Dict[str, int]  # distinct values, counted up to LOW_CARDINALITY + 1
+    missing: Dict[str, int]  # empty cells
     label: str
     label_classes: Dict[str, int]  # class name, as Transform spells it -> rows
-    notes: Tuple[str, ...]         # things worth a warning, not an error
+    notes: Tuple[str, ...]  # things worth a warning, not an error
 
     def feature_columns(self) -> List[str]:
         """Every column but the label, leaving out columns that are empty in every row."""
@@ -137,14 +150,17 @@ def csv_files(data: str) -> List[Path]:
     """The CSV file, or the .csv files of a folder (other files are ignored)."""
     path = Path(data)
     if not path.exists():
-        raise PreflightError(f'data path {path} does not exist: pass --data with a CSV file or '
-                             'a folder of CSV files')
+        raise PreflightError(
+            f'data path {path} does not exist: pass --data with a CSV file or a folder of CSV files'
+        )
     if path.is_file():
         return [path]
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == '.csv')
     if not files:
-        raise PreflightError(f'no .csv files in {path}: pass --data with a CSV file or a folder '
-                             'of .csv files with a header row')
+        raise PreflightError(
+            f'no .csv files in {path}: pass --data with a CSV file or a folder '
+            'of .csv files with a header row'
+        )
     return files
 
 
@@ -154,53 +170,73 @@ def _check_text_file(path: Path) -> None:
     if not head.strip():
         raise PreflightError(f'{path} is empty: a CSV needs a header row and data rows')
     if head[:2] == b'\x1f\x8b' or head[:4] == b'PK\x03\x04':
-        raise PreflightError(f'{path} is compressed (gzip or zip): decompress it and pass the '
-                             '.csv file')
+        raise PreflightError(
+            f'{path} is compressed (gzip or zip): decompress it and pass the .csv file'
+        )
     if b'\x00' in head:
-        raise PreflightError(f'{path} is not a CSV file: it holds binary data (NUL bytes), not '
-                             'comma-separated text')
+        raise PreflightError(
+            f'{path} is not a CSV file: it holds binary data (NUL bytes), not comma-separated text'
+        )
 
 
 def _check_header(path: Path, header: List[str], label: Optional[str]) -> None:
     from pipelines.csv import features as F
+
     if len(header) == 1:
         other = next((d for d in (';', '\t', '|') if d in header[0]), None)
         raise PreflightError(
             f"{path} has a single column ('{header[0][:40]}'): "
-            + (f'it looks separated by {other!r}, but CsvExampleGen reads comma-separated '
-               'values: save it with commas' if other else
-               'a CSV needs the label and at least one feature column, separated by commas'))
+            + (
+                f'it looks separated by {other!r}, but CsvExampleGen reads comma-separated '
+                'values: save it with commas'
+                if other
+                else 'a CSV needs the label and at least one feature column, separated by commas'
+            )
+        )
     unnamed = [str(i + 1) for i, c in enumerate(header) if not c.strip()]
     if unnamed:
-        raise PreflightError(f"{path}: column {', '.join(unnamed)} has no name in the header: "
-                             'name every column (an unnamed first column is often a saved row '
-                             'index: drop it)')
+        raise PreflightError(
+            f'{path}: column {", ".join(unnamed)} has no name in the header: '
+            'name every column (an unnamed first column is often a saved row '
+            'index: drop it)'
+        )
     seen, twice = set(), []
     for c in header:
         if c in seen and c not in twice:
             twice.append(c)
         seen.add(c)
     if twice:
-        raise PreflightError(f"{path}: the header names {', '.join(map(repr, twice))} more than "
-                             'once: column names must be unique')
+        raise PreflightError(
+            f'{path}: the header names {", ".join(map(repr, twice))} more than '
+            'once: column names must be unique'
+        )
     bad = [c for c in header if not F.NAME_PATTERN.match(c)]
     if bad:
         shown = ', '.join(f'{c!r} → {F.suggested_name(c)!r}' for c in bad[:5])
         raise PreflightError(
-            f"{path}: {len(bad)} column name(s) cannot be TensorFlow feature names (use only "
+            f'{path}: {len(bad)} column name(s) cannot be TensorFlow feature names (use only '
             f'letters, digits and _, not starting with a digit): rename them in the header, '
-            f"e.g. {shown}{' ...' if len(bad) > 5 else ''}")
+            f'e.g. {shown}{" ..." if len(bad) > 5 else ""}'
+        )
     if label is not None and label not in header:
-        raise PreflightError(f"no column '{label}' (--label) in {path}; its columns are: "
-                             f"{', '.join(header[:30])}{' ...' if len(header) > 30 else ''}")
+        raise PreflightError(
+            f"no column '{label}' (--label) in {path}; its columns are: "
+            f'{", ".join(header[:30])}{" ..." if len(header) > 30 else ""}'
+        )
     names = F.output_names(header, label)
     taken = {n for n in names if names.count(n) > 1} | (set(names) & set(header))
-    clashing = [c for c in header if c in taken or (c != label and (
-        F.transformed_name(c) in taken or F.missing_name(c) in taken))]
+    clashing = [
+        c
+        for c in header
+        if c in taken
+        or (c != label and (F.transformed_name(c) in taken or F.missing_name(c) in taken))
+    ]
     if clashing:
-        raise PreflightError(f"{path}: column(s) {', '.join(map(repr, clashing))} clash with "
-                             f"names the Transform makes ({', '.join(sorted(taken))}): rename "
-                             'them')
+        raise PreflightError(
+            f'{path}: column(s) {", ".join(map(repr, clashing))} clash with '
+            f'names the Transform makes ({", ".join(sorted(taken))}): rename '
+            'them'
+        )
 
 
 def read_csv_header(data: str) -> List[str]:
@@ -223,6 +259,7 @@ def scan_csv(data: str, label: str) -> CsvScan:
 @functools.lru_cache(maxsize=8)
 def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
     from pipelines.csv import features as F
+
     files = tuple(Path(s[0]) for s in stamp)
     header: List[str] = []
     rows = 0
@@ -233,8 +270,9 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
                 reader = csv.reader(f)
                 this_header = next(reader, None)
                 if not this_header or not any(c.strip() for c in this_header):
-                    raise PreflightError(f'{path} has no header row: the first line must name '
-                                         'the columns')
+                    raise PreflightError(
+                        f'{path} has no header row: the first line must name the columns'
+                    )
                 if n_file == 0:
                     _check_header(path, this_header, label)
                     header = this_header
@@ -248,31 +286,38 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
                 elif this_header != header:
                     raise PreflightError(
                         f'the header of {path} differs from that of {files[0]}: every CSV in '
-                        'the folder needs the same columns in the same order')
+                        'the folder needs the same columns in the same order'
+                    )
                 file_rows = 0
                 for row in reader:
                     if not row:
-                        continue    # blank line: CsvExampleGen skips it too
+                        continue  # blank line: CsvExampleGen skips it too
                     if len(row) != n:
                         raise PreflightError(
                             f'{path}, line {reader.line_num}: {len(row)} values but the header '
                             f'has {n} columns: not a well-formed CSV (check the delimiter, and '
-                            'quote values that contain commas)')
+                            'quote values that contain commas)'
+                        )
                     file_rows += 1
                     for i, cell in enumerate(row):
                         if not cell:
                             missing[i] += 1
                             continue
                         if kinds[i] != _STRING or tokens[i] is not None:
-                            kind = (_value_kind(cell) if kinds[i] != _FLOAT
-                                    else _FLOAT if _is_float(cell) else _STRING)
+                            kind = (
+                                _value_kind(cell)
+                                if kinds[i] != _FLOAT
+                                else _FLOAT
+                                if _is_float(cell)
+                                else _STRING
+                            )
                             if kind > kinds[i]:
                                 kinds[i] = kind
                             if kind == _STRING:
                                 if tokens[i] is not None:
                                     tokens[i][cell] = tokens[i].get(cell, 0) + 1
                                     if len(tokens[i]) > _NA_TOKENS_SHOWN:
-                                        tokens[i] = None    # a text column, not numbers + NA
+                                        tokens[i] = None  # a text column, not numbers + NA
                             else:
                                 numeric[i] += 1
                         if values[i] is not None:
@@ -288,45 +333,64 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
                         if len(classes) > F.MAX_CLASSES:
                             raise PreflightError(
                                 f"the label '{label}' has more than {F.MAX_CLASSES} distinct "
-                                f"values (e.g. {', '.join(list(classes)[:3])}): this pipeline "
-                                'classifies; pick a column of class names or ids')
+                                f'values (e.g. {", ".join(list(classes)[:3])}): this pipeline '
+                                'classifies; pick a column of class names or ids'
+                            )
                 rows += file_rows
         except UnicodeDecodeError as e:
-            raise PreflightError(f'{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x}): '
-                                 'save it as a UTF-8 CSV') from None
+            raise PreflightError(
+                f'{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x}): save it as a UTF-8 CSV'
+            ) from None
         except csv.Error as e:
             raise PreflightError(f'{path} is not a readable CSV ({e})') from None
         if file_rows == 0:
-            raise PreflightError(f'{path} has a header but no rows: add data or remove the '
-                                 'file')
+            raise PreflightError(f'{path} has a header but no rows: add data or remove the file')
     if rows < F.MIN_ROWS:
-        raise PreflightError(f'only {rows} row(s) of data: the pipeline needs at least '
-                             f'{F.MIN_ROWS} (a quarter of them are held out for evaluation)')
+        raise PreflightError(
+            f'only {rows} row(s) of data: the pipeline needs at least '
+            f'{F.MIN_ROWS} (a quarter of them are held out for evaluation)'
+        )
     if no_label:
-        raise PreflightError(f"{no_label} row(s) have no value in the label column '{label}' "
-                             f'(first on {first_no_label}): fill them in or drop those rows')
+        raise PreflightError(
+            f"{no_label} row(s) have no value in the label column '{label}' "
+            f'(first on {first_no_label}): fill them in or drop those rows'
+        )
     classes = _label_classes(label, classes, kinds[li])
     if len(classes) == 1:
         only = next(iter(classes))
-        raise PreflightError(f"the label '{label}' has one value only, '{only}', in all {rows} "
-                             'rows: a classifier needs at least two classes')
+        raise PreflightError(
+            f"the label '{label}' has one value only, '{only}', in all {rows} "
+            'rows: a classifier needs at least two classes'
+        )
     notes = []
     for i, column in enumerate(header):
         if kinds[i] == _UNKNOWN:
             notes.append(f"column '{column}' is empty in every row: it is left out")
-        elif (kinds[i] == _STRING and tokens[i] and column != label
-              and numeric[i] >= sum(tokens[i].values())):
+        elif (
+            kinds[i] == _STRING
+            and tokens[i]
+            and column != label
+            and numeric[i] >= sum(tokens[i].values())
+        ):
             shown = ', '.join(repr(t) for t in tokens[i])
-            notes.append(f"column '{column}' is read as text because of {shown} in "
-                         f'{sum(tokens[i].values())} row(s) (its {numeric[i]} other values are '
-                         'numbers): write missing values as empty cells to keep it a number')
+            notes.append(
+                f"column '{column}' is read as text because of {shown} in "
+                f'{sum(tokens[i].values())} row(s) (its {numeric[i]} other values are '
+                'numbers): write missing values as empty cells to keep it a number'
+            )
     return CsvScan(
-        files=files, columns=tuple(header), rows=rows,
+        files=files,
+        columns=tuple(header),
+        rows=rows,
         types={c: _KIND_NAMES[k] for c, k in zip(header, kinds)},
-        distinct={c: F.LOW_CARDINALITY + 1 if v is None else len(v)
-                  for c, v in zip(header, values)},
-        missing=dict(zip(header, missing)), label=label, label_classes=classes,
-        notes=tuple(notes))
+        distinct={
+            c: F.LOW_CARDINALITY + 1 if v is None else len(v) for c, v in zip(header, values)
+        },
+        missing=dict(zip(header, missing)),
+        label=label,
+        label_classes=classes,
+        notes=tuple(notes),
+    )
 
 
 def _label_classes(label: str, raw: Dict[str, int], kind: int) -> Dict[str, int]:
@@ -335,8 +399,10 @@ def _label_classes(label: str, raw: Dict[str, int], kind: int) -> Dict[str, int]
     if kind == _STRING:
         bad = next((c for c in raw if '\n' in c or '\r' in c), None)
         if bad is not None:
-            raise PreflightError(f"the label '{label}' has a value with a line break "
-                                 f'({bad[:30]!r}): class names must be on one line')
+            raise PreflightError(
+                f"the label '{label}' has a value with a line break "
+                f'({bad[:30]!r}): class names must be on one line'
+            )
         return dict(raw)
     classes: Dict[str, int] = {}
     for value, count in raw.items():
@@ -345,9 +411,11 @@ def _label_classes(label: str, raw: Dict[str, int], kind: int) -> Dict[str, int]
         else:
             number = float(value)
             if not math.isfinite(number) or number != int(number):
-                raise PreflightError(f"the label '{label}' holds non-integer numbers (e.g. "
-                                     f'{value}): this pipeline classifies; use class names or '
-                                     'integer ids')
+                raise PreflightError(
+                    f"the label '{label}' holds non-integer numbers (e.g. "
+                    f'{value}): this pipeline classifies; use class names or '
+                    'integer ids'
+                )
             name = str(int(number))
         classes[name] = classes.get(name, 0) + count
     return classes
@@ -357,10 +425,13 @@ def check_csv_schema(schema_file: str, label: str) -> List[str]:
     """The feature names of a curated schema (--schema) for the csv pipeline."""
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
+
     path = Path(schema_file)
     if not path.is_file():
-        raise PreflightError(f'schema file {path} does not exist: pass --schema with a '
-                             'schema.pbtxt, or leave it out to infer the schema from the data')
+        raise PreflightError(
+            f'schema file {path} does not exist: pass --schema with a '
+            'schema.pbtxt, or leave it out to infer the schema from the data'
+        )
     try:
         schema = text_format.Parse(path.read_text(encoding='utf-8'), schema_pb2.Schema())
     except (text_format.ParseError, UnicodeDecodeError) as e:

@@ -1,4 +1,5 @@
 """Pieces every dataset's Trainer and Evaluator config share."""
+
 from typing import List, Sequence
 
 import tensorflow as tf
@@ -9,14 +10,19 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 
-def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
-             tf_transform_output: tft.TFTransformOutput, label_key: str,
-             batch_size: int = 64) -> tf.data.Dataset:
+def input_fn(
+    file_pattern: List[str],
+    data_accessor: tfx.components.DataAccessor,
+    tf_transform_output: tft.TFTransformOutput,
+    label_key: str,
+    batch_size: int = 64,
+) -> tf.data.Dataset:
     """Transformed examples as (features, label) batches, repeated."""
     return data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=label_key),
-        tf_transform_output.transformed_metadata.schema).repeat()
+        tf_transform_output.transformed_metadata.schema,
+    ).repeat()
 
 
 def blessing_accuracy(class_name: str, min_accuracy: float) -> tfma.MetricConfig:
@@ -25,14 +31,18 @@ def blessing_accuracy(class_name: str, min_accuracy: float) -> tfma.MetricConfig
     threshold on every slice would fail on any tiny slice)."""
     return tfma.MetricConfig(
         class_name=class_name,
-        per_slice_thresholds=[tfma.PerSliceMetricThreshold(
-            slicing_specs=[tfma.SlicingSpec()],
-            threshold=tfma.MetricThreshold(
-                value_threshold=tfma.GenericValueThreshold(
-                    lower_bound={'value': min_accuracy}),
-                change_threshold=tfma.GenericChangeThreshold(
-                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                    absolute={'value': -1e-10})))])
+        per_slice_thresholds=[
+            tfma.PerSliceMetricThreshold(
+                slicing_specs=[tfma.SlicingSpec()],
+                threshold=tfma.MetricThreshold(
+                    value_threshold=tfma.GenericValueThreshold(lower_bound={'value': min_accuracy}),
+                    change_threshold=tfma.GenericChangeThreshold(
+                        direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={'value': -1e-10}
+                    ),
+                ),
+            )
+        ],
+    )
 
 
 def epoch_table(history: dict) -> str:
@@ -44,43 +54,68 @@ def epoch_table(history: dict) -> str:
     return '\n'.join(lines)
 
 
-def train(model: keras.Model, fn_args: tfx.components.FnArgs,
-          tf_transform_output: tft.TFTransformOutput, label_key: str, batch_size: int = 64,
-          max_epochs: int = 5) -> keras.callbacks.History:
+def train(
+    model: keras.Model,
+    fn_args: tfx.components.FnArgs,
+    tf_transform_output: tft.TFTransformOutput,
+    label_key: str,
+    batch_size: int = 64,
+    max_epochs: int = 5,
+) -> keras.callbacks.History:
     """Fits `model` for fn_args.train_steps steps (split into at most max_epochs epochs),
     logs each epoch to TensorBoard under the model run folder and prints the epoch table."""
-    train_data = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
-                          label_key, batch_size)
-    eval_data = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
-                         label_key, batch_size)
+    train_data = input_fn(
+        fn_args.train_files, fn_args.data_accessor, tf_transform_output, label_key, batch_size
+    )
+    eval_data = input_fn(
+        fn_args.eval_files, fn_args.data_accessor, tf_transform_output, label_key, batch_size
+    )
     steps = max(1, int(fn_args.train_steps))
     epochs = min(max_epochs, steps)
     history = model.fit(
-        train_data, epochs=epochs, steps_per_epoch=max(1, steps // epochs),
-        validation_data=eval_data, validation_steps=max(1, int(fn_args.eval_steps)),
-        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
-                                               update_freq='epoch')],
-        verbose=0)
-    print(f'Training (TensorBoard logs in {fn_args.model_run_dir}):\n'
-          f'{epoch_table(history.history)}', flush=True)
+        train_data,
+        epochs=epochs,
+        steps_per_epoch=max(1, steps // epochs),
+        validation_data=eval_data,
+        validation_steps=max(1, int(fn_args.eval_steps)),
+        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq='epoch')],
+        verbose=0,
+    )
+    print(
+        f'Training (TensorBoard logs in {fn_args.model_run_dir}):\n{epoch_table(history.history)}',
+        flush=True,
+    )
     return history
 
 
-def multiclass_eval_config(min_accuracy: float, num_classes: int, label_key: str,
-                           slicing: Sequence[tfma.SlicingSpec]) -> tfma.EvalConfig:
+def multiclass_eval_config(
+    min_accuracy: float, num_classes: int, label_key: str, slicing: Sequence[tfma.SlicingSpec]
+) -> tfma.EvalConfig:
     """Accuracy (deciding the blessing), example count, the multiclass confusion matrix and
     per-class precision/recall, on the given slices."""
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name='serving_default', label_key=label_key,
-                                    preprocessing_function_names=['transform_features'])],
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name='serving_default',
+                label_key=label_key,
+                preprocessing_function_names=['transform_features'],
+            )
+        ],
         slicing_specs=list(slicing),
         metrics_specs=[
-            tfma.MetricsSpec(metrics=[
-                blessing_accuracy('SparseCategoricalAccuracy', min_accuracy),
-                tfma.MetricConfig(class_name='ExampleCount'),
-                tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot')]),
+            tfma.MetricsSpec(
+                metrics=[
+                    blessing_accuracy('SparseCategoricalAccuracy', min_accuracy),
+                    tfma.MetricConfig(class_name='ExampleCount'),
+                    tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'),
+                ]
+            ),
             tfma.MetricsSpec(
                 binarize=tfma.BinarizationOptions(class_ids={'values': list(range(num_classes))}),
-                metrics=[tfma.MetricConfig(class_name='Precision'),
-                         tfma.MetricConfig(class_name='Recall')]),
-        ])
+                metrics=[
+                    tfma.MetricConfig(class_name='Precision'),
+                    tfma.MetricConfig(class_name='Recall'),
+                ],
+            ),
+        ],
+    )

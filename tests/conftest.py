@@ -1,5 +1,6 @@
 """Shared fixtures: a small slice of the taxi sample, and one real pipeline run on it that the
 end-to-end tests read back through ML Metadata."""
+
 import csv
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ E2E_TRAIN_STEPS = 60
 
 def taxi_csv() -> Path:
     from pipelines.datasets import get_dataset
+
     return get_dataset('taxi').default_data_root() / 'data.csv'
 
 
@@ -40,39 +42,65 @@ def taxi_run(tmp_path_factory):
     Evaluator has a new input (run 1's model is now the latest blessed baseline), so it and
     its dependants run again. Run 3 has exactly run 2's inputs: all cache hits."""
     import local_runner
-    from pipelines import metadata
     from pipelines.config import RunConfig
+    from pipelines.datasets import dataset_for
+    from review import metadata
 
     root = tmp_path_factory.mktemp('taxi_e2e')
     data = write_sample(root / 'data')
-    config = RunConfig(output_dir=str(root / 'out'), data_root=str(data),
-                       train_steps=E2E_TRAIN_STEPS, eval_steps=10, min_accuracy=0.5)
+    config = RunConfig(
+        output_dir=str(root / 'out'),
+        data_root=str(data),
+        train_steps=E2E_TRAIN_STEPS,
+        eval_steps=10,
+        min_accuracy=0.5,
+    )
     assert local_runner.run(config) == 0
     store = metadata.open_store(config.output_dir)
-    first = metadata.component_runs(store, metadata.latest_run(store, config.pipeline_name))
+    first = metadata.component_runs(
+        store, metadata.latest_run(store, dataset_for(config).pipeline_name)
+    )
     runs = [first]
     for _ in range(2):
         assert local_runner.run(config) == 0
-        runs.append(metadata.component_runs(
-            store, metadata.latest_run(store, config.pipeline_name)))
-    return {'config': config, 'first': first, 'second': runs[1], 'third': runs[2],
-            'store': store, 'data': data}
+        runs.append(
+            metadata.component_runs(
+                store, metadata.latest_run(store, dataset_for(config).pipeline_name)
+            )
+        )
+    return {
+        'config': config,
+        'first': first,
+        'second': runs[1],
+        'third': runs[2],
+        'store': store,
+        'data': data,
+    }
 
 
 # ErrorAnalysis executor parameters for direct calls in tests.
-EA_PROPS = {'splits': '["eval"]', 'slice_features': '[]', 'num_bins': 4,
-            'max_values_per_feature': 50, 'max_predicates': 2, 'min_slice_size': 0.05,
-            'num_slices': 5, 'significance': 0.05, 'num_hardest_examples': 5}
+EA_PROPS = {
+    'splits': '["eval"]',
+    'slice_features': '[]',
+    'num_bins': 4,
+    'max_values_per_feature': 50,
+    'max_predicates': 2,
+    'min_slice_size': 0.05,
+    'num_slices': 5,
+    'significance': 0.05,
+    'num_hardest_examples': 5,
+}
 
 
 def ea_inputs(taxi_run, examples_uri=None, splits=('train', 'eval')):
     """Real artifacts of the taxi run, to call the ErrorAnalysis executor directly."""
     from tfx.types import artifact_utils, standard_artifacts
-    from pipelines import metadata
+
+    from review import metadata
+
     first = taxi_run['first']
     examples = standard_artifacts.Examples()
-    examples.uri = examples_uri or metadata.output_artifact(first, 'CsvExampleGen',
-                                                            'examples').uri
+    examples.uri = examples_uri or metadata.output_artifact(first, 'CsvExampleGen', 'examples').uri
     examples.split_names = artifact_utils.encode_split_names(list(splits))
     model = standard_artifacts.Model()
     model.uri = metadata.output_artifact(first, 'Trainer', 'model').uri

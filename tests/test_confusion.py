@@ -1,6 +1,6 @@
 import numpy as np
 
-from components.error_analysis import confusion
+from components.error_analysis.search import confusion
 
 
 def test_counts_match_hand_computation():
@@ -14,8 +14,10 @@ def test_counts_match_hand_computation():
 def test_top_pairs_rank_off_diagonal_cells():
     counts = np.array([[50, 7, 1], [3, 40, 0], [0, 9, 30]])
     pairs = confusion.top_confusions(counts, ['a', 'b', 'c'], k=2)
-    assert [(p['true'], p['predicted'], p['count']) for p in pairs] == [('c', 'b', 9),
-                                                                        ('a', 'b', 7)]
+    assert [(p['true'], p['predicted'], p['count']) for p in pairs] == [
+        ('c', 'b', 9),
+        ('a', 'b', 7),
+    ]
     assert np.isclose(pairs[0]['share_of_errors'], 9 / 20)
     assert np.isclose(pairs[0]['rate_in_true_class'], 9 / 39)
 

@@ -1,4 +1,5 @@
 """The csv pipeline's preprocessing_fn and model builder on small in-memory data."""
+
 import functools
 import math
 import tempfile
@@ -16,19 +17,30 @@ from pipelines.csv.preprocessing import preprocessing_fn
 
 # Columns as SchemaGen infers them with infer_feature_shape=False: variable length, so an
 # empty CSV cell is a missing value.
-SPEC = {'income': tf.io.VarLenFeature(tf.float32), 'city': tf.io.VarLenFeature(tf.string),
-        'rooms': tf.io.VarLenFeature(tf.int64), 'grade': tf.io.VarLenFeature(tf.string),
-        'notes': tf.io.VarLenFeature(tf.string)}
-CONFIG = {'label': 'grade', 'categorical': ['rooms'], 'ignore': ['notes'],
-          # 'top' is in the data (so the scan saw it) but not in this batch: it still gets an id.
-          'label_classes': ['low', 'high', 'top']}
+SPEC = {
+    'income': tf.io.VarLenFeature(tf.float32),
+    'city': tf.io.VarLenFeature(tf.string),
+    'rooms': tf.io.VarLenFeature(tf.int64),
+    'grade': tf.io.VarLenFeature(tf.string),
+    'notes': tf.io.VarLenFeature(tf.string),
+}
+CONFIG = {
+    'label': 'grade',
+    'categorical': ['rooms'],
+    'ignore': ['notes'],
+    # 'top' is in the data (so the scan saw it) but not in this batch: it still gets an id.
+    'label_classes': ['low', 'high', 'top'],
+}
 
 
 def _row(i):
-    return {'income': [] if i % 5 == 0 else [float('nan')] if i == 7 else [10.0 * i],
-            'city': [] if i % 4 == 0 else [[b'oslo', b'rome', b'lima'][i % 3]],
-            'rooms': [1 + i % 3],
-            'grade': [b'low' if i % 3 else b'high'], 'notes': []}
+    return {
+        'income': [] if i % 5 == 0 else [float('nan')] if i == 7 else [10.0 * i],
+        'city': [] if i % 4 == 0 else [[b'oslo', b'rome', b'lima'][i % 3]],
+        'rooms': [1 + i % 3],
+        'grade': [b'low' if i % 3 else b'high'],
+        'notes': [],
+    }
 
 
 @pytest.fixture(scope='module')
@@ -38,8 +50,7 @@ def transformed():
     output_dir = tempfile.mkdtemp()
     fn = functools.partial(preprocessing_fn, custom_config=CONFIG)
     with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
-        (data, _), transform_fn = ((rows, metadata)
-                                   | tft_beam.AnalyzeAndTransformDataset(fn))
+        (data, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(fn)
         _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
     return rows, data, tft.TFTransformOutput(output_dir)
 
@@ -58,7 +69,7 @@ def test_numbers_are_z_scored_over_present_values_with_missing_indicator(transfo
     present = [bool(r['income']) and not math.isnan(r['income'][0]) for r in rows]
     z = np.array([d['income_xf'] for d in data])
     missing = np.array([d['income_missing_xf'] for d in data])
-    assert list(missing) == [0.0 if p else 1.0 for p in present]   # NaN counts as missing
+    assert list(missing) == [0.0 if p else 1.0 for p in present]  # NaN counts as missing
     assert np.all(z[~np.array(present)] == 0)
     known = z[np.array(present)]
     assert abs(known.mean()) < 1e-5 and abs(known.std() - 1) < 1e-3
@@ -67,26 +78,29 @@ def test_numbers_are_z_scored_over_present_values_with_missing_indicator(transfo
 def test_text_and_small_integers_get_vocabulary_ids(transformed):
     rows, data, output = transformed
     city_vocab = [v.decode() for v in output.vocabulary_by_name(F.vocab_name('city'))]
-    assert F.MISSING in city_vocab          # an empty cell is a value of its own
+    assert F.MISSING in city_vocab  # an empty cell is a value of its own
     for row, out in zip(rows, data):
         city = row['city'][0].decode() if row['city'] else F.MISSING
         assert city_vocab[int(out['city_xf'])] == city
     assert output.num_buckets_for_transformed_feature('city_xf') == len(city_vocab) + F.NUM_OOV
     rooms_vocab = output.vocabulary_by_name(F.vocab_name('rooms'))
     assert sorted(rooms_vocab) == [b'1', b'2', b'3']
-    assert 'rooms_missing_xf' not in data[0]   # a category, not a number
-    assert not any(k.startswith('notes') for k in data[0])   # empty in every row: left out
+    assert 'rooms_missing_xf' not in data[0]  # a category, not a number
+    assert not any(k.startswith('notes') for k in data[0])  # empty in every row: left out
 
 
 def test_model_outputs_a_distribution_over_the_classes_and_learns():
     rng = np.random.default_rng(0)
     n = 2000
-    x = {'income_xf': rng.normal(size=(n, 1)).astype('float32'),
-         'income_missing_xf': (rng.random((n, 1)) < 0.1).astype('float32'),
-         'city_xf': rng.integers(0, 7, size=(n, 1))}
+    x = {
+        'income_xf': rng.normal(size=(n, 1)).astype('float32'),
+        'income_missing_xf': (rng.random((n, 1)) < 0.1).astype('float32'),
+        'city_xf': rng.integers(0, 7, size=(n, 1)),
+    }
     y = np.where(x['city_xf'][:, 0] < 3, 0, np.where(x['income_xf'][:, 0] > 0, 1, 2))
-    model = build_keras_model({'income_xf': 0, 'income_missing_xf': 0, 'city_xf': 7},
-                              num_classes=3, learning_rate=0.01)
+    model = build_keras_model(
+        {'income_xf': 0, 'income_missing_xf': 0, 'city_xf': 7}, num_classes=3, learning_rate=0.01
+    )
     model.fit(x, y, epochs=8, batch_size=64, verbose=0)
     probs = model.predict(x, verbose=0)
     assert probs.shape == (n, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)

@@ -1,5 +1,6 @@
 """--pipeline csv: any CSV with a label column, end to end on two differently shaped data sets
 the test writes itself, and every kind of bad input refused before TFX starts."""
+
 import csv
 import json
 import os
@@ -9,9 +10,11 @@ from pathlib import Path
 import pytest
 
 import local_runner
-from pipelines import metadata, preflight
+from pipelines import preflight
 from pipelines.config import RunConfig
 from pipelines.csv import features as F
+from pipelines.datasets import dataset_for
+from review import metadata
 
 TRAIN_STEPS = 100
 
@@ -27,14 +30,32 @@ def write_customers(path: Path, rows: int = 1200, seed: int = 0) -> Path:
         out.writerow(['age', 'income', 'city', 'plan', 'visits', 'notes', 'rating', 'spend'])
         for i in range(rows):
             age, income = rng.randint(18, 80), rng.gauss(50000, 15000)
-            city, plan, visits = rng.choice(list(effect)), rng.choice(['basic', 'pro']), \
-                rng.randint(0, 6)
-            score = ((age - 50) / 15 + (income - 50000) / 15000 + effect[city] + 0.3 * visits
-                     - 0.9 + rng.gauss(0, 0.5))
+            city, plan, visits = (
+                rng.choice(list(effect)),
+                rng.choice(['basic', 'pro']),
+                rng.randint(0, 6),
+            )
+            score = (
+                (age - 50) / 15
+                + (income - 50000) / 15000
+                + effect[city]
+                + 0.3 * visits
+                - 0.9
+                + rng.gauss(0, 0.5)
+            )
             spend = 'low' if score < -0.7 else 'high' if score > 0.7 else 'mid'
-            out.writerow(['' if i % 11 == 0 else age, '' if i % 7 == 0 else f'{income:.2f}',
-                          '' if i % 13 == 0 else city, plan, visits, '',
-                          'NA' if i % 9 == 0 else rng.randint(1, 5), spend])
+            out.writerow(
+                [
+                    '' if i % 11 == 0 else age,
+                    '' if i % 7 == 0 else f'{income:.2f}',
+                    '' if i % 13 == 0 else city,
+                    plan,
+                    visits,
+                    '',
+                    'NA' if i % 9 == 0 else rng.randint(1, 5),
+                    spend,
+                ]
+            )
     return path
 
 
@@ -50,8 +71,9 @@ def write_sensors(folder: Path, rows: int = 400, seed: int = 1) -> Path:
             for _ in range(rows // 2):
                 x = [rng.gauss(0, 1) for _ in range(4)]
                 count, site = rng.randint(0, 500), rng.choice(['a', 'b'])
-                failed = int(x[0] + 0.5 * x[1] + (0.5 if site == 'b' else 0) + rng.gauss(0, 0.3)
-                             > 0.3)
+                failed = int(
+                    x[0] + 0.5 * x[1] + (0.5 if site == 'b' else 0) + rng.gauss(0, 0.3) > 0.3
+                )
                 out.writerow([f'{v:.4f}' for v in x] + [count, site, failed])
     return folder
 
@@ -59,19 +81,43 @@ def write_sensors(folder: Path, rows: int = 400, seed: int = 1) -> Path:
 # A curated schema for the sensors (--schema): ImportSchemaGen instead of SchemaGen.
 SENSORS_SCHEMA = ''.join(
     f'feature {{ name: "{name}" type: {kind} }}\n'
-    for name, kind in [('x1', 'FLOAT'), ('x2', 'FLOAT'), ('x3', 'FLOAT'), ('x4', 'FLOAT'),
-                       ('count', 'INT'), ('site', 'BYTES'), ('failed', 'INT')])
+    for name, kind in [
+        ('x1', 'FLOAT'),
+        ('x2', 'FLOAT'),
+        ('x3', 'FLOAT'),
+        ('x4', 'FLOAT'),
+        ('count', 'INT'),
+        ('site', 'BYTES'),
+        ('failed', 'INT'),
+    ]
+)
 
 
 def _run_pipeline(tmp_path_factory, name, data, label, *extra):
     out = tmp_path_factory.mktemp(name)
-    args = ['--pipeline', 'csv', '--data', str(data), '--label', label,
-            '--output-dir', str(out / 'out'), '--train-steps', str(TRAIN_STEPS),
-            '--eval-steps', '10', '--min-accuracy', '0.5', *extra]
+    args = [
+        '--pipeline',
+        'csv',
+        '--data',
+        str(data),
+        '--label',
+        label,
+        '--output-dir',
+        str(out / 'out'),
+        '--train-steps',
+        str(TRAIN_STEPS),
+        '--eval-steps',
+        '10',
+        '--min-accuracy',
+        '0.5',
+        *extra,
+    ]
     config = local_runner.parse_args(args)
     assert local_runner.run(config) == 0
     store = metadata.open_store(config.output_dir)
-    runs = metadata.component_runs(store, metadata.latest_run(store, config.pipeline_name))
+    runs = metadata.component_runs(
+        store, metadata.latest_run(store, dataset_for(config).pipeline_name)
+    )
     return config, runs
 
 
@@ -86,12 +132,21 @@ def sensors_run(tmp_path_factory):
     root = tmp_path_factory.mktemp('sensors')
     data = write_sensors(root / 'data')
     (root / 'schema.pbtxt').write_text(SENSORS_SCHEMA)
-    return _run_pipeline(tmp_path_factory, 'sensors_out', data, 'failed',
-                         '--schema', str(root / 'schema.pbtxt'))
+    return _run_pipeline(
+        tmp_path_factory, 'sensors_out', data, 'failed', '--schema', str(root / 'schema.pbtxt')
+    )
 
 
-COMPONENTS = {'CsvExampleGen', 'StatisticsGen', 'ExampleValidator', 'Transform', 'Trainer',
-              'Evaluator', 'ErrorAnalysis', 'Pusher'}
+COMPONENTS = {
+    'CsvExampleGen',
+    'StatisticsGen',
+    'ExampleValidator',
+    'Transform',
+    'Trainer',
+    'Evaluator',
+    'ErrorAnalysis',
+    'Pusher',
+}
 
 
 def _report(runs):
@@ -109,12 +164,14 @@ def _class_names(runs):
 
 def test_string_label_csv_runs_every_component_and_reports(customers_run):
     config, runs = customers_run
-    assert config.pipeline_name == 'blindspot-csv-customers-spend'
+    assert dataset_for(config).pipeline_name == 'blindspot-csv-customers-spend'
     executed = {name: r.state for name, r in runs.items() if 'resolver' not in name}
-    assert set(executed) == COMPONENTS | {'SchemaGen'}     # the schema was inferred
+    assert set(executed) == COMPONENTS | {'SchemaGen'}  # the schema was inferred
     assert set(executed.values()) == {'COMPLETE'}
-    assert metadata.custom_value(
-        metadata.output_artifact(runs, 'Evaluator', 'blessing'), 'blessed') == 1
+    assert (
+        metadata.custom_value(metadata.output_artifact(runs, 'Evaluator', 'blessing'), 'blessed')
+        == 1
+    )
     assert metadata.output_artifact(runs, 'Pusher', 'pushed_model') is not None
     # Class names are the label's values, written beside the model for the report.
     assert sorted(_class_names(runs)) == ['high', 'low', 'mid']
@@ -130,7 +187,8 @@ def test_string_label_csv_runs_every_component_and_reports(customers_run):
 
 
 def test_string_label_csv_is_sliced_by_low_cardinality_columns(customers_run):
-    from components.error_analysis.tfma_metrics import sliced_metrics
+    from components.error_analysis.beam.tfma_metrics import sliced_metrics
+
     _, runs = customers_run
     rows = sliced_metrics(metadata.output_artifact(runs, 'Evaluator', 'evaluation').uri)
     sliced_on = {tuple(r['features']) for r in rows}
@@ -141,7 +199,7 @@ def test_string_label_csv_is_sliced_by_low_cardinality_columns(customers_run):
 
 def test_binary_csv_folder_with_curated_schema(sensors_run):
     config, runs = sensors_run
-    assert config.pipeline_name == 'blindspot-csv-data-failed'
+    assert dataset_for(config).pipeline_name == 'blindspot-csv-data-failed'
     executed = {name: r.state for name, r in runs.items() if 'resolver' not in name}
     assert set(executed) == COMPONENTS | {'ImportSchemaGen'}
     assert set(executed.values()) == {'COMPLETE'}
@@ -153,10 +211,12 @@ def test_binary_csv_folder_with_curated_schema(sensors_run):
 
 # --- bad input: refused before TFX starts, one line, nothing in ML Metadata ---------------
 
+
 def _refused(tmp_path, capsys, *args):
     out = tmp_path / 'out'
-    status = local_runner.run(local_runner.parse_args(
-        ['--pipeline', 'csv', '--output-dir', str(out), *args]))
+    status = local_runner.run(
+        local_runner.parse_args(['--pipeline', 'csv', '--output-dir', str(out), *args])
+    )
     err = capsys.readouterr().err.strip()
     assert status != 0
     assert not (out / 'metadata.sqlite').exists()
@@ -198,13 +258,13 @@ def test_label_with_one_class_names_it(tmp_path, capsys):
 
 
 def test_empty_file(tmp_path, capsys):
-    assert 'is empty' in _refused(tmp_path, capsys, '--data', _csv(tmp_path, ''),
-                                  '--label', 'y')
+    assert 'is empty' in _refused(tmp_path, capsys, '--data', _csv(tmp_path, ''), '--label', 'y')
 
 
 def test_header_without_rows(tmp_path, capsys):
-    assert 'no rows' in _refused(tmp_path, capsys, '--data', _csv(tmp_path, 'a,b,y\n'),
-                                 '--label', 'y')
+    assert 'no rows' in _refused(
+        tmp_path, capsys, '--data', _csv(tmp_path, 'a,b,y\n'), '--label', 'y'
+    )
 
 
 def test_binary_file_is_not_csv(tmp_path, capsys):
@@ -235,8 +295,9 @@ def test_unusable_column_names_say_how_to_fix(tmp_path, capsys):
 
 
 def test_missing_labels_are_refused(tmp_path, capsys):
-    data = _csv(tmp_path, 'a,b,y\n' + _rows(label=lambda i: '' if i == 4 else 'yes' if i % 2
-                                            else 'no'))
+    data = _csv(
+        tmp_path, 'a,b,y\n' + _rows(label=lambda i: '' if i == 4 else 'yes' if i % 2 else 'no')
+    )
     err = _refused(tmp_path, capsys, '--data', data, '--label', 'y')
     assert '1 row(s) have no value' in err and 'line 6' in err
 
@@ -256,29 +317,40 @@ def test_folder_with_differing_headers(tmp_path, capsys):
 
 
 def test_too_few_rows_and_missing_schema(tmp_path, capsys):
-    assert 'at least' in _refused(tmp_path, capsys, '--data',
-                                  _csv(tmp_path, 'a,b,y\n' + _rows(5)), '--label', 'y')
+    assert 'at least' in _refused(
+        tmp_path, capsys, '--data', _csv(tmp_path, 'a,b,y\n' + _rows(5)), '--label', 'y'
+    )
     data = _csv(tmp_path, 'a,b,y\n' + _rows(), 'ok.csv')
-    err = _refused(tmp_path, capsys, '--data', data, '--label', 'y',
-                   '--schema', str(tmp_path / 'nope.pbtxt'))
+    err = _refused(
+        tmp_path, capsys, '--data', data, '--label', 'y', '--schema', str(tmp_path / 'nope.pbtxt')
+    )
     assert 'schema file' in err and 'does not exist' in err
 
 
 def test_csv_options_apply_to_the_csv_pipeline_only(tmp_path, capsys):
-    status = local_runner.run(local_runner.parse_args(
-        ['--label', 'y', '--output-dir', str(tmp_path / 'out')]))
+    status = local_runner.run(
+        local_runner.parse_args(['--label', 'y', '--output-dir', str(tmp_path / 'out')])
+    )
     assert status != 0 and '--label applies to the csv pipeline only' in capsys.readouterr().err
 
 
 # --- the scan itself --------------------------------------------------------------------
 
+
 def test_scan_infers_types_like_csv_example_gen_and_notes_na_tokens(tmp_path):
     text = 'n,x,t,na,empty,y\n' + ''.join(
-        f"{i},{i / 2},{'abc'[i % 3]},{'NA' if i % 5 == 0 else i},,{i % 3}\n" for i in range(40))
+        f'{i},{i / 2},{"abc"[i % 3]},{"NA" if i % 5 == 0 else i},,{i % 3}\n' for i in range(40)
+    )
     scan = preflight.scan_csv(_csv(tmp_path, '\ufeff' + text), 'y')
-    assert scan.columns[0] == 'n'             # a byte-order mark is not part of the name
-    assert scan.types == {'n': 'int', 'x': 'float', 't': 'string', 'na': 'string',
-                          'empty': 'empty', 'y': 'int'}
+    assert scan.columns[0] == 'n'  # a byte-order mark is not part of the name
+    assert scan.types == {
+        'n': 'int',
+        'x': 'float',
+        't': 'string',
+        'na': 'string',
+        'empty': 'empty',
+        'y': 'int',
+    }
     assert scan.rows == 40 and scan.missing['empty'] == 40
     assert scan.label_classes == {'0': 14, '1': 13, '2': 13}
     assert scan.feature_columns() == ['n', 'x', 't', 'na']
@@ -289,17 +361,18 @@ def test_scan_infers_types_like_csv_example_gen_and_notes_na_tokens(tmp_path):
 
 def test_data_is_copied_to_a_folder_named_by_its_content(tmp_path):
     from pipelines.csv import data
+
     source = Path(_csv(tmp_path, '\ufeffa,y\n1,2\n'))
     first = data.prepare(str(tmp_path / 'out'), [source])
     assert data.prepare(str(tmp_path / 'out'), [source]) == first
-    assert (Path(first) / 'data.csv').read_bytes() == b'a,y\n1,2\n'   # without the BOM
+    assert (Path(first) / 'data.csv').read_bytes() == b'a,y\n1,2\n'  # without the BOM
     source.write_text('a,y\n1,3\n')
     assert data.prepare(str(tmp_path / 'out'), [source]) != first
 
 
 def test_run_config_builds_the_csv_dataset(tmp_path):
     data = write_customers(tmp_path / 'c.csv', rows=100)
-    dataset = RunConfig(pipeline='csv', data_root=str(data), label='spend').dataset()
+    dataset = dataset_for(RunConfig(pipeline='csv', data_root=str(data), label='spend'))
     assert dataset.schema_path is None and dataset.label_key == F.LABEL_KEY
     assert dataset.slice_features == ('age', 'income', 'city', 'plan', 'visits', 'rating')
     assert [n.split("'")[1] for n in dataset.notes] == ['notes', 'rating']

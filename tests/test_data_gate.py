@@ -1,7 +1,9 @@
 """Data that breaks the schema stops the pipeline at ExampleValidator, before Trainer."""
+
 import local_runner
-from pipelines import metadata
 from pipelines.config import RunConfig
+from pipelines.datasets import dataset_for
+from review import metadata
 from tests.conftest import write_sample
 
 
@@ -19,6 +21,8 @@ def test_schema_anomalies_stop_before_trainer(tmp_path, capsys):
     assert "feature 'trip_start_hour'" in err
 
     store = metadata.open_store(config.output_dir)
-    runs = metadata.component_runs(store, metadata.latest_run(store, config.pipeline_name))
+    runs = metadata.component_runs(
+        store, metadata.latest_run(store, dataset_for(config).pipeline_name)
+    )
     assert runs['ExampleValidator'].state == 'FAILED'
     assert 'Transform' not in runs and 'Trainer' not in runs

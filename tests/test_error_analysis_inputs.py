@@ -1,4 +1,5 @@
 """ErrorAnalysis refuses inputs it cannot analyse, clearly and before writing a report."""
+
 import gzip
 import json
 import os
@@ -7,11 +8,12 @@ import pytest
 from tfx.utils import path_utils
 
 from components.error_analysis.artifact import ErrorAnalysisReport
+from components.error_analysis.beam.predictions import InputError, Predictor
 from components.error_analysis.executor import Executor, slice_feature_types
-from components.error_analysis.predictions import InputError, Predictor
-from pipelines import metadata
+from review import metadata
 from tests.conftest import EA_PROPS as PROPS
 from tests.conftest import ea_inputs as _inputs
+
 
 def _run(inputs, tmp_path, **props):
     report = ErrorAnalysisReport()
@@ -44,19 +46,23 @@ def test_empty_split(taxi_run, tmp_path):
     (empty / 'Split-eval').mkdir(parents=True)
     with gzip.open(empty / 'Split-eval' / 'data_tfrecord-00000-of-00001.gz', 'wb'):
         pass
-    message = _run(_inputs(taxi_run, str(empty), splits=['eval']), tmp_path,
-                   label_key='big_tipper')
+    message = _run(_inputs(taxi_run, str(empty), splits=['eval']), tmp_path, label_key='big_tipper')
     assert "split 'eval' has no examples" in message
 
 
 def test_unknown_slice_feature(taxi_run, tmp_path):
-    message = _run(_inputs(taxi_run), tmp_path, label_key='big_tipper',
-                   slice_features=json.dumps(['payment_type', 'colour']))
+    message = _run(
+        _inputs(taxi_run),
+        tmp_path,
+        label_key='big_tipper',
+        slice_features=json.dumps(['payment_type', 'colour']),
+    )
     assert "'colour'" in message and 'neither in the raw examples' in message
 
 
 def test_default_slice_features_leave_out_label_source(taxi_run):
     from tfx.utils import io_utils
+
     schema_uri = metadata.output_artifact(taxi_run['first'], 'ImportSchemaGen', 'schema').uri
     schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri))
     kinds = slice_feature_types(schema, [], 'big_tipper', 50)
@@ -69,14 +75,19 @@ def test_default_slice_features_leave_out_label_source(taxi_run):
 
 def test_predictor_matches_label_and_probabilities(taxi_run):
     import glob
+
     import tensorflow as tf
+
     first = taxi_run['first']
     model_dir = path_utils.serving_model_path(
-        metadata.output_artifact(first, 'Trainer', 'model').uri)
-    files = glob.glob(os.path.join(metadata.output_artifact(
-        first, 'CsvExampleGen', 'examples').uri, 'Split-eval', '*'))
-    records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type='GZIP')
-               .take(50)]
+        metadata.output_artifact(first, 'Trainer', 'model').uri
+    )
+    files = glob.glob(
+        os.path.join(
+            metadata.output_artifact(first, 'CsvExampleGen', 'examples').uri, 'Split-eval', '*'
+        )
+    )
+    records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type='GZIP').take(50)]
     batch = Predictor(model_dir, 'big_tipper', {}).predict(records)
     assert batch.probabilities.shape == (50, 2)
     assert abs(batch.probabilities.sum(axis=1) - 1).max() < 1e-6
@@ -86,5 +97,7 @@ def test_predictor_matches_label_and_probabilities(taxi_run):
         fare = example.features.feature['fare'].float_list.value[0]
         assert label == int(tips > 0.2 * fare)
     # Ids are stable: the same bytes give the same id.
-    assert Predictor(model_dir, 'big_tipper', {}).predict(records).example_ids.tolist() == \
-        batch.example_ids.tolist()
+    assert (
+        Predictor(model_dir, 'big_tipper', {}).predict(records).example_ids.tolist()
+        == batch.example_ids.tolist()
+    )

@@ -1,5 +1,6 @@
 """The Kubeflow spec, checked without a cluster: compile the taxi pipeline with kubeflow.runner
 (as `make kubeflow` does) and read the result back as KFP's PipelineSpec proto."""
+
 import json
 import re
 
@@ -8,6 +9,7 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from components.error_analysis.settings import Settings
 from kubeflow import runner
 
 IMAGE = 'registry.example.com/blindspot/blindspot:spec-test'
@@ -16,13 +18,31 @@ TRAIN_STEPS = 321
 EVAL_STEPS = 17
 MIN_ACCURACY = 0.65
 BEAM_ARG = '--experiments=blindspot_spec_test'
-CONFIG = {'beam_args': ['--experiments=from_config'],
-          'error_analysis': {'num_slices': 7, 'significance': 0.01}}
+TAG_RULES = ['long_trip: trip_miles > 10', 'night: trip_start_hour >= 22']
+CONFIG = {
+    'beam_args': ['--experiments=from_config'],
+    'error_analysis': {
+        'num_slices': 7,
+        'significance': 0.01,
+        'tag_rules': TAG_RULES,
+        'tags_file': 'gs://test-bucket/tags/reviewed.csv',
+        'tag_references': {'long_trip': 0.95, 'night': 0.9},
+    },
+}
 
 RESOLVER_MODEL = 'latest_blessed_model_resolver-model-resolver'
 RESOLVER_BLESSING = 'latest_blessed_model_resolver-model-blessing-resolver'
-TASKS = {'CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'Transform',
-         'Trainer', 'Evaluator', 'ErrorAnalysis', 'Pusher'}
+TASKS = {
+    'CsvExampleGen',
+    'StatisticsGen',
+    'ImportSchemaGen',
+    'ExampleValidator',
+    'Transform',
+    'Trainer',
+    'Evaluator',
+    'ErrorAnalysis',
+    'Pusher',
+}
 BEAM_COMPONENTS = ('CsvExampleGen', 'StatisticsGen', 'Transform', 'Evaluator', 'ErrorAnalysis')
 
 
@@ -30,14 +50,31 @@ def _resolver_tasks(job):
     """Tasks that run a KFP 'resolver' executor (how TFX compiles tfx.dsl.Resolver)."""
     spec = job['pipelineSpec']
     executors = spec['deploymentSpec']['executors']
-    return sorted(name for name, task in spec['root']['dag']['tasks'].items()
-                  if 'resolver' in executors[spec['components'][task['componentRef']['name']]
-                                             ['executorLabel']])
+    return sorted(
+        name
+        for name, task in spec['root']['dag']['tasks'].items()
+        if 'resolver'
+        in executors[spec['components'][task['componentRef']['name']]['executorLabel']]
+    )
 
 
 def _compile(out, *extra):
-    assert runner.main(['--pipeline', 'taxi', '--image', IMAGE, '--pipeline-root', ROOT,
-                        '--output-dir', str(out), *extra]) == 0
+    assert (
+        runner.main(
+            [
+                '--pipeline',
+                'taxi',
+                '--image',
+                IMAGE,
+                '--pipeline-root',
+                ROOT,
+                '--output-dir',
+                str(out),
+                *extra,
+            ]
+        )
+        == 0
+    )
     job = json.loads((out / 'taxi_job.json').read_text())
     spec = pipeline_spec_pb2.PipelineSpec()
     json_format.ParseDict(job['pipelineSpec'], spec)
@@ -56,13 +93,33 @@ def compiled(tmp_path_factory):
     out = tmp_path_factory.mktemp('kubeflow')
     config = out / 'config.yaml'
     config.write_text(yaml.safe_dump(CONFIG))
-    code = runner.main([
-        '--config', str(config), '--pipeline', 'taxi', '--image', IMAGE,
-        '--pipeline-root', ROOT + '/', '--output-dir', str(out),
-        '--train-steps', str(TRAIN_STEPS), '--eval-steps', str(EVAL_STEPS),
-        '--min-accuracy', str(MIN_ACCURACY), f'--beam-arg={BEAM_ARG}',
-        '--slice-feature', 'payment_type', '--slice-feature', 'company',
-        '--max-predicates', '2'])
+    code = runner.main(
+        [
+            '--config',
+            str(config),
+            '--pipeline',
+            'taxi',
+            '--image',
+            IMAGE,
+            '--pipeline-root',
+            ROOT + '/',
+            '--output-dir',
+            str(out),
+            '--train-steps',
+            str(TRAIN_STEPS),
+            '--eval-steps',
+            str(EVAL_STEPS),
+            '--min-accuracy',
+            str(MIN_ACCURACY),
+            f'--beam-arg={BEAM_ARG}',
+            '--slice-feature',
+            'payment_type',
+            '--slice-feature',
+            'company',
+            '--max-predicates',
+            '2',
+        ]
+    )
     assert code == 0
     job = json.loads((out / 'taxi_job.json').read_text())
     spec = pipeline_spec_pb2.PipelineSpec()
@@ -76,8 +133,10 @@ def _tasks(spec):
 
 def _producers(task):
     """input name → (producer task, its output key)"""
-    return {name: (a.task_output_artifact.producer_task, a.task_output_artifact.output_artifact_key)
-            for name, a in task.inputs.artifacts.items()}
+    return {
+        name: (a.task_output_artifact.producer_task, a.task_output_artifact.output_artifact_key)
+        for name, a in task.inputs.artifacts.items()
+    }
 
 
 def _executor(spec, task_name):
@@ -99,8 +158,11 @@ def _lower_bounds(value):
         return [b for item in value for b in _lower_bounds(item)]
     if not isinstance(value, dict):
         return []
-    own = [value['value_threshold']['lower_bound']] if 'lower_bound' in value.get(
-        'value_threshold', {}) else []
+    own = (
+        [value['value_threshold']['lower_bound']]
+        if 'lower_bound' in value.get('value_threshold', {})
+        else []
+    )
     return own + [b for item in value.values() for b in _lower_bounds(item)]
 
 
@@ -108,7 +170,7 @@ def test_every_component_is_a_task(compiled):
     spec = compiled['spec']
     assert set(_tasks(spec)) == TASKS
     assert spec.pipeline_info.name == 'blindspot-taxi'
-    assert spec.schema_version == '2.1.0'   # the only version open-source KFP 2.x accepts
+    assert spec.schema_version == '2.1.0'  # the only version open-source KFP 2.x accepts
     for name, task in _tasks(spec).items():
         assert set(task.dependent_tasks) <= TASKS, name
 
@@ -118,23 +180,35 @@ def test_dependencies(compiled):
     deps = {name: set(task.dependent_tasks) for name, task in tasks.items()}
     assert _producers(tasks['StatisticsGen']) == {'examples': ('CsvExampleGen', 'examples')}
     assert _producers(tasks['ExampleValidator']) == {
-        'statistics': ('StatisticsGen', 'statistics'), 'schema': ('ImportSchemaGen', 'schema')}
+        'statistics': ('StatisticsGen', 'statistics'),
+        'schema': ('ImportSchemaGen', 'schema'),
+    }
     assert _producers(tasks['Transform']) == {
-        'examples': ('CsvExampleGen', 'examples'), 'schema': ('ImportSchemaGen', 'schema')}
-    assert 'ExampleValidator' in deps['Transform']   # the gate: add_upstream_node
+        'examples': ('CsvExampleGen', 'examples'),
+        'schema': ('ImportSchemaGen', 'schema'),
+    }
+    assert 'ExampleValidator' in deps['Transform']  # the gate: add_upstream_node
     assert _producers(tasks['Trainer']) == {
         'examples': ('Transform', 'transformed_examples'),
         'transform_graph': ('Transform', 'transform_graph'),
-        'schema': ('ImportSchemaGen', 'schema')}
+        'schema': ('ImportSchemaGen', 'schema'),
+    }
     # Open-source KFP runs no resolver: no baseline model for the Evaluator.
     assert _producers(tasks['Evaluator']) == {
-        'examples': ('CsvExampleGen', 'examples'), 'model': ('Trainer', 'model')}
+        'examples': ('CsvExampleGen', 'examples'),
+        'model': ('Trainer', 'model'),
+    }
     assert _producers(tasks['ErrorAnalysis']) == {
-        'examples': ('CsvExampleGen', 'examples'), 'model': ('Trainer', 'model'),
-        'evaluation': ('Evaluator', 'evaluation'), 'schema': ('ImportSchemaGen', 'schema')}
+        'examples': ('CsvExampleGen', 'examples'),
+        'model': ('Trainer', 'model'),
+        'evaluation': ('Evaluator', 'evaluation'),
+        'schema': ('ImportSchemaGen', 'schema'),
+    }
     assert _producers(tasks['Pusher']) == {
-        'model': ('Trainer', 'model'), 'model_blessing': ('Evaluator', 'blessing')}
-    assert {'ErrorAnalysis', 'Evaluator'} <= deps['Pusher']   # the report comes before a push
+        'model': ('Trainer', 'model'),
+        'model_blessing': ('Evaluator', 'blessing'),
+    }
+    assert {'ErrorAnalysis', 'Evaluator'} <= deps['Pusher']  # the report comes before a push
     for name, task in tasks.items():
         assert {producer for producer, _ in _producers(task).values()} <= deps[name], name
     assert _resolver_tasks(compiled['job']) == []
@@ -164,9 +238,14 @@ def test_every_container_runs_the_image(compiled):
         container = _container(spec, name)
         assert container['image'] == IMAGE, name
         assert container['command'] == [
-            'python', '-m', 'tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor']
-    executors = {args[args.index('--executor_class_path') + 1] for args in (
-        _container(spec, name)['args'] for name in containers)}
+            'python',
+            '-m',
+            'tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor',
+        ]
+    executors = {
+        args[args.index('--executor_class_path') + 1]
+        for args in (_container(spec, name)['args'] for name in containers)
+    }
     assert 'components.error_analysis.executor.Executor' in executors
     assert 'components.gated_example_validator.executor.Executor' in executors
 
@@ -174,16 +253,21 @@ def test_every_container_runs_the_image(compiled):
 def test_parameters_as_configured(compiled):
     spec = compiled['spec']
     assert json.loads(_param(spec, 'Trainer', 'train_args').string_value) == {
-        'num_steps': TRAIN_STEPS}
+        'num_steps': TRAIN_STEPS
+    }
     assert json.loads(_param(spec, 'Trainer', 'eval_args').string_value) == {
-        'num_steps': EVAL_STEPS}
+        'num_steps': EVAL_STEPS
+    }
     assert _param(spec, 'Trainer', 'run_fn').string_value == 'pipelines.taxi.model.run_fn'
     assert _param(spec, 'CsvExampleGen', 'input_base').string_value == ROOT + '/data/taxi'
     assert json.loads(_param(spec, 'Pusher', 'push_destination').string_value) == {
-        'filesystem': {'base_directory': ROOT + '/serving_model/taxi'}}
+        'filesystem': {'base_directory': ROOT + '/serving_model/taxi'}
+    }
     # The schema as it is inside the image (kubeflow/Dockerfile copies schemas/ there).
-    assert _param(spec, 'ImportSchemaGen', 'schema_file').string_value == \
-        '/blindspot/schemas/taxi/schema.pbtxt'
+    assert (
+        _param(spec, 'ImportSchemaGen', 'schema_file').string_value
+        == '/blindspot/schemas/taxi/schema.pbtxt'
+    )
     eval_config = json.loads(_param(spec, 'Evaluator', 'eval_config').string_value)
     assert MIN_ACCURACY in _lower_bounds(eval_config)
     for name in TASKS:
@@ -192,34 +276,48 @@ def test_parameters_as_configured(compiled):
 
 def test_beam_args(compiled):
     spec = compiled['spec']
-    expected = ['--direct_running_mode=in_memory', '--direct_num_workers=1',   # defaults
-                '--experiments=from_config', BEAM_ARG]                         # config, flag
+    expected = [
+        '--direct_running_mode=in_memory',
+        '--direct_num_workers=1',  # defaults
+        '--experiments=from_config',
+        BEAM_ARG,
+    ]  # config, flag
     for name in BEAM_COMPONENTS:
-        assert _container(spec, name)['args'][-len(expected):] == expected, name
+        assert _container(spec, name)['args'][-len(expected) :] == expected, name
     driver = _container(spec, 'CsvExampleGen')['lifecycle']['preCacheCheck']
     assert BEAM_ARG in driver['args']
 
 
 def test_error_analysis(compiled):
     spec = compiled['spec']
-    params = {name: _param(spec, 'ErrorAnalysis', name)
-              for name in _tasks(spec)['ErrorAnalysis'].inputs.parameters}
+    params = {
+        name: _param(spec, 'ErrorAnalysis', name)
+        for name in _tasks(spec)['ErrorAnalysis'].inputs.parameters
+    }
     assert params['label_key'].string_value == 'big_tipper'
     assert json.loads(params['splits'].string_value) == ['eval']
     assert json.loads(params['slice_features'].string_value) == ['payment_type', 'company']
     assert params['max_predicates'].number_value == 2
     assert params['num_slices'].number_value == 7
     assert params['significance'].number_value == 0.01
-    assert params['num_bins'].number_value == 4
-    assert params['min_slice_size'].number_value == 0.01
+    assert params['num_bins'].number_value == Settings().num_bins
+    assert params['min_slice_size'].number_value == Settings().min_slice_size
+    # Tag settings from the config file (once refused as 'must be a whole number').
+    assert json.loads(params['tag_rules'].string_value) == TAG_RULES
+    assert params['tags_file'].string_value == 'gs://test-bucket/tags/reviewed.csv'
+    assert json.loads(params['tag_references'].string_value) == {'long_trip': 0.95, 'night': 0.9}
 
     # The custom artifact type: its schema title is the import path the container resolves.
     report = spec.components['ErrorAnalysis'].output_definitions.artifacts['report']
-    title = report.artifact_type.schema_title or yaml.safe_load(
-        report.artifact_type.instance_schema)['title']
+    title = (
+        report.artifact_type.schema_title
+        or yaml.safe_load(report.artifact_type.instance_schema)['title']
+    )
     assert title == 'components.ErrorAnalysisReport'
     from tfx.utils import import_utils
+
     from components.error_analysis.artifact import ErrorAnalysisReport
+
     assert import_utils.import_class_by_path(title) is ErrorAnalysisReport
 
 
@@ -248,24 +346,42 @@ def test_image_paths_match_the_dockerfile():
 
 # --- Bad input: refused before anything is compiled.
 
+
 @pytest.mark.parametrize('image', [None, '', '   '])
 def test_missing_image(image):
     with pytest.raises(runner.SettingsError, match='no container image'):
         runner.check_image(image)
 
 
-@pytest.mark.parametrize('image', [
-    'Blindspot:latest', 'bad image:1', 'blindspot:', 'blindspot:1:2', 'ghcr.io//blindspot',
-    'http://ghcr.io/blindspot', 'ghcr.io/you/blindspot@sha256:xyz', '-blindspot'])
+@pytest.mark.parametrize(
+    'image',
+    [
+        'Blindspot:latest',
+        'bad image:1',
+        'blindspot:',
+        'blindspot:1:2',
+        'ghcr.io//blindspot',
+        'http://ghcr.io/blindspot',
+        'ghcr.io/you/blindspot@sha256:xyz',
+        '-blindspot',
+    ],
+)
 def test_malformed_image(image):
     with pytest.raises(runner.SettingsError, match='malformed image name'):
         runner.check_image(image)
 
 
-@pytest.mark.parametrize('image', [
-    'blindspot', 'blindspot:0.1.0', 'ghcr.io/you/blindspot:0.1.0',
-    'localhost:5000/blindspot:dev', 'europe-docker.pkg.dev/p/r/blindspot:abc123',
-    'ghcr.io/you/blindspot@sha256:' + 'a' * 64])
+@pytest.mark.parametrize(
+    'image',
+    [
+        'blindspot',
+        'blindspot:0.1.0',
+        'ghcr.io/you/blindspot:0.1.0',
+        'localhost:5000/blindspot:dev',
+        'europe-docker.pkg.dev/p/r/blindspot:abc123',
+        'ghcr.io/you/blindspot@sha256:' + 'a' * 64,
+    ],
+)
 def test_valid_image(image):
     assert runner.check_image(image) == image
 
@@ -288,15 +404,19 @@ def test_local_pipeline_root(root):
         runner.check_storage_uri(root)
 
 
-@pytest.mark.parametrize('root', ['s3://bucket/x', 'minio://mlpipeline/x', 'hdfs://nn/x',
-                                  'https://storage.googleapis.com/b'])
+@pytest.mark.parametrize(
+    'root',
+    ['s3://bucket/x', 'minio://mlpipeline/x', 'hdfs://nn/x', 'https://storage.googleapis.com/b'],
+)
 def test_unsupported_scheme(root):
     with pytest.raises(runner.SettingsError, match='unsupported scheme'):
         runner.check_storage_uri(root)
 
 
-@pytest.mark.parametrize('root', ['gs://', 'gs:/bucket/x', 'gs://Bad_Bucket/x', 'gs://b/x',
-                                  'gs://bucket//x', 'gs://bucket/a b'])
+@pytest.mark.parametrize(
+    'root',
+    ['gs://', 'gs:/bucket/x', 'gs://Bad_Bucket/x', 'gs://b/x', 'gs://bucket//x', 'gs://bucket/a b'],
+)
 def test_malformed_pipeline_root(root):
     with pytest.raises(runner.SettingsError, match='malformed pipeline root'):
         runner.check_storage_uri(root)
@@ -314,13 +434,16 @@ def test_unknown_pipeline():
 
 
 def test_shared_data_root_needs_placeholder():
-    settings = runner.KubeflowSettings(image=IMAGE, pipeline_root=ROOT,
-                                       data_root='gs://test-bucket/data')
+    settings = runner.KubeflowSettings(
+        image=IMAGE, pipeline_root=ROOT, data_root='gs://test-bucket/data'
+    )
     with pytest.raises(runner.SettingsError, match='shared by the pipelines'):
         runner.check_data_roots(settings, ['taxi', 'mnist'])
     settings.data_root = 'gs://test-bucket/data/{pipeline}'
     assert runner.check_data_roots(settings, ['taxi', 'mnist']) == {
-        'taxi': 'gs://test-bucket/data/taxi', 'mnist': 'gs://test-bucket/data/mnist'}
+        'taxi': 'gs://test-bucket/data/taxi',
+        'mnist': 'gs://test-bucket/data/mnist',
+    }
 
 
 def test_config_file_checked(tmp_path):
@@ -337,26 +460,38 @@ def test_config_file_checked(tmp_path):
 
 
 def test_flags_override_config():
-    config = runner.parse_config({'image': 'ghcr.io/a/b:1', 'pipeline-root': 'gs://from-config',
-                                  'train_steps': 5, 'error_analysis': {'max_predicates': 1}})
+    config = runner.parse_config(
+        {
+            'image': 'ghcr.io/a/b:1',
+            'pipeline-root': 'gs://from-config',
+            'train_steps': 5,
+            'error_analysis': {'max_predicates': 1},
+        }
+    )
     flags = runner.parse_args(['--pipeline-root', 'gs://from-flag', '--max-predicates', '2'])
     settings = runner.resolve_settings(flags, config)
     assert (settings.image, settings.pipeline_root, settings.train_steps) == (
-        'ghcr.io/a/b:1', 'gs://from-flag', 5)
+        'ghcr.io/a/b:1',
+        'gs://from-flag',
+        5,
+    )
     assert settings.error_analysis.max_predicates == 2
     with pytest.raises(runner.SettingsError, match='error_analysis.num_bins'):
         runner.resolve_settings(flags, {**config, 'error_analysis': {'num_bins': 'four'}})
 
 
-@pytest.mark.parametrize('argv, message', [
-    ([], 'no container image'),
-    (['--image', 'Bad:Image', '--pipeline-root', ROOT], 'malformed image name'),
-    (['--image', IMAGE], 'no pipeline root'),
-    (['--image', IMAGE, '--pipeline-root', '/tmp/x'], "cannot see this machine's disk"),
-    (['--image', IMAGE, '--pipeline-root', 's3://b/x'], 'unsupported scheme s3://'),
-    (['--image', IMAGE, '--pipeline-root', ROOT, '--data-root', './data'], 'data root'),
-    (['--image', IMAGE, '--pipeline-root', ROOT, '--train-steps', '0'], '--train-steps'),
-])
+@pytest.mark.parametrize(
+    'argv, message',
+    [
+        ([], 'no container image'),
+        (['--image', 'Bad:Image', '--pipeline-root', ROOT], 'malformed image name'),
+        (['--image', IMAGE], 'no pipeline root'),
+        (['--image', IMAGE, '--pipeline-root', '/tmp/x'], "cannot see this machine's disk"),
+        (['--image', IMAGE, '--pipeline-root', 's3://b/x'], 'unsupported scheme s3://'),
+        (['--image', IMAGE, '--pipeline-root', ROOT, '--data-root', './data'], 'data root'),
+        (['--image', IMAGE, '--pipeline-root', ROOT, '--train-steps', '0'], '--train-steps'),
+    ],
+)
 def test_cli_refuses_bad_input(argv, message, tmp_path, capsys):
     out = tmp_path / 'out'
     assert runner.main(argv + ['--output-dir', str(out)]) == 2
@@ -366,17 +501,30 @@ def test_cli_refuses_bad_input(argv, message, tmp_path, capsys):
 
 
 def test_mnist_compiles_with_import_example_gen(tmp_path):
-    assert runner.main(['--pipeline', 'mnist', '--image', IMAGE, '--pipeline-root', ROOT,
-                        '--output-dir', str(tmp_path)]) == 0
+    assert (
+        runner.main(
+            [
+                '--pipeline',
+                'mnist',
+                '--image',
+                IMAGE,
+                '--pipeline-root',
+                ROOT,
+                '--output-dir',
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     job = json.loads((tmp_path / 'mnist_job.json').read_text())
     spec = pipeline_spec_pb2.PipelineSpec()
     json_format.ParseDict(job['pipelineSpec'], spec)
     tasks = _tasks(spec)
     assert 'ImportExampleGen' in tasks and 'CsvExampleGen' not in tasks
     assert _producers(tasks['ErrorAnalysis'])['examples'] == ('ImportExampleGen', 'examples')
-    assert json.loads(_param(spec, 'ErrorAnalysis', 'image').string_value) == [
-        'image_raw', 28, 28]
+    assert json.loads(_param(spec, 'ErrorAnalysis', 'image').string_value) == ['image_raw', 28, 28]
     assert json.loads(_param(spec, 'ErrorAnalysis', 'class_names').string_value) == [
-        str(d) for d in range(10)]
+        str(d) for d in range(10)
+    ]
     for name in tasks:
         assert _container(spec, name)['image'] == IMAGE

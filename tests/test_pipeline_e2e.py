@@ -1,4 +1,5 @@
 """The real taxi pipeline on a small sample, checked through ML Metadata."""
+
 import glob
 import json
 import os
@@ -8,12 +9,22 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 
 from components.error_analysis import artifact as keys
-from pipelines import metadata
 from pipelines.taxi import features
+from review import metadata
 
-COMPONENTS = {'CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
-              'Transform', 'Trainer', 'latest_blessed_model_resolver', 'Evaluator',
-              'latest_blessed_report_resolver', 'ErrorAnalysis', 'Pusher'}
+COMPONENTS = {
+    'CsvExampleGen',
+    'StatisticsGen',
+    'ImportSchemaGen',
+    'ExampleValidator',
+    'Transform',
+    'Trainer',
+    'latest_blessed_model_resolver',
+    'Evaluator',
+    'latest_blessed_report_resolver',
+    'ErrorAnalysis',
+    'Pusher',
+}
 RESOLVERS = {'latest_blessed_model_resolver', 'latest_blessed_report_resolver'}
 
 
@@ -29,33 +40,48 @@ def test_every_component_executed(taxi_run):
     executed = {name for name, run in first.items() if name not in RESOLVERS}
     assert {first[name].state for name in executed} == {'COMPLETE'}
     assert metadata.output_artifact(first, 'Trainer', 'model') is not None
-    assert os.path.isdir(os.path.join(
-        metadata.output_artifact(first, 'Trainer', 'model').uri, 'Format-Serving'))
+    assert os.path.isdir(
+        os.path.join(metadata.output_artifact(first, 'Trainer', 'model').uri, 'Format-Serving')
+    )
 
 
 def test_reruns_are_served_from_cache(taxi_run):
     def cached(run):
         return {name for name, r in run.items() if r.state == 'CACHED'}
 
-    upstream = {'CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
-                'Transform', 'Trainer'}
+    upstream = {
+        'CsvExampleGen',
+        'StatisticsGen',
+        'ImportSchemaGen',
+        'ExampleValidator',
+        'Transform',
+        'Trainer',
+    }
     # Run 1 blessed its model, so run 2's Evaluator gets it as a new baseline input.
-    assert metadata.custom_value(
-        metadata.output_artifact(taxi_run['first'], 'Evaluator', 'blessing'), 'blessed') == 1
+    assert (
+        metadata.custom_value(
+            metadata.output_artifact(taxi_run['first'], 'Evaluator', 'blessing'), 'blessed'
+        )
+        == 1
+    )
     assert cached(taxi_run['second']) == upstream
     assert taxi_run['second']['Evaluator'].state == 'COMPLETE'
     assert cached(taxi_run['third']) == COMPONENTS - RESOLVERS
     # Run 2's report is compared with run 1's (the blessed model's); run 3 reuses run 2's.
     second_report = metadata.output_artifact(taxi_run['second'], 'ErrorAnalysis', 'report')
     assert metadata.custom_value(second_report, 'baseline_report_id') == (
-        metadata.output_artifact(taxi_run['first'], 'ErrorAnalysis', 'report').id)
+        metadata.output_artifact(taxi_run['first'], 'ErrorAnalysis', 'report').id
+    )
     # Cached executions point at the first run's artifacts.
-    assert (metadata.output_artifact(taxi_run['third'], 'Trainer', 'model').id
-            == metadata.output_artifact(taxi_run['first'], 'Trainer', 'model').id)
+    assert (
+        metadata.output_artifact(taxi_run['third'], 'Trainer', 'model').id
+        == metadata.output_artifact(taxi_run['first'], 'Trainer', 'model').id
+    )
 
 
 def test_evaluation_has_declared_slices(taxi_run):
-    from components.error_analysis.tfma_metrics import sliced_metrics
+    from components.error_analysis.beam.tfma_metrics import sliced_metrics
+
     evaluation = metadata.output_artifact(taxi_run['first'], 'Evaluator', 'evaluation')
     rows = sliced_metrics(evaluation.uri)
     sliced_on = {tuple(r['features']) for r in rows}
@@ -73,7 +99,8 @@ def test_pusher_follows_blessing(taxi_run):
     blessing = metadata.output_artifact(first, 'Evaluator', 'blessing')
     pushed = metadata.output_artifact(first, 'Pusher', 'pushed_model')
     assert bool(metadata.custom_value(blessing, 'blessed')) == bool(
-        metadata.custom_value(pushed, 'pushed'))
+        metadata.custom_value(pushed, 'pushed')
+    )
 
 
 class _Sections(HTMLParser):
@@ -105,8 +132,10 @@ def test_error_analysis_report_in_metadata(taxi_run):
     assert data['version'] == 1
     assert sum(map(sum, data['confusion']['matrix'])) == n_eval
     assert metadata.custom_value(report, keys.NUM_ERRORS) == data['overall']['errors']
-    assert abs(metadata.custom_value(report, keys.ERROR_RATE)
-               - data["overall"]["errors"] / n_eval) < 1e-6  # MLMD keeps ~6 digits
+    assert (
+        abs(metadata.custom_value(report, keys.ERROR_RATE) - data['overall']['errors'] / n_eval)
+        < 1e-6
+    )  # MLMD keeps ~6 digits
     held = [s for s in data['slices']['slices'] if s['held']]
     assert metadata.custom_value(report, keys.NUM_SIGNIFICANT_SLICES) == len(held)
     if data['slices']['slices']:
@@ -124,7 +153,10 @@ def test_error_analysis_report_in_metadata(taxi_run):
     parser = _Sections()
     with open(os.path.join(report.uri, 'report.html')) as f:
         parser.feed(f.read())
-    assert parser.headings[:3] == ['Insights', 'Confusion matrix',
-                                   'Failing slices found automatically']
+    assert parser.headings[:3] == [
+        'Insights',
+        'Confusion matrix',
+        'Failing slices found automatically',
+    ]
     assert 'TFMA sliced metrics (Evaluator)' in parser.headings
     assert parser.tables >= 3

@@ -1,4 +1,5 @@
 """Bad input is refused before TFX starts, with one clear line and nothing in ML Metadata."""
+
 import os
 
 import pytest
@@ -13,8 +14,9 @@ def _run(capsys, *args):
 
 
 def test_missing_data_path(tmp_path, capsys):
-    status, err = _run(capsys, '--data-root', str(tmp_path / 'nope'),
-                       '--output-dir', str(tmp_path / 'out'))
+    status, err = _run(
+        capsys, '--data-root', str(tmp_path / 'nope'), '--output-dir', str(tmp_path / 'out')
+    )
     assert status != 0
     assert 'does not exist' in err and '--data-root' in err
     assert not os.path.exists(tmp_path / 'out' / 'metadata.sqlite')
@@ -32,8 +34,9 @@ def test_csv_without_label_columns(tmp_path, capsys):
 
 def test_folder_without_csv(tmp_path, capsys):
     (tmp_path / 'data').mkdir()
-    status, err = _run(capsys, '--data-root', str(tmp_path / 'data'),
-                       '--output-dir', str(tmp_path / 'out'))
+    status, err = _run(
+        capsys, '--data-root', str(tmp_path / 'data'), '--output-dir', str(tmp_path / 'out')
+    )
     assert status != 0 and 'no .csv files' in err
 
 

@@ -4,6 +4,7 @@ Two real runs of the taxi pipeline on 2,000 rows: the second with the label flip
 other trip that started on a Saturday (trip_start_day = 7), so no model can be right on more
 than about half of them: a clear new failing slice. Run 1's model is blessed (low accuracy
 threshold), so run 2's ErrorAnalysis compares itself with run 1's report."""
+
 import json
 import os
 
@@ -12,7 +13,7 @@ import pytest
 from tests.conftest import write_sample
 
 ROWS = 2000
-TRAIN_STEPS = 300   # Trainer time is mostly fixed overhead; 40 steps only learns the majority class
+TRAIN_STEPS = 300  # Trainer time is mostly fixed overhead; 40 steps only learns the majority class
 CORRUPT_DAY = '7'
 # ~520 eval rows: below ~10% of them, slices that look bad on the search half by chance crowd
 # the top 10 (SliceLine weighs error rate over size); the corrupted day is ~18% of the rows.
@@ -30,34 +31,42 @@ def flip_label_on_day(i, row):
 
 
 def _has_day(entries):
-    return [e for e in entries if DAY_PREDICATE in {(p['feature'], p['label'])
-                                                   for p in e['predicates']}]
+    return [
+        e for e in entries if DAY_PREDICATE in {(p['feature'], p['label']) for p in e['predicates']}
+    ]
 
 
 @pytest.fixture(scope='module')
 def two_runs(tmp_path_factory):
     import local_runner
     from pipelines.config import ErrorAnalysisSettings, RunConfig
+
     root = tmp_path_factory.mktemp('review')
     out = str(root / 'out')
     for name, edit in (('clean', None), ('corrupted', flip_label_on_day)):
         data = write_sample(root / name, ROWS, edit=edit)
-        config = RunConfig(output_dir=out, data_root=str(data), train_steps=TRAIN_STEPS,
-                           eval_steps=10, min_accuracy=0.5, error_analysis=ErrorAnalysisSettings(
-                               min_slice_size=MIN_SLICE_SIZE))
+        config = RunConfig(
+            output_dir=out,
+            data_root=str(data),
+            train_steps=TRAIN_STEPS,
+            eval_steps=10,
+            min_accuracy=0.5,
+            error_analysis=ErrorAnalysisSettings(min_slice_size=MIN_SLICE_SIZE),
+        )
         assert local_runner.run(config) == 0
     return out
 
 
 def test_api_lists_runs_and_their_artifacts(two_runs):
-    from pipelines import review
+    import review
+
     r = review.Review(two_runs, 'taxi')
     assert r.pipeline == 'blindspot-taxi'
     first, second = r.runs()
     assert [first.number, second.number] == [1, 2]
     assert r.run().run_id == second.run_id == r.run(-1).run_id == r.run(2).run_id
     assert r.run(first.run_id) is first
-    assert first.blessed is True            # accuracy threshold 0.5
+    assert first.blessed is True  # accuracy threshold 0.5
     for run in (first, second):
         assert run.status == 'complete'
         for artifact in (run.model, run.evaluation, run.blessing, run.report):
@@ -71,10 +80,12 @@ def test_api_lists_runs_and_their_artifacts(two_runs):
 
 
 def test_component_compares_with_the_blessed_report(two_runs):
-    from components.error_analysis import report_compare
-    from pipelines import metadata, review
+    import review
+    from components.error_analysis.report import compare as report_compare
+    from review import metadata
+
     first, second = review.list_runs(two_runs)
-    assert 'comparison' not in first.report_json()      # no blessed model before run 1
+    assert 'comparison' not in first.report_json()  # no blessed model before run 1
     comparison = second.report_json()['comparison']
     assert comparison['baseline_artifact_id'] == first.report.id
     assert comparison['baseline_uri'] == first.report.uri
@@ -82,19 +93,25 @@ def test_component_compares_with_the_blessed_report(two_runs):
     assert new, comparison['new']
     assert new[0]['current']['error_rate'] > 0.35 and new[0]['current']['held']
     assert not _has_day(first.failing_slices())
-    assert any(line.startswith(f"New failing slice since the last blessed model: {new[0]['slice']}")
-               for line in second.insights())
+    assert any(
+        line.startswith(f'New failing slice since the last blessed model: {new[0]["slice"]}')
+        for line in second.insights()
+    )
     assert metadata.custom_value(second.report, report_compare.NEW_FAILING_SLICES) == len(
-        comparison['new'])
+        comparison['new']
+    )
     assert metadata.custom_value(second.report, report_compare.BASELINE_REPORT_ID) == (
-        first.report.id)
+        first.report.id
+    )
     with open(second.report_html_path()) as f:
         page = f.read()
     assert new[0]['slice'].replace('>', '&gt;').replace('<', '&lt;') in page
 
 
 def test_history_cli(two_runs, capsys):
-    from pipelines import review, review_cli
+    import review
+    from review import cli as review_cli
+
     assert review_cli.main(['history', '--output-dir', two_runs, '--pipeline', 'taxi']) == 0
     out = capsys.readouterr().out
     runs = review.list_runs(two_runs)
@@ -110,7 +127,8 @@ def test_history_cli(two_runs, capsys):
 
 
 def test_compare_cli_new_and_resolved(two_runs, capsys):
-    from pipelines import review_cli
+    from review import cli as review_cli
+
     # Default: the last two runs. The corrupted day is a new failing slice.
     assert review_cli.main(['compare', '--output-dir', two_runs]) == 0
     out = capsys.readouterr().out
@@ -125,7 +143,8 @@ def test_compare_cli_new_and_resolved(two_runs, capsys):
 
 
 def test_compare_api_accuracy_changes(two_runs):
-    from pipelines import review
+    import review
+
     comparison = review.compare_runs(two_runs)
     assert comparison['accuracy']['metric'] == 'binary_accuracy'
     overall = next(r for r in comparison['accuracy']['rows'] if r['slice'] == 'Overall')
@@ -135,7 +154,8 @@ def test_compare_api_accuracy_changes(two_runs):
 
 
 def test_unknown_run_and_pipeline(two_runs, capsys):
-    from pipelines import review_cli
+    from review import cli as review_cli
+
     assert review_cli.main(['compare', 'no-such-run', '--output-dir', two_runs]) == 2
     err = capsys.readouterr().err
     assert "no run 'no-such-run' of pipeline 'blindspot-taxi'" in err and '2 run(s)' in err
@@ -148,36 +168,54 @@ def test_unknown_run_and_pipeline(two_runs, capsys):
 
 # Bad input, on stores built here (no pipeline run needed).
 
+
 def _store(folder, pipelines=(), runs=0):
     """An ML Metadata SQLite store at folder/metadata.sqlite with pipeline contexts and, for
     the first pipeline, `runs` pipeline_run contexts holding one execution each."""
     from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2
+
     folder.mkdir(parents=True, exist_ok=True)
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = str(folder / 'metadata.sqlite')
     config.sqlite.connection_mode = (
-        metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE)
+        metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    )
     store = metadata_store.MetadataStore(config)
-    type_ids = {name: store.put_context_type(metadata_store_pb2.ContextType(name=name))
-                for name in ('pipeline', 'pipeline_run', 'node')}
+    type_ids = {
+        name: store.put_context_type(metadata_store_pb2.ContextType(name=name))
+        for name in ('pipeline', 'pipeline_run', 'node')
+    }
     execution_type = store.put_execution_type(metadata_store_pb2.ExecutionType(name='Trainer'))
-    contexts = store.put_contexts([metadata_store_pb2.Context(type_id=type_ids['pipeline'],
-                                                              name=name) for name in pipelines])
+    contexts = store.put_contexts(
+        [metadata_store_pb2.Context(type_id=type_ids['pipeline'], name=name) for name in pipelines]
+    )
     for i in range(runs):
-        run, = store.put_contexts([metadata_store_pb2.Context(
-            type_id=type_ids['pipeline_run'], name=f'2026-01-0{i + 1}T00:00:00')])
+        (run,) = store.put_contexts(
+            [
+                metadata_store_pb2.Context(
+                    type_id=type_ids['pipeline_run'], name=f'2026-01-0{i + 1}T00:00:00'
+                )
+            ]
+        )
         execution = metadata_store_pb2.Execution(
-            type_id=execution_type, last_known_state=metadata_store_pb2.Execution.COMPLETE)
-        execution_id, = store.put_executions([execution])
-        store.put_attributions_and_associations([], [
-            metadata_store_pb2.Association(execution_id=execution_id, context_id=context_id)
-            for context_id in (contexts[0], run)])
+            type_id=execution_type, last_known_state=metadata_store_pb2.Execution.COMPLETE
+        )
+        (execution_id,) = store.put_executions([execution])
+        store.put_attributions_and_associations(
+            [],
+            [
+                metadata_store_pb2.Association(execution_id=execution_id, context_id=context_id)
+                for context_id in (contexts[0], run)
+            ],
+        )
     return str(folder)
 
 
 def test_no_store(tmp_path, capsys):
-    from pipelines import review, review_cli
+    import review
+    from review import cli as review_cli
+
     (tmp_path / 'logs').mkdir()
     assert review_cli.main(['history', '--output-dir', str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -190,7 +228,8 @@ def test_no_store(tmp_path, capsys):
 
 
 def test_store_of_another_pipeline(tmp_path, capsys):
-    from pipelines import review_cli
+    from review import cli as review_cli
+
     out = _store(tmp_path / 'mnist', pipelines=['blindspot-mnist'], runs=1)
     assert review_cli.main(['history', '--output-dir', out, '--pipeline', 'taxi']) == 2
     err = capsys.readouterr().err
@@ -201,7 +240,8 @@ def test_store_of_another_pipeline(tmp_path, capsys):
 
 
 def test_compare_needs_two_runs_with_reports(tmp_path, capsys):
-    from pipelines import review_cli
+    from review import cli as review_cli
+
     one = _store(tmp_path / 'one', pipelines=['blindspot-taxi'], runs=1)
     assert review_cli.main(['compare', '--output-dir', one]) == 2
     err = capsys.readouterr().err

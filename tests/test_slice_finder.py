@@ -1,4 +1,4 @@
-"""Tests for components.error_analysis.slice_finder."""
+"""Tests for components.error_analysis.lattice."""
 
 import itertools
 import json
@@ -6,78 +6,83 @@ import json
 import numpy as np
 import pytest
 
-from components.error_analysis import binning
-from components.error_analysis import slice_finder as sf
+from components.error_analysis.search import binning, findings
+from components.error_analysis.search import lattice as sf
+from components.error_analysis.settings import Settings
+
+
+def _config(**overrides):
+    """The search config of the default settings, with overrides."""
+    return sf.SliceFinderConfig.from_settings(Settings(), **overrides)
 
 
 def _encoders(cardinalities):
-  return [
-      binning.FeatureEncoder(name=f'f{feature}',
-                             kind=binning.CATEGORICAL,
-                             labels=[f'f{feature} = {v}' for v in range(card)],
-                             vocabulary=[str(v) for v in range(card)])
-      for feature, card in enumerate(cardinalities)
-  ]
+    return [
+        binning.FeatureEncoder(
+            name=f'f{feature}',
+            kind=binning.CATEGORICAL,
+            labels=[f'f{feature} = {v}' for v in range(card)],
+            vocabulary=[str(v) for v in range(card)],
+        )
+        for feature, card in enumerate(cardinalities)
+    ]
 
 
 def _random_data(seed, rows, cardinalities, base_rate=0.1, planted=()):
-  """Random codes and errors; planted: ({feature: code}, error rate)."""
-  rng = np.random.default_rng(seed)
-  codes = np.stack([rng.integers(0, card, rows) for card in cardinalities],
-                   axis=1).astype(np.int32)
-  rates = np.full(rows, base_rate)
-  for predicates, rate in planted:
-    inside = np.all([codes[:, f] == v for f, v in predicates.items()], axis=0)
-    rates[inside] = rate
-  errors = (rng.random(rows) < rates).astype(np.int8)
-  holdout = sf.holdout_mask(np.array([f'{seed}-{i}' for i in range(rows)]))
-  return codes, errors, holdout
+    """Random codes and errors; planted: ({feature: code}, error rate)."""
+    rng = np.random.default_rng(seed)
+    codes = np.stack([rng.integers(0, card, rows) for card in cardinalities], axis=1).astype(
+        np.int32
+    )
+    rates = np.full(rows, base_rate)
+    for predicates, rate in planted:
+        inside = np.all([codes[:, f] == v for f, v in predicates.items()], axis=0)
+        rates[inside] = rate
+    errors = (rng.random(rows) < rates).astype(np.int8)
+    holdout = sf.holdout_mask(np.array([f'{seed}-{i}' for i in range(rows)]))
+    return codes, errors, holdout
 
 
 def _brute_force(codes, errors, holdout, config):
-  """Every slice with <= max_level predicates, scored on the search half.
+    """Every slice with <= max_predicates predicates, scored on the search half.
 
-  Returns {frozenset of (feature, code): (score, size, errors)} for slices
-  with score > 0 and size >= min support.
-  """
-  search = ~holdout
-  codes, errors = codes[search], errors[search]
-  rows = len(errors)
-  min_support = config.min_support_rows(rows)
-  eligible = {}
-  for level in range(1, config.max_level + 1):
-    for features in itertools.combinations(range(codes.shape[1]), level):
-      cells, inverse = np.unique(codes[:, features],
-                                 axis=0,
-                                 return_inverse=True)
-      inverse = inverse.ravel()
-      sizes = np.bincount(inverse, minlength=len(cells))
-      slice_errors = np.bincount(inverse, weights=errors, minlength=len(cells))
-      scores = sf.slice_scores(sizes, slice_errors, rows, errors.mean(),
-                               config.alpha)
-      for cell in np.flatnonzero((sizes >= min_support) & (scores > 0)):
-        key = frozenset(zip(features, cells[cell].tolist()))
-        eligible[key] = (scores[cell], sizes[cell], slice_errors[cell])
-  return eligible
+    Returns {frozenset of (feature, code): (score, size, errors)} for slices
+    with score > 0 and size >= min support.
+    """
+    search = ~holdout
+    codes, errors = codes[search], errors[search]
+    rows = len(errors)
+    min_slice_size = config.min_support_rows(rows)
+    eligible = {}
+    for level in range(1, config.max_predicates + 1):
+        for features in itertools.combinations(range(codes.shape[1]), level):
+            cells, inverse = np.unique(codes[:, features], axis=0, return_inverse=True)
+            inverse = inverse.ravel()
+            sizes = np.bincount(inverse, minlength=len(cells))
+            slice_errors = np.bincount(inverse, weights=errors, minlength=len(cells))
+            scores = sf.slice_scores(sizes, slice_errors, rows, errors.mean(), config.alpha)
+            for cell in np.flatnonzero((sizes >= min_slice_size) & (scores > 0)):
+                key = frozenset(zip(features, cells[cell].tolist()))
+                eligible[key] = (scores[cell], sizes[cell], slice_errors[cell])
+    return eligible
 
 
 def _search(codes, errors, holdout, cardinalities, config):
-  state = sf.initial_state(cardinalities, config)
-  for _ in range(config.max_level):
-    candidates = sf.generate_candidates(state)
-    counts = sf.count_candidates(codes, errors, holdout, candidates)
-    state = sf.next_level(state, candidates, counts)
-  return state
+    state = sf.initial_state(cardinalities, config)
+    for _ in range(config.max_predicates):
+        candidates = sf.generate_candidates(state)
+        counts = sf.count_candidates(codes, errors, holdout, candidates)
+        state = sf.next_level(state, candidates, counts)
+    return state
 
 
 def _as_feature_codes(predicate_ids, cardinalities):
-  offsets = np.cumsum(cardinalities) - cardinalities
-  features = np.searchsorted(np.cumsum(cardinalities), predicate_ids, 'right')
-  return frozenset(zip(features.tolist(),
-                       (predicate_ids - offsets[features]).tolist()))
+    offsets = np.cumsum(cardinalities) - cardinalities
+    features = np.searchsorted(np.cumsum(cardinalities), predicate_ids, 'right')
+    return frozenset(zip(features.tolist(), (predicate_ids - offsets[features]).tolist()))
 
 
-# (seed, rows, cardinalities, alpha, min_support, max_level). Small rows and
+# (seed, rows, cardinalities, alpha, min_slice_size, max_predicates). Small rows and
 # cardinalities with many equal counts give ties; high alpha fills top-K so
 # that the score threshold prunes.
 SEARCH_CASES = [
@@ -91,224 +96,231 @@ SEARCH_CASES = [
 ]
 
 
-@pytest.mark.parametrize('seed,rows,cardinalities,alpha,min_support,max_level',
-                         SEARCH_CASES)
-def test_search_matches_brute_force(seed, rows, cardinalities, alpha,
-                                    min_support, max_level):
-  config = sf.SliceFinderConfig(alpha=alpha,
-                                max_level=max_level,
-                                min_support=min_support)
-  codes, errors, holdout = _random_data(
-      seed, rows, cardinalities, planted=[({0: 1, 2: 1}, 0.4), ({1: 0}, 0.2)])
-  state = _search(codes, errors, holdout, cardinalities, config)
-  expected = _brute_force(codes, errors, holdout, config)
+@pytest.mark.parametrize(
+    'seed,rows,cardinalities,alpha,min_slice_size,max_predicates', SEARCH_CASES
+)
+def test_search_matches_brute_force(
+    seed, rows, cardinalities, alpha, min_slice_size, max_predicates
+):
+    config = _config(alpha=alpha, max_predicates=max_predicates, min_slice_size=min_slice_size)
+    codes, errors, holdout = _random_data(
+        seed, rows, cardinalities, planted=[({0: 1, 2: 1}, 0.4), ({1: 0}, 0.2)]
+    )
+    state = _search(codes, errors, holdout, cardinalities, config)
+    expected = _brute_force(codes, errors, holdout, config)
 
-  expected_scores = sorted((score for score, _, _ in expected.values()),
-                           reverse=True)[:config.search_k]
-  np.testing.assert_allclose(state.top_scores, expected_scores, rtol=1e-12)
-  for predicate_ids, counts, score in zip(state.top_predicates,
-                                          state.top_counts, state.top_scores):
-    key = _as_feature_codes(predicate_ids[predicate_ids >= 0], cardinalities)
-    expected_score, size, slice_errors = expected[key]
-    assert score == pytest.approx(expected_score, rel=1e-12)
-    assert counts[sf.SEARCH_SIZE] == size
-    assert counts[sf.SEARCH_ERRORS] == slice_errors
+    expected_scores = sorted((score for score, _, _ in expected.values()), reverse=True)[
+        : config.search_k
+    ]
+    np.testing.assert_allclose(state.top_scores, expected_scores, rtol=1e-12)
+    for predicate_ids, counts, score in zip(
+        state.top_predicates, state.top_counts, state.top_scores
+    ):
+        key = _as_feature_codes(predicate_ids[predicate_ids >= 0], cardinalities)
+        expected_score, size, slice_errors = expected[key]
+        assert score == pytest.approx(expected_score, rel=1e-12)
+        assert counts[sf.SEARCH_SIZE] == size
+        assert counts[sf.SEARCH_ERRORS] == slice_errors
 
 
 def test_search_prunes_the_lattice():
-  cardinalities = [5] * 8
-  config = sf.SliceFinderConfig(alpha=0.95, max_level=3, min_support=0.01)
-  codes, errors, holdout = _random_data(7,
-                                        20_000,
-                                        cardinalities,
-                                        planted=[({0: 1, 2: 1}, 0.5)])
-  state = _search(codes, errors, holdout, cardinalities, config)
-  level_three_slices = 56 * 5**3
-  assert state.level_sizes[2][0] < level_three_slices / 10
+    cardinalities = [5] * 8
+    config = _config(alpha=0.95, max_predicates=3, min_slice_size=0.01)
+    codes, errors, holdout = _random_data(7, 20_000, cardinalities, planted=[({0: 1, 2: 1}, 0.5)])
+    state = _search(codes, errors, holdout, cardinalities, config)
+    level_three_slices = 56 * 5**3
+    assert state.level_sizes[2][0] < level_three_slices / 10
 
 
 def test_count_candidates_matches_masks_including_sparse_fallback():
-  rng = np.random.default_rng(3)
-  # 3 features of 300 codes: 4 * 300**3 cells is above the dense limit.
-  cardinalities = np.array([300, 300, 300, 4])
-  rows = 5000
-  used_codes = np.minimum(cardinalities, 10)  # keep the counts non-trivial
-  codes = np.stack([rng.integers(0, c, rows) for c in used_codes],
-                   axis=1).astype(np.int32)
-  errors = rng.integers(0, 2, rows)
-  holdout = rng.random(rows) < 0.5
-  offsets = np.cumsum(cardinalities) - cardinalities
-  for level in (1, 2, 3):
-    predicates = set()
-    while len(predicates) < 30:
-      features = np.sort(rng.choice(4, level, replace=False))
-      values = [rng.integers(0, c) for c in used_codes[features]]
-      predicates.add(tuple(offsets[features] + values))
-    candidates = sf.make_candidates(np.array(sorted(predicates)), cardinalities)
-    if level == 3:
-      assert any(4 * np.prod(cardinalities[feature_set]) > sf._MAX_DENSE_CELLS
-                 for feature_set in candidates.feature_sets)
-    counts = sf.count_candidates(codes, errors, holdout, candidates)
-    for row, predicate_ids in enumerate(candidates.predicates):
-      features = np.searchsorted(np.cumsum(cardinalities), predicate_ids,
-                                 'right')
-      inside = np.all(codes[:, features] == predicate_ids - offsets[features],
-                      axis=1)
-      np.testing.assert_array_equal(counts[row], [
-          (inside & ~holdout).sum(), (inside & ~holdout & (errors == 1)).sum(),
-          (inside & holdout).sum(), (inside & holdout & (errors == 1)).sum()
-      ])
+    rng = np.random.default_rng(3)
+    # 3 features of 300 codes: 4 * 300**3 cells is above the dense limit.
+    cardinalities = np.array([300, 300, 300, 4])
+    rows = 5000
+    used_codes = np.minimum(cardinalities, 10)  # keep the counts non-trivial
+    codes = np.stack([rng.integers(0, c, rows) for c in used_codes], axis=1).astype(np.int32)
+    errors = rng.integers(0, 2, rows)
+    holdout = rng.random(rows) < 0.5
+    offsets = np.cumsum(cardinalities) - cardinalities
+    for level in (1, 2, 3):
+        predicates = set()
+        while len(predicates) < 30:
+            features = np.sort(rng.choice(4, level, replace=False))
+            values = [rng.integers(0, c) for c in used_codes[features]]
+            predicates.add(tuple(offsets[features] + values))
+        candidates = sf.make_candidates(np.array(sorted(predicates)), cardinalities)
+        if level == 3:
+            assert any(
+                4 * np.prod(cardinalities[feature_set]) > sf._MAX_DENSE_CELLS
+                for feature_set in candidates.feature_sets
+            )
+        counts = sf.count_candidates(codes, errors, holdout, candidates)
+        for row, predicate_ids in enumerate(candidates.predicates):
+            features = np.searchsorted(np.cumsum(cardinalities), predicate_ids, 'right')
+            inside = np.all(codes[:, features] == predicate_ids - offsets[features], axis=1)
+            np.testing.assert_array_equal(
+                counts[row],
+                [
+                    (inside & ~holdout).sum(),
+                    (inside & ~holdout & (errors == 1)).sum(),
+                    (inside & holdout).sum(),
+                    (inside & holdout & (errors == 1)).sum(),
+                ],
+            )
 
 
 def test_candidates_have_one_predicate_per_feature_and_all_parents():
-  cardinalities = [3, 3, 3, 3, 3]
-  config = sf.SliceFinderConfig(alpha=0.999, max_level=3, min_support=2)
-  codes, errors, holdout = _random_data(11, 800, cardinalities)
-  state = sf.initial_state(cardinalities, config)
-  for _ in range(2):
+    cardinalities = [3, 3, 3, 3, 3]
+    config = _config(alpha=0.999, max_predicates=3, min_slice_size=2)
+    codes, errors, holdout = _random_data(11, 800, cardinalities)
+    state = sf.initial_state(cardinalities, config)
+    for _ in range(2):
+        candidates = sf.generate_candidates(state)
+        state = sf.next_level(
+            state, candidates, sf.count_candidates(codes, errors, holdout, candidates)
+        )
     candidates = sf.generate_candidates(state)
-    state = sf.next_level(
-        state, candidates,
-        sf.count_candidates(codes, errors, holdout, candidates))
-  candidates = sf.generate_candidates(state)
-  assert candidates.size > 0
-  frontier = {tuple(row) for row in state.frontier.tolist()}
-  for row in candidates.predicates.tolist():
-    assert row == sorted(row)
-    features = [p // 3 for p in row]
-    assert len(set(features)) == 3
-    assert all(parent in frontier for parent in itertools.combinations(row, 2))
+    assert candidates.size > 0
+    frontier = {tuple(row) for row in state.frontier.tolist()}
+    for row in candidates.predicates.tolist():
+        assert row == sorted(row)
+        features = [p // 3 for p in row]
+        assert len(set(features)) == 3
+        assert all(parent in frontier for parent in itertools.combinations(row, 2))
 
 
 def test_holdout_mask_is_stable_and_splits_in_half():
-  ids = np.array([f'trip-{i}' for i in range(20_000)])
-  mask = sf.holdout_mask(ids)
-  assert mask.mean() == pytest.approx(0.5, abs=0.02)
-  np.testing.assert_array_equal(mask, sf.holdout_mask(ids))
-  np.testing.assert_array_equal(
-      mask, sf.holdout_mask(np.array([i.encode() for i in ids], dtype=object)))
-  np.testing.assert_array_equal(sf.holdout_mask(ids[5:10]), mask[5:10])
+    ids = np.array([f'trip-{i}' for i in range(20_000)])
+    mask = sf.holdout_mask(ids)
+    assert mask.mean() == pytest.approx(0.5, abs=0.02)
+    np.testing.assert_array_equal(mask, sf.holdout_mask(ids))
+    np.testing.assert_array_equal(
+        mask, sf.holdout_mask(np.array([i.encode() for i in ids], dtype=object))
+    )
+    np.testing.assert_array_equal(sf.holdout_mask(ids[5:10]), mask[5:10])
 
 
 def test_planted_failing_slices_are_found_first_and_hold():
-  cardinalities = [8] * 10
-  codes, errors, holdout = _random_data(
-      21,
-      60_000,
-      cardinalities,
-      planted=[({3: 2, 7: 5}, 0.6), ({1: 4}, 0.3)])
-  result = sf.find_slices(codes, errors, holdout, _encoders(cardinalities),
-                          sf.SliceFinderConfig(alpha=0.98))
-  texts = [failing.text for failing in result.slices]
-  assert texts[0] == 'f3 = 2 AND f7 = 5'
-  assert 'f1 = 4' in texts[:3]
-  for failing in result.slices[:2]:
-    assert failing.held
-    assert failing.q_value < 1e-6
-  planted = result.slices[0]
-  assert planted.holdout_error_rate == pytest.approx(0.6, abs=0.06)
-  assert planted.search_size + planted.holdout_size == np.sum(
-      (codes[:, 3] == 2) & (codes[:, 7] == 5))
+    cardinalities = [8] * 10
+    codes, errors, holdout = _random_data(
+        21, 60_000, cardinalities, planted=[({3: 2, 7: 5}, 0.6), ({1: 4}, 0.3)]
+    )
+    result = findings.find_slices(
+        codes, errors, holdout, _encoders(cardinalities), _config(alpha=0.98)
+    )
+    texts = [failing.text for failing in result.slices]
+    assert texts[0] == 'f3 = 2 AND f7 = 5'
+    assert 'f1 = 4' in texts[:3]
+    for failing in result.slices[:2]:
+        assert failing.held
+        assert failing.q_value < 1e-6
+    planted = result.slices[0]
+    assert planted.holdout_error_rate == pytest.approx(0.6, abs=0.06)
+    assert planted.search_size + planted.holdout_size == np.sum(
+        (codes[:, 3] == 2) & (codes[:, 7] == 5)
+    )
 
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
 def test_nothing_holds_without_a_planted_slice(seed):
-  cardinalities = [4] * 8
-  codes, errors, holdout = _random_data(100 + seed, 4000, cardinalities)
-  result = sf.find_slices(
-      codes, errors, holdout, _encoders(cardinalities),
-      sf.SliceFinderConfig(alpha=0.99, min_support=20, top_k=10))
-  assert len(result.slices) >= 5  # noise does score above 0 ...
-  assert not result.significant_slices  # ... but does not hold up.
+    cardinalities = [4] * 8
+    codes, errors, holdout = _random_data(100 + seed, 4000, cardinalities)
+    result = findings.find_slices(
+        codes,
+        errors,
+        holdout,
+        _encoders(cardinalities),
+        _config(alpha=0.99, min_slice_size=20, num_slices=10),
+    )
+    assert len(result.slices) >= 5  # noise does score above 0 ...
+    assert not result.significant_slices  # ... but does not hold up.
 
 
 def test_select_non_redundant_drops_narrower_and_diluted_broader_copies():
-  # Search half: 10,000 rows, 1,000 errors.
-  predicates = [
-      frozenset({1, 5}),  # the failing slice
-      frozenset({1, 5, 9}),  # narrower copy: dropped
-      frozenset({1}),  # broader, rest has base rate: dropped
-      frozenset({5}),  # broader, rest still fails: kept
-      frozenset({2, 7}),  # unrelated: kept
-  ]
-  counts = np.array([
-      [400, 240, 0, 0],
-      [100, 60, 0, 0],
-      [1200, 320, 0, 0],
-      [1300, 460, 0, 0],
-      [300, 90, 0, 0],
-  ])
-  selected = sf.select_non_redundant(predicates, counts, 10_000, 1000, 10,
-                                     0.05)
-  assert selected == [0, 3, 4]
-  assert sf.select_non_redundant(predicates, counts, 10_000, 1000, 2,
-                                 0.05) == [0, 3]
+    # Search half: 10,000 rows, 1,000 errors.
+    predicates = [
+        frozenset({1, 5}),  # the failing slice
+        frozenset({1, 5, 9}),  # narrower copy: dropped
+        frozenset({1}),  # broader, rest has base rate: dropped
+        frozenset({5}),  # broader, rest still fails: kept
+        frozenset({2, 7}),  # unrelated: kept
+    ]
+    counts = np.array(
+        [
+            [400, 240, 0, 0],
+            [100, 60, 0, 0],
+            [1200, 320, 0, 0],
+            [1300, 460, 0, 0],
+            [300, 90, 0, 0],
+        ]
+    )
+    selected = findings.select_non_redundant(predicates, counts, 10_000, 1000, 10, 0.05)
+    assert selected == [0, 3, 4]
+    assert findings.select_non_redundant(predicates, counts, 10_000, 1000, 2, 0.05) == [0, 3]
 
 
 def test_reported_slices_are_not_supersets_of_each_other():
-  cardinalities = [6] * 8
-  codes, errors, holdout = _random_data(5,
-                                        30_000,
-                                        cardinalities,
-                                        planted=[({0: 1, 4: 2}, 0.7)])
-  config = sf.SliceFinderConfig(alpha=0.99, min_support=0.002, top_k=10)
-  # The exact top-K is mostly narrower copies of the planted slice ...
-  state = _search(codes, errors, holdout, cardinalities, config)
-  planted = {0 * 6 + 1, 4 * 6 + 2}
-  assert sum(planted < set(row[row >= 0].tolist())
-             for row in state.top_predicates) > 20
-  # ... the report is not.
-  result = sf.find_slices(codes, errors, holdout, _encoders(cardinalities),
-                          config)
-  label_sets = [{p.label for p in failing.predicates}
-                for failing in result.slices]
-  assert label_sets[0] == {'f0 = 1', 'f4 = 2'}
-  # Fewer than top_k: the other listed slices only narrow the planted one.
-  assert 1 < len(label_sets) < 10
-  for first, second in itertools.permutations(label_sets, 2):
-    assert not first < second
+    cardinalities = [6] * 8
+    codes, errors, holdout = _random_data(5, 30_000, cardinalities, planted=[({0: 1, 4: 2}, 0.7)])
+    config = _config(alpha=0.99, min_slice_size=0.002, num_slices=10)
+    # The exact top-K is mostly narrower copies of the planted slice ...
+    state = _search(codes, errors, holdout, cardinalities, config)
+    planted = {0 * 6 + 1, 4 * 6 + 2}
+    assert sum(planted < set(row[row >= 0].tolist()) for row in state.top_predicates) > 20
+    # ... the report is not.
+    result = findings.find_slices(codes, errors, holdout, _encoders(cardinalities), config)
+    label_sets = [{p.label for p in failing.predicates} for failing in result.slices]
+    assert label_sets[0] == {'f0 = 1', 'f4 = 2'}
+    # Fewer than num_slices: the other listed slices only narrow the planted one.
+    assert 1 < len(label_sets) < 10
+    for first, second in itertools.permutations(label_sets, 2):
+        assert not first < second
 
 
 def test_result_to_dict_is_json_and_has_feature_value_stats():
-  cardinalities = [3, 4]
-  codes, errors, holdout = _random_data(8,
-                                        3000,
-                                        cardinalities,
-                                        planted=[({1: 2}, 0.5)])
-  result = sf.find_slices(codes, errors, holdout, _encoders(cardinalities),
-                          sf.SliceFinderConfig(max_level=2))
-  as_dict = json.loads(json.dumps(result.to_dict(), allow_nan=False))
-  assert as_dict['overall']['rows'] == 3000
-  assert as_dict['overall']['errors'] == errors.sum()
-  assert [level['level'] for level in as_dict['levels']] == [1, 2]
-  top = as_dict['slices'][0]
-  assert top['slice'] == 'f1 = 2'
-  assert top['predicates'] == [{'feature': 'f1', 'label': 'f1 = 2'}]
-  values = {value['label']: value for value in as_dict['feature_values']}
-  assert len(values) == 7
-  assert values['f1 = 2']['size'] == np.sum(codes[:, 1] == 2)
-  assert values['f1 = 2']['q_value'] < 1e-6
-  assert values['f1 = 2']['lift'] > 2
-  assert values['f0 = 0']['q_value'] > 0.05
+    cardinalities = [3, 4]
+    codes, errors, holdout = _random_data(8, 3000, cardinalities, planted=[({1: 2}, 0.5)])
+    result = findings.find_slices(
+        codes, errors, holdout, _encoders(cardinalities), _config(max_predicates=2)
+    )
+    as_dict = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert as_dict['overall']['rows'] == 3000
+    assert as_dict['overall']['errors'] == errors.sum()
+    assert [level['level'] for level in as_dict['levels']] == [1, 2]
+    top = as_dict['slices'][0]
+    assert top['slice'] == 'f1 = 2'
+    assert top['predicates'] == [{'feature': 'f1', 'label': 'f1 = 2'}]
+    values = {value['label']: value for value in as_dict['feature_values']}
+    assert len(values) == 7
+    assert values['f1 = 2']['size'] == np.sum(codes[:, 1] == 2)
+    assert values['f1 = 2']['q_value'] < 1e-6
+    assert values['f1 = 2']['lift'] > 2
+    assert values['f0 = 0']['q_value'] > 0.05
 
 
 def test_no_errors_means_no_slices():
-  cardinalities = [3, 3]
-  codes, _, holdout = _random_data(9, 500, cardinalities)
-  result = sf.find_slices(codes, np.zeros(500, np.int8), holdout,
-                          _encoders(cardinalities))
-  assert result.slices == [] and result.errors == 0
+    cardinalities = [3, 3]
+    codes, _, holdout = _random_data(9, 500, cardinalities)
+    result = findings.find_slices(
+        codes, np.zeros(500, np.int8), holdout, _encoders(cardinalities), _config()
+    )
+    assert result.slices == [] and result.errors == 0
 
 
 def test_narrow_corner_of_a_listed_slice_is_dropped_unless_worse():
-  broad = frozenset({1})
-  lucky_corner = frozenset({1, 7})    # same error rate as the rest of the broad slice
-  real_refinement = frozenset({1, 9})  # clearly worse than the rest of the broad slice
-  counts = np.zeros((3, 4))
-  counts[0, [sf.SEARCH_SIZE, sf.SEARCH_ERRORS]] = (100, 44)   # lucky corner, listed first
-  counts[1, [sf.SEARCH_SIZE, sf.SEARCH_ERRORS]] = (100, 90)   # real refinement
-  counts[2, [sf.SEARCH_SIZE, sf.SEARCH_ERRORS]] = (1000, 500)
-  chosen = sf.select_non_redundant([lucky_corner, real_refinement, broad], counts,
-                                   total_size=10_000, total_errors=1_000, top_k=10,
-                                   significance=0.05)
-  assert chosen == [1, 2]
+    broad = frozenset({1})
+    lucky_corner = frozenset({1, 7})  # same error rate as the rest of the broad slice
+    real_refinement = frozenset({1, 9})  # clearly worse than the rest of the broad slice
+    counts = np.zeros((3, 4))
+    counts[0, [sf.SEARCH_SIZE, sf.SEARCH_ERRORS]] = (100, 44)  # lucky corner, listed first
+    counts[1, [sf.SEARCH_SIZE, sf.SEARCH_ERRORS]] = (100, 90)  # real refinement
+    counts[2, [sf.SEARCH_SIZE, sf.SEARCH_ERRORS]] = (1000, 500)
+    chosen = findings.select_non_redundant(
+        [lucky_corner, real_refinement, broad],
+        counts,
+        total_size=10_000,
+        total_errors=1_000,
+        num_slices=10,
+        significance=0.05,
+    )
+    assert chosen == [1, 2]

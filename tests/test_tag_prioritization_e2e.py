@@ -1,4 +1,5 @@
 """The review sheet and the tags loop on a real run: sheet -> tags -> prioritisation table."""
+
 import csv
 import glob
 import json
@@ -10,7 +11,8 @@ import pytest
 
 from components.error_analysis.artifact import ErrorAnalysisReport
 from components.error_analysis.executor import Executor
-from pipelines import metadata, review_sheet
+from review import metadata
+from review import sheet as review_sheet
 from tests.conftest import EA_PROPS as PROPS
 from tests.conftest import ea_inputs as _inputs
 
@@ -77,10 +79,17 @@ def test_tags_and_rules_are_prioritized(taxi_run, report_uri, tmp_path):
     report = ErrorAnalysisReport()
     report.uri = str(tmp_path / 'report')
     os.makedirs(report.uri)
-    Executor().Do(_inputs(taxi_run), {'report': [report]}, {
-        **PROPS, 'label_key': 'big_tipper', 'tags_uri': str(sheet),
-        'tag_rules': json.dumps(['night: trip_start_hour >= 22 or trip_start_hour < 5']),
-        'tag_references': json.dumps({'night': 0.99})})
+    Executor().Do(
+        _inputs(taxi_run),
+        {'report': [report]},
+        {
+            **PROPS,
+            'label_key': 'big_tipper',
+            'tags_uri': str(sheet),
+            'tag_rules': json.dumps(['night: trip_start_hour >= 22 or trip_start_hour < 5']),
+            'tag_references': json.dumps({'night': 0.99}),
+        },
+    )
     with open(os.path.join(report.uri, 'report.json')) as f:
         data = json.load(f)
     table = {r['tag']: r for r in data['tags']['prioritization']}
@@ -94,8 +103,7 @@ def test_tags_and_rules_are_prioritized(taxi_run, report_uri, tmp_path):
     assert table['night']['rows'] == int(night.sum())
     assert table['night']['share'] == pytest.approx(night.mean())
     assert table['night']['accuracy'] == pytest.approx(accuracy)
-    assert table['night']['potential_gain'] == pytest.approx(
-        max(0.99 - accuracy, 0) * night.mean())
+    assert table['night']['potential_gain'] == pytest.approx(max(0.99 - accuracy, 0) * night.mean())
 
     # Manual tags are weighted by the sheet: 'reviewed' covers every reviewed stratum, so its
     # weighted count is the whole split and its accuracy the overall accuracy.

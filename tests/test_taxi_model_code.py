@@ -1,4 +1,5 @@
 """The taxi preprocessing_fn and model builder on small in-memory data."""
+
 import tempfile
 
 import numpy as np
@@ -26,15 +27,23 @@ def _raw_spec():
 
 
 def _row(i):
-    row = {'trip_miles': [float(i % 7)], 'fare': [10.0 + i], 'trip_seconds': [60.0 * i],
-           'tips': [3.0 if i % 2 else 0.0],
-           'pickup_latitude': [41.8 + 0.01 * (i % 10)], 'pickup_longitude': [-87.6],
-           'dropoff_latitude': [] if i % 5 == 0 else [41.9], 'dropoff_longitude': [-87.7],
-           'trip_start_hour': [i % 24], 'trip_start_day': [1 + i % 7],
-           'trip_start_month': [1 + i % 12],
-           'payment_type': [b'Cash' if i % 2 else b'Credit Card'],
-           'company': [] if i % 4 == 0 else [b'Flash Cab'],
-           'pickup_community_area': [8], 'dropoff_community_area': []}
+    row = {
+        'trip_miles': [float(i % 7)],
+        'fare': [10.0 + i],
+        'trip_seconds': [60.0 * i],
+        'tips': [3.0 if i % 2 else 0.0],
+        'pickup_latitude': [41.8 + 0.01 * (i % 10)],
+        'pickup_longitude': [-87.6],
+        'dropoff_latitude': [] if i % 5 == 0 else [41.9],
+        'dropoff_longitude': [-87.7],
+        'trip_start_hour': [i % 24],
+        'trip_start_day': [1 + i % 7],
+        'trip_start_month': [1 + i % 12],
+        'payment_type': [b'Cash' if i % 2 else b'Credit Card'],
+        'company': [] if i % 4 == 0 else [b'Flash Cab'],
+        'pickup_community_area': [8],
+        'dropoff_community_area': [],
+    }
     return row
 
 
@@ -82,8 +91,10 @@ def test_strings_map_to_vocabulary_ids(transformed):
 
 
 def _fake_transformed(n, rng):
-    batch = {F.transformed_name(k): rng.normal(size=(n, 1)).astype('float32')
-             for k in F.DENSE_FLOAT_FEATURES}
+    batch = {
+        F.transformed_name(k): rng.normal(size=(n, 1)).astype('float32')
+        for k in F.DENSE_FLOAT_FEATURES
+    }
     for key in F.BUCKET_FEATURES + tuple(F.CATEGORICAL_INT_FEATURES) + F.VOCAB_FEATURES:
         batch[F.transformed_name(key)] = rng.integers(0, F.num_ids(key), size=(n, 1))
     return batch

@@ -20,6 +20,7 @@ Runs where TFX resolves inputs itself (the local runner, any portable orchestrat
 Kubeflow V2 compiler only compiles TFX's built-in strategies, so pipelines compiled for
 Kubeflow leave this resolver out.
 """
+
 from typing import Dict, List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
@@ -29,9 +30,9 @@ from tfx.types import standard_artifacts
 
 from components.error_analysis.artifact import ErrorAnalysisReport
 
-_CURRENT_MODEL_ID = 'current_model_id'   # tfx.components.evaluator.constants
+_CURRENT_MODEL_ID = 'current_model_id'  # tfx.components.evaluator.constants
 _BLESSED = 'blessed'
-_MODEL_INPUT_KEY = 'model'               # ErrorAnalysis's input key for the model
+_MODEL_INPUT_KEY = 'model'  # ErrorAnalysis's input key for the model
 _OUTPUT = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 _INPUT = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
 
@@ -41,18 +42,22 @@ def _key(event: metadata_store_pb2.Event) -> str:
 
 
 def latest_blessed_model_id(blessings: List[types.Artifact]) -> Optional[int]:
-    ids = [b.get_int_custom_property(_CURRENT_MODEL_ID) for b in blessings
-           if b.get_int_custom_property(_BLESSED) == 1]
+    ids = [
+        b.get_int_custom_property(_CURRENT_MODEL_ID)
+        for b in blessings
+        if b.get_int_custom_property(_BLESSED) == 1
+    ]
     return max(ids) if ids else None
 
 
-def first_report_for_model(store, reports: List[types.Artifact], model_id: int
-                           ) -> Optional[types.Artifact]:
+def first_report_for_model(
+    store, reports: List[types.Artifact], model_id: int
+) -> Optional[types.Artifact]:
     """The earliest of `reports` written by an execution that read model `model_id`."""
     by_id = {r.id: r for r in reports}
     if not by_id:
         return None
-    writers: Dict[int, List[int]] = {}   # execution id -> report ids it output
+    writers: Dict[int, List[int]] = {}  # execution id -> report ids it output
     for event in store.get_events_by_artifact_ids(list(by_id)):
         if event.type in _OUTPUT:
             writers.setdefault(event.execution_id, []).append(event.artifact_id)
@@ -60,8 +65,11 @@ def first_report_for_model(store, reports: List[types.Artifact], model_id: int
         return None
     matching = set()
     for event in store.get_events_by_execution_ids(list(writers)):
-        if (event.type in _INPUT and _key(event) == _MODEL_INPUT_KEY
-                and event.artifact_id == model_id):
+        if (
+            event.type in _INPUT
+            and _key(event) == _MODEL_INPUT_KEY
+            and event.artifact_id == model_id
+        ):
             matching.update(writers[event.execution_id])
     return by_id[min(matching)] if matching else None
 
@@ -69,8 +77,9 @@ def first_report_for_model(store, reports: List[types.Artifact], model_id: int
 class LatestBlessedModelReportStrategy(resolver.ResolverStrategy):
     """Resolves the ErrorAnalysisReport of the latest blessed model (and that blessing)."""
 
-    def resolve_artifacts(self, store, input_dict: Dict[str, List[types.Artifact]]
-                          ) -> Optional[Dict[str, List[types.Artifact]]]:
+    def resolve_artifacts(
+        self, store, input_dict: Dict[str, List[types.Artifact]]
+    ) -> Optional[Dict[str, List[types.Artifact]]]:
         blessing_key = report_key = None
         for key, artifacts in input_dict.items():
             if artifacts and isinstance(artifacts[0], standard_artifacts.ModelBlessing):
@@ -86,10 +95,15 @@ class LatestBlessedModelReportStrategy(resolver.ResolverStrategy):
         report = first_report_for_model(store, input_dict[report_key], model_id)
         if report is None:
             return result
-        blessing = min((b for b in input_dict[blessing_key]
-                        if b.get_int_custom_property(_BLESSED) == 1
-                        and b.get_int_custom_property(_CURRENT_MODEL_ID) == model_id),
-                       key=lambda b: b.id)
+        blessing = min(
+            (
+                b
+                for b in input_dict[blessing_key]
+                if b.get_int_custom_property(_BLESSED) == 1
+                and b.get_int_custom_property(_CURRENT_MODEL_ID) == model_id
+            ),
+            key=lambda b: b.id,
+        )
         result[blessing_key] = [blessing]
         result[report_key] = [report]
         return result
@@ -105,6 +119,7 @@ def read_baseline(artifacts: List[types.Artifact]) -> Optional[Dict]:
 
     import tensorflow as tf
     from absl import logging
+
     artifact = artifacts[0]
     path = os.path.join(artifact.uri, 'report.json')
     try:
@@ -113,6 +128,11 @@ def read_baseline(artifacts: List[types.Artifact]) -> Optional[Dict]:
     except (tf.errors.OpError, ValueError) as e:
         logging.warning('Baseline report %s could not be read (%s): no comparison.', path, e)
         return None
-    return {'report': data,
-            'info': {'baseline_label': 'the latest blessed model', 'baseline_uri': artifact.uri,
-                     'baseline_artifact_id': artifact.id}}
+    return {
+        'report': data,
+        'info': {
+            'baseline_label': 'the latest blessed model',
+            'baseline_uri': artifact.uri,
+            'baseline_artifact_id': artifact.id,
+        },
+    }

@@ -1,8 +1,9 @@
 """ErrorAnalysis executor: checks the inputs on a sample, runs the Beam analysis, writes the
 report files and records the summary in ML Metadata custom properties."""
+
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 from absl import logging
@@ -12,12 +13,15 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from components.error_analysis import artifact as report_keys
-from components.error_analysis import (beam_analysis, manual_tags, report, report_html,
-                                       slice_finder, tag_rules)
-from components.error_analysis import report_compare
+from components.error_analysis import spec
 from components.error_analysis.baseline import read_baseline
-from components.error_analysis.predictions import InputError, Predictor
+from components.error_analysis.beam import analysis as beam_analysis
+from components.error_analysis.beam.predictions import InputError, Predictor
+from components.error_analysis.report import build as report_build
+from components.error_analysis.report import files, html_page
+from components.error_analysis.search import lattice
+from components.error_analysis.settings import Settings, SettingsError
+from components.error_analysis.tags import manual_tags, tag_rules
 
 _SAMPLE_SIZE = 64
 _TYPE_NAMES = {schema_pb2.INT: 'int', schema_pb2.FLOAT: 'float', schema_pb2.BYTES: 'string'}
@@ -29,12 +33,13 @@ def _split_files(examples: types.Artifact, splits: List[str]) -> List[str]:
     patterns = []
     for split in splits:
         if split not in available:
-            raise InputError(f"split '{split}' is not in the examples; they have: "
-                             f"{', '.join(available)}")
-        files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split),
-                                              '*'))
-        if not files or not any(True for _ in tf.data.TFRecordDataset(
-                files, compression_type='GZIP').take(1)):
+            raise InputError(
+                f"split '{split}' is not in the examples; they have: {', '.join(available)}"
+            )
+        files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), '*'))
+        if not files or not any(
+            True for _ in tf.data.TFRecordDataset(files, compression_type='GZIP').take(1)
+        ):
             raise InputError(f"split '{split}' has no examples: nothing to analyse")
         patterns.append(os.path.join(artifact_utils.get_split_uri([examples], split), '*'))
     return patterns
@@ -46,15 +51,19 @@ def _kind(feature: schema_pb2.Feature, max_values: int) -> str:
     kind = _TYPE_NAMES[feature.type]
     if kind == 'int' and feature.HasField('int_domain'):
         domain = feature.int_domain
-        small = (domain.HasField('min') and domain.HasField('max')
-                 and domain.max - domain.min + 1 <= max_values)
+        small = (
+            domain.HasField('min')
+            and domain.HasField('max')
+            and domain.max - domain.min + 1 <= max_values
+        )
         if domain.is_categorical or small:
             return 'int_category'
     return kind
 
 
-def slice_feature_types(schema: schema_pb2.Schema, requested: List[str], label_key: str,
-                        max_values: int) -> Dict[str, str]:
+def slice_feature_types(
+    schema: schema_pb2.Schema, requested: List[str], label_key: str, max_values: int
+) -> Dict[str, str]:
     """name -> kind (see _kind) for the raw features to slice on; requested names that are
     not in the schema are left to the Transform output (see Executor.Do).
 
@@ -64,9 +73,14 @@ def slice_feature_types(schema: schema_pb2.Schema, requested: List[str], label_k
     by_name = {f.name: f for f in schema.feature}
     if requested:
         return {name: _kind(by_name[name], max_values) for name in requested if name in by_name}
-    return {f.name: _kind(f, max_values) for f in schema.feature
-            if f.type in _TYPE_NAMES and f.name != label_key
-            and 'SERVING' not in f.not_in_environment and not f.HasField('image_domain')}
+    return {
+        f.name: _kind(f, max_values)
+        for f in schema.feature
+        if f.type in _TYPE_NAMES
+        and f.name != label_key
+        and 'SERVING' not in f.not_in_environment
+        and not f.HasField('image_domain')
+    }
 
 
 def _sample(patterns: List[str]) -> List[bytes]:
@@ -76,37 +90,47 @@ def _sample(patterns: List[str]) -> List[bytes]:
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
-
-    def Do(self, input_dict: Dict[str, List[types.Artifact]],
-           output_dict: Dict[str, List[types.Artifact]],
-           exec_properties: Dict[str, Any]) -> None:
-        examples = artifact_utils.get_single_instance(input_dict['examples'])
-        model = artifact_utils.get_single_instance(input_dict['model'])
-        schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
-            artifact_utils.get_single_uri(input_dict['schema'])))
-        evaluation = (artifact_utils.get_single_instance(input_dict['evaluation'])
-                      if input_dict.get('evaluation') else None)
+    def Do(
+        self,
+        input_dict: Dict[str, List[types.Artifact]],
+        output_dict: Dict[str, List[types.Artifact]],
+        exec_properties: Dict[str, Any],
+    ) -> None:
+        examples = artifact_utils.get_single_instance(input_dict[spec.EXAMPLES_KEY])
+        model = artifact_utils.get_single_instance(input_dict[spec.MODEL_KEY])
+        schema = io_utils.SchemaReader().read(
+            io_utils.get_only_uri_in_dir(artifact_utils.get_single_uri(input_dict[spec.SCHEMA_KEY]))
+        )
+        evaluation = (
+            artifact_utils.get_single_instance(input_dict[spec.EVALUATION_KEY])
+            if input_dict.get(spec.EVALUATION_KEY)
+            else None
+        )
         # The latest blessed model's report, when the pipeline resolves one: compared with.
-        baseline = read_baseline(input_dict.get('baseline_report') or [])
-        output = artifact_utils.get_single_instance(output_dict['report'])
+        baseline = read_baseline(input_dict.get(spec.BASELINE_REPORT_KEY) or [])
+        output = artifact_utils.get_single_instance(output_dict[spec.REPORT_KEY])
 
-        label_key = exec_properties['label_key']
-        splits = json.loads(exec_properties['splits'])
-        requested = json.loads(exec_properties['slice_features'] or '[]')
-        max_values = int(exec_properties['max_values_per_feature'])
+        try:
+            settings = Settings.from_exec_properties(exec_properties)
+        except SettingsError as e:
+            raise InputError(str(e)) from None
+        label_key = exec_properties[spec.LABEL_KEY_KEY]
+        requested = list(settings.slice_features)
+        max_values = settings.max_values_per_feature
         features = slice_feature_types(schema, requested, label_key, max_values)
         transformed = [name for name in requested if name not in features]
-        rules, manual, references = _tag_inputs(exec_properties)
+        rules, manual = _tag_inputs(settings)
         # Features the rules read but slice discovery does not use.
-        rule_only = sorted({f for r in rules for f in r.features} - set(features)
-                           - set(transformed))
+        rule_only = sorted(
+            {f for r in rules for f in r.features} - set(features) - set(transformed)
+        )
         schema_names = {f.name for f in schema.feature}
         rule_raw = [f for f in rule_only if f in schema_names]
-        if rule_raw:   # (an empty request would mean every feature)
+        if rule_raw:  # (an empty request would mean every feature)
             features.update(slice_feature_types(schema, rule_raw, label_key, max_values))
         transformed += [f for f in rule_only if f not in schema_names]
-        image = json.loads(exec_properties.get('image') or '[]') or None
-        patterns = _split_files(examples, splits)
+        image = json.loads(exec_properties.get(spec.IMAGE_KEY) or '[]') or None
+        patterns = _split_files(examples, list(settings.splits))
         model_dir = path_utils.serving_model_path(model.uri)
 
         # Fail fast, before any Beam work, on labels, outputs or features that do not fit.
@@ -114,26 +138,31 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         for name in transformed:
             features[name] = 'string' if sample.columns[name].dtype == object else 'float'
         num_classes = sample.probabilities.shape[1]
-        class_names = (json.loads(exec_properties.get('class_names') or '[]')
-                       or _saved_class_names(model_dir)
-                       or [str(c) for c in range(num_classes)])
+        class_names = (
+            json.loads(exec_properties.get(spec.CLASS_NAMES_KEY) or '[]')
+            or _saved_class_names(model_dir)
+            or [str(c) for c in range(num_classes)]
+        )
         if len(class_names) != num_classes:
-            raise InputError(f'{len(class_names)} class names were given but the model has '
-                             f'{num_classes} output classes: give one name per class')
+            raise InputError(
+                f'{len(class_names)} class names were given but the model has '
+                f'{num_classes} output classes: give one name per class'
+            )
 
         params = beam_analysis.AnalysisParams(
-            model_dir=model_dir, label_key=label_key, num_classes=num_classes,
-            slice_features=features, transformed_features=tuple(transformed), image=image,
-            tag_rules=tuple(f'{r.name}: {r.expression}' for r in rules),
+            model_dir=model_dir,
+            label_key=label_key,
+            num_classes=num_classes,
+            slice_features=features,
+            transformed_features=tuple(transformed),
+            image=image,
+            tag_rules=tuple(rules),
             rule_only_features=tuple(rule_only),
-            num_bins=int(exec_properties['num_bins']),
+            num_bins=settings.num_bins,
             max_values_per_feature=max_values,
-            finder=slice_finder.SliceFinderConfig(
-                max_level=int(exec_properties['max_predicates']),
-                min_support=float(exec_properties['min_slice_size']),
-                top_k=int(exec_properties['num_slices']),
-                significance=float(exec_properties['significance'])),
-            num_hardest=int(exec_properties['num_hardest_examples']))
+            finder=lattice.SliceFinderConfig.from_settings(settings),
+            num_hardest=settings.num_hardest_examples,
+        )
         try:
             with self._make_beam_pipeline() as pipeline:
                 batches = beam_analysis.build_analysis(pipeline, patterns, params, output.uri)
@@ -141,11 +170,22 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                     beam_analysis.add_tag_counts(pipeline, batches, params, manual, output.uri)
             tags = None
             if rules or manual:
-                tags = {'counts': beam_analysis.read_part(output.uri, beam_analysis.PART_TAGS),
-                        'references': references, 'manual_ids': len(manual),
-                        'tags_uri': exec_properties.get('tags_uri') or None}
-            result = self._write_report(output, label_key, splits, class_names, evaluation,
-                                        image, tags, baseline=baseline)
+                tags = {
+                    'counts': beam_analysis.read_part(output.uri, beam_analysis.PART_TAGS),
+                    'references': dict(settings.tag_references),
+                    'manual_ids': len(manual),
+                    'tags_uri': settings.tags_file or None,
+                }
+            result = self._write_report(
+                output,
+                label_key,
+                list(settings.splits),
+                class_names,
+                evaluation,
+                image,
+                tags,
+                baseline=baseline,
+            )
         except Exception:
             # Leave nothing behind that could pass for a report.
             # (The folder itself stays: TFX's launcher cleans it up after a failure.)
@@ -153,25 +193,37 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 path = os.path.join(output.uri, name)
                 (tf.io.gfile.rmtree if tf.io.gfile.isdir(path) else tf.io.gfile.remove)(path)
             raise
-        logging.info('ErrorAnalysis report: %s', os.path.join(output.uri, 'report.html'))
+        logging.info('ErrorAnalysis report: %s', os.path.join(output.uri, files.REPORT_HTML))
         for line in result['insights']:
             logging.info('  %s', line)
 
     @staticmethod
-    def _write_report(output: types.Artifact, label_key: str, splits: List[str],
-                      class_names: List[str], evaluation: Optional[types.Artifact],
-                      image: Optional[List], tags: Optional[Dict],
-                      baseline: Optional[Dict] = None) -> Dict:
+    def _write_report(
+        output: types.Artifact,
+        label_key: str,
+        splits: List[str],
+        class_names: List[str],
+        evaluation: Optional[types.Artifact],
+        image: Optional[List],
+        tags: Optional[Dict],
+        baseline: Optional[Dict] = None,
+    ) -> Dict:
         gallery = []
         if image:
-            gallery = _thumbnails(beam_analysis.read_part(output.uri, beam_analysis.PART_GALLERY),
-                                  height=int(image[1]), width=int(image[2]))
+            gallery = _thumbnails(
+                beam_analysis.read_part(output.uri, beam_analysis.PART_GALLERY),
+                height=int(image[1]),
+                width=int(image[2]),
+            )
         tfma_rows = []
         if evaluation is not None:
-            from components.error_analysis.tfma_metrics import sliced_metrics
+            from components.error_analysis.beam.tfma_metrics import sliced_metrics
+
             tfma_rows = sliced_metrics(evaluation.uri)
-        data = report.build_report(
-            label_key=label_key, splits=splits, class_names=class_names,
+        data = report_build.build_report(
+            label_key=label_key,
+            splits=splits,
+            class_names=class_names,
             totals=beam_analysis.read_part(output.uri, beam_analysis.PART_TOTALS),
             slices=beam_analysis.read_part(output.uri, beam_analysis.PART_SLICES),
             hardest=beam_analysis.read_part(output.uri, beam_analysis.PART_HARDEST),
@@ -179,35 +231,30 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             baseline=baseline,
             gallery=gallery,
             tags=tags,
-            files={'predictions': f'{beam_analysis.PREDICTIONS_DIR}/*.parquet',
-                   'html': 'report.html'})
-        with tf.io.gfile.GFile(os.path.join(output.uri, 'report.json'), 'w') as f:
+            files={'predictions': f'{files.PREDICTIONS_DIR}/*.parquet', 'html': files.REPORT_HTML},
+        )
+        with tf.io.gfile.GFile(os.path.join(output.uri, files.REPORT_JSON), 'w') as f:
             f.write(json.dumps(data, indent=1))
-        with tf.io.gfile.GFile(os.path.join(output.uri, 'report.html'), 'w') as f:
-            f.write(report_html.render(data))
+        with tf.io.gfile.GFile(os.path.join(output.uri, files.REPORT_HTML), 'w') as f:
+            f.write(html_page.render(data))
         _record_summary(output, data)
         return data
 
 
-def _tag_inputs(exec_properties: Dict[str, Any]):
-    """Tag rules, manual tags (example id -> (tags, weight)) and reference accuracies, checked
+def _tag_inputs(settings: Settings) -> Tuple[List[tag_rules.TagRule], manual_tags.ManualTags]:
+    """Tag rules (parsed once, here) and manual tags (example id -> (tags, weight)), checked
     before any Beam work."""
     try:
-        rules = tag_rules.parse_rules(json.loads(exec_properties.get('tag_rules') or '[]'))
+        rules = tag_rules.parse_rules(settings.tag_rules)
         manual = {}
-        uri = exec_properties.get('tags_uri') or ''
-        if uri:
-            if not tf.io.gfile.exists(uri):
-                raise InputError(f'tags file {uri} does not exist')
-            with tf.io.gfile.GFile(uri) as f:
-                manual = manual_tags.parse_tags_csv(f.read(), uri)
+        if settings.tags_file:
+            if not tf.io.gfile.exists(settings.tags_file):
+                raise InputError(f'tags file {settings.tags_file} does not exist')
+            with tf.io.gfile.GFile(settings.tags_file) as f:
+                manual = manual_tags.parse_tags_csv(f.read(), settings.tags_file)
     except (tag_rules.RuleError, manual_tags.TagsFileError) as e:
         raise InputError(str(e)) from None
-    references = json.loads(exec_properties.get('tag_references') or '{}')
-    bad = {t: v for t, v in references.items() if not 0 <= float(v) <= 1}
-    if bad:
-        raise InputError(f'tag reference accuracies must be between 0 and 1: {bad}')
-    return rules, manual, {t: float(v) for t, v in references.items()}
+    return rules, manual
 
 
 def _saved_class_names(model_dir: str) -> List[str]:
@@ -223,7 +270,9 @@ def _saved_class_names(model_dir: str) -> List[str]:
 def _thumbnails(pairs: List[Dict], height: int, width: int) -> List[Dict]:
     """Raw grayscale bytes -> base64 PNG, per confusion pair."""
     import base64
+
     import numpy as np
+
     for pair in pairs:
         for record in pair['examples']:
             pixels = np.frombuffer(base64.b64decode(record.pop('image')), np.uint8)
@@ -235,24 +284,22 @@ def _thumbnails(pairs: List[Dict], height: int, width: int) -> List[Dict]:
 def _record_summary(output: types.Artifact, data: Dict) -> None:
     """The report's headline numbers as custom properties, queryable in ML Metadata."""
     overall = data['overall']
-    output.set_int_custom_property(report_keys.NUM_EXAMPLES, overall['examples'])
-    output.set_int_custom_property(report_keys.NUM_ERRORS, overall['errors'])
-    output.set_float_custom_property(report_keys.ERROR_RATE, overall['error_rate'] or 0.0)
-    output.set_int_custom_property(report_keys.REPORT_VERSION, data['version'])
+    output.set_int_custom_property(files.NUM_EXAMPLES, overall['examples'])
+    output.set_int_custom_property(files.NUM_ERRORS, overall['errors'])
+    output.set_float_custom_property(files.ERROR_RATE, overall['error_rate'] or 0.0)
+    output.set_int_custom_property(files.REPORT_VERSION, data['version'])
     held = [s for s in data['slices']['slices'] if s['held']]
-    output.set_int_custom_property(report_keys.NUM_SIGNIFICANT_SLICES, len(held))
+    output.set_int_custom_property(files.NUM_SIGNIFICANT_SLICES, len(held))
     top = held[0] if held else (data['slices']['slices'] or [None])[0]
     if top is not None:
         size = top['search_size'] + top['holdout_size']
-        output.set_string_custom_property(report_keys.TOP_SLICE, top['slice'])
+        output.set_string_custom_property(files.TOP_SLICE, top['slice'])
         output.set_float_custom_property(
-            report_keys.TOP_SLICE_ERROR_RATE,
-            (top['search_errors'] + top['holdout_errors']) / size)
-        output.set_int_custom_property(report_keys.TOP_SLICE_SIZE, size)
+            files.TOP_SLICE_ERROR_RATE, (top['search_errors'] + top['holdout_errors']) / size
+        )
+        output.set_int_custom_property(files.TOP_SLICE_SIZE, size)
     comparison = data.get('comparison')
     if comparison:
-        output.set_int_custom_property(report_compare.NEW_FAILING_SLICES, len(comparison['new']))
-        output.set_int_custom_property(report_compare.RESOLVED_FAILING_SLICES,
-                                       len(comparison['resolved']))
-        output.set_int_custom_property(report_compare.BASELINE_REPORT_ID,
-                                       comparison['baseline_artifact_id'])
+        output.set_int_custom_property(files.NEW_FAILING_SLICES, len(comparison['new']))
+        output.set_int_custom_property(files.RESOLVED_FAILING_SLICES, len(comparison['resolved']))
+        output.set_int_custom_property(files.BASELINE_REPORT_ID, comparison['baseline_artifact_id'])

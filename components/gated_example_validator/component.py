@@ -4,6 +4,7 @@ The stock ExampleValidator only records anomalies; nothing downstream reads them
 would be trained on bad data. This variant fails its execution instead, with the anomalies in
 plain words, so Transform and Trainer never run on it.
 """
+
 from tfx.components import ExampleValidator
 from tfx.dsl.components.base import executor_spec
 

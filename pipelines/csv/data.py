@@ -4,6 +4,7 @@ of their content, the input of CsvExampleGen.
 CsvExampleGen reads a folder (every file in it), and its cache sees file paths and times, not
 contents: a folder per content lets a single file work, keeps stray files out, and makes the
 cache follow the data."""
+
 import hashlib
 import shutil
 from pathlib import Path

@@ -1,4 +1,5 @@
 """TFMA configuration for the csv pipeline's classifier."""
+
 from typing import Sequence
 
 import tensorflow_model_analysis as tfma
@@ -7,8 +8,9 @@ from pipelines.csv import features as F
 from pipelines.training import multiclass_eval_config
 
 
-def eval_config(min_accuracy: float, num_classes: int, slice_columns: Sequence[str]
-                ) -> tfma.EvalConfig:
+def eval_config(
+    min_accuracy: float, num_classes: int, slice_columns: Sequence[str]
+) -> tfma.EvalConfig:
     """Accuracy (blessing on the overall slice only), example count, the confusion matrix and
     per-class precision and recall; sliced by every low-cardinality column and overall."""
     slicing = [tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[c]) for c in slice_columns]

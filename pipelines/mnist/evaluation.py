@@ -1,8 +1,9 @@
 """TFMA configuration for the digit classifier."""
+
 import tensorflow_model_analysis as tfma
 
-from pipelines.training import multiclass_eval_config
 from pipelines.mnist import features as F
+from pipelines.training import multiclass_eval_config
 
 
 def eval_config(min_accuracy: float, num_classes: int) -> tfma.EvalConfig:

@@ -8,15 +8,16 @@ import tf_keras as keras
 from tfx import v1 as tfx
 
 from pipelines import serving
-from pipelines.training import train
 from pipelines.mnist import features as F
+from pipelines.training import train
 
 BATCH_SIZE = 64
 MODELS = ('dense', 'cnn')
 
 
-def build_keras_model(num_classes: int, kind: str = 'dense', learning_rate: float = 1e-3
-                      ) -> keras.Model:
+def build_keras_model(
+    num_classes: int, kind: str = 'dense', learning_rate: float = 1e-3
+) -> keras.Model:
     if kind not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, got '{kind}'")
     pixels = keras.Input(shape=(F.HEIGHT * F.WIDTH,), name=F.PIXELS_KEY)
@@ -31,9 +32,11 @@ def build_keras_model(num_classes: int, kind: str = 'dense', learning_rate: floa
         x = keras.layers.Dense(64, activation='relu')(x)
     output = keras.layers.Dense(num_classes, activation='softmax')(x)
     model = keras.Model({F.PIXELS_KEY: pixels}, output)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss='sparse_categorical_crossentropy',
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name='accuracy')])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss='sparse_categorical_crossentropy',
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name='accuracy')],
+    )
     return model
 
 
@@ -42,5 +45,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     model = build_keras_model(int(config['num_classes']), config.get('model', 'dense'))
     train(model, fn_args, tf_transform_output, F.LABEL_KEY, BATCH_SIZE, max_epochs=10)
-    serving.save_model(model, tf_transform_output, fn_args.serving_model_dir,
-                       label_columns=[F.LABEL_KEY])
+    serving.save_model(
+        model, tf_transform_output, fn_args.serving_model_dir, label_columns=[F.LABEL_KEY]
+    )

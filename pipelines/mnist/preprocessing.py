@@ -1,4 +1,5 @@
 """tf.Transform for MNIST: pixels to 0..1, plus shape features of each digit for slicing."""
+
 from typing import Dict
 
 import tensorflow as tf
@@ -16,15 +17,17 @@ def image_features(pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
     on_f = tf.cast(on, tf.float32)
     area = tf.reduce_sum(on_f, axis=[1, 2])
     padded = tf.pad(on, [[0, 0], [1, 1], [1, 1]])
-    interior = (padded[:, :-2, 1:-1] & padded[:, 2:, 1:-1]
-                & padded[:, 1:-1, :-2] & padded[:, 1:-1, 2:])
+    interior = (
+        padded[:, :-2, 1:-1] & padded[:, 2:, 1:-1] & padded[:, 1:-1, :-2] & padded[:, 1:-1, 2:]
+    )
     outline = tf.reduce_sum(tf.cast(on & ~interior, tf.float32), axis=[1, 2])
 
     def extent(any_on: tf.Tensor) -> tf.Tensor:
         """Span from the first to the last True along axis 1 (0 for an empty image)."""
         size = tf.shape(any_on)[1]
         idx = tf.cast(tf.range(size), tf.float32)[None, :] + tf.zeros_like(
-            tf.cast(any_on, tf.float32))
+            tf.cast(any_on, tf.float32)
+        )
         first = tf.reduce_min(tf.where(any_on, idx, tf.cast(size, tf.float32)), axis=1)
         last = tf.reduce_max(tf.where(any_on, idx, -1.0), axis=1)
         return tf.maximum(last - first + 1.0, 0.0)

@@ -1,8 +1,9 @@
 """TFMA configuration for the taxi model: metrics, slices and blessing thresholds."""
+
 import tensorflow_model_analysis as tfma
 
-from pipelines.training import blessing_accuracy
 from pipelines.taxi import features as F
+from pipelines.training import blessing_accuracy
 
 
 def eval_config(min_accuracy: float) -> tfma.EvalConfig:
@@ -12,10 +13,25 @@ def eval_config(min_accuracy: float) -> tfma.EvalConfig:
     slicing += [tfma.SlicingSpec(feature_keys=[key]) for key in F.SLICE_FEATURES]
     slicing.append(tfma.SlicingSpec(feature_keys=list(F.CROSS_SLICE)))
     accuracy = blessing_accuracy('BinaryAccuracy', min_accuracy)
-    metrics = [tfma.MetricConfig(class_name=name) for name in (
-        'ExampleCount', 'AUC', 'Precision', 'Recall', 'CalibrationPlot', 'ConfusionMatrixPlot')]
+    metrics = [
+        tfma.MetricConfig(class_name=name)
+        for name in (
+            'ExampleCount',
+            'AUC',
+            'Precision',
+            'Recall',
+            'CalibrationPlot',
+            'ConfusionMatrixPlot',
+        )
+    ]
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name='serving_default', label_key=F.LABEL_KEY,
-                                    preprocessing_function_names=['transform_features'])],
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name='serving_default',
+                label_key=F.LABEL_KEY,
+                preprocessing_function_names=['transform_features'],
+            )
+        ],
         slicing_specs=slicing,
-        metrics_specs=[tfma.MetricsSpec(metrics=[accuracy] + metrics)])
+        metrics_specs=[tfma.MetricsSpec(metrics=[accuracy] + metrics)],
+    )

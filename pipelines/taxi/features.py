@@ -1,4 +1,5 @@
 """Feature definitions for the Chicago taxi sample, shared by Transform and Trainer."""
+
 from typing import Dict
 
 # Raw columns the label is computed from: the CSV must have them.
@@ -29,8 +30,9 @@ VOCAB_SIZE = 100
 OOV_SIZE = 5
 
 # Every raw column the model reads.
-RAW_FEATURES = (DENSE_FLOAT_FEATURES + BUCKET_FEATURES + tuple(CATEGORICAL_INT_FEATURES)
-                + VOCAB_FEATURES)
+RAW_FEATURES = (
+    DENSE_FLOAT_FEATURES + BUCKET_FEATURES + tuple(CATEGORICAL_INT_FEATURES) + VOCAB_FEATURES
+)
 
 # Slices the Evaluator reports, and the cross slice.
 SLICE_FEATURES = ('payment_type', 'trip_start_hour', 'company')

@@ -1,4 +1,5 @@
 """tf.Transform preprocessing for the taxi data."""
+
 from typing import Dict
 
 import tensorflow as tf
@@ -13,15 +14,17 @@ def _dense(x: tf.Tensor, default) -> tf.Tensor:
         return tf.reshape(x, [-1])
     return tf.squeeze(
         tf.sparse.to_dense(tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]), default),
-        axis=1)
+        axis=1,
+    )
 
 
 def _present(x: tf.Tensor) -> tf.Tensor:
     """True where an optional feature has a value."""
     if not isinstance(x, tf.sparse.SparseTensor):
         return tf.ones_like(tf.reshape(x, [-1]), dtype=tf.bool)
-    counts = tf.math.bincount(tf.cast(x.indices[:, 0], tf.int32),
-                              minlength=tf.cast(x.dense_shape[0], tf.int32))
+    counts = tf.math.bincount(
+        tf.cast(x.indices[:, 0], tf.int32), minlength=tf.cast(x.dense_shape[0], tf.int32)
+    )
     return counts > 0
 
 
@@ -30,7 +33,8 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     outputs = {}
     for key in F.DENSE_FLOAT_FEATURES:
         outputs[F.transformed_name(key)] = tft.scale_to_z_score(
-            tf.cast(_dense(inputs[key], 0), tf.float32))
+            tf.cast(_dense(inputs[key], 0), tf.float32)
+        )
 
     for key in F.BUCKET_FEATURES:
         present = _present(inputs[key])
@@ -39,7 +43,8 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         boundaries = tft.quantiles(tf.boolean_mask(value, present), F.NUM_BUCKETS, epsilon=0.01)
         buckets = tft.apply_buckets(value, boundaries)
         outputs[F.transformed_name(key)] = tf.where(
-            present, buckets, tf.constant(F.NUM_BUCKETS, tf.int64))
+            present, buckets, tf.constant(F.NUM_BUCKETS, tf.int64)
+        )
 
     for key, size in F.CATEGORICAL_INT_FEATURES.items():
         ids = tf.cast(_dense(inputs[key], 0), tf.int64)
@@ -50,8 +55,8 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         if value.dtype != tf.string:
             value = tf.strings.as_string(value)
         outputs[F.transformed_name(key)] = tft.compute_and_apply_vocabulary(
-            value, top_k=F.VOCAB_SIZE, num_oov_buckets=F.OOV_SIZE,
-            vocab_filename=key)
+            value, top_k=F.VOCAB_SIZE, num_oov_buckets=F.OOV_SIZE, vocab_filename=key
+        )
 
     fare = tf.cast(_dense(inputs[F.FARE], 0.0), tf.float32)
     tips = tf.cast(_dense(inputs[F.TIPS], 0.0), tf.float32)

@@ -4,6 +4,7 @@ A rule is a safe boolean expression over feature names (comparisons, and/or/not,
 list of constants), evaluated on whole columns at once with numpy. Missing values (NaN, None)
 never match a comparison.
 """
+
 import ast
 import dataclasses
 import operator
@@ -11,8 +12,14 @@ from typing import Dict, FrozenSet, Sequence
 
 import numpy as np
 
-_COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,
-            ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
+_COMPARE = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
 
 
 class RuleError(ValueError):
@@ -36,7 +43,9 @@ def parse_rule(text: str) -> TagRule:
     name, sep, expression = text.partition(':')
     name, expression = name.strip(), expression.strip()
     if not sep or not name or not expression:
-        raise RuleError(f"tag rule '{text}' should look like 'name: feature >= 3 or other == \"x\"'")
+        raise RuleError(
+            f"tag rule '{text}' should look like 'name: feature >= 3 or other == \"x\"'"
+        )
     try:
         tree = ast.parse(expression, mode='eval').body
     except SyntaxError as e:
@@ -51,7 +60,7 @@ def parse_rules(texts: Sequence[str]) -> list:
     names = [r.name for r in rules]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise RuleError(f"tag rule names must be unique: {', '.join(duplicates)} repeated")
+        raise RuleError(f'tag rule names must be unique: {", ".join(duplicates)} repeated')
     return rules
 
 
@@ -71,8 +80,9 @@ def _check(node: ast.AST, features: set, text: str) -> None:
             elif type(op) not in _COMPARE:
                 raise RuleError(f"tag rule '{text}': unsupported comparison")
     else:
-        raise RuleError(f"tag rule '{text}': use comparisons joined by and/or/not, "
-                        f"not {type(node).__name__}")
+        raise RuleError(
+            f"tag rule '{text}': use comparisons joined by and/or/not, not {type(node).__name__}"
+        )
 
 
 def _check_operand(node: ast.AST, features: set, text: str) -> None:
@@ -82,9 +92,14 @@ def _check_operand(node: ast.AST, features: set, text: str) -> None:
         for item in node.elts:
             if not isinstance(item, ast.Constant):
                 raise RuleError(f"tag rule '{text}': lists may hold only constants")
-    elif not (isinstance(node, ast.Constant) or (
-            isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)
-            and isinstance(node.operand, ast.Constant))):
+    elif not (
+        isinstance(node, ast.Constant)
+        or (
+            isinstance(node, ast.UnaryOp)
+            and isinstance(node.op, ast.USub)
+            and isinstance(node.operand, ast.Constant)
+        )
+    ):
         raise RuleError(f"tag rule '{text}': operands must be feature names or constants")
 
 
@@ -124,7 +139,7 @@ def _is_number(value) -> bool:
 def _compare(op: ast.cmpop, left, right) -> np.ndarray:
     if isinstance(op, (ast.In, ast.NotIn)):
         if isinstance(left, np.ndarray) and left.dtype == object:
-            right = [str(v) for v in right]   # ids kept as text: 'hour in [1, 2]' still works
+            right = [str(v) for v in right]  # ids kept as text: 'hour in [1, 2]' still works
     elif isinstance(left, np.ndarray) and left.dtype == object and _is_number(right):
         left = _as_numbers(left)
     elif isinstance(right, np.ndarray) and right.dtype == object and _is_number(left):
@@ -146,8 +161,11 @@ def _compare(op: ast.cmpop, left, right) -> np.ndarray:
 def _eval(node: ast.AST, columns: Dict[str, np.ndarray]) -> np.ndarray:
     if isinstance(node, ast.BoolOp):
         parts = [_eval(v, columns) for v in node.values]
-        return np.logical_and.reduce(parts) if isinstance(node.op, ast.And) else \
-            np.logical_or.reduce(parts)
+        return (
+            np.logical_and.reduce(parts)
+            if isinstance(node.op, ast.And)
+            else np.logical_or.reduce(parts)
+        )
     if isinstance(node, ast.UnaryOp):
         return ~_eval(node.operand, columns)
     left = _value(node.left, columns)

@@ -1,4 +1,5 @@
 """Confusion matrix counts and the most frequent confusion pairs (numpy only)."""
+
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -7,8 +8,7 @@ import numpy as np
 def confusion_counts(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
     """counts[true, predicted] for integer class ids in [0, num_classes)."""
     flat = labels.astype(np.int64) * num_classes + predictions.astype(np.int64)
-    return np.bincount(flat, minlength=num_classes * num_classes).reshape(
-        num_classes, num_classes)
+    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
 def row_normalized(counts: np.ndarray) -> np.ndarray:
@@ -30,9 +30,13 @@ def top_confusions(counts: np.ndarray, class_names: Sequence[str], k: int = 5) -
         count = int(off[true, pred])
         if count == 0:
             break
-        pairs.append({
-            'true': class_names[true], 'predicted': class_names[pred], 'count': count,
-            'share_of_errors': count / total_errors,
-            'rate_in_true_class': count / int(row_totals[true]),
-        })
+        pairs.append(
+            {
+                'true': class_names[true],
+                'predicted': class_names[pred],
+                'count': count,
+                'share_of_errors': count / total_errors,
+                'rate_in_true_class': count / int(row_totals[true]),
+            }
+        )
     return pairs

@@ -28,22 +28,31 @@ Version 1 (top-level keys):
                      and per-TFMA-slice accuracy changes (see report_compare.py), plus
                      baseline_label, baseline_uri and baseline_artifact_id (its ML Metadata id)
 """
+
 import datetime
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from components.error_analysis import confusion, insights, prioritize, report_compare
+from components.error_analysis.report import compare as report_compare
+from components.error_analysis.report import insights
+from components.error_analysis.search import confusion
+from components.error_analysis.tags import prioritize
 
 REPORT_VERSION = 1
 GALLERY_PAIRS = 8
 
 
 def _named_gallery(gallery: Sequence[Dict], matrix: np.ndarray, names: List[str]) -> List[Dict]:
-    pairs = [{'true': names[g['true']], 'predicted': names[g['predicted']],
-              'count': int(matrix[g['true'], g['predicted']]),
-              'examples': sorted(g['examples'], key=lambda r: -r['confidence'])}
-             for g in gallery]
+    pairs = [
+        {
+            'true': names[g['true']],
+            'predicted': names[g['predicted']],
+            'count': int(matrix[g['true'], g['predicted']]),
+            'examples': sorted(g['examples'], key=lambda r: -r['confidence']),
+        }
+        for g in gallery
+    ]
     return sorted(pairs, key=lambda p: -p['count'])[:GALLERY_PAIRS]
 
 
@@ -53,17 +62,35 @@ def _tags_section(tags: Optional[Dict], examples: int, accuracy: float) -> Optio
     counts = dict(tags['counts'])
     matched = counts.pop('_manual_matched', ['manual', 0, 0, 0])[3]
     rows = prioritize.prioritize(
-        {tag: {'source': c[0], 'weight': c[1], 'correct': c[2], 'rows': c[3]}
-         for tag, c in counts.items()}, examples, accuracy, tags['references'])
-    return {'prioritization': rows, 'references': tags['references'],
-            'manual': {'file': tags['tags_uri'], 'ids': tags['manual_ids'],
-                       'matched': int(matched)}}
+        {
+            tag: {'source': c[0], 'weight': c[1], 'correct': c[2], 'rows': c[3]}
+            for tag, c in counts.items()
+        },
+        examples,
+        accuracy,
+        tags['references'],
+    )
+    return {
+        'prioritization': rows,
+        'references': tags['references'],
+        'manual': {'file': tags['tags_uri'], 'ids': tags['manual_ids'], 'matched': int(matched)},
+    }
 
 
-def build_report(*, label_key: str, splits: Sequence[str], class_names: Sequence[str],
-                 totals: Dict, slices: Dict, hardest: List[Dict], tfma_rows: List[Dict],
-                 files: Dict[str, str], gallery: Sequence[Dict] = (),
-                 tags: Optional[Dict] = None, baseline: Optional[Dict] = None) -> Dict:
+def build_report(
+    *,
+    label_key: str,
+    splits: Sequence[str],
+    class_names: Sequence[str],
+    totals: Dict,
+    slices: Dict,
+    hardest: List[Dict],
+    tfma_rows: List[Dict],
+    files: Dict[str, str],
+    gallery: Sequence[Dict] = (),
+    tags: Optional[Dict] = None,
+    baseline: Optional[Dict] = None,
+) -> Dict:
     """`baseline`: {'report': a baseline report.json, 'info': {...}} (baseline.read_baseline),
     to compare with."""
     matrix = np.asarray(totals['confusion'], dtype=np.int64)
@@ -99,7 +126,9 @@ def build_report(*, label_key: str, splits: Sequence[str], class_names: Sequence
         'files': files,
     }
     if baseline is not None:
-        report['comparison'] = {**report_compare.compare_reports(baseline['report'], report),
-                                **baseline.get('info', {})}
+        report['comparison'] = {
+            **report_compare.compare_reports(baseline['report'], report),
+            **baseline.get('info', {}),
+        }
     report['insights'] = insights.insights(report)
     return report

@@ -1,4 +1,5 @@
 """Finding runs, executions and artifacts in ML Metadata, never by guessing paths."""
+
 import dataclasses
 import os
 from typing import Dict, List, Optional
@@ -24,8 +25,9 @@ def open_store(output_dir: str) -> metadata_store.MetadataStore:
     """The local store of an output folder; an error if the folder has none."""
     path = sqlite_path(output_dir)
     if not os.path.exists(path):
-        raise FileNotFoundError(f'no metadata store at {path}: run a pipeline with '
-                                f'--output-dir {output_dir} first')
+        raise FileNotFoundError(
+            f'no metadata store at {path}: run a pipeline with --output-dir {output_dir} first'
+        )
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = path
     config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
@@ -35,28 +37,35 @@ def open_store(output_dir: str) -> metadata_store.MetadataStore:
 @dataclasses.dataclass
 class ComponentRun:
     component: str
-    state: str                      # COMPLETE, CACHED, FAILED, ...
+    state: str  # COMPLETE, CACHED, FAILED, ...
     execution: metadata_store_pb2.Execution
     outputs: Dict[str, List[metadata_store_pb2.Artifact]]
 
 
-def pipeline_runs(store: metadata_store.MetadataStore, pipeline_name: str
-                  ) -> List[metadata_store_pb2.Context]:
+def pipeline_runs(
+    store: metadata_store.MetadataStore, pipeline_name: str
+) -> List[metadata_store_pb2.Context]:
     """The pipeline_run contexts of `pipeline_name`, oldest first; an error naming the
     pipelines there are if the store has no such pipeline."""
     pipeline = store.get_context_by_type_and_name(PIPELINE_CONTEXT, pipeline_name)
     if pipeline is None:
         names = [c.name for c in store.get_contexts_by_type(PIPELINE_CONTEXT)]
-        raise LookupError(f"no pipeline '{pipeline_name}' in this store; it has: "
-                          f"{', '.join(names) or 'no pipelines'}")
+        raise LookupError(
+            f"no pipeline '{pipeline_name}' in this store; it has: "
+            f'{", ".join(names) or "no pipelines"}'
+        )
     in_pipeline = {e.id for e in store.get_executions_by_context(pipeline.id)}
-    runs = [r for r in store.get_contexts_by_type(PIPELINE_RUN_CONTEXT)
-            if any(e.id in in_pipeline for e in store.get_executions_by_context(r.id))]
+    runs = [
+        r
+        for r in store.get_contexts_by_type(PIPELINE_RUN_CONTEXT)
+        if any(e.id in in_pipeline for e in store.get_executions_by_context(r.id))
+    ]
     return sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id))
 
 
-def latest_run(store: metadata_store.MetadataStore, pipeline_name: str
-               ) -> metadata_store_pb2.Context:
+def latest_run(
+    store: metadata_store.MetadataStore, pipeline_name: str
+) -> metadata_store_pb2.Context:
     """The newest pipeline_run context of `pipeline_name`."""
     runs = pipeline_runs(store, pipeline_name)
     if not runs:
@@ -64,8 +73,7 @@ def latest_run(store: metadata_store.MetadataStore, pipeline_name: str
     return runs[-1]
 
 
-def node_id(store: metadata_store.MetadataStore, execution: metadata_store_pb2.Execution
-            ) -> str:
+def node_id(store: metadata_store.MetadataStore, execution: metadata_store_pb2.Execution) -> str:
     """The component id of an execution, from its 'node' context ('<pipeline>.<id>')."""
     for context in store.get_contexts_by_execution(execution.id):
         if context.type == 'node':
@@ -73,28 +81,32 @@ def node_id(store: metadata_store.MetadataStore, execution: metadata_store_pb2.E
     return execution.name
 
 
-def component_runs(store: metadata_store.MetadataStore, run: metadata_store_pb2.Context
-                   ) -> Dict[str, ComponentRun]:
+def component_runs(
+    store: metadata_store.MetadataStore, run: metadata_store_pb2.Context
+) -> Dict[str, ComponentRun]:
     """Each component's execution in a run, with its output artifacts by output key."""
     result = {}
     for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id):
         component = node_id(store, execution)
         outputs: Dict[str, List[metadata_store_pb2.Artifact]] = {}
-        events = [e for e in store.get_events_by_execution_ids([execution.id])
-                  if e.type in (metadata_store_pb2.Event.OUTPUT,
-                                metadata_store_pb2.Event.DECLARED_OUTPUT)]
+        events = [
+            e
+            for e in store.get_events_by_execution_ids([execution.id])
+            if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+        ]
         artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
         for event in events:
             key = event.path.steps[0].key if event.path.steps else ''
             outputs.setdefault(key, []).append(artifacts[event.artifact_id])
         result[component] = ComponentRun(
-            component, _STATE_NAMES.get(execution.last_known_state, 'UNKNOWN'),
-            execution, outputs)
+            component, _STATE_NAMES.get(execution.last_known_state, 'UNKNOWN'), execution, outputs
+        )
     return result
 
 
-def output_artifact(runs: Dict[str, ComponentRun], component: str, key: str
-                    ) -> Optional[metadata_store_pb2.Artifact]:
+def output_artifact(
+    runs: Dict[str, ComponentRun], component: str, key: str
+) -> Optional[metadata_store_pb2.Artifact]:
     run = runs.get(component)
     if run is None or not run.outputs.get(key):
         return None
@@ -109,5 +121,6 @@ def custom_value(artifact: metadata_store_pb2.Artifact, key: str):
     kind = value.WhichOneof('value')
     if kind == 'struct_value':
         from google.protobuf import json_format
+
         return json_format.MessageToDict(value.struct_value)
     return getattr(value, kind) if kind else None

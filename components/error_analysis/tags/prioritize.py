@@ -5,12 +5,16 @@ target accuracy; the model's overall accuracy when none is given), the gap, and 
 gain = gap × share: how much overall accuracy could rise if that category reached its
 reference. Counts may be weighted (a reviewed sample stands for its stratum).
 """
+
 from typing import Dict, List, Mapping, Optional
 
 
-def prioritize(tag_counts: Mapping[str, Mapping[str, float]], total_examples: int,
-               overall_accuracy: float, references: Optional[Mapping[str, float]] = None
-               ) -> List[Dict]:
+def prioritize(
+    tag_counts: Mapping[str, Mapping[str, float]],
+    total_examples: int,
+    overall_accuracy: float,
+    references: Optional[Mapping[str, float]] = None,
+) -> List[Dict]:
     """tag_counts: tag -> {'source', 'weight' (examples with the tag, weighted),
     'correct' (weighted correct ones), 'rows' (examples seen)}. Ranked by potential gain."""
     references = references or {}
@@ -23,11 +27,20 @@ def prioritize(tag_counts: Mapping[str, Mapping[str, float]], total_examples: in
         reference = float(references.get(tag, overall_accuracy))
         share = min(weight / total_examples, 1.0)
         gap = max(reference - accuracy, 0.0)
-        rows.append({'tag': tag, 'source': counts['source'], 'rows': int(counts['rows']),
-                     'examples': weight, 'share': share, 'accuracy': accuracy,
-                     'reference': reference,
-                     'reference_given': tag in references, 'gap': gap,
-                     'potential_gain': gap * share})
+        rows.append(
+            {
+                'tag': tag,
+                'source': counts['source'],
+                'rows': int(counts['rows']),
+                'examples': weight,
+                'share': share,
+                'accuracy': accuracy,
+                'reference': reference,
+                'reference_given': tag in references,
+                'gap': gap,
+                'potential_gain': gap * share,
+            }
+        )
     rows.sort(key=lambda r: (-r['potential_gain'], r['tag']))
     return rows
 
@@ -37,8 +50,10 @@ def gain_sentence(rows: List[Dict], top: int = 3) -> Optional[str]:
     if not rows:
         return None
     first, rest = rows[0], rows[1:top]
-    text = (f"Fixing '{first['tag']}' could gain at most "
-            f"{100 * first['potential_gain']:.2g} points of accuracy")
+    text = (
+        f"Fixing '{first['tag']}' could gain at most "
+        f'{100 * first["potential_gain"]:.2g} points of accuracy'
+    )
     if rest:
         text += '; ' + '; '.join(f"'{r['tag']}' {100 * r['potential_gain']:.2g}" for r in rest)
     return text + '.'

@@ -8,6 +8,7 @@ Runs are named by their run id (as `history` prints it, or a unique prefix) or t
 against the latest. Exit status 2 with a one-line error when the store, the pipeline or a run
 is not there.
 """
+
 import argparse
 import sys
 from typing import Dict, List, Optional
@@ -29,56 +30,74 @@ def _yes_no(x: Optional[bool]) -> str:
 
 
 def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + '…'
+    return text if len(text) <= width else text[: width - 1] + '…'
 
 
 def _parser(command: str) -> argparse.ArgumentParser:
     descriptions = {
         'history': 'One line per run of a pipeline, read from ML Metadata: time, run id, '
-                   'pipeline, blessed, accuracy, error rate, failing slices (held on held-out '
-                   'data), the top one.',
+        'pipeline, blessed, accuracy, error rate, failing slices (held on held-out '
+        'data), the top one.',
         'compare': 'Failing slices new, resolved and persisting between two runs (default: '
-                   'the last two), error rates side by side, and per-slice accuracy changes '
-                   "from the two runs' evaluations.",
+        'the last two), error rates side by side, and per-slice accuracy changes '
+        "from the two runs' evaluations.",
     }
-    p = argparse.ArgumentParser(prog=f'local_runner.py {command}',
-                                description=descriptions[command])
-    p.add_argument('--output-dir', default='outputs',
-                   help='the output folder holding metadata.sqlite (default: %(default)s)')
-    p.add_argument('--pipeline', default=None,
-                   help="pipeline: 'taxi', 'blindspot-taxi', ... (default: the store's only "
-                        'pipeline, else blindspot-taxi)')
+    p = argparse.ArgumentParser(
+        prog=f'local_runner.py {command}', description=descriptions[command]
+    )
+    p.add_argument(
+        '--output-dir',
+        default='outputs',
+        help='the output folder holding metadata.sqlite (default: %(default)s)',
+    )
+    p.add_argument(
+        '--pipeline',
+        default=None,
+        help="pipeline: 'taxi', 'blindspot-taxi', ... (default: the store's only "
+        'pipeline, else blindspot-taxi)',
+    )
     if command == 'compare':
-        p.add_argument('runs', nargs='*', metavar='RUN',
-                       help='RUN_A RUN_B: run ids or numbers from `history` (default: the last '
-                            'two runs; one RUN: that run against the latest)')
-        p.add_argument('--no-tfma', action='store_true',
-                       help="per-slice accuracy from the reports' copies of the TFMA metrics "
-                            '(faster: no TFMA import)')
+        p.add_argument(
+            'runs',
+            nargs='*',
+            metavar='RUN',
+            help='RUN_A RUN_B: run ids or numbers from `history` (default: the last '
+            'two runs; one RUN: that run against the latest)',
+        )
+        p.add_argument(
+            '--no-tfma',
+            action='store_true',
+            help="per-slice accuracy from the reports' copies of the TFMA metrics "
+            '(faster: no TFMA import)',
+        )
     return p
 
 
 def print_history(rows: List[Dict], pipeline: str, where: str) -> None:
     print(f'{pipeline}: {len(rows)} run(s) in {where}')
-    header = (f"{'#':>3}  {'time':19s}  {'run id':26s}  {'pipeline':16s}  {'blessed':7s}  "
-              f"{'accuracy':>8s}  {'error rate':>10s}  {'failing':>7s}  top slice")
+    header = (
+        f'{"#":>3}  {"time":19s}  {"run id":26s}  {"pipeline":16s}  {"blessed":7s}  '
+        f'{"accuracy":>8s}  {"error rate":>10s}  {"failing":>7s}  top slice'
+    )
     print(header)
     for r in rows:
         if r['status'] != 'complete' and r['failing_slices'] is None:
-            top = f"({r['status']})"
+            top = f'({r["status"]})'
         else:
             top = r['top_slice'] or ('-' if r['failing_slices'] is None else '(none held)')
         failing = '-' if r['failing_slices'] is None else str(r['failing_slices'])
-        print(f"{r['number']:>3}  {r['time']:19s}  {r['run_id']:26s}  {r['pipeline']:16s}  "
-              f"{_yes_no(r['blessed']):7s}  {_num(r['accuracy']):>8s}  "
-              f"{_pct(r['error_rate']):>10s}  {failing:>7s}  {_clip(top, TOP_SLICE_WIDTH)}")
+        print(
+            f'{r["number"]:>3}  {r["time"]:19s}  {r["run_id"]:26s}  {r["pipeline"]:16s}  '
+            f'{_yes_no(r["blessed"]):7s}  {_num(r["accuracy"]):>8s}  '
+            f'{_pct(r["error_rate"]):>10s}  {failing:>7s}  {_clip(top, TOP_SLICE_WIDTH)}'
+        )
 
 
 def _side(side: Optional[Dict]) -> str:
     if not side:
-        return f"{'not measured':>22s}"
+        return f'{"not measured":>22s}'
     held = '' if side.get('held') else '*'
-    return f"{_pct(side.get('error_rate')) + held:>8s} (n={side.get('size') or 0:>5,})"
+    return f'{_pct(side.get("error_rate")) + held:>8s} (n={side.get("size") or 0:>5,})'
 
 
 def _group(title: str, entries: List[Dict]) -> None:
@@ -88,41 +107,53 @@ def _group(title: str, entries: List[Dict]) -> None:
     for e in entries:
         change = e['error_rate_change']
         delta = f'{100 * change:+.1f} pts' if change is not None else ''
-        print(f"  {_clip(e['slice'], 64):64s}  {_side(e['baseline'])}  →  "
-              f"{_side(e['current'])}  {delta}")
+        print(
+            f'  {_clip(e["slice"], 64):64s}  {_side(e["baseline"])}  →  '
+            f'{_side(e["current"])}  {delta}'
+        )
 
 
 def print_comparison(c: Dict) -> None:
     a, b = c['baseline_run'], c['current_run']
-    print(f"{c['pipeline']}: run #{b['number']} {b['run_id']} compared with "
-          f"run #{a['number']} {a['run_id']}")
+    print(
+        f'{c["pipeline"]}: run #{b["number"]} {b["run_id"]} compared with '
+        f'run #{a["number"]} {a["run_id"]}'
+    )
     for label, ref in (('A', a), ('B', b)):
-        print(f"  {label}  #{ref['number']:<3} blessed {_yes_no(ref['blessed']):3s}  "
-              f"report {ref['report_uri']}")
+        print(
+            f'  {label}  #{ref["number"]:<3} blessed {_yes_no(ref["blessed"]):3s}  '
+            f'report {ref["report_uri"]}'
+        )
     if c.get('same_report'):
         print('  (both runs point at the same report: ErrorAnalysis was served from the cache)')
     overall = c['overall']
     change = overall['error_rate_change']
-    print(f"Overall error rate: {_pct(overall['baseline']['error_rate'])} → "
-          f"{_pct(overall['current']['error_rate'])}"
-          + (f' ({100 * change:+.1f} pts)' if change is not None else ''))
-    print('Failing slices (held on held-out data), error rate A → B; '
-          '* = measured but not held:')
+    print(
+        f'Overall error rate: {_pct(overall["baseline"]["error_rate"])} → '
+        f'{_pct(overall["current"]["error_rate"])}'
+        + (f' ({100 * change:+.1f} pts)' if change is not None else '')
+    )
+    print('Failing slices (held on held-out data), error rate A → B; * = measured but not held:')
     _group('New', c['new'])
     _group('Resolved', c['resolved'])
     _group('Persisting', c['persisting'])
     accuracy = c['accuracy']
     rows = accuracy['rows']
-    print(f"Accuracy by TFMA slice ({accuracy['metric'] or 'no accuracy metric'}; slices with "
-          f"at least {accuracy['min_examples']} examples in both; largest changes first, "
-          f'{min(len(rows), ACCURACY_ROWS)} of {len(rows)}):')
+    print(
+        f'Accuracy by TFMA slice ({accuracy["metric"] or "no accuracy metric"}; slices with '
+        f'at least {accuracy["min_examples"]} examples in both; largest changes first, '
+        f'{min(len(rows), ACCURACY_ROWS)} of {len(rows)}):'
+    )
     for r in rows[:ACCURACY_ROWS]:
-        print(f"  {_clip(r['slice'], 64):64s}  {r['baseline']:.3f} → {r['current']:.3f}  "
-              f"({r['change']:+.3f})  n={r['baseline_examples']:,}/{r['current_examples']:,}")
+        print(
+            f'  {_clip(r["slice"], 64):64s}  {r["baseline"]:.3f} → {r["current"]:.3f}  '
+            f'({r["change"]:+.3f})  n={r["baseline_examples"]:,}/{r["current_examples"]:,}'
+        )
 
 
 def history(argv: List[str]) -> int:
-    from pipelines import review
+    import review
+
     a = _parser('history').parse_args(argv)
     try:
         r = review.Review(a.output_dir, a.pipeline)
@@ -135,18 +166,21 @@ def history(argv: List[str]) -> int:
 
 
 def compare(argv: List[str]) -> int:
-    from pipelines import review
+    import review
+
     p = _parser('compare')
     a = p.parse_args(argv)
     if len(a.runs) > 2:
         p.error(f'give at most two runs, got {len(a.runs)}')
     refs = a.runs + [None] * (2 - len(a.runs))
     import logging
-    for name in ('tensorflow', 'absl'):   # TFMA's deprecation and per-slice plot warnings
+
+    for name in ('tensorflow', 'absl'):  # TFMA's deprecation and per-slice plot warnings
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
         comparison = review.Review(a.output_dir, a.pipeline).compare(
-            refs[0], refs[1], tfma=not a.no_tfma)
+            refs[0], refs[1], tfma=not a.no_tfma
+        )
     except review.ReviewError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
@@ -163,10 +197,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     # Reading, not training: keep TensorFlow's start-up chatter off the console.
     import os
     import warnings
+
     os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
     warnings.filterwarnings('ignore', category=FutureWarning)
     if not argv or argv[0] not in COMMANDS:
-        print(f"error: expected one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        print(f'error: expected one of: {", ".join(COMMANDS)}', file=sys.stderr)
         return 2
     return COMMANDS[argv[0]](argv[1:])
 

@@ -6,7 +6,7 @@ events. A component served from the cache in run N has an execution in run N who
 point at the artifacts an earlier run produced, so `run.report` of a cached run is the earlier
 report (the same artifact id).
 
-    from pipelines import review
+    import review
     r = review.Review('outputs')                 # or an MLMD ConnectionConfig / MetadataStore
     for run in r.runs():                         # oldest first
         print(run.number, run.run_id, run.blessed, run.accuracy(), run.error_rate())
@@ -18,6 +18,7 @@ report (the same artifact id).
 Errors (no store, unknown pipeline, unknown run, nothing to compare) raise ReviewError, whose
 message says what was looked for and what exists.
 """
+
 import dataclasses
 import datetime
 import json
@@ -27,16 +28,20 @@ from typing import Dict, List, Optional, Sequence, Union
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components.error_analysis import report_compare
-from components.error_analysis.tfma_metrics import load_eval_result
-from pipelines import metadata
+import components.error_analysis as error_analysis
+from review import metadata
 
 PIPELINE_PREFIX = 'blindspot-'
 DEFAULT_PIPELINE = 'blindspot-taxi'
 _SHOWN_RUNS = 8
 
-Source = Union[str, os.PathLike, metadata_store_pb2.ConnectionConfig,
-               metadata_store_pb2.MetadataStoreClientConfig, metadata_store.MetadataStore]
+Source = Union[
+    str,
+    os.PathLike,
+    metadata_store_pb2.ConnectionConfig,
+    metadata_store_pb2.MetadataStoreClientConfig,
+    metadata_store.MetadataStore,
+]
 
 
 class ReviewError(LookupError):
@@ -44,8 +49,9 @@ class ReviewError(LookupError):
 
 
 def _read_text(path: str) -> str:
-    if '://' in path:   # gs:// and other remote file systems
+    if '://' in path:  # gs:// and other remote file systems
         import tensorflow as tf
+
         with tf.io.gfile.GFile(path) as f:
             return f.read()
     with open(path) as f:
@@ -56,8 +62,9 @@ def connect(source: Source):
     """(store, description) for an output folder, a connection config or an open store."""
     if isinstance(source, metadata_store.MetadataStore):
         return source, 'the given store'
-    if isinstance(source, (metadata_store_pb2.ConnectionConfig,
-                           metadata_store_pb2.MetadataStoreClientConfig)):
+    if isinstance(
+        source, (metadata_store_pb2.ConnectionConfig, metadata_store_pb2.MetadataStoreClientConfig)
+    ):
         if isinstance(source, metadata_store_pb2.ConnectionConfig) and source.HasField('sqlite'):
             where = source.sqlite.filename_uri
         elif isinstance(source, metadata_store_pb2.MetadataStoreClientConfig):
@@ -66,18 +73,22 @@ def connect(source: Source):
             where = 'the configured store'
         try:
             return metadata_store.MetadataStore(source), where
-        except Exception as e:   # MLMD raises its own error types
+        except Exception as e:  # MLMD raises its own error types
             raise ReviewError(f'cannot open the ML Metadata store at {where}: {e}') from e
     output_dir = os.fspath(source)
     path = metadata.sqlite_path(output_dir)
     if not os.path.isdir(output_dir):
-        raise ReviewError(f'no output folder {output_dir!r} (looked for the ML Metadata store '
-                          f'{path}): run `python local_runner.py --output-dir {output_dir}` '
-                          'first, or pass --output-dir')
+        raise ReviewError(
+            f'no output folder {output_dir!r} (looked for the ML Metadata store '
+            f'{path}): run `python local_runner.py --output-dir {output_dir}` '
+            'first, or pass --output-dir'
+        )
     if not os.path.isfile(path):
         present = sorted(os.listdir(output_dir))
-        raise ReviewError(f'no ML Metadata store in {output_dir!r}: looked for {path}; the '
-                          f"folder has: {', '.join(present) if present else 'nothing'}")
+        raise ReviewError(
+            f'no ML Metadata store in {output_dir!r}: looked for {path}; the '
+            f'folder has: {", ".join(present) if present else "nothing"}'
+        )
     try:
         return metadata.open_store(output_dir), path
     except Exception as e:
@@ -117,8 +128,9 @@ def _blessed(blessing) -> Optional[bool]:
 @dataclasses.dataclass
 class Run:
     """One pipeline run, as ML Metadata recorded it."""
-    number: int                                  # 1 = oldest run of the pipeline
-    run_id: str                                  # the pipeline_run context's name
+
+    number: int  # 1 = oldest run of the pipeline
+    run_id: str  # the pipeline_run context's name
     pipeline: str
     context: metadata_store_pb2.Context
     components: Dict[str, metadata.ComponentRun]
@@ -167,7 +179,7 @@ class Run:
         """'complete', 'failed at <component>', or 'running'."""
         failed = [n for n, s in self.states.items() if s == 'FAILED']
         if failed:
-            return f"failed at {', '.join(failed)}"
+            return f'failed at {", ".join(failed)}'
         if any(s in ('RUNNING', 'NEW', 'UNKNOWN') for s in self.states.values()):
             return 'running'
         return 'complete'
@@ -175,11 +187,17 @@ class Run:
     def report_json(self) -> Optional[Dict]:
         """The loaded report.json of this run's ErrorAnalysis report (None without one)."""
         if self._report is None and self.report is not None:
-            self._report = json.loads(_read_text(os.path.join(self.report.uri, 'report.json')))
+            self._report = json.loads(
+                _read_text(os.path.join(self.report.uri, error_analysis.files.REPORT_JSON))
+            )
         return self._report
 
     def report_html_path(self) -> Optional[str]:
-        return os.path.join(self.report.uri, 'report.html') if self.report is not None else None
+        return (
+            os.path.join(self.report.uri, error_analysis.files.REPORT_HTML)
+            if self.report is not None
+            else None
+        )
 
     def report_html(self) -> Optional[str]:
         """The report page (self-contained HTML), or None without a report."""
@@ -199,15 +217,14 @@ class Run:
         """The Evaluator's sliced metrics as rows (tfma_metrics.sliced_metrics)."""
         if self.evaluation is None:
             return []
-        from components.error_analysis.tfma_metrics import sliced_metrics
-        return sliced_metrics(self.evaluation.uri)
+        return error_analysis.sliced_metrics(self.evaluation.uri)
 
     def eval_result(self):
         """tfma.EvalResult of this run's evaluation (the candidate model's, when the Evaluator
         also evaluated a baseline), for tfma.view.render_*."""
         if self.evaluation is None:
             raise ReviewError(f'run {self.run_id} has no evaluation ({self.status})')
-        return load_eval_result(self.evaluation.uri)
+        return error_analysis.load_eval_result(self.evaluation.uri)
 
     def accuracy(self) -> Optional[float]:
         """Overall accuracy from the Evaluator (as carried in the report, else read from the
@@ -216,7 +233,7 @@ class Run:
         rows = (data or {}).get('tfma') or []
         if not rows and self.evaluation is not None:
             rows = self.tfma_rows()
-        metric = report_compare.accuracy_metric(rows)
+        metric = error_analysis.accuracy_metric(rows)
         overall = next((r for r in rows if not r['features']), None)
         if metric and overall and metric in overall['metrics']:
             return overall['metrics'][metric]
@@ -229,13 +246,19 @@ class Run:
     def summary(self) -> Dict:
         """One history row."""
         failing = self.failing_slices()
-        return {'number': self.number, 'time': self.time.strftime('%Y-%m-%d %H:%M:%S'),
-                'run_id': self.run_id, 'pipeline': self.pipeline, 'status': self.status,
-                'blessed': self.blessed, 'accuracy': self.accuracy(),
-                'error_rate': self.error_rate(),
-                'failing_slices': len(failing) if self.report is not None else None,
-                'top_slice': failing[0]['slice'] if failing else None,
-                'report_id': self.report.id if self.report is not None else None}
+        return {
+            'number': self.number,
+            'time': self.time.strftime('%Y-%m-%d %H:%M:%S'),
+            'run_id': self.run_id,
+            'pipeline': self.pipeline,
+            'status': self.status,
+            'blessed': self.blessed,
+            'accuracy': self.accuracy(),
+            'error_rate': self.error_rate(),
+            'failing_slices': len(failing) if self.report is not None else None,
+            'top_slice': failing[0]['slice'] if failing else None,
+            'report_id': self.report.id if self.report is not None else None,
+        }
 
 
 class Review:
@@ -250,17 +273,21 @@ class Review:
         """Every run of the pipeline, oldest first."""
         if self._runs is None:
             contexts = metadata.pipeline_runs(self.store, self.pipeline)
-            self._runs = [Run(i + 1, c.name, self.pipeline, c,
-                              metadata.component_runs(self.store, c))
-                          for i, c in enumerate(contexts)]
+            self._runs = [
+                Run(i + 1, c.name, self.pipeline, c, metadata.component_runs(self.store, c))
+                for i, c in enumerate(contexts)
+            ]
         return self._runs
 
     def _listing(self) -> str:
         runs = self.runs()
         shown = runs[-_SHOWN_RUNS:]
         text = ', '.join(f'#{r.number} {r.run_id}' for r in shown)
-        return (f'{len(runs)} run(s): ' + ('... ' if len(runs) > len(shown) else '') + text
-                if runs else 'no runs')
+        return (
+            f'{len(runs)} run(s): ' + ('... ' if len(runs) > len(shown) else '') + text
+            if runs
+            else 'no runs'
+        )
 
     def run(self, ref: Union[None, int, str] = None) -> Run:
         """The latest run (ref None), a run by id (or a unique prefix of it), or by number as
@@ -282,8 +309,10 @@ class Review:
             prefixed = exact or [r for r in runs if r.run_id.startswith(text)]
             if len(prefixed) == 1:
                 return prefixed[0]
-        raise ReviewError(f"no run '{text}' of pipeline '{self.pipeline}' in {self.where}; "
-                          f'it has {self._listing()}')
+        raise ReviewError(
+            f"no run '{text}' of pipeline '{self.pipeline}' in {self.where}; "
+            f'it has {self._listing()}'
+        )
 
     def latest(self) -> Run:
         return self.run()
@@ -294,64 +323,78 @@ class Review:
     def _with_report(self, run: Run) -> Dict:
         data = run.report_json()
         if data is None:
-            raise ReviewError(f'run #{run.number} {run.run_id} of {self.pipeline} has no '
-                              f'ErrorAnalysis report ({run.status}); runs with one: '
-                              + (', '.join(f'#{r.number}' for r in self.runs()
-                                           if r.report is not None) or 'none'))
+            raise ReviewError(
+                f'run #{run.number} {run.run_id} of {self.pipeline} has no '
+                f'ErrorAnalysis report ({run.status}); runs with one: '
+                + (', '.join(f'#{r.number}' for r in self.runs() if r.report is not None) or 'none')
+            )
         return data
 
-    def compare(self, a: Union[None, int, str] = None, b: Union[None, int, str] = None,
-                tfma: bool = True) -> Dict:
+    def compare(
+        self, a: Union[None, int, str] = None, b: Union[None, int, str] = None, tfma: bool = True
+    ) -> Dict:
         """Run `b` (default: the latest) against run `a` (default: the one before `b`):
-        report_compare.compare_reports, with per-slice accuracy read from the two evaluations
+        error_analysis.compare_reports, with per-slice accuracy read from the two evaluations
         (tfma=False: from the copies in the reports, no TFMA import)."""
         runs = self.runs()
         if a is None and b is None:
             if len(runs) < 2:
-                raise ReviewError(f"pipeline '{self.pipeline}' has {self._listing()} in "
-                                  f'{self.where}: need two runs to compare')
+                raise ReviewError(
+                    f"pipeline '{self.pipeline}' has {self._listing()} in "
+                    f'{self.where}: need two runs to compare'
+                )
             run_a, run_b = runs[-2], runs[-1]
         else:
             run_a = self.run(a) if a is not None else None
             run_b = self.run(b)
             if run_a is None:
                 if run_b.number == 1:
-                    raise ReviewError(f'run #1 {run_b.run_id} is the first run: nothing before '
-                                      'it to compare with')
+                    raise ReviewError(
+                        f'run #1 {run_b.run_id} is the first run: nothing before it to compare with'
+                    )
                 run_a = runs[run_b.number - 2]
         base, cur = self._with_report(run_a), self._with_report(run_b)
         tfma_a = run_a.tfma_rows() if tfma and run_a.evaluation is not None else None
         tfma_b = run_b.tfma_rows() if tfma and run_b.evaluation is not None else None
-        comparison = report_compare.compare_reports(base, cur, baseline_tfma=tfma_a,
-                                                    current_tfma=tfma_b)
-        comparison.update({
-            'pipeline': self.pipeline,
-            'baseline_label': f'run #{run_a.number} {run_a.run_id}',
-            'baseline_run': _run_ref(run_a), 'current_run': _run_ref(run_b),
-            'same_report': run_a.report.id == run_b.report.id,
-        })
+        comparison = error_analysis.compare_reports(
+            base, cur, baseline_tfma=tfma_a, current_tfma=tfma_b
+        )
+        comparison.update(
+            {
+                'pipeline': self.pipeline,
+                'baseline_label': f'run #{run_a.number} {run_a.run_id}',
+                'baseline_run': _run_ref(run_a),
+                'current_run': _run_ref(run_b),
+                'same_report': run_a.report.id == run_b.report.id,
+            }
+        )
         return comparison
 
     def eval_results(self, runs: Optional[Sequence[Run]] = None):
         """tfma.EvalResults over the runs' evaluations (each evaluation once, oldest first,
         model-centric), for tfma.view.render_time_series."""
         import tensorflow_model_analysis as tfma
+
         seen, results = set(), []
         for run in runs if runs is not None else self.runs():
             if run.evaluation is None or run.evaluation.id in seen:
                 continue
             seen.add(run.evaluation.id)
-            results.append(load_eval_result(run.evaluation.uri))
+            results.append(error_analysis.load_eval_result(run.evaluation.uri))
         if not results:
             raise ReviewError(f"no evaluations among the runs of '{self.pipeline}'")
         return tfma.make_eval_results(results, tfma.MODEL_CENTRIC_MODE)
 
 
 def _run_ref(run: Run) -> Dict:
-    return {'number': run.number, 'run_id': run.run_id, 'blessed': run.blessed,
-            'report_id': run.report.id if run.report is not None else None,
-            'report_uri': run.report.uri if run.report is not None else None,
-            'evaluation_uri': run.evaluation.uri if run.evaluation is not None else None}
+    return {
+        'number': run.number,
+        'run_id': run.run_id,
+        'blessed': run.blessed,
+        'report_id': run.report.id if run.report is not None else None,
+        'report_uri': run.report.uri if run.report is not None else None,
+        'evaluation_uri': run.evaluation.uri if run.evaluation is not None else None,
+    }
 
 
 # Module-level shortcuts.
@@ -359,12 +402,17 @@ def list_runs(source: Source = 'outputs', pipeline: Optional[str] = None) -> Lis
     return Review(source, pipeline).runs()
 
 
-def get_run(source: Source = 'outputs', run_id: Union[None, int, str] = None,
-            pipeline: Optional[str] = None) -> Run:
+def get_run(
+    source: Source = 'outputs', run_id: Union[None, int, str] = None, pipeline: Optional[str] = None
+) -> Run:
     return Review(source, pipeline).run(run_id)
 
 
-def compare_runs(source: Source = 'outputs', a: Union[None, int, str] = None,
-                 b: Union[None, int, str] = None, pipeline: Optional[str] = None,
-                 tfma: bool = True) -> Dict:
+def compare_runs(
+    source: Source = 'outputs',
+    a: Union[None, int, str] = None,
+    b: Union[None, int, str] = None,
+    pipeline: Optional[str] = None,
+    tfma: bool = True,
+) -> Dict:
     return Review(source, pipeline).compare(a, b, tfma=tfma)

@@ -1,4 +1,5 @@
 """TFMA's sliced metrics as plain rows, read with tfma.load_eval_result (no notebook needed)."""
+
 from typing import Dict, List
 
 import tensorflow_model_analysis as tfma
@@ -28,6 +29,7 @@ def load_eval_result(uri: str) -> tfma.EvalResult:
     models ('candidate', 'baseline'); without a name TFMA finds the candidate's metrics (through
     the diff metrics) but none of its plots."""
     from tensorflow_model_analysis.writers import eval_config_writer
+
     config = eval_config_writer.load_eval_run(uri)[0]
     candidates = [spec.name for spec in config.model_specs if not spec.is_baseline]
     name = candidates[0] if len(config.model_specs) > 1 and candidates else None
@@ -46,8 +48,12 @@ def sliced_metrics(evaluation_uri: str) -> List[Dict]:
                     number = _scalar(value)
                     if number is not None:
                         metrics[name] = number
-        rows.append({'slice': slice_name(slice_key),
-                     'features': [name for name, _ in slice_key],
-                     'metrics': metrics})
+        rows.append(
+            {
+                'slice': slice_name(slice_key),
+                'features': [name for name, _ in slice_key],
+                'metrics': metrics,
+            }
+        )
     rows.sort(key=lambda r: (len(r['features']), r['features'], r['slice']))
     return rows

@@ -4,6 +4,7 @@ Runs the model as it is served (`serving_default` applies the Transform graph) a
 label through the `transform_features` signature when the label is a transformed feature, so
 predictions match what the Evaluator sees.
 """
+
 import dataclasses
 import hashlib
 from typing import Dict, Sequence
@@ -22,9 +23,10 @@ class InputError(ValueError):
 @dataclasses.dataclass
 class PredictionBatch:
     """Per-example results for one batch; `columns` are the raw slicing features."""
-    example_ids: np.ndarray       # str
-    labels: np.ndarray            # int class ids
-    probabilities: np.ndarray     # (n, num_classes)
+
+    example_ids: np.ndarray  # str
+    labels: np.ndarray  # int class ids
+    probabilities: np.ndarray  # (n, num_classes)
     columns: Dict[str, np.ndarray]
 
     @property
@@ -88,8 +90,7 @@ def to_probabilities(scores: np.ndarray) -> np.ndarray:
         if p.min(initial=0.0) < 0 or p.max(initial=1.0) > 1:
             p = 1.0 / (1.0 + np.exp(-p))
         return np.column_stack([1.0 - p, p])
-    if (scores.min() < 0 or scores.max() > 1
-            or not np.allclose(scores.sum(axis=1), 1.0, atol=1e-3)):
+    if scores.min() < 0 or scores.max() > 1 or not np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
         shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True)
     return scores
@@ -98,21 +99,30 @@ def to_probabilities(scores: np.ndarray) -> np.ndarray:
 class Predictor:
     """Loads the serving model once; `predict` runs one batch of serialized examples."""
 
-    def __init__(self, model_dir: str, label_key: str, feature_spec: Dict,
-                 transformed_features: Sequence[str] = ()):
+    def __init__(
+        self,
+        model_dir: str,
+        label_key: str,
+        feature_spec: Dict,
+        transformed_features: Sequence[str] = (),
+    ):
         self._model = tf.saved_model.load(model_dir)
         signatures = self._model.signatures
         if 'serving_default' not in signatures:
-            raise InputError(f"model at {model_dir} has no 'serving_default' signature; "
-                             'save it with a signature that takes serialized tf.Examples')
+            raise InputError(
+                f"model at {model_dir} has no 'serving_default' signature; "
+                'save it with a signature that takes serialized tf.Examples'
+            )
         self._serve = signatures['serving_default']
         self._transform = signatures.get('transform_features')
         self._label_key = label_key
         self._feature_spec = feature_spec
         self._transformed_features = list(transformed_features)
         if self._transformed_features and self._transform is None:
-            raise InputError(f'features {", ".join(self._transformed_features)} are not in the '
-                             "raw examples and the model has no 'transform_features' signature")
+            raise InputError(
+                f'features {", ".join(self._transformed_features)} are not in the '
+                "raw examples and the model has no 'transform_features' signature"
+            )
 
     def _labels(self, serialized: tf.Tensor) -> np.ndarray:
         label = None
@@ -121,11 +131,14 @@ class Predictor:
         if label is None:
             try:
                 raw = tf.io.parse_example(
-                    serialized, {self._label_key: tf.io.VarLenFeature(tf.int64)})
+                    serialized, {self._label_key: tf.io.VarLenFeature(tf.int64)}
+                )
             except tf.errors.InvalidArgumentError:
-                raise InputError(f"label '{self._label_key}' in the examples is not an integer "
-                                 'class id; map it to ids in Transform and give the '
-                                 'transformed label key') from None
+                raise InputError(
+                    f"label '{self._label_key}' in the examples is not an integer "
+                    'class id; map it to ids in Transform and give the '
+                    'transformed label key'
+                ) from None
             label = tf.sparse.to_dense(raw[self._label_key], default_value=-1)
             if label.shape[1] == 0 or label.shape[1] is None:
                 raise InputError(f"label '{self._label_key}' is missing from the examples")
@@ -135,8 +148,10 @@ class Predictor:
             if values.dtype.kind == 'f' and np.all(values == np.round(values)):
                 values = values.astype(np.int64)
             else:
-                raise InputError(f"label '{self._label_key}' has non-integer values (e.g. "
-                                 f'{values[:3].tolist()}); give class ids or a label vocabulary')
+                raise InputError(
+                    f"label '{self._label_key}' has non-integer values (e.g. "
+                    f'{values[:3].tolist()}); give class ids or a label vocabulary'
+                )
         return values.astype(np.int64)
 
     def predict(self, serialized: Sequence[bytes]) -> PredictionBatch:
@@ -150,7 +165,8 @@ class Predictor:
             raise InputError(
                 f"label '{self._label_key}' has value {int(labels[bad][0])}, which the model "
                 f'never predicts: it has {num_classes} output classes (0..{num_classes - 1}). '
-                'Check that the label key and the model belong together.')
+                'Check that the label key and the model belong together.'
+            )
         parsed = tf.io.parse_example(batch, self._feature_spec) if self._feature_spec else {}
         columns = {name: _first_values(value, len(labels)) for name, value in parsed.items()}
         columns.update(self.transformed_columns(batch))
@@ -165,10 +181,14 @@ class Predictor:
         columns = {}
         for name in self._transformed_features:
             if name not in outputs:
-                raise InputError(f"feature '{name}' is neither in the raw examples nor in the "
-                                 f"Transform output (which has: {', '.join(sorted(outputs))})")
+                raise InputError(
+                    f"feature '{name}' is neither in the raw examples nor in the "
+                    f'Transform output (which has: {", ".join(sorted(outputs))})'
+                )
             values = np.asarray(outputs[name].numpy()).reshape(len(batch.numpy()), -1)[:, 0]
-            columns[name] = (np.array([v.decode('utf-8', 'replace') for v in values],
-                                      dtype=object)
-                             if values.dtype.kind in 'OSU' else values.astype(np.float64))
+            columns[name] = (
+                np.array([v.decode('utf-8', 'replace') for v in values], dtype=object)
+                if values.dtype.kind in 'OSU'
+                else values.astype(np.float64)
+            )
         return columns

@@ -1,6 +1,7 @@
 """The HTML fragment for report.json's `comparison` (see report_compare.py): a section meant
 for report.html right after "Failing slices found automatically". Empty when the report has no
 comparison (no blessed model yet, or run without the report resolver)."""
+
 import html
 from typing import Dict, List, Optional
 
@@ -23,7 +24,7 @@ def _side(side: Optional[Dict]) -> str:
     if not side:
         return '<td class="n muted">not measured</td>'
     held = '' if side.get('held') else ' <span class=muted>(not held)</span>'
-    size = f" <span class=muted>n={side['size']:,}</span>" if side.get('size') else ''
+    size = f' <span class=muted>n={side["size"]:,}</span>' if side.get('size') else ''
     return f'<td class="n">{_pct(side.get("error_rate"))}{size}{held}</td>'
 
 
@@ -32,10 +33,14 @@ def _group(title: str, css: str, entries: List[Dict]) -> str:
         return f'<h3>{_e(title)} (0)</h3>'
     rows = ''.join(
         f'<tr><td>{_e(e["slice"])}</td>{_side(e["baseline"])}{_side(e["current"])}'
-        f'<td class="n">{_pts(e["error_rate_change"])}</td></tr>' for e in entries)
-    return (f'<h3 class="{css}">{_e(title)} ({len(entries)})</h3><table>'
-            '<tr><th>slice</th><th>error rate before</th><th>error rate now</th>'
-            f'<th>change</th></tr>{rows}</table>')
+        f'<td class="n">{_pts(e["error_rate_change"])}</td></tr>'
+        for e in entries
+    )
+    return (
+        f'<h3 class="{css}">{_e(title)} ({len(entries)})</h3><table>'
+        '<tr><th>slice</th><th>error rate before</th><th>error rate now</th>'
+        f'<th>change</th></tr>{rows}</table>'
+    )
 
 
 def _accuracy(accuracy: Dict) -> str:
@@ -46,12 +51,15 @@ def _accuracy(accuracy: Dict) -> str:
         f'<tr><td>{_e(r["slice"])}</td><td class="n">{r["baseline"]:.3f}</td>'
         f'<td class="n">{r["current"]:.3f}</td><td class="n">{r["change"]:+.3f}</td>'
         f'<td class="n">{r["baseline_examples"]:,} / {r["current_examples"]:,}</td></tr>'
-        for r in rows[:MAX_ACCURACY_ROWS])
-    return (f'<details><summary>{_e(accuracy["metric"])} by TFMA slice, largest changes first '
-            f'({min(len(rows), MAX_ACCURACY_ROWS)} of {len(rows)} slices with at least '
-            f'{accuracy["min_examples"]} examples in both)</summary><table><tr><th>slice</th>'
-            '<th>before</th><th>now</th><th>change</th><th>examples</th></tr>'
-            f'{body}</table></details>')
+        for r in rows[:MAX_ACCURACY_ROWS]
+    )
+    return (
+        f'<details><summary>{_e(accuracy["metric"])} by TFMA slice, largest changes first '
+        f'({min(len(rows), MAX_ACCURACY_ROWS)} of {len(rows)} slices with at least '
+        f'{accuracy["min_examples"]} examples in both)</summary><table><tr><th>slice</th>'
+        '<th>before</th><th>now</th><th>change</th><th>examples</th></tr>'
+        f'{body}</table></details>'
+    )
 
 
 def render_comparison(report: Dict, title: str = 'Since the last blessed model') -> str:
@@ -63,16 +71,25 @@ def render_comparison(report: Dict, title: str = 'Since the last blessed model')
     before, now = overall['baseline'], overall['current']
     source = comparison.get('baseline_uri')
     label = comparison.get('baseline_label', 'the baseline')
-    note = (f'<p class=muted>Compared with the report of {_e(label)}'
-            f' written {_e(comparison.get("baseline_created"))}'
-            + (f' (<code>{_e(source)}</code>)' if source else '') + '. Slices are matched by '
-            'their predicates; "failing" means held on held-out data.</p>')
-    summary = (f'<p>Error rate {_pct(before.get("error_rate"))} → {_pct(now.get("error_rate"))}'
-               f' ({_pts(overall.get("error_rate_change"))}); {len(comparison["new"])} new, '
-               f'{len(comparison["resolved"])} fixed, {len(comparison["persisting"])} still '
-               'failing.</p>')
-    return (f'<h2>{_e(title)}</h2>' + note + summary
-            + _group('New failing slices', 'no', comparison['new'])
-            + _group('Fixed', 'ok', comparison['resolved'])
-            + _group('Still failing', '', comparison['persisting'])
-            + _accuracy(comparison.get('accuracy') or {}))
+    note = (
+        f'<p class=muted>Compared with the report of {_e(label)}'
+        f' written {_e(comparison.get("baseline_created"))}'
+        + (f' (<code>{_e(source)}</code>)' if source else '')
+        + '. Slices are matched by '
+        'their predicates; "failing" means held on held-out data.</p>'
+    )
+    summary = (
+        f'<p>Error rate {_pct(before.get("error_rate"))} → {_pct(now.get("error_rate"))}'
+        f' ({_pts(overall.get("error_rate_change"))}); {len(comparison["new"])} new, '
+        f'{len(comparison["resolved"])} fixed, {len(comparison["persisting"])} still '
+        'failing.</p>'
+    )
+    return (
+        f'<h2>{_e(title)}</h2>'
+        + note
+        + summary
+        + _group('New failing slices', 'no', comparison['new'])
+        + _group('Fixed', 'ok', comparison['resolved'])
+        + _group('Still failing', '', comparison['persisting'])
+        + _accuracy(comparison.get('accuracy') or {})
+    )

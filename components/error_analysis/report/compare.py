@@ -27,15 +27,11 @@ The comparison dict:
                baseline_examples, current_examples}] (largest change first, slices with at
                least min_examples in both), only_in_baseline, only_in_current}
 """
+
 from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 ACCURACY_KEYS = ('binary_accuracy', 'sparse_categorical_accuracy', 'accuracy')
 MIN_EXAMPLES = 30
-
-# Custom properties the executor sets on a report that has a comparison.
-NEW_FAILING_SLICES = 'new_failing_slices'
-RESOLVED_FAILING_SLICES = 'resolved_failing_slices'
-BASELINE_REPORT_ID = 'baseline_report_id'
 
 SliceKey = FrozenSet[Tuple[str, str]]
 
@@ -61,14 +57,20 @@ def _measure(report: Dict, key: SliceKey) -> Optional[Dict]:
         if slice_key(s['predicates']) == key:
             size = s['search_size'] + s['holdout_size']
             errors = s['search_errors'] + s['holdout_errors']
-            return {'error_rate': errors / size if size else None, 'size': size,
-                    'held': bool(s.get('held'))}
+            return {
+                'error_rate': errors / size if size else None,
+                'size': size,
+                'held': bool(s.get('held')),
+            }
     if len(key) == 1:
-        (feature, label), = key
+        ((feature, label),) = key
         for value in (report.get('slices') or {}).get('feature_values') or []:
             if value.get('feature') == feature and value.get('label') == label:
-                return {'error_rate': value.get('error_rate'), 'size': value.get('size'),
-                        'held': False}
+                return {
+                    'error_rate': value.get('error_rate'),
+                    'size': value.get('size'),
+                    'held': False,
+                }
     return None
 
 
@@ -77,8 +79,13 @@ def _entry(key: SliceKey, source: Dict, baseline: Dict, current: Dict) -> Dict:
     change = None
     if before and after and before['error_rate'] is not None and after['error_rate'] is not None:
         change = after['error_rate'] - before['error_rate']
-    return {'slice': source['slice'], 'predicates': source['predicates'],
-            'baseline': before, 'current': after, 'error_rate_change': change}
+    return {
+        'slice': source['slice'],
+        'predicates': source['predicates'],
+        'baseline': before,
+        'current': after,
+        'error_rate_change': change,
+    }
 
 
 def _overall(report: Dict) -> Dict:
@@ -98,8 +105,9 @@ def _is_number(x) -> bool:
     return isinstance(x, (int, float)) and x == x
 
 
-def compare_accuracy(baseline_rows: Sequence[Dict], current_rows: Sequence[Dict],
-                     min_examples: int = MIN_EXAMPLES) -> Dict:
+def compare_accuracy(
+    baseline_rows: Sequence[Dict], current_rows: Sequence[Dict], min_examples: int = MIN_EXAMPLES
+) -> Dict:
     """Per-slice accuracy of two TFMA evaluations (rows of tfma_metrics.sliced_metrics),
     matched by slice name; largest change first."""
     metric = accuracy_metric(current_rows) or accuracy_metric(baseline_rows)
@@ -113,20 +121,35 @@ def compare_accuracy(baseline_rows: Sequence[Dict], current_rows: Sequence[Dict]
         n_a, n_b = a.get('example_count'), b.get('example_count')
         if min(n_a or 0, n_b or 0) < min_examples:
             continue
-        rows.append({'slice': name, 'features': list(after[name].get('features', [])),
-                     'baseline': a[metric], 'current': b[metric],
-                     'change': b[metric] - a[metric],
-                     'baseline_examples': int(n_a), 'current_examples': int(n_b)})
+        rows.append(
+            {
+                'slice': name,
+                'features': list(after[name].get('features', [])),
+                'baseline': a[metric],
+                'current': b[metric],
+                'change': b[metric] - a[metric],
+                'baseline_examples': int(n_a),
+                'current_examples': int(n_b),
+            }
+        )
     rows.sort(key=lambda r: (-abs(r['change']), r['slice']))
-    return {'metric': metric, 'min_examples': min_examples, 'rows': rows,
-            'only_in_baseline': len(before.keys() - after.keys()),
-            'only_in_current': len(after.keys() - before.keys())}
+    return {
+        'metric': metric,
+        'min_examples': min_examples,
+        'rows': rows,
+        'only_in_baseline': len(before.keys() - after.keys()),
+        'only_in_current': len(after.keys() - before.keys()),
+    }
 
 
-def compare_reports(baseline: Dict, current: Dict, *,
-                    baseline_tfma: Optional[Sequence[Dict]] = None,
-                    current_tfma: Optional[Sequence[Dict]] = None,
-                    min_examples: int = MIN_EXAMPLES) -> Dict:
+def compare_reports(
+    baseline: Dict,
+    current: Dict,
+    *,
+    baseline_tfma: Optional[Sequence[Dict]] = None,
+    current_tfma: Optional[Sequence[Dict]] = None,
+    min_examples: int = MIN_EXAMPLES,
+) -> Dict:
     """The comparison of `current` with `baseline` (see the module docstring).
 
     TFMA rows default to the ones each report carries (its `tfma` key)."""
@@ -135,21 +158,23 @@ def compare_reports(baseline: Dict, current: Dict, *,
     persisting = [_entry(k, s, baseline, current) for k, s in now.items() if k in was]
     resolved = [_entry(k, s, baseline, current) for k, s in was.items() if k not in now]
     base_overall, cur_overall = _overall(baseline), _overall(current)
-    change = (cur_overall['error_rate'] - base_overall['error_rate']
-              if _is_number(cur_overall['error_rate']) and _is_number(base_overall['error_rate'])
-              else None)
+    change = (
+        cur_overall['error_rate'] - base_overall['error_rate']
+        if _is_number(cur_overall['error_rate']) and _is_number(base_overall['error_rate'])
+        else None
+    )
     return {
         'baseline_created': baseline.get('created'),
         'current_created': current.get('created'),
-        'overall': {'baseline': base_overall, 'current': cur_overall,
-                    'error_rate_change': change},
+        'overall': {'baseline': base_overall, 'current': cur_overall, 'error_rate_change': change},
         'new': new,
         'resolved': resolved,
         'persisting': persisting,
         'accuracy': compare_accuracy(
             baseline.get('tfma') or [] if baseline_tfma is None else baseline_tfma,
             current.get('tfma') or [] if current_tfma is None else current_tfma,
-            min_examples),
+            min_examples,
+        ),
     }
 
 
@@ -163,30 +188,40 @@ def _rate(side: Optional[Dict]) -> Optional[float]:
     return side.get('error_rate') if side else None
 
 
-def comparison_insights(comparison: Dict, since: str = 'the last blessed model',
-                        max_slices: int = 3) -> List[str]:
+def comparison_insights(
+    comparison: Dict, since: str = 'the last blessed model', max_slices: int = 3
+) -> List[str]:
     """Plain sentences about what changed, for the report's insights."""
     lines = []
     for entry in comparison['new'][:max_slices]:
         before = _rate(entry['baseline'])
         was = f'was {_pct(before)}' if before is not None else 'not measured before'
-        lines.append(f"New failing slice since {since}: {entry['slice']} "
-                     f"({_pct(_rate(entry['current']))} error rate, {was}).")
+        lines.append(
+            f'New failing slice since {since}: {entry["slice"]} '
+            f'({_pct(_rate(entry["current"]))} error rate, {was}).'
+        )
     if len(comparison['new']) > max_slices:
-        lines.append(f"... and {len(comparison['new']) - max_slices} more new failing "
-                     f'slice(s) since {since}.')
+        lines.append(
+            f'... and {len(comparison["new"]) - max_slices} more new failing '
+            f'slice(s) since {since}.'
+        )
     for entry in comparison['resolved'][:max_slices]:
         after = _rate(entry['current'])
         now = f'now {_pct(after)}' if after is not None else 'no longer found'
-        lines.append(f"Fixed since {since}: {entry['slice']} "
-                     f"(was {_pct(_rate(entry['baseline']))} error rate, {now}).")
+        lines.append(
+            f'Fixed since {since}: {entry["slice"]} '
+            f'(was {_pct(_rate(entry["baseline"]))} error rate, {now}).'
+        )
     if len(comparison['resolved']) > max_slices:
-        lines.append(f"... and {len(comparison['resolved']) - max_slices} more slice(s) fixed "
-                     f'since {since}.')
+        lines.append(
+            f'... and {len(comparison["resolved"]) - max_slices} more slice(s) fixed since {since}.'
+        )
     persisting = comparison['persisting']
     if persisting:
-        lines.append(f'Still failing since {since}: {len(persisting)} slice(s), e.g. '
-                     f"{persisting[0]['slice']}.")
+        lines.append(
+            f'Still failing since {since}: {len(persisting)} slice(s), e.g. '
+            f'{persisting[0]["slice"]}.'
+        )
     if not lines:
         lines.append(f'No failing slice before or now: nothing changed since {since}.')
     return lines

@@ -1,0 +1,350 @@
+"""The ErrorAnalysis Beam pipeline: one inference pass, then aggregations that each end in a
+small JSON part file. Per-example work happens in batches inside Beam, so the same pipeline
+runs on the DirectRunner, Dataflow, Flink or Spark."""
+
+import base64
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+
+from components.error_analysis.beam import slices as beam_slices
+from components.error_analysis.beam.predictions import PredictionBatch
+from components.error_analysis.report.files import FEATURE_COLUMN_PREFIX, PREDICTIONS_DIR
+from components.error_analysis.search import confusion, lattice
+
+PART_TOTALS = 'totals.json'
+PART_HARDEST = 'hardest.json'
+PART_SLICES = 'slices.json'
+PART_GALLERY = 'gallery.json'
+PART_TAGS = 'tags.json'
+GALLERY_PER_PAIR = 12
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisParams:
+    model_dir: str
+    label_key: str
+    num_classes: int
+    slice_features: Dict[str, str]  # name -> 'int' | 'float' | 'string' | 'int_category'
+    num_bins: int
+    max_values_per_feature: int
+    finder: lattice.SliceFinderConfig
+    num_hardest: int
+    transformed_features: Tuple[str, ...] = ()  # slice features read from Transform
+    image: Optional[Tuple[str, int, int]] = None  # (raw bytes feature, height, width)
+    tag_rules: Tuple[str, ...] = ()  # 'name: expression' (tag_rules.py)
+    rule_only_features: Tuple[str, ...] = ()  # read for the rules, not sliced on
+
+
+class _Predict(beam.DoFn):
+    """Runs the model on batches of serialized examples; the model loads once per worker."""
+
+    def __init__(self, params: AnalysisParams):
+        self._params = params
+        self._predictor = None
+
+    def setup(self):
+        import tensorflow as tf
+
+        from components.error_analysis.beam.predictions import Predictor
+
+        dtypes = {
+            'int': tf.int64,
+            'int_category': tf.int64,
+            'float': tf.float32,
+            'string': tf.string,
+        }
+        transformed = self._params.transformed_features
+        spec = {
+            name: tf.io.VarLenFeature(dtypes[kind])
+            for name, kind in self._params.slice_features.items()
+            if name not in transformed
+        }
+        self._predictor = Predictor(
+            self._params.model_dir, self._params.label_key, spec, transformed
+        )
+
+    def process(self, serialized: List[bytes]):
+        batch = self._predictor.predict(serialized)
+        for name, kind in self._params.slice_features.items():
+            if kind == 'int_category':
+                batch.columns[name] = _ids_as_text(batch.columns[name])
+        if self._params.image:
+            yield beam.pvalue.TaggedOutput(
+                'gallery', _mistaken_images(batch, serialized, self._params.image[0])
+            )
+        yield batch
+
+
+def _mistaken_images(
+    batch: PredictionBatch, serialized: List[bytes], image_key: str
+) -> List[Tuple[Tuple[int, int], Dict]]:
+    """((true, predicted), record with the raw image) for each mistake of the batch."""
+    import tensorflow as tf
+
+    wrong = np.flatnonzero(batch.errors > 0)
+    if not len(wrong):
+        return []
+    images = tf.io.parse_example(
+        [serialized[i] for i in wrong], {image_key: tf.io.FixedLenFeature([], tf.string)}
+    )[image_key].numpy()
+    return [
+        (
+            (int(batch.labels[i]), int(batch.predicted[i])),
+            {
+                'example_id': str(batch.example_ids[i]),
+                'confidence': float(batch.confidence[i]),
+                'image': base64.b64encode(image).decode(),
+            },
+        )
+        for i, image in zip(wrong, images)
+    ]
+
+
+def _ids_as_text(values: np.ndarray) -> np.ndarray:
+    """Integer ids (NaN = missing) as category strings, so they are sliced by value."""
+    out = np.full(len(values), None, dtype=object)
+    present = ~np.isnan(values)
+    out[present] = values[present].astype(np.int64).astype(str)
+    return out
+
+
+def _totals(batch: PredictionBatch, num_classes: int) -> np.ndarray:
+    """Flattened confusion counts plus the summed loss, so one sum combines both."""
+    counts = confusion.confusion_counts(batch.labels, batch.predicted, num_classes)
+    return np.append(counts.ravel().astype(np.float64), batch.loss.sum())
+
+
+def _worst_errors(batch: PredictionBatch, n: int) -> List[Dict]:
+    """This batch's n most confident mistakes, with their feature values."""
+    wrong = np.flatnonzero(batch.errors > 0)
+    wrong = wrong[np.argsort(-batch.confidence[wrong], kind='stable')[:n]]
+    rows = []
+    for i in wrong:
+        features = {}
+        for name, values in batch.columns.items():
+            value = values[i]
+            features[name] = (
+                None
+                if value is None or (isinstance(value, float) and np.isnan(value))
+                else (value if isinstance(value, str) else float(value))
+            )
+        rows.append(
+            {
+                'example_id': str(batch.example_ids[i]),
+                'label': int(batch.labels[i]),
+                'predicted': int(batch.predicted[i]),
+                'confidence': float(batch.confidence[i]),
+                'loss': float(batch.loss[i]),
+                'features': features,
+            }
+        )
+    return rows
+
+
+def predictions_schema(slice_features: Dict[str, str], num_classes: int) -> pa.Schema:
+    fields = [
+        ('example_id', pa.string()),
+        ('label', pa.int64()),
+        ('predicted', pa.int64()),
+        ('correct', pa.bool_()),
+        ('confidence', pa.float64()),
+        ('loss', pa.float64()),
+    ]
+    fields += [(f'prob_{c}', pa.float64()) for c in range(num_classes)]
+    fields += [
+        (
+            FEATURE_COLUMN_PREFIX + name,
+            pa.string() if kind in ('string', 'int_category') else pa.float64(),
+        )
+        for name, kind in slice_features.items()
+    ]
+    return pa.schema(fields)
+
+
+def _to_table(batch: PredictionBatch, schema: pa.Schema) -> pa.Table:
+    data = {
+        'example_id': batch.example_ids.astype(str),
+        'label': batch.labels,
+        'predicted': batch.predicted,
+        'correct': batch.errors == 0,
+        'confidence': batch.confidence,
+        'loss': batch.loss,
+    }
+    for c in range(batch.probabilities.shape[1]):
+        data[f'prob_{c}'] = batch.probabilities[:, c]
+    for name, values in batch.columns.items():
+        data[FEATURE_COLUMN_PREFIX + name] = values
+    return pa.Table.from_pydict({f.name: data[f.name] for f in schema}, schema=schema)
+
+
+def _write_json(pcoll: beam.PCollection, label: str, path: str) -> None:
+    _ = (
+        pcoll
+        | f'{label}ToJson' >> beam.Map(json.dumps)
+        | f'Write{label}' >> beam.io.WriteToText(path, shard_name_template='', num_shards=1)
+    )
+
+
+def _sum_arrays(arrays, size: int) -> np.ndarray:
+    total = np.zeros(size)
+    for array in arrays:
+        total += array
+    return total
+
+
+def build_analysis(
+    pipeline: beam.Pipeline, file_patterns: Sequence[str], params: AnalysisParams, output_dir: str
+) -> beam.PCollection:
+    """Adds the analysis to `pipeline`; parts land in output_dir when it runs. Returns the
+    prediction batches for further aggregations."""
+    serialized = (
+        pipeline
+        | 'Patterns' >> beam.Create(list(file_patterns))
+        | 'Read'
+        >> beam.io.ReadAllFromTFRecord(compression_type=beam.io.filesystem.CompressionTypes.AUTO)
+    )
+    predicted = (
+        serialized
+        | 'Batch' >> beam.BatchElements(min_batch_size=256, max_batch_size=1024)
+        | 'Predict' >> beam.ParDo(_Predict(params)).with_outputs('gallery', main='batches')
+    )
+    batches = predicted.batches
+    if params.image:
+        gallery = (
+            predicted.gallery
+            | 'FlattenGallery' >> beam.FlatMap(lambda records: records)
+            | 'MostConfidentPerPair'
+            >> beam.combiners.Top.PerKey(GALLERY_PER_PAIR, key=lambda r: r['confidence'])
+            | 'GalleryToDict' >> beam.combiners.ToDict()
+            | 'GalleryPairs'
+            >> beam.Map(
+                lambda pairs: [
+                    {'true': t, 'predicted': p, 'examples': records}
+                    for (t, p), records in pairs.items()
+                ]
+            )
+        )
+        _write_json(gallery, 'Gallery', os.path.join(output_dir, PART_GALLERY))
+
+    schema = predictions_schema(params.slice_features, params.num_classes)
+    _ = (
+        batches
+        | 'ToArrow' >> beam.Map(_to_table, schema)
+        | 'WritePredictions'
+        >> beam.io.WriteToParquetBatched(
+            os.path.join(output_dir, PREDICTIONS_DIR, 'predictions'),
+            schema,
+            file_name_suffix='.parquet',
+        )
+    )
+
+    size = params.num_classes**2 + 1
+    totals = (
+        batches
+        | 'Totals' >> beam.Map(_totals, params.num_classes)
+        | 'SumTotals' >> beam.CombineGlobally(_sum_arrays, size=size)
+        | 'TotalsToDict'
+        >> beam.Map(
+            lambda t: {
+                'confusion': t[:-1].reshape(params.num_classes, -1).astype(int).tolist(),
+                'loss_sum': float(t[-1]),
+            }
+        )
+    )
+    _write_json(totals, 'Totals', os.path.join(output_dir, PART_TOTALS))
+
+    hardest = (
+        batches
+        | 'WorstPerBatch' >> beam.FlatMap(_worst_errors, params.num_hardest)
+        | 'Hardest' >> beam.combiners.Top.Of(params.num_hardest, key=lambda r: r['confidence'])
+    )
+    _write_json(hardest, 'Hardest', os.path.join(output_dir, PART_HARDEST))
+
+    slice_names = [n for n in params.slice_features if n not in params.rule_only_features]
+    columns = batches | 'ToColumns' >> beam.Map(
+        lambda b: lattice.ColumnBatch(
+            {n: b.columns[n] for n in slice_names}, b.errors, b.example_ids
+        )
+    )
+    encoders = columns | 'BuildEncoders' >> beam_slices.BuildEncoders(
+        slice_names, params.num_bins, params.max_values_per_feature
+    )
+    slices = (
+        columns
+        | 'DiscoverSlices' >> beam_slices.DiscoverSlices(encoders, params.finder)
+        | 'SlicesToDict' >> beam.Map(lambda result: result.to_dict())
+    )
+    _write_json(slices, 'Slices', os.path.join(output_dir, PART_SLICES))
+    return batches
+
+
+def _tag_counts(batch: PredictionBatch, rules: Sequence[str], manual: Dict) -> Dict[str, List]:
+    """tag -> [source, weighted examples, weighted correct, rows] for one batch; the key
+    '_manual_matched' counts rows whose id is in the manual tags."""
+    from components.error_analysis.tags import tag_rules
+
+    correct = batch.errors == 0
+    counts: Dict[str, List] = {}
+    for rule in tag_rules.parse_rules(rules):
+        mask = rule.evaluate(batch.columns)
+        counts[rule.name] = [
+            'rule',
+            float(mask.sum()),
+            float((mask & correct).sum()),
+            int(mask.sum()),
+        ]
+    matched = 0
+    for i, example_id in enumerate(batch.example_ids if manual else ()):
+        entry = manual.get(example_id)
+        if entry is None:
+            continue
+        matched += 1
+        tags, weight = entry
+        for tag in tags:
+            row = counts.setdefault(tag, ['manual', 0.0, 0.0, 0])
+            row[1] += weight
+            row[2] += weight * bool(correct[i])
+            row[3] += 1
+    counts['_manual_matched'] = ['manual', 0.0, 0.0, matched]
+    return counts
+
+
+def _merge_tag_counts(parts) -> Dict[str, List]:
+    total: Dict[str, List] = {}
+    for part in parts:
+        for tag, (source, weight, correct, rows) in part.items():
+            row = total.setdefault(tag, [source, 0.0, 0.0, 0])
+            row[1] += weight
+            row[2] += correct
+            row[3] += rows
+    return total
+
+
+def add_tag_counts(
+    pipeline: beam.Pipeline,
+    batches: beam.PCollection,
+    params: AnalysisParams,
+    manual: Dict,
+    output_dir: str,
+) -> None:
+    """Weighted counts and correct predictions per tag (rules and manual tags)."""
+    manual_side = beam.pvalue.AsSingleton(pipeline | 'ManualTags' >> beam.Create([manual]))
+    counts = (
+        batches
+        | 'TagCounts' >> beam.Map(_tag_counts, list(params.tag_rules), manual_side)
+        | 'SumTagCounts' >> beam.CombineGlobally(_merge_tag_counts)
+    )
+    _write_json(counts, 'Tags', os.path.join(output_dir, PART_TAGS))
+
+
+def read_part(output_dir: str, name: str):
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(os.path.join(output_dir, name)) as f:
+        return json.loads(f.read())

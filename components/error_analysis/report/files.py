@@ -1,0 +1,21 @@
+"""Names under a report artifact's URI and of its ML Metadata custom properties: what readers
+of a report (review, the run summary, tests) rely on. Light: no TensorFlow or Beam."""
+
+REPORT_JSON = 'report.json'
+REPORT_HTML = 'report.html'
+PREDICTIONS_DIR = 'predictions'
+FEATURE_COLUMN_PREFIX = 'feature.'  # feature columns in the predictions, apart from ours
+
+# Custom properties the executor sets on every report.
+NUM_EXAMPLES = 'num_examples'
+NUM_ERRORS = 'num_errors'
+ERROR_RATE = 'error_rate'
+NUM_SIGNIFICANT_SLICES = 'num_significant_slices'
+TOP_SLICE = 'top_slice'
+TOP_SLICE_ERROR_RATE = 'top_slice_error_rate'
+TOP_SLICE_SIZE = 'top_slice_size'
+REPORT_VERSION = 'report_version'
+# Set when the report was compared with the latest blessed model's (report/compare.py).
+NEW_FAILING_SLICES = 'new_failing_slices'
+RESOLVED_FAILING_SLICES = 'resolved_failing_slices'
+BASELINE_REPORT_ID = 'baseline_report_id'

@@ -1,0 +1,305 @@
+"""report.html: one standalone page (inline CSS, no scripts, no network) from report.json."""
+
+import html
+from typing import Dict, Iterable, List, Optional
+
+from components.error_analysis.report.compare_html import render_comparison
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 8px;border:1px solid #e3e3e3}
+th{background:#f5f5f5;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.insights li{margin:4px 0}.bar{background:#d9534f;height:10px;display:inline-block}
+.base{background:#999;height:10px;display:inline-block}.ok{color:#2a7a2a}.no{color:#a33}
+.cm td{width:56px;text-align:center}.gallery{display:flex;flex-wrap:wrap;gap:6px}
+figure{margin:0;text-align:center;font-size:11px}img{image-rendering:pixelated;border:1px solid #ccc}.muted{color:#777}details{margin:6px 0}
+"""
+
+
+def _e(value) -> str:
+    return html.escape('' if value is None else str(value))
+
+
+def _pct(x: Optional[float]) -> str:
+    return '' if x is None else f'{100 * x:.1f}%'
+
+
+def _table(headers: Iterable[str], rows: Iterable[Iterable[str]], cls: str = '') -> str:
+    head = ''.join(f'<th>{_e(h)}</th>' for h in headers)
+    body = ''.join('<tr>' + ''.join(rows_cell for rows_cell in row) + '</tr>' for row in rows)
+    return f'<table class="{cls}"><tr>{head}</tr>{body}</table>'
+
+
+def _td(value, numeric: bool = False) -> str:
+    return f'<td class="n">{_e(value)}</td>' if numeric else f'<td>{_e(value)}</td>'
+
+
+def _confusion(report: Dict) -> str:
+    names = report['class_names']
+    matrix = report['confusion']['matrix']
+    normalized = report['confusion']['normalized']
+    rows = []
+    for i, name in enumerate(names):
+        cells = [f'<th>true {_e(name)}</th>']
+        for j in range(len(names)):
+            rate = normalized[i][j]
+            color = (
+                f'rgba(42,122,42,{0.15 + 0.6 * rate:.2f})'
+                if i == j
+                else f'rgba(217,83,79,{min(1.0, 1.5 * rate):.2f})'
+            )
+            cells.append(
+                f'<td style="background:{color}" title="{_pct(rate)} of true '
+                f'{_e(name)}">{matrix[i][j]:,}<br><small>{_pct(rate)}</small></td>'
+            )
+        rows.append(cells)
+    head = [''] + [f'pred {n}' for n in names]
+    pairs = _table(
+        ['true', 'predicted', 'count', 'share of errors', 'rate in true class'],
+        (
+            [
+                _td(p['true']),
+                _td(p['predicted']),
+                _td(f'{p["count"]:,}', True),
+                _td(_pct(p['share_of_errors']), True),
+                _td(_pct(p['rate_in_true_class']), True),
+            ]
+            for p in report['confusion']['top_pairs']
+        ),
+    )
+    return _table(head, rows, 'cm') + '<h3>Most frequent confusions</h3>' + pairs
+
+
+def _slices(report: Dict) -> str:
+    found = report['slices']
+    overall_rate = report['overall']['error_rate'] or 0
+    if not found['slices']:
+        return '<p>No slice scored above the overall error rate.</p>'
+    worst = (
+        max(max(s['search_error_rate'] or 0, s['holdout_error_rate'] or 0) for s in found['slices'])
+        or 1
+    )
+    rows = []
+    for s in found['slices']:
+        bar = (
+            f'<span class="bar" style="width:{160 * (s["holdout_error_rate"] or 0) / worst:.0f}px">'
+            f'</span><br><span class="base" style="width:{160 * overall_rate / worst:.0f}px">'
+            '</span>'
+        )
+        held = (
+            '<span class="ok">held</span>' if s['held'] else '<span class="no">not confirmed</span>'
+        )
+        rows.append(
+            [
+                _td(s['rank'], True),
+                _td(s['slice']),
+                _td(f'{s["search_size"] + s["holdout_size"]:,}', True),
+                _td(_pct(s['search_error_rate']), True),
+                _td(_pct(s['holdout_error_rate']), True),
+                f'<td>{bar}</td>',
+                _td(f'{s["holdout_lift"]:.2f}x' if s['holdout_lift'] else '', True),
+                _td(f'{s["q_value"]:.3g}' if s['q_value'] is not None else '', True),
+                f'<td>{held}</td>',
+            ]
+        )
+    config = found['config']
+    note = (
+        f'<p class=muted>SliceLine search (α={config["alpha"]}, up to '
+        f'{config["max_predicates"]} predicates, min size {found["overall"]["min_support_rows"]:,}'
+        f' rows of the search half) on one half of the examples; every slice re-checked on '
+        f'the other half (one-sided test, Benjamini–Hochberg q-value). Red bar: hold-out '
+        f'error rate; grey: overall ({_pct(overall_rate)}).</p>'
+    )
+    return note + _table(
+        [
+            '#',
+            'slice',
+            'size',
+            'error rate (search)',
+            'error rate (hold-out)',
+            '',
+            'lift',
+            'q',
+            'hold-out',
+        ],
+        rows,
+    )
+
+
+def _feature_values(report: Dict) -> str:
+    by_feature: Dict[str, List[Dict]] = {}
+    for value in report['slices']['feature_values']:
+        by_feature.setdefault(value['feature'], []).append(value)
+    notes = report['slices'].get('feature_notes', {})
+    blocks = []
+    for feature, values in by_feature.items():
+        values.sort(key=lambda v: -(v['error_rate'] or 0))
+        significant = sum(
+            1
+            for v in values
+            if v['q_value'] is not None
+            and v['q_value'] < report['slices']['config']['significance']
+            and (v['lift'] or 0) > 1
+        )
+        rows = [
+            [
+                _td(v['label']),
+                _td(f'{v["size"]:,}', True),
+                _td(_pct(v['error_rate']), True),
+                _td(f'{_pct(v["error_rate_ci"][0])} – {_pct(v["error_rate_ci"][1])}', True),
+                _td(f'{v["lift"]:.2f}x' if v['lift'] is not None else '', True),
+                _td(f'{v["q_value"]:.3g}' if v['q_value'] is not None else '', True),
+            ]
+            for v in values
+        ]
+        note = f'<p class=muted>{_e(notes[feature])}</p>' if notes.get(feature) else ''
+        blocks.append(
+            f'<details><summary><b>{_e(feature)}</b> — {len(values)} values, '
+            f'{significant} significantly worse than overall</summary>{note}'
+            + _table(['value', 'size', 'error rate', '95% CI', 'lift', 'q'], rows)
+            + '</details>'
+        )
+    return ''.join(blocks)
+
+
+def _tfma(report: Dict) -> str:
+    rows = report['tfma']
+    if not rows:
+        return '<p class=muted>No evaluation was given to the component.</p>'
+    names = [
+        n
+        for n in (
+            'example_count',
+            'binary_accuracy',
+            'accuracy',
+            'sparse_categorical_accuracy',
+            'auc',
+            'precision',
+            'recall',
+        )
+        if any(n in r['metrics'] for r in rows)
+    ]
+
+    def table(group: List[Dict]) -> str:
+        body = [
+            [_td(r['slice'])]
+            + [
+                _td(
+                    f'{r["metrics"][n]:.4g}'
+                    if r['metrics'].get(n) == r['metrics'].get(n) and n in r['metrics']
+                    else '',
+                    True,
+                )
+                for n in names
+            ]
+            for r in group
+        ]
+        return _table(['slice'] + names, body)
+
+    groups: Dict[tuple, List[Dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row['features']), []).append(row)
+    parts = [table(groups.pop((), []))]
+    for features, group in groups.items():
+        group.sort(key=lambda r: -r['metrics'].get('example_count', 0))
+        parts.append(
+            f'<details><summary>by <b>{_e(" × ".join(features))}</b> — '
+            f'{len(group)} slices, largest first</summary>{table(group)}</details>'
+        )
+    return ''.join(parts)
+
+
+def _hardest(report: Dict) -> str:
+    rows = report['hardest_examples']
+    if not rows:
+        return '<p>No mistakes.</p>'
+    features = list(rows[0]['features'])
+    body = [
+        [
+            _td(r['example_id']),
+            _td(r['label_name']),
+            _td(r['predicted_name']),
+            _td(f'{r["confidence"]:.3f}', True),
+        ]
+        + [_td(r['features'].get(f)) for f in features]
+        for r in rows
+    ]
+    return _table(['example id', 'true', 'predicted', 'confidence'] + features, body)
+
+
+def _gallery(report: Dict) -> str:
+    if not report.get('gallery'):
+        return ''
+    blocks = []
+    for pair in report['gallery']:
+        images = ''.join(
+            f'<figure><img src="data:image/png;base64,{r["png"]}" width="56" height="56" '
+            f'alt="{_e(r["example_id"])}"><figcaption>{r["confidence"]:.2f}</figcaption></figure>'
+            for r in pair['examples']
+        )
+        blocks.append(
+            f'<h3>true {_e(pair["true"])} → predicted {_e(pair["predicted"])} '
+            f'<span class=muted>({pair["count"]:,} mistakes; most confident first, '
+            f'with the probability given to the wrong class)</span></h3>'
+            f'<div class="gallery">{images}</div>'
+        )
+    return '<h2>Misclassified images</h2>' + ''.join(blocks)
+
+
+def _tags(report: Dict) -> str:
+    tags = report.get('tags')
+    if not tags:
+        return ''
+    rows = [
+        [
+            _td(r['tag']),
+            _td(r['source']),
+            _td(f'{r["rows"]:,}', True),
+            _td(_pct(r['share']), True),
+            _td(_pct(r['accuracy']), True),
+            _td(_pct(r['reference']) + ('' if r['reference_given'] else ' (overall)'), True),
+            _td(_pct(r['gap']), True),
+            _td(f'{100 * r["potential_gain"]:.2f} pts', True),
+        ]
+        for r in tags['prioritization']
+    ]
+    manual = tags['manual']
+    note = (
+        '<p class=muted>Potential gain = gap to the reference accuracy × share of the data: '
+        'the most overall accuracy fixing that category could bring. Manual tags are '
+        "weighted by the review sheet's sampling weights."
+        + (
+            f' {manual["matched"]:,} of {manual["ids"]:,} tagged ids found in this split.'
+            if manual['ids']
+            else ''
+        )
+        + '</p>'
+    )
+    return (
+        '<h2>What to work on: tags ranked by potential gain</h2>'
+        + note
+        + _table(
+            ['tag', 'from', 'rows', 'share', 'accuracy', 'reference', 'gap', 'potential gain'], rows
+        )
+    )
+
+
+def render(report: Dict) -> str:
+    overall = report['overall']
+    insights = ''.join(f'<li>{_e(line)}</li>' for line in report['insights'])
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>Blindspot error analysis</title><style>{_CSS}</style></head><body>
+<h1>Error analysis — {_e(report['label_key'])} on {_e(', '.join(report['splits']))}</h1>
+<p class=muted>{overall['examples']:,} examples, accuracy {_pct(overall['accuracy'])},
+report v{report['version']} written {_e(report['created'])}</p>
+<h2>Insights</h2><ul class="insights">{insights}</ul>
+<h2>Confusion matrix</h2>{_confusion(report)}
+{_tags(report)}
+{_gallery(report)}
+<h2>Failing slices found automatically</h2>{_slices(report)}
+{render_comparison(report)}
+<h2>Error rate by feature value</h2>{_feature_values(report)}
+<h2>TFMA sliced metrics (Evaluator)</h2>{_tfma(report)}
+<h2>Hardest examples (most confident mistakes)</h2>{_hardest(report)}
+</body></html>"""

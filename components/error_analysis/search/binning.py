@@ -1,0 +1,212 @@
+"""Turns raw feature values into small integer codes with readable labels.
+
+Slice search works on predicates "feature = code". Categorical features keep
+their most frequent values (the rest becomes "(other)"), numeric features are
+cut at quantiles, so users never have to bin anything by hand.
+"""
+
+import dataclasses
+import itertools
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+CATEGORICAL = 'categorical'
+NUMERIC = 'numeric'
+OTHER = '(other)'
+MISSING = '(missing)'
+_SIGNIFICANT_DIGITS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureEncoder:
+    """Maps one feature's raw values to codes 0..cardinality-1.
+
+    Attributes:
+      name: feature name.
+      kind: CATEGORICAL or NUMERIC.
+      labels: readable predicate per code, e.g. "payment_type = Cash" or
+        "0.9 <= trip_miles < 2.1".
+      note: what was simplified (capping, binning), for the report.
+      vocabulary: categorical only: the value of each kept code.
+      edges: numeric only: increasing cut points; code i holds
+        edges[i-1] <= x < edges[i].
+      other_code: code of values outside the vocabulary, -1 if none.
+      missing_code: code of missing values (None, '' or NaN), -1 if none.
+    """
+
+    name: str
+    kind: str
+    labels: list[str]
+    note: str = ''
+    vocabulary: list[str] = dataclasses.field(default_factory=list)
+    edges: list[float] = dataclasses.field(default_factory=list)
+    other_code: int = -1
+    missing_code: int = -1
+
+    @property
+    def cardinality(self) -> int:
+        return len(self.labels)
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        """Codes (int32) of a batch of raw values of this feature."""
+        if self.kind == NUMERIC:
+            return self._encode_numeric(np.asarray(values, dtype=np.float64))
+        return self._encode_categorical(np.asarray(values, dtype=object))
+
+    def _encode_numeric(self, values: np.ndarray) -> np.ndarray:
+        codes = np.searchsorted(
+            np.asarray(self.edges, dtype=np.float64), values, side='right'
+        ).astype(np.int32)
+        missing = np.isnan(values)
+        if missing.any():
+            if self.missing_code < 0:
+                raise ValueError(
+                    f'{self.name}: missing values, but none were seen when the encoder was built.'
+                )
+            codes[missing] = self.missing_code
+        return codes
+
+    def _encode_categorical(self, values: np.ndarray) -> np.ndarray:
+        lookup = {value: code for code, value in enumerate(self.vocabulary)}
+        if self.missing_code >= 0:
+            lookup[None] = lookup[''] = self.missing_code
+        codes = np.fromiter(
+            map(lookup.get, values, itertools.repeat(self.other_code)),
+            dtype=np.int32,
+            count=len(values),
+        )
+        if (codes < 0).any():
+            raise ValueError(
+                f'{self.name}: values not seen when the encoder was '
+                'built and no "(other)" code to put them in.'
+            )
+        return codes
+
+
+def format_number(value: float, digits: int = _SIGNIFICANT_DIGITS) -> str:
+    """Short, non-scientific rendering with `digits` significant digits."""
+    if value == 0 or 1e-4 <= abs(value) < 1e9:
+        return np.format_float_positional(
+            value, precision=digits, unique=True, fractional=False, trim='-'
+        )
+    return f'{value:.{digits}g}'
+
+
+def round_significant(values: np.ndarray, digits: int = _SIGNIFICANT_DIGITS) -> np.ndarray:
+    """Rounds to `digits` significant digits so labels state edges exactly."""
+    values = np.asarray(values, dtype=np.float64)
+    magnitude = np.floor(np.log10(np.abs(np.where(values == 0, 1.0, values))))
+    scale = 10.0 ** (digits - 1 - magnitude)
+    return np.round(values * scale) / scale
+
+
+def categorical_encoder(
+    name: str,
+    value_counts: Mapping[str, float],
+    missing_count: int = 0,
+    max_values: int = 50,
+    num_distinct: Optional[int] = None,
+) -> FeatureEncoder:
+    """Keeps the `max_values` most frequent values; the rest is "(other)".
+
+    Args:
+      name: feature name.
+      value_counts: (estimated) count per non-missing value.
+      missing_count: rows where the value is missing.
+      max_values: cap on kept values, bounding the slice lattice.
+      num_distinct: distinct values in the data when known better than
+        len(value_counts) (e.g. a sketch that only tracks heavy hitters).
+    """
+    ranked = sorted(value_counts.items(), key=lambda item: (-item[1], item[0]))
+    vocabulary = [value for value, _ in ranked[:max_values]]
+    num_distinct = max(num_distinct or 0, len(value_counts))
+    labels = [f'{name} = {value}' for value in vocabulary]
+    note = ''
+    other_code = -1
+    if num_distinct > len(vocabulary):
+        other_code = len(labels)
+        labels.append(f'{name} = {OTHER}')
+        note = (
+            f'capped to the {len(vocabulary)} most frequent of '
+            f'{num_distinct:,} values; the rest is {OTHER!r}'
+        )
+    missing_code = -1
+    if missing_count > 0:
+        missing_code = len(labels)
+        labels.append(f'{name} = {MISSING}')
+    return FeatureEncoder(
+        name=name,
+        kind=CATEGORICAL,
+        labels=labels,
+        note=note,
+        vocabulary=vocabulary,
+        other_code=other_code,
+        missing_code=missing_code,
+    )
+
+
+def numeric_encoder(
+    name: str,
+    quantiles: Sequence[float],
+    missing_count: int = 0,
+    distinct_values: Optional[Sequence[float]] = None,
+    num_bins: int = 4,
+) -> FeatureEncoder:
+    """Quantile bins of a numeric feature, plus "is missing" for NaN.
+
+    Args:
+      name: feature name.
+      quantiles: num_bins + 1 increasing quantiles, min first and max last.
+      missing_count: rows where the value is NaN.
+      distinct_values: all distinct values if there are at most num_bins of
+        them; each then gets its own "name = value" code. The labels are exact
+        for the data the encoder was built from.
+      num_bins: number of quantile bins wanted.
+    """
+    quantiles = np.asarray(quantiles, dtype=np.float64)
+    note = ''
+    if distinct_values is not None and len(distinct_values) <= num_bins:
+        points = np.unique(np.asarray(distinct_values, dtype=np.float64))
+        edges = points[1:]
+        labels = _labels_with_unique_numbers(
+            points, lambda text: [f'{name} = {value}' for value in text]
+        )
+    elif quantiles.size:
+        edges = np.unique(round_significant(quantiles[1:-1]))
+        edges = edges[(edges > quantiles[0]) & (edges <= quantiles[-1])]
+        labels = _labels_with_unique_numbers(edges, lambda text: _bin_labels(name, text))
+        if len(labels) < num_bins:
+            note = f'{len(labels)} bins: some quantiles coincide'
+    else:
+        edges, labels, note = np.empty(0), [], 'no values'
+    missing_code = -1
+    if missing_count > 0:
+        missing_code = len(labels)
+        labels.append(f'{name} is missing')
+    return FeatureEncoder(
+        name=name,
+        kind=NUMERIC,
+        labels=labels,
+        note=note,
+        edges=[float(edge) for edge in edges],
+        missing_code=missing_code,
+    )
+
+
+def _bin_labels(name: str, edges: Sequence[str]) -> list[str]:
+    if not edges:
+        return [f'{name} (any value)']
+    labels = [f'{name} < {edges[0]}']
+    labels += [f'{low} <= {name} < {high}' for low, high in zip(edges, edges[1:])]
+    labels.append(f'{name} >= {edges[-1]}')
+    return labels
+
+
+def _labels_with_unique_numbers(numbers: np.ndarray, make_labels) -> list[str]:
+    """Formats with 3 significant digits, more only if numbers would collide."""
+    for digits in (_SIGNIFICANT_DIGITS, 6, 17):
+        text = [format_number(float(number), digits) for number in numbers]
+        if len(set(text)) == len(text):
+            break
+    return make_labels(text)

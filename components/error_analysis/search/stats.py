@@ -1,0 +1,95 @@
+"""Statistics for judging whether a slice's error rate is really higher.
+
+Pure numpy/scipy and vectorised: every function takes arrays (or scalars) of
+counts so that thousands of feature values can be tested in one call.
+"""
+
+import numpy as np
+from scipy import stats
+
+ArrayLike = np.ndarray | float | int
+
+
+def error_rate(errors: ArrayLike, size: ArrayLike) -> np.ndarray:
+    """errors / size, NaN where size is 0 (an empty slice has no rate)."""
+    errors = np.asarray(errors, dtype=np.float64)
+    size = np.asarray(size, dtype=np.float64)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        return np.where(size > 0, errors / np.where(size > 0, size, 1.0), np.nan)
+
+
+def wilson_interval(
+    successes: ArrayLike, trials: ArrayLike, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for a binomial proportion.
+
+    Unlike the normal approximation it stays inside [0, 1] and is honest for
+    small slices and rates near 0, which is where error rates live.
+
+    Returns:
+      (lower, upper) arrays; NaN where trials is 0.
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    z = stats.norm.ppf(0.5 + confidence / 2.0)
+    safe_n = np.where(n > 0, n, 1.0)
+    p = k / safe_n
+    denominator = 1.0 + z * z / safe_n
+    centre = (p + z * z / (2.0 * safe_n)) / denominator
+    half_width = (z / denominator) * np.sqrt(
+        p * (1.0 - p) / safe_n + z * z / (4.0 * safe_n * safe_n)
+    )
+    lower = np.where(n > 0, np.clip(centre - half_width, 0.0, 1.0), np.nan)
+    upper = np.where(n > 0, np.clip(centre + half_width, 0.0, 1.0), np.nan)
+    return lower, upper
+
+
+def greater_rate_p_value(
+    errors_in: ArrayLike, size_in: ArrayLike, errors_out: ArrayLike, size_out: ArrayLike
+) -> np.ndarray:
+    """One-sided pooled two-proportion z-test: is the rate inside > outside?
+
+    Used for "slice vs the rest of the data". Returns 1.0 where the test is
+    undefined (an empty group, or no variance because the pooled rate is 0
+    or 1): no evidence of a higher rate.
+    """
+    e1 = np.asarray(errors_in, dtype=np.float64)
+    n1 = np.asarray(size_in, dtype=np.float64)
+    e2 = np.asarray(errors_out, dtype=np.float64)
+    n2 = np.asarray(size_out, dtype=np.float64)
+    defined = (n1 > 0) & (n2 > 0)
+    n1_safe = np.where(defined, n1, 1.0)
+    n2_safe = np.where(defined, n2, 1.0)
+    pooled = (e1 + e2) / (n1_safe + n2_safe)
+    variance = pooled * (1.0 - pooled) * (1.0 / n1_safe + 1.0 / n2_safe)
+    defined &= variance > 0
+    z = (e1 / n1_safe - e2 / n2_safe) / np.sqrt(np.where(defined, variance, 1.0))
+    return np.where(defined, stats.norm.sf(z), 1.0)
+
+
+def benjamini_hochberg(p_values: ArrayLike) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values), same order as input.
+
+    Testing many slices at once makes some look significant by chance;
+    rejecting where q < level controls the false discovery rate at level.
+    """
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    m = p.size
+    if m == 0:
+        return p.copy()
+    order = np.argsort(p, kind='stable')
+    scaled = p[order] * m / np.arange(1, m + 1)
+    q_sorted = np.minimum.accumulate(scaled[::-1])[::-1]
+    q = np.empty(m)
+    q[order] = np.minimum(q_sorted, 1.0)
+    return q
+
+
+def lift(rate: ArrayLike, baseline_rate: ArrayLike) -> np.ndarray:
+    """How many times the baseline the rate is; NaN if the baseline is 0."""
+    rate = np.asarray(rate, dtype=np.float64)
+    baseline_rate = np.asarray(baseline_rate, dtype=np.float64)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        return np.where(
+            baseline_rate > 0, rate / np.where(baseline_rate > 0, baseline_rate, 1.0), np.nan
+        )

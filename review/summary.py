@@ -1,0 +1,66 @@
+"""The end-of-run summary, read back from ML Metadata and the artifacts it points to."""
+
+import os
+from typing import Dict
+
+import components.error_analysis as error_analysis
+import review
+from pipelines.config import RunConfig
+from review import metadata
+
+WORST_SLICES_SHOWN = 3
+
+
+def _accuracy(metrics: Dict) -> float:
+    return next((metrics[k] for k in error_analysis.ACCURACY_KEYS if k in metrics), float('nan'))
+
+
+def print_summary(
+    config: RunConfig, pipeline_name: str, seconds: Dict[str, float], total_seconds: float
+) -> None:
+    run = review.get_run(config.output_dir, pipeline=pipeline_name)
+    print(f'\n== {pipeline_name}: run {run.run_id} finished in {total_seconds:.0f} s ==')
+    print('Components:')
+    for name, component in run.components.items():
+        took = f'{seconds[name]:6.1f} s' if name in seconds else '       '
+        print(f'  {name:32s} {took}  {component.state.lower()}')
+    print(
+        f'Model blessed: {"yes" if run.blessed else "no"}'
+        f' (accuracy threshold {config.min_accuracy})'
+    )
+    evaluation = run.evaluation
+    if evaluation is not None:
+        rows = run.tfma_rows()
+        print('Accuracy by slice (eval split; worst slices of 30+ examples per feature):')
+        for row in rows:
+            if not row['features']:
+                print(
+                    f'  {"Overall":58s} {_accuracy(row["metrics"]):.3f}  '
+                    f'(n={int(row["metrics"].get("example_count", 0))})'
+                )
+        for feature in sorted({tuple(r['features']) for r in rows if r['features']}):
+            group = [
+                r
+                for r in rows
+                if tuple(r['features']) == feature and r['metrics'].get('example_count', 0) >= 30
+            ]
+            group.sort(key=lambda r: _accuracy(r['metrics']))
+            for row in group[:WORST_SLICES_SHOWN]:
+                print(
+                    f'  {row["slice"][:58]:58s} {_accuracy(row["metrics"]):.3f}  '
+                    f'(n={int(row["metrics"]["example_count"])})'
+                )
+            if len(group) > WORST_SLICES_SHOWN:
+                print(f'  {"":58s} ... {len(group) - WORST_SLICES_SHOWN} more in the report')
+    print('Paths:')
+    for label, artifact in (('model', run.model), ('evaluation', evaluation)):
+        if artifact is not None:
+            print(f'  {label:12s} {artifact.uri}')
+    print(f'  {"metadata":12s} {metadata.sqlite_path(os.path.abspath(config.output_dir))}')
+    if run.report is not None:
+        print(f'  {"report":12s} {os.path.join(run.report.uri, error_analysis.files.REPORT_HTML)}')
+        insights = run.insights()
+        if insights:
+            print('Error analysis:')
+            for line in insights:
+                print(f'  - {line}')
