@@ -24,7 +24,10 @@ CHANGED = {
     'significance': (0.01, ['--significance', '0.01']),
     'num_hardest_examples': (3, ['--num-hardest-examples', '3']),
     'tags_file': ('reviewed.csv', ['--tags', 'reviewed.csv']),
-    'tag_rules': (('night: trip_start_hour >= 22',), ['--tag-rule', 'night: trip_start_hour >= 22']),
+    'tag_rules': (
+        ('night: trip_start_hour >= 22',),
+        ['--tag-rule', 'night: trip_start_hour >= 22'],
+    ),
     'tag_references': ({'night': 0.9}, ['--tag-reference', 'night=0.9']),
 }
 KUBEFLOW_REQUIRED = ['--image', 'r.example.com/b:1', '--pipeline-root', 'gs://bucket/root']
@@ -50,8 +53,11 @@ def test_kubeflow_flag_and_yaml(name):
     value, argv = CHANGED[name]
     flags = runner.parse_args(KUBEFLOW_REQUIRED + argv)
     assert getattr(runner.resolve_settings(flags, {}).error_analysis, name) == value
-    yaml_value = dict(value) if isinstance(value, dict) else (
-        list(value) if isinstance(value, tuple) else value)
+    yaml_value = (
+        dict(value)
+        if isinstance(value, dict)
+        else (list(value) if isinstance(value, tuple) else value)
+    )
     config = runner.parse_config({'error_analysis': {name: yaml_value}})
     flags = runner.parse_args(KUBEFLOW_REQUIRED)
     assert getattr(runner.resolve_settings(flags, config).error_analysis, name) == value

@@ -233,12 +233,20 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             tags=tags,
             files={'predictions': f'{files.PREDICTIONS_DIR}/*.parquet', 'html': files.REPORT_HTML},
         )
-        with tf.io.gfile.GFile(os.path.join(output.uri, files.REPORT_JSON), 'w') as f:
-            f.write(json.dumps(data, indent=1))
-        with tf.io.gfile.GFile(os.path.join(output.uri, files.REPORT_HTML), 'w') as f:
-            f.write(html_page.render(data))
+        # The page first, report.json last: a report.json is only there once both are whole.
+        _write_whole(os.path.join(output.uri, files.REPORT_HTML), html_page.render(data))
+        _write_whole(os.path.join(output.uri, files.REPORT_JSON), json.dumps(data, indent=1))
         _record_summary(output, data)
         return data
+
+
+def _write_whole(path: str, text: str) -> None:
+    """Writes under a temporary name and renames: a killed executor leaves no truncated file
+    under the real name."""
+    partial = path + '.partial'
+    with tf.io.gfile.GFile(partial, 'w') as f:
+        f.write(text)
+    tf.io.gfile.rename(partial, path, overwrite=True)
 
 
 def _tag_inputs(settings: Settings) -> Tuple[List[tag_rules.TagRule], manual_tags.ManualTags]:

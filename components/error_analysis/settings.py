@@ -119,7 +119,11 @@ class Settings:
         flag='--slice-feature',
         metavar='NAME',
     )
-    num_bins: int = _setting(4, _at_least_two, 'quantile bins per numeric feature')
+    num_bins: int = _setting(
+        16,
+        _at_least_two,
+        "fine quantile bins per numeric feature; a finding's range spans adjacent bins",
+    )
     max_values_per_feature: int = _setting(
         50, _positive_int, 'most values kept per categorical feature (the rest is "(other)")'
     )

@@ -16,7 +16,7 @@ import pyarrow as pa
 from apache_beam.transforms import window
 from tfx_bsl import sketches
 
-from components.error_analysis.search import binning, findings, lattice
+from components.error_analysis.search import binning, findings, lattice, ranges, selection
 
 # Large batches make per-element overhead negligible in the counting passes.
 DEFAULT_ROWS_PER_BATCH = 50_000
@@ -231,6 +231,30 @@ def _count(batch: EncodedBatch, candidates: lattice.Candidates) -> np.ndarray:
     return lattice.count_candidates(batch.codes, batch.errors, batch.holdout, candidates)
 
 
+def _count_histograms(batch: EncodedBatch, histograms: List[lattice.Candidates]) -> np.ndarray:
+    return ranges.count_histograms(batch.codes, batch.errors, batch.holdout, histograms)
+
+
+def _count_patterns(batch: EncodedBatch, conditions: np.ndarray) -> selection.PatternTable:
+    return selection.PatternTable.count(batch.codes, batch.errors, batch.holdout, conditions)
+
+
+class _MergePatternsFn(beam.CombineFn):
+    """Merges per-batch membership-pattern counts."""
+
+    def create_accumulator(self) -> List[selection.PatternTable]:
+        return []
+
+    def add_input(self, tables, table):
+        return [selection.PatternTable.merge(tables + [table])]
+
+    def merge_accumulators(self, accumulators):
+        return [selection.PatternTable.merge([t for tables in accumulators for t in tables])]
+
+    def extract_output(self, tables) -> selection.PatternTable:
+        return selection.PatternTable.merge(tables)
+
+
 def _initial_state(
     encoders: Sequence[binning.FeatureEncoder], config: lattice.SliceFinderConfig
 ) -> lattice.SearchState:
@@ -300,4 +324,29 @@ class DiscoverSlices(beam.PTransform):
             state = state | f'Update{level}' >> beam.Map(
                 lattice.next_level, candidates, beam.pvalue.AsSingleton(counts)
             )
-        return state | 'Summarize' >> beam.Map(findings.summarize, encoders)
+        histograms = beam.pvalue.AsSingleton(
+            state | 'RangeHistograms' >> beam.Map(ranges.histogram_slices, encoders)
+        )
+        histogram_counts = (
+            encoded
+            | 'CountRanges' >> beam.Map(_count_histograms, histograms)
+            | 'SumRanges' >> beam.CombineGlobally(_SumCountsFn())
+        )
+        conditions = beam.pvalue.AsSingleton(
+            state
+            | 'RefineRanges'
+            >> beam.Map(
+                ranges.refine,
+                encoders,
+                histograms,
+                beam.pvalue.AsSingleton(histogram_counts),
+            )
+        )
+        table = (
+            encoded
+            | 'CountPatterns' >> beam.Map(_count_patterns, conditions)
+            | 'SumPatterns' >> beam.CombineGlobally(_MergePatternsFn())
+        )
+        return state | 'Summarize' >> beam.Map(
+            findings.summarize, encoders, conditions, beam.pvalue.AsSingleton(table)
+        )

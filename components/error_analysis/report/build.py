@@ -1,14 +1,20 @@
 """report.json: the versioned structure every Blindspot error-analysis report follows.
 
-Version 1 (top-level keys):
-  version            1
+Version 2 (top-level keys; 1 had no impact fields and listed slices by SliceLine score):
+  version            2
   created            ISO time the report was written
   label_key, splits, class_names
   overall            {examples, errors, error_rate, accuracy, mean_loss}
   confusion          {matrix: counts[true][predicted], normalized: row rates,
                       top_pairs: [{true, predicted, count, share_of_errors, rate_in_true_class}]}
   slices             the slice search (see SliceSearchResult.to_dict): config, overall,
-                     levels, slices (ranked, non-redundant, each with a hold-out check),
+                     levels, slices: findings by potential gain, each followed by its
+                     refinements, then up to 3 unconfirmed candidates; each with slice,
+                     predicates, size, errors, error_rate, error_rate_outside, error_share
+                     (of all errors), potential_gain ((rate - rate outside) x share of rows),
+                     parent (the finding a refinement lies in, else null), score (SliceLine,
+                     search half), search_*/holdout_* counts, p_value and q_value (its
+                     hold-out test, Bonferroni-adjusted), held;
                      feature_values (per feature value: size, error rate, 95% CI, lift,
                      p-value, BH q-value), feature_notes (capping and binning notes)
   hardest_examples   most confident mistakes: {example_id, label, predicted, confidence,
@@ -39,7 +45,7 @@ from components.error_analysis.report import insights
 from components.error_analysis.search import confusion
 from components.error_analysis.tags import prioritize
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 GALLERY_PAIRS = 8
 
 

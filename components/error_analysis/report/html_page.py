@@ -90,37 +90,52 @@ def _slices(report: Dict) -> str:
         held = (
             '<span class="ok">held</span>' if s['held'] else '<span class="no">not confirmed</span>'
         )
+        name = (
+            f'<span class="muted">↳ within {html.escape(s["parent"])}:</span><br>'
+            f'{html.escape(s["slice"])}'
+            if s.get('parent')
+            else html.escape(s['slice'])
+        )
         rows.append(
             [
                 _td(s['rank'], True),
-                _td(s['slice']),
-                _td(f'{s["search_size"] + s["holdout_size"]:,}', True),
-                _td(_pct(s['search_error_rate']), True),
-                _td(_pct(s['holdout_error_rate']), True),
+                f'<td>{name}</td>',
+                _td(f'{100 * (s["potential_gain"] or 0):.2f}', True),
+                _td(f'{s["size"]:,}', True),
+                _td(f'{s["errors"]:,}', True),
+                _td(_pct(s['error_share']), True),
+                _td(_pct(s['error_rate']), True),
+                _td(_pct(s['error_rate_outside']), True),
                 f'<td>{bar}</td>',
-                _td(f'{s["holdout_lift"]:.2f}x' if s['holdout_lift'] else '', True),
+                _td(f'{s["score"]:.2f}' if s['score'] is not None else '', True),
                 _td(f'{s["q_value"]:.3g}' if s['q_value'] is not None else '', True),
                 f'<td>{held}</td>',
             ]
         )
     config = found['config']
     note = (
-        f'<p class=muted>SliceLine search (α={config["alpha"]}, up to '
-        f'{config["max_predicates"]} predicates, min size {found["overall"]["min_support_rows"]:,}'
-        f' rows of the search half) on one half of the examples; every slice re-checked on '
-        f'the other half (one-sided test, Benjamini–Hochberg q-value). Red bar: hold-out '
-        f'error rate; grey: overall ({_pct(overall_rate)}).</p>'
+        f'<p class=muted>Findings, largest potential gain first (accuracy points gained if '
+        f'the slice failed like the rest); a refinement (↳) fails most inside the finding above '
+        f'it. Found by a SliceLine lattice search (α={config["alpha"]}, up to '
+        f'{config["max_predicates"]} predicates, numeric ranges over fine quantile bins, min size '
+        f'{found["overall"]["min_support_rows"]:,} rows) on one half of the examples; each '
+        f'finding is kept only if its rows outside earlier findings still fail significantly more '
+        f'than the rest on the other half (one-sided test, Bonferroni-adjusted p). Red bar: '
+        f'hold-out error rate; grey: overall ({_pct(overall_rate)}).</p>'
     )
     return note + _table(
         [
             '#',
             'slice',
-            'size',
-            'error rate (search)',
-            'error rate (hold-out)',
+            'gain (points)',
+            'rows',
+            'errors',
+            'share of errors',
+            'error rate',
+            'elsewhere',
             '',
-            'lift',
-            'q',
+            'score',
+            'adjusted p',
             'hold-out',
         ],
         rows,

@@ -28,15 +28,24 @@ def insights(report: Dict, max_slices: int = 3) -> List[str]:
         )
     slices = report['slices']
     held = [s for s in slices['slices'] if s['held']]
-    for s in held[:max_slices]:
-        share = (s['search_size'] + s['holdout_size']) / overall['examples']
-        errors = s['search_errors'] + s['holdout_errors']
-        size = s['search_size'] + s['holdout_size']
-        slice_rate = errors / size
+    findings = [s for s in held if not s.get('parent')]
+    if findings:
+        # The headline: the finding that holds the most errors.
+        top = max(findings, key=lambda s: s['errors'])
+        lines.insert(
+            0,
+            f'{top["slice"]}: {_pct(top["size"] / overall["examples"])} of examples hold '
+            f'{top["errors"]:,} of the {overall["errors"]:,} errors '
+            f'({_pct(top["error_share"])}); error rate {_pct(top["error_rate"])} vs '
+            f'{_pct(top["error_rate_outside"])} elsewhere.',
+        )
+    for s in findings[:max_slices]:
+        children = [c['slice'] for c in held if c.get('parent') == s['slice']]
         lines.append(
-            f'{s["slice"]} has a {_pct(slice_rate)} error rate vs {_pct(rate)} overall '
-            f'({slice_rate / rate:.1f}x) on {_pct(share)} of examples; '
-            'held on held-out data.'
+            f'Fixing {s["slice"]} could gain up to {100 * s["potential_gain"]:.1f} points of '
+            f'accuracy ({_pct(s["error_rate"])} errors vs {_pct(s["error_rate_outside"])} '
+            f'elsewhere, {_pct(s["size"] / overall["examples"])} of examples; held on held-out '
+            'data)' + (f'; worst inside it: {children[0]}.' if children else '.')
         )
     tags = report.get('tags')
     if tags:
@@ -52,7 +61,9 @@ def insights(report: Dict, max_slices: int = 3) -> List[str]:
                 'the analysed split: were the tags made on another data set?'
             )
     not_held = [s for s in slices['slices'] if not s['held']]
-    if not held:
+    if not overall['errors']:
+        lines.append('The model made no errors on the analysed examples: nothing to slice.')
+    elif not held:
         lines.append(
             'No failing slice held up on held-out data: errors look spread out '
             'rather than concentrated in a slice'

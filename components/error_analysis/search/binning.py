@@ -43,6 +43,26 @@ class FeatureEncoder:
     edges: list[float] = dataclasses.field(default_factory=list)
     other_code: int = -1
     missing_code: int = -1
+    # Quantile-binned numeric features only: the edges as the labels print them. Their bins
+    # are ordered (codes 0..len(edge_text)), so adjacent bins can form a range predicate.
+    edge_text: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def num_ordered_bins(self) -> int:
+        """Bins a range predicate can span (0 if the codes are not ordered bins)."""
+        return len(self.edge_text) + 1 if self.edge_text else 0
+
+    def range_label(self, low: int, high: int) -> str:
+        """Readable predicate for codes low..high (inclusive), e.g. "0.6 <= z < 0.7"."""
+        if low == high:
+            return self.labels[low]
+        lower = self.edge_text[low - 1] if low > 0 else None
+        upper = self.edge_text[high] if high < len(self.edge_text) else None
+        if lower is None:
+            return f'{self.name} < {upper}'
+        if upper is None:
+            return f'{self.name} >= {lower}'
+        return f'{lower} <= {self.name} < {upper}'
 
     @property
     def cardinality(self) -> int:
@@ -169,17 +189,17 @@ def numeric_encoder(
     if distinct_values is not None and len(distinct_values) <= num_bins:
         points = np.unique(np.asarray(distinct_values, dtype=np.float64))
         edges = points[1:]
-        labels = _labels_with_unique_numbers(
-            points, lambda text: [f'{name} = {value}' for value in text]
-        )
+        labels = [f'{name} = {value}' for value in _unique_texts(points)]
+        edge_text = []
     elif quantiles.size:
         edges = np.unique(round_significant(quantiles[1:-1]))
         edges = edges[(edges > quantiles[0]) & (edges <= quantiles[-1])]
-        labels = _labels_with_unique_numbers(edges, lambda text: _bin_labels(name, text))
+        edge_text = _unique_texts(edges)
+        labels = _bin_labels(name, edge_text)
         if len(labels) < num_bins:
             note = f'{len(labels)} bins: some quantiles coincide'
     else:
-        edges, labels, note = np.empty(0), [], 'no values'
+        edges, labels, note, edge_text = np.empty(0), [], 'no values', []
     missing_code = -1
     if missing_count > 0:
         missing_code = len(labels)
@@ -191,6 +211,7 @@ def numeric_encoder(
         note=note,
         edges=[float(edge) for edge in edges],
         missing_code=missing_code,
+        edge_text=edge_text,
     )
 
 
@@ -203,10 +224,10 @@ def _bin_labels(name: str, edges: Sequence[str]) -> list[str]:
     return labels
 
 
-def _labels_with_unique_numbers(numbers: np.ndarray, make_labels) -> list[str]:
+def _unique_texts(numbers: np.ndarray) -> list[str]:
     """Formats with 3 significant digits, more only if numbers would collide."""
     for digits in (_SIGNIFICANT_DIGITS, 6, 17):
         text = [format_number(float(number), digits) for number in numbers]
         if len(set(text)) == len(text):
             break
-    return make_labels(text)
+    return text

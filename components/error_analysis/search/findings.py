@@ -1,5 +1,14 @@
-"""What the lattice search hands the report: non-redundant failing slices, re-tested on the
-hold-out half, and per-value statistics."""
+"""From the lattice search to the report's findings: refined numeric ranges (ranges.py),
+overlap-aware selection re-tested on the hold-out half (selection.py), impact numbers and
+per-value statistics. The in-memory driver find_slices runs the same steps as the Beam
+pipeline (beam/slices.py):
+
+    state = initial_state(...); for each level: generate, count, next_level
+    histograms = ranges.histogram_slices(state, encoders)        # one counting pass
+    conditions = ranges.refine(state, encoders, histograms, counts)
+    table = selection.PatternTable.count(...)                     # one counting pass
+    result = summarize(state, encoders, conditions, table)
+"""
 
 import dataclasses
 import math
@@ -7,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from components.error_analysis.search import binning, stats
+from components.error_analysis.search import binning, lattice, ranges, selection, stats
 from components.error_analysis.search.lattice import (
     HOLDOUT_ERRORS,
     HOLDOUT_SIZE,
@@ -22,76 +31,6 @@ from components.error_analysis.search.lattice import (
 )
 
 
-def select_non_redundant(
-    predicates: Sequence[frozenset],
-    counts: np.ndarray,
-    total_size: int,
-    total_errors: int,
-    num_slices: int,
-    significance: float,
-) -> List[int]:
-    """Picks up to num_slices slices from a score-ordered list, skipping repeats.
-
-    A slice that adds predicates to an accepted one is a narrower copy of a
-    better slice and is dropped. So is a narrower slice S of any listed slice T
-    whose error rate is not significantly above that of T's other rows: the
-    extra predicates only pick a lucky corner of T. A slice with fewer
-    predicates than an accepted one T is kept only if its rows outside T still
-    fail significantly more than the rest of the data; otherwise it is T plus
-    dilution.
-
-    Args:
-      predicates: predicate ids of each slice, best score first.
-      counts: (len(predicates), 2+) search-half size and errors per slice.
-      total_size: search-half rows.
-      total_errors: search-half errors.
-      num_slices: most slices to return.
-      significance: level of the one-sided test for the broader slices.
-
-    Returns:
-      Indices of the selected slices, best first.
-    """
-    accepted: List[int] = []
-    for index, slice_predicates in enumerate(predicates):
-        if len(accepted) == num_slices:
-            break
-        redundant = any(
-            _no_worse_than_rest_of(counts[index], counts[broader], significance)
-            for broader, broader_predicates in enumerate(predicates)
-            if broader_predicates < slice_predicates
-        )
-        for kept in accepted:
-            if predicates[kept] <= slice_predicates:
-                redundant = True
-            elif slice_predicates < predicates[kept]:
-                rest_size = counts[index, SEARCH_SIZE] - counts[kept, SEARCH_SIZE]
-                rest_errors = counts[index, SEARCH_ERRORS] - counts[kept, SEARCH_ERRORS]
-                p_value = stats.greater_rate_p_value(
-                    rest_errors, rest_size, total_errors - rest_errors, total_size - rest_size
-                )
-                redundant = p_value >= significance
-            if redundant:
-                break
-        if not redundant:
-            accepted.append(index)
-    return accepted
-
-
-def _no_worse_than_rest_of(narrow: np.ndarray, broad: np.ndarray, significance: float) -> bool:
-    """Whether the narrow slice's error rate is not significantly above the rate
-    in the rest of the broad slice that contains it (search-half counts)."""
-    rest_size = broad[SEARCH_SIZE] - narrow[SEARCH_SIZE]
-    if rest_size <= 0:
-        return True
-    p_value = stats.greater_rate_p_value(
-        narrow[SEARCH_ERRORS],
-        narrow[SEARCH_SIZE],
-        broad[SEARCH_ERRORS] - narrow[SEARCH_ERRORS],
-        rest_size,
-    )
-    return p_value >= significance
-
-
 @dataclasses.dataclass(frozen=True)
 class Predicate:
     feature: str
@@ -100,10 +39,13 @@ class Predicate:
 
 @dataclasses.dataclass(frozen=True)
 class FailingSlice:
-    """A reported slice: found on the search half, checked on the hold-out.
+    """A reported slice: found on the search half, checked on the hold-out half.
 
-    The p-value tests hold-out error rate in the slice > in the rest of the
-    hold-out half; the q-value is BH-adjusted across reported slices.
+    size, errors and the rates are over all analysed rows; error_rate_outside is the rate of
+    every other row. potential_gain = (error_rate - error_rate_outside) x size / all rows: the
+    accuracy gained if the slice failed like the rest. The p-value is the hold-out test that
+    kept it (its rows outside earlier findings vs the rows outside all of them; a refinement:
+    vs the rest of its parent); q_value is that p-value Bonferroni-adjusted.
     """
 
     predicates: List[Predicate]
@@ -118,14 +60,26 @@ class FailingSlice:
     p_value: float
     q_value: float
     held: bool
+    error_rate_outside: float
+    error_share: float
+    potential_gain: float
+    parent: Optional[str] = None
 
     @property
     def text(self) -> str:
         return ' AND '.join(predicate.label for predicate in self.predicates)
 
     @property
+    def size(self) -> int:
+        return self.search_size + self.holdout_size
+
+    @property
+    def errors(self) -> int:
+        return self.search_errors + self.holdout_errors
+
+    @property
     def search_error_rate(self) -> float:
-        return self.search_errors / self.search_size
+        return self.search_errors / self.search_size if self.search_size else float('nan')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +121,7 @@ class SliceSearchResult:
     def to_dict(self) -> Dict[str, Any]:
         """JSON-serialisable form (NaN becomes None)."""
         return {
-            'config': dataclasses.asdict(self.config),
+            'config': {**dataclasses.asdict(self.config), 'search_k': self.config.search_k},
             'overall': {
                 'rows': self.rows,
                 'errors': self.errors,
@@ -202,6 +156,13 @@ class SliceSearchResult:
                     'p_value': _json_float(failing.p_value),
                     'q_value': _json_float(failing.q_value),
                     'held': failing.held,
+                    'size': failing.size,
+                    'errors': failing.errors,
+                    'error_rate': _json_float(failing.errors / max(failing.size, 1)),
+                    'error_rate_outside': _json_float(failing.error_rate_outside),
+                    'error_share': _json_float(failing.error_share),
+                    'potential_gain': _json_float(failing.potential_gain),
+                    'parent': failing.parent,
                 }
                 for rank, failing in enumerate(self.slices, 1)
             ],
@@ -220,64 +181,65 @@ class SliceSearchResult:
         }
 
 
-def summarize(state: SearchState, encoders: Sequence[binning.FeatureEncoder]) -> SliceSearchResult:
-    """Non-redundant top slices with hold-out checks, and per-value stats."""
+def summarize(
+    state: SearchState,
+    encoders: Sequence[binning.FeatureEncoder],
+    conditions: np.ndarray,
+    table: selection.PatternTable,
+) -> SliceSearchResult:
+    """Findings chosen from the refined candidates (selection.py), with per-value stats."""
     config = state.config
-    names = [encoder.name for encoder in encoders for _ in encoder.labels]
-    labels = [label for encoder in encoders for label in encoder.labels]
-    search_rows, search_errors, holdout_rows, holdout_errors = (
-        int(total) for total in state.totals
-    )
-
-    top_sets = [frozenset(row[row >= 0].tolist()) for row in state.top_predicates]
-    selected = select_non_redundant(
-        top_sets,
-        state.top_counts,
-        search_rows,
-        search_errors,
-        config.num_slices,
-        config.significance,
-    )
-    counts = state.top_counts[selected]
-    holdout_rates = stats.error_rate(counts[:, HOLDOUT_ERRORS], counts[:, HOLDOUT_SIZE])
+    totals = state.totals
+    search_rows, search_errors, holdout_rows, holdout_errors = (int(t) for t in totals)
+    rows, errors = search_rows + holdout_rows, search_errors + holdout_errors
+    chosen = selection.select(table, conditions, totals, config.significance, config.num_slices)
+    texts = [
+        ' AND '.join(label for _, label in ranges.condition_labels(c, encoders)) for c in conditions
+    ]
     holdout_rate = holdout_errors / max(holdout_rows, 1)
-    p_values = stats.greater_rate_p_value(
-        counts[:, HOLDOUT_ERRORS],
-        counts[:, HOLDOUT_SIZE],
-        holdout_errors - counts[:, HOLDOUT_ERRORS],
-        holdout_rows - counts[:, HOLDOUT_SIZE],
-    )
-    q_values = stats.benjamini_hochberg(p_values)
-    low, high = stats.wilson_interval(counts[:, HOLDOUT_ERRORS], counts[:, HOLDOUT_SIZE])
-    lifts = stats.lift(holdout_rates, holdout_rate)
     slices = []
-    for row, index in enumerate(selected):
-        predicate_ids = state.top_predicates[index]
+    for entry in chosen:
+        counts = entry.counts
+        size = int(counts[SEARCH_SIZE] + counts[HOLDOUT_SIZE])
+        slice_errors = int(counts[SEARCH_ERRORS] + counts[HOLDOUT_ERRORS])
+        holdout_error_rate = float(stats.error_rate(counts[HOLDOUT_ERRORS], counts[HOLDOUT_SIZE]))
+        low, high = stats.wilson_interval(counts[HOLDOUT_ERRORS], counts[HOLDOUT_SIZE])
+        rest = rows - size
         slices.append(
             FailingSlice(
                 predicates=[
-                    Predicate(feature=names[p], label=labels[p])
-                    for p in predicate_ids[predicate_ids >= 0].tolist()
+                    Predicate(feature=name, label=label)
+                    for name, label in ranges.condition_labels(conditions[entry.index], encoders)
                 ],
-                score=float(state.top_scores[index]),
-                search_size=int(counts[row, SEARCH_SIZE]),
-                search_errors=int(counts[row, SEARCH_ERRORS]),
-                holdout_size=int(counts[row, HOLDOUT_SIZE]),
-                holdout_errors=int(counts[row, HOLDOUT_ERRORS]),
-                holdout_error_rate=float(holdout_rates[row]),
-                holdout_error_rate_ci=(float(low[row]), float(high[row])),
-                holdout_lift=float(lifts[row]),
-                p_value=float(p_values[row]),
-                q_value=float(q_values[row]),
-                held=bool(
-                    q_values[row] < config.significance and holdout_rates[row] > holdout_rate
+                score=float(
+                    lattice.slice_scores(
+                        counts[SEARCH_SIZE],
+                        counts[SEARCH_ERRORS],
+                        search_rows,
+                        state.average_error,
+                        config.alpha,
+                    )
                 ),
+                search_size=int(counts[SEARCH_SIZE]),
+                search_errors=int(counts[SEARCH_ERRORS]),
+                holdout_size=int(counts[HOLDOUT_SIZE]),
+                holdout_errors=int(counts[HOLDOUT_ERRORS]),
+                holdout_error_rate=holdout_error_rate,
+                holdout_error_rate_ci=(float(low), float(high)),
+                holdout_lift=float(stats.lift(holdout_error_rate, holdout_rate)),
+                p_value=entry.p_value,
+                q_value=entry.adjusted_p_value,
+                held=entry.held,
+                error_rate_outside=(errors - slice_errors) / rest if rest else float('nan'),
+                error_share=slice_errors / errors if errors else 0.0,
+                potential_gain=float(selection.potential_gain(size, slice_errors, rows, errors)),
+                parent=texts[entry.parent] if entry.parent is not None else None,
             )
         )
     return SliceSearchResult(
         config=config,
-        rows=search_rows + holdout_rows,
-        errors=search_errors + holdout_errors,
+        rows=rows,
+        errors=errors,
         search_rows=search_rows,
         search_errors=search_errors,
         holdout_rows=holdout_rows,
@@ -285,17 +247,19 @@ def summarize(state: SearchState, encoders: Sequence[binning.FeatureEncoder]) ->
         min_support_rows=state.min_support_rows,
         level_sizes=list(state.level_sizes),
         slices=slices,
-        feature_values=_feature_value_stats(state, names, labels),
+        feature_values=_feature_value_stats(state, encoders),
         feature_notes={encoder.name: encoder.note for encoder in encoders if encoder.note},
     )
 
 
 def _feature_value_stats(
-    state: SearchState, names: Sequence[str], labels: Sequence[str]
+    state: SearchState, encoders: Sequence[binning.FeatureEncoder]
 ) -> List[FeatureValueStats]:
     """Every observed feature value over all rows, vs the other rows."""
     if state.value_counts.size == 0:
         return []
+    names = [encoder.name for encoder in encoders for _ in encoder.labels]
+    labels = [label for encoder in encoders for label in encoder.labels]
     sizes = state.value_counts[:, SEARCH_SIZE] + state.value_counts[:, HOLDOUT_SIZE]
     errors = state.value_counts[:, SEARCH_ERRORS] + state.value_counts[:, HOLDOUT_ERRORS]
     total_size = int(state.totals[SEARCH_SIZE] + state.totals[HOLDOUT_SIZE])
@@ -348,4 +312,9 @@ def find_slices(
     for _ in range(config.max_predicates):
         candidates = generate_candidates(state)
         state = next_level(state, candidates, count_candidates(codes, errors, holdout, candidates))
-    return summarize(state, encoders)
+    histograms = ranges.histogram_slices(state, encoders)
+    conditions = ranges.refine(
+        state, encoders, histograms, ranges.count_histograms(codes, errors, holdout, histograms)
+    )
+    table = selection.PatternTable.count(codes, errors, holdout, conditions)
+    return summarize(state, encoders, conditions, table)

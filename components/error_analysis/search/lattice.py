@@ -30,6 +30,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from components.error_analysis.search import stats
+
 # Columns of the count arrays: search half rows/errors, hold-out rows/errors.
 SEARCH_SIZE, SEARCH_ERRORS, HOLDOUT_SIZE, HOLDOUT_ERRORS = range(4)
 # Feature sets with more (cells x 4) than this are counted with np.unique
@@ -76,10 +78,9 @@ class SliceFinderConfig:
         }
         return cls(**{**values, **overrides})
 
-    @property
-    def search_k(self) -> int:
-        """Exact top-K kept during the search; num_slices are chosen from it."""
-        return max(5 * self.num_slices, 50)
+    # Candidates kept by the search for selection, whatever num_slices is: dominated supersets
+    # never take a place (see next_level), so a second failure is not crowded out.
+    search_k = 64
 
     def min_support_rows(self, search_rows: int) -> int:
         if self.min_slice_size < 1:
@@ -160,7 +161,9 @@ class SearchState:
 
     @property
     def threshold(self) -> float:
-        """Score a new slice must beat: K-th best once top-K is full, else 0."""
+        """Score a slice's children must be able to beat to be searched: the K-th best once
+        top-K is full, else 0 (SliceLine's floor). A counted slice below 0 can still be
+        kept (see next_level); only the search for more of them stops there."""
         if len(self.top_scores) < self.config.search_k:
             return 0.0
         return float(self.top_scores[-1])
@@ -433,7 +436,9 @@ def next_level(
         scores = slice_scores(
             sizes, errors, int(state.totals[SEARCH_SIZE]), state.average_error, config.alpha
         )
-        eligible = (sizes >= state.min_support_rows) & (scores > 0)
+        # Any score: a small slice that fails significantly can score below 0 (SliceLine's
+        # size penalty) and still be the finding; significance decides, the score ranks.
+        eligible = (sizes >= state.min_support_rows) & ~_dominated(state, candidates, counts)
     state = dataclasses.replace(
         state,
         **_merge_top_k(state, candidates.predicates[eligible], counts[eligible], scores[eligible]),
@@ -453,6 +458,39 @@ def next_level(
         frontier_counts=counts[expandable][order],
         level_sizes=state.level_sizes + ((candidates.size, int(expandable.sum())),),
     )
+
+
+def _dominated(state: SearchState, candidates: Candidates, counts: np.ndarray) -> np.ndarray:
+    """Slices whose error rate is not significantly above that of the other rows of one of
+    their parents (drop one predicate; level 1: the whole search half), on the search half.
+
+    Such a slice only picks a corner of its parent (a real failing slice plus an unrelated
+    predicate): it stays in the frontier, so the lattice below it is searched as before, but
+    it takes no place among the candidates for the report.
+    """
+    sizes, errors = counts[:, SEARCH_SIZE], counts[:, SEARCH_ERRORS]
+    if candidates.level == 1:
+        parents = np.broadcast_to(state.totals[[SEARCH_SIZE, SEARCH_ERRORS]], (len(sizes), 2))
+        return _not_worse_than_rest(sizes, errors, parents, state.config.significance)
+    keys = _radix_keys(state.frontier, state.num_predicates)
+    dominated = np.zeros(candidates.size, dtype=bool)
+    for dropped in range(candidates.level):
+        parent_keys = _radix_keys(
+            np.delete(candidates.predicates, dropped, axis=1), state.num_predicates
+        )
+        position = np.minimum(np.searchsorted(keys, parent_keys), len(keys) - 1)
+        parents = state.frontier_counts[position][:, [SEARCH_SIZE, SEARCH_ERRORS]]
+        dominated |= _not_worse_than_rest(sizes, errors, parents, state.config.significance)
+    return dominated
+
+
+def _not_worse_than_rest(
+    sizes: np.ndarray, errors: np.ndarray, parents: np.ndarray, significance: float
+) -> np.ndarray:
+    """Whether each slice fails not significantly more than the rest of its parent."""
+    rest_sizes = parents[:, 0] - sizes
+    p_values = stats.greater_rate_p_value(errors, sizes, parents[:, 1] - errors, rest_sizes)
+    return (rest_sizes <= 0) | ~(p_values < significance)
 
 
 def _merge_top_k(

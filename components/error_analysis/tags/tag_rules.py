@@ -31,11 +31,11 @@ class TagRule:
     name: str
     expression: str
     features: FrozenSet[str]
+    tree: ast.AST = dataclasses.field(compare=False, repr=False)  # parsed once, checked
 
     def evaluate(self, columns: Dict[str, np.ndarray]) -> np.ndarray:
         """Boolean mask: the rows the tag applies to."""
-        tree = ast.parse(self.expression, mode='eval').body
-        return np.asarray(_eval(tree, columns), dtype=bool)
+        return np.asarray(_eval(self.tree, columns), dtype=bool)
 
 
 def parse_rule(text: str) -> TagRule:
@@ -52,7 +52,7 @@ def parse_rule(text: str) -> TagRule:
         raise RuleError(f"tag rule '{text}': {e.msg} in '{expression}'") from None
     features = set()
     _check(tree, features, text)
-    return TagRule(name, expression, frozenset(features))
+    return TagRule(name, expression, frozenset(features), tree)
 
 
 def parse_rules(texts: Sequence[str]) -> list:

@@ -1,0 +1,338 @@
+"""Findings benchmark: does ErrorAnalysis find every planted failure and nothing else?
+
+Generated data with known answers (each row: 8 categorical features of 8 values, 4 numeric
+features in [0, 1), a base error rate of 8%), run through the component's real Beam path
+(BuildEncoders + DiscoverSlices, in-process DirectRunner, default Settings):
+
+  categorical  c0 = a AND c1 = b        1.6% of rows, 55% errors  (findable)
+  numeric      0.6 <= x0 < 0.7          10% of rows,  30% errors  (findable)
+  tiny         c2 = c AND c3 = d AND c4 = e   0.2% of rows, 90% errors (below the 1% minimum
+               slice size: not findable, and not an error to report)
+  null         the same features, 8% errors everywhere: any held finding is a false positive
+
+Printed per size: recall of the findable planted slices, precision of held findings (a finding
+is correct if it is a planted slice, or for the numeric one a range whose edges are within one
+fine bin of 0.6 and 0.7; refinements count too), the worst numeric range edge error, seeds with
+any finding on null data, time per run and peak memory of the worker process. The `sliceline`
+package runs on the same data where it fits in memory (numeric features cut into the same
+number of quantile bins, its top-10 as its findings).
+
+    python bench/findings.py                     # make bench-findings
+    python bench/findings.py --sizes 40000 --seeds 3 --null-seeds 5
+    python bench/findings.py --sizes 10000000 --seeds 1 --null-seeds 0 --sliceline-max-rows 0
+"""
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from typing import Dict, List
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from components.error_analysis.search import lattice  # noqa: E402
+from components.error_analysis.settings import Settings  # noqa: E402
+
+SHARD_ROWS = 50_000
+CATEGORICAL = [f'c{i}' for i in range(8)]
+NUMERIC = [f'x{i}' for i in range(4)]
+LETTERS = np.array(list('abcdefgh'), dtype=object)
+BASE_ERROR_RATE = 0.08
+CATEGORICAL_SLICE = {'c0': 'a', 'c1': 'b'}
+CATEGORICAL_RATE = 0.55
+NUMERIC_RANGE = ('x0', 0.6, 0.7)
+NUMERIC_RATE = 0.30
+TINY_SLICE = {'c2': 'c', 'c3': 'd', 'c4': 'e'}
+TINY_RATE = 0.90
+SETTINGS = Settings()
+BIN_WIDTH = 1.0 / SETTINGS.num_bins  # numeric features are uniform on [0, 1)
+
+
+def generate_shard(seed: int, shard: int, rows: int, planted: bool) -> lattice.ColumnBatch:
+    """Deterministic rows of one shard of one seed's data set."""
+    rng = np.random.default_rng([seed, shard, int(planted)])
+    columns: Dict[str, np.ndarray] = {
+        name: LETTERS[rng.integers(0, len(LETTERS), rows)] for name in CATEGORICAL
+    }
+    columns.update({name: rng.random(rows) for name in NUMERIC})
+    rates = np.full(rows, BASE_ERROR_RATE)
+    if planted:
+        feature, low, high = NUMERIC_RANGE
+        in_range = (columns[feature] >= low) & (columns[feature] < high)
+        rates[in_range] = NUMERIC_RATE
+        for predicates, rate in ((CATEGORICAL_SLICE, CATEGORICAL_RATE), (TINY_SLICE, TINY_RATE)):
+            inside = np.all([columns[f] == v for f, v in predicates.items()], axis=0)
+            rates[inside] = np.maximum(rates[inside], rate)
+    first = shard * SHARD_ROWS
+    return lattice.ColumnBatch(
+        columns=columns,
+        errors=(rng.random(rows) < rates).astype(np.int8),
+        example_ids=np.array([f'{seed}-{i}' for i in range(first, first + rows)]),
+    )
+
+
+def shards(rows: int) -> List[int]:
+    full, rest = divmod(rows, SHARD_ROWS)
+    return [SHARD_ROWS] * full + ([rest] if rest else [])
+
+
+# ---------------------------------------------------------------------------------------------
+# Judging findings against the planted answers.
+
+_RANGE = re.compile(r'^(?:([-\d.e]+) <= )?x0(?: < ([-\d.e]+)| >= ([-\d.e]+))?$')
+
+
+def numeric_range(label: str):
+    """(low, high) of a range label on x0, None if the label is something else."""
+    match = _RANGE.match(label)
+    if not match or label == 'x0':
+        return None
+    low = float(match.group(1) or match.group(3) or 0.0)
+    high = float(match.group(2)) if match.group(2) else 1.0
+    return low, high
+
+
+def judge(finding: Dict) -> Dict:
+    """Which planted slice a finding is, if any, and the range error of a numeric one."""
+    predicates = {p['feature']: p['label'] for p in finding['predicates']}
+    as_values = {f: label.split(' = ', 1)[-1] for f, label in predicates.items()}
+    if as_values == CATEGORICAL_SLICE:
+        return {'planted': 'categorical'}
+    if as_values == TINY_SLICE:
+        return {'planted': 'tiny'}
+    if list(predicates) == ['x0']:
+        found = numeric_range(predicates['x0'])
+        if found:
+            error = max(abs(found[0] - NUMERIC_RANGE[1]), abs(found[1] - NUMERIC_RANGE[2]))
+            if error <= BIN_WIDTH + 1e-9:
+                return {'planted': 'numeric', 'range_error': error}
+    return {'planted': None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers: one process per (method, size, kind), all its seeds, so peak memory is its own.
+
+
+def _beam_worker(rows: int, seeds: List[int], planted: bool) -> Dict:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from components.error_analysis.beam import slices as beam_slices
+
+    config = lattice.SliceFinderConfig.from_settings(SETTINGS)
+    runs = []
+    for seed in seeds:
+        output_path = f'/tmp/findings_bench_{os.getpid()}_{seed}.json'
+
+        def save(result, path=output_path) -> None:
+            with open(path, 'w') as file:
+                json.dump(result.to_dict(), file)
+
+        options = PipelineOptions(['--direct_running_mode=in_memory', '--direct_num_workers=1'])
+        start = time.perf_counter()
+        with beam.Pipeline(options=options) as pipeline:
+            batches = (
+                pipeline
+                | beam.Create(list(enumerate(shards(rows))))
+                | beam.MapTuple(lambda shard, n, s=seed: generate_shard(s, shard, n, planted))
+            )
+            encoders = batches | beam_slices.BuildEncoders(
+                CATEGORICAL + NUMERIC, SETTINGS.num_bins, SETTINGS.max_values_per_feature
+            )
+            result = batches | beam_slices.DiscoverSlices(encoders, config)
+            _ = result | beam.Map(save)
+        seconds = time.perf_counter() - start
+        with open(output_path) as file:
+            found = json.load(file)
+        os.remove(output_path)
+        held = [s for s in found['slices'] if s['held']]
+        runs.append({'seconds': seconds, 'held': held})
+    return {'runs': runs}
+
+
+def _sliceline_worker(rows: int, seeds: List[int], planted: bool, memory_gb: float) -> Dict:
+    """The sliceline package on the same rows (search half), numeric features in quantile
+    bins, its top-10 slices as findings."""
+    from sliceline.slicefinder import Slicefinder
+
+    with open('/proc/self/oom_score_adj', 'w') as file:
+        file.write('1000')
+    if memory_gb > 0:
+        cap = int(memory_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    config = lattice.SliceFinderConfig.from_settings(SETTINGS)
+    runs = []
+    for seed in seeds:
+        parts = [generate_shard(seed, shard, n, planted) for shard, n in enumerate(shards(rows))]
+        columns = {
+            name: np.concatenate([p.columns[name] for p in parts]) for name in CATEGORICAL + NUMERIC
+        }
+        errors = np.concatenate([p.errors for p in parts])
+        ids = np.concatenate([p.example_ids for p in parts])
+        search = ~lattice.holdout_mask(ids)
+        edges = np.linspace(0, 1, SETTINGS.num_bins + 1)
+        labels = []
+        for name in NUMERIC:
+            codes = np.clip(np.searchsorted(edges, columns[name], side='right') - 1, 0, None)
+            labels.append(
+                np.array([f'{edges[c]:.4g} <= {name} < {edges[c + 1]:.4g}' for c in codes])
+            )
+        x = np.stack([columns[name] for name in CATEGORICAL] + labels, axis=1)[search]
+        start = time.perf_counter()
+        try:
+            model = Slicefinder(
+                alpha=config.alpha,
+                k=10,
+                max_l=config.max_predicates,
+                min_sup=config.min_support_rows(int(search.sum())),
+                verbose=False,
+            ).fit(x, errors[search].astype(float))
+        except MemoryError as error:
+            return {'error': f'MemoryError after {time.perf_counter() - start:.0f} s: {error}'}
+        seconds = time.perf_counter() - start
+        names = CATEGORICAL + NUMERIC
+        held = []
+        for row in model.top_slices_:
+            predicates = []
+            for j, value in enumerate(row):
+                if value is None:
+                    continue
+                label = value if names[j] in NUMERIC else f'{names[j]} = {value}'
+                predicates.append({'feature': names[j], 'label': label})
+            held.append({'predicates': predicates})
+        runs.append({'seconds': seconds, 'held': held})
+    return {'runs': runs}
+
+
+def _run_worker(method: str, rows: int, seeds: List[int], planted: bool, args) -> Dict:
+    """One worker process; its peak memory from the kernel's accounting."""
+    command = [
+        sys.executable,
+        __file__,
+        '--worker',
+        method,
+        '--rows',
+        str(rows),
+        '--seed-list',
+        ','.join(map(str, seeds)),
+        '--memory-gb',
+        str(args.memory_gb),
+    ] + (['--planted'] if planted else [])
+    completed = subprocess.run(
+        [sys.executable, __file__, '--measure', json.dumps(command)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        return {'error': completed.stderr.strip().splitlines()[-1][:200]}
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _measure(command: List[str]) -> Dict:
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if completed.returncode != 0:
+        return {'error': f'exit {completed.returncode}: {completed.stderr[-300:]}'}
+    return {**json.loads(completed.stdout.strip().splitlines()[-1]), 'peak_mb': peak_mb}
+
+
+# ---------------------------------------------------------------------------------------------
+# The table.
+
+
+def score_runs(planted_runs: List[Dict]) -> Dict:
+    """Recall of the two findable slices, precision and worst range error over seeds."""
+    found = correct = total = 0
+    range_errors = []
+    for run in planted_runs:
+        verdicts = [judge(f) for f in run['held']]
+        kinds = {v['planted'] for v in verdicts}
+        found += ('categorical' in kinds) + ('numeric' in kinds)
+        correct += sum(v['planted'] is not None for v in verdicts)
+        total += len(verdicts)
+        range_errors += [v['range_error'] for v in verdicts if 'range_error' in v]
+    return {
+        'recall': found / (2 * len(planted_runs)) if planted_runs else float('nan'),
+        'precision': correct / total if total else float('nan'),
+        'findings': total,
+        'range_error': max(range_errors) if range_errors else float('nan'),
+    }
+
+
+def _row(name: str, rows: int, planted: Dict, null: Dict, seeds: int, null_seeds: int) -> str:
+    if 'error' in planted:
+        return f'{rows:>10,} | {name:<9} | {planted["error"]}'
+    scores = score_runs(planted['runs'])
+    seconds = np.mean([r['seconds'] for r in planted['runs']])
+    null_text = '-'
+    if null and 'error' not in null:
+        null_text = f'{sum(bool(r["held"]) for r in null["runs"])}/{null_seeds}'
+    return (
+        f'{rows:>10,} | {name:<9} | {scores["recall"]:>6.0%} | {scores["precision"]:>9.0%} '
+        f'({scores["findings"]:>3}) | {scores["range_error"]:>11.3f} | {null_text:>9} | '
+        f'{seconds:>7.1f} | {planted.get("peak_mb", float("nan")):>7,.0f}'
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--sizes', default='10000,40000,100000,1000000')
+    parser.add_argument('--seeds', type=int, default=10)
+    parser.add_argument('--null-seeds', type=int, default=20)
+    parser.add_argument('--sliceline-max-rows', type=int, default=40_000)
+    parser.add_argument('--memory-gb', type=float, default=16, help='cap for sliceline')
+    parser.add_argument('--worker', choices=['beam', 'sliceline'])
+    parser.add_argument('--measure')
+    parser.add_argument('--rows', type=int)
+    parser.add_argument('--seed-list')
+    parser.add_argument('--planted', action='store_true')
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(_measure(json.loads(args.measure))))
+        return
+    if args.worker:
+        seeds = [int(s) for s in args.seed_list.split(',')]
+        if args.worker == 'beam':
+            result = _beam_worker(args.rows, seeds, args.planted)
+        else:
+            result = _sliceline_worker(args.rows, seeds, args.planted, args.memory_gb)
+        print(json.dumps(result))
+        return
+
+    print(
+        f'planted: categorical {CATEGORICAL_SLICE} ({CATEGORICAL_RATE:.0%} errors), numeric '
+        f'{NUMERIC_RANGE[1]} <= x0 < {NUMERIC_RANGE[2]} ({NUMERIC_RATE:.0%}), below support '
+        f'{TINY_SLICE}; base {BASE_ERROR_RATE:.0%}; fine bin {BIN_WIDTH:.4f}; '
+        f'{args.seeds} seeds, {args.null_seeds} null seeds'
+    )
+    print(
+        f'{"rows":>10} | {"method":<9} | {"recall":>6} | {"precision":>9} (  n) | '
+        f'{"range error":>11} | {"null FP":>9} | {"s/run":>7} | {"peak MB":>7}'
+    )
+    for rows in [int(size) for size in args.sizes.split(',')]:
+        seeds = list(range(args.seeds))
+        null_seeds = list(range(100, 100 + args.null_seeds))
+        planted = _run_worker('beam', rows, seeds, True, args)
+        null = _run_worker('beam', rows, null_seeds, False, args) if null_seeds else {}
+        print(_row('blindspot', rows, planted, null, args.seeds, args.null_seeds), flush=True)
+        if rows <= args.sliceline_max_rows:
+            theirs = _run_worker('sliceline', rows, seeds, True, args)
+            if 'error' not in theirs and 'error' not in planted:
+                ours = np.mean([r['seconds'] for r in planted['runs']])
+                mean = np.mean([r['seconds'] for r in theirs['runs']])
+                theirs['ratio'] = mean / ours
+            line = _row('sliceline', rows, theirs, {}, args.seeds, 0)
+            if 'ratio' in theirs:
+                line += f' | {theirs["ratio"]:.1f}x the time'
+            print(line, flush=True)
+
+
+if __name__ == '__main__':
+    main()
