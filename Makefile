@@ -18,7 +18,7 @@ for c in "$(PYTHON)" python3.10 \
 done; exit 1
 endef
 
-.PHONY: run test lint format bench kubeflow clean-venv
+.PHONY: run test lint format bench bench-findings kubeflow clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@py=$$($(find_python310)) || { echo "error: Python 3.10 not found (TFX 1.16 needs 3.9-3.10). Install it (e.g. 'pyenv install 3.10.13') or pass PYTHON=/path/to/python3.10." >&2; exit 1; }; \
@@ -46,8 +46,11 @@ format: $(STAMP)
 test: lint
 	$(PY) -m pytest tests $(ARGS)
 
-bench: $(STAMP)
-	$(PY) bench/slice_discovery.py $(ARGS)
+# Planted failures and null data through the real Beam path, beside the sliceline package.
+bench-findings: $(STAMP)
+	$(PY) bench/findings.py $(ARGS)
+
+bench: bench-findings
 
 kubeflow: $(STAMP)
 	$(PY) -m kubeflow.runner $(or $(ARGS),--config kubeflow/config.example.yaml)

@@ -221,6 +221,8 @@ def parse_config(data: Any, source: str = 'config') -> Dict[str, Any]:
             raise SettingsError(
                 f'{source}: unknown setting {raw_key!r}; known: {", ".join(_CONFIG_KEYS)}'
             )
+        if value is None:  # a key left empty (e.g. only commented-out settings): not set
+            continue
         types, description = _CONFIG_KEYS[key]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise SettingsError(f'{source}: {raw_key} must be {description}, got {value!r}')

@@ -16,7 +16,7 @@ from components.error_analysis.beam import slices as beam_slices
 from components.error_analysis.beam.predictions import PredictionBatch
 from components.error_analysis.report.files import FEATURE_COLUMN_PREFIX, PREDICTIONS_DIR
 from components.error_analysis.search import confusion, lattice
-from components.error_analysis.tags import tag_rules
+from components.error_analysis.tags.tag_rules import TagRule
 
 PART_TOTALS = 'totals.json'
 PART_HARDEST = 'hardest.json'
@@ -38,7 +38,7 @@ class AnalysisParams:
     num_hardest: int
     transformed_features: Tuple[str, ...] = ()  # slice features read from Transform
     image: Optional[Tuple[str, int, int]] = None  # (raw bytes feature, height, width)
-    tag_rules: Tuple[tag_rules.TagRule, ...] = ()  # parsed once by the executor
+    tag_rules: Tuple[TagRule, ...] = ()  # parsed once by the executor
     rule_only_features: Tuple[str, ...] = ()  # read for the rules, not sliced on
 
 
@@ -285,9 +285,7 @@ def build_analysis(
     return batches
 
 
-def _tag_counts(
-    batch: PredictionBatch, rules: Sequence[tag_rules.TagRule], manual: Dict
-) -> Dict[str, List]:
+def _tag_counts(batch: PredictionBatch, rules: Sequence[TagRule], manual: Dict) -> Dict[str, List]:
     """tag -> [source, weighted examples, weighted correct, rows] for one batch; the key
     '_manual_matched' counts rows whose id is in the manual tags."""
 
