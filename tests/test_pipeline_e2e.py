@@ -1,6 +1,7 @@
 """The real taxi pipeline on a small sample, checked through ML Metadata."""
 
 import glob
+import itertools
 import json
 import os
 from html.parser import HTMLParser
@@ -8,7 +9,7 @@ from html.parser import HTMLParser
 import pyarrow.parquet as pq
 import tensorflow as tf
 
-from components.error_analysis import artifact as keys
+from components.error_analysis import files as keys
 from pipelines.taxi import features
 from review import metadata
 
@@ -129,7 +130,7 @@ def test_error_analysis_report_in_metadata(taxi_run):
 
     with open(os.path.join(report.uri, 'report.json')) as f:
         data = json.load(f)
-    assert data['version'] == 1
+    assert data['version'] == 2
     assert sum(map(sum, data['confusion']['matrix'])) == n_eval
     assert metadata.custom_value(report, keys.NUM_ERRORS) == data['overall']['errors']
     assert (
@@ -142,6 +143,21 @@ def test_error_analysis_report_in_metadata(taxi_run):
         top = held[0] if held else data['slices']['slices'][0]
         assert metadata.custom_value(report, keys.TOP_SLICE) == top['slice']
     assert data['insights'] and 'error rate' in data['insights'][0]
+    findings = [s for s in held if not s['parent']]
+    if findings:
+        # The headline names the finding holding the most errors, with its share of them.
+        most = max(findings, key=lambda s: s['errors'])
+        assert data['insights'][0].startswith(most['slice'])
+        assert (
+            f'{most["errors"]:,} of the {data["overall"]["errors"]:,} errors'
+            in (data['insights'][0])
+        )
+        # Variations of one cause are parent and child, never two findings.
+        predicate_sets = [frozenset(p['label'] for p in s['predicates']) for s in findings]
+        for first, second in itertools.permutations(predicate_sets, 2):
+            assert not first < second
+        gains = [s['potential_gain'] for s in findings]
+        assert gains == sorted(gains, reverse=True)
     # TFMA's sliced metrics are carried into the report.
     assert any(r['slice'] == 'Overall' for r in data['tfma'])
 

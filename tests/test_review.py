@@ -80,8 +80,8 @@ def test_api_lists_runs_and_their_artifacts(two_runs):
 
 
 def test_component_compares_with_the_blessed_report(two_runs):
+    import components.error_analysis as error_analysis
     import review
-    from components.error_analysis.report import compare as report_compare
     from review import metadata
 
     first, second = review.list_runs(two_runs)
@@ -97,10 +97,10 @@ def test_component_compares_with_the_blessed_report(two_runs):
         line.startswith(f'New failing slice since the last blessed model: {new[0]["slice"]}')
         for line in second.insights()
     )
-    assert metadata.custom_value(second.report, report_compare.NEW_FAILING_SLICES) == len(
+    assert metadata.custom_value(second.report, error_analysis.files.NEW_FAILING_SLICES) == len(
         comparison['new']
     )
-    assert metadata.custom_value(second.report, report_compare.BASELINE_REPORT_ID) == (
+    assert metadata.custom_value(second.report, error_analysis.files.BASELINE_REPORT_ID) == (
         first.report.id
     )
     with open(second.report_html_path()) as f:
