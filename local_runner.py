@@ -81,6 +81,13 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
         help='accuracy the model needs to be blessed and pushed (default: %(default)s)',
     )
     p.add_argument(
+        '--max-accuracy-drop',
+        type=float,
+        default=defaults.max_accuracy_drop,
+        help='accuracy a new model may lose against the latest blessed one and still be '
+        'blessed (default: %(default)s)',
+    )
+    p.add_argument(
         '--beam-mode',
         choices=['in_process', 'multi_process'],
         default=defaults.beam_mode,
@@ -107,6 +114,8 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
         p.error('--train-steps must be at least 1')
     if a.workers < 1:
         p.error('--workers must be at least 1')
+    if not 0 <= a.max_accuracy_drop <= 1:
+        p.error('--max-accuracy-drop must be between 0 and 1')
     try:
         error_analysis = ErrorAnalysisSettings.from_flags(a)
     except SettingsError as e:
@@ -122,6 +131,7 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
         train_steps=a.train_steps,
         eval_steps=a.eval_steps,
         min_accuracy=a.min_accuracy,
+        max_accuracy_drop=a.max_accuracy_drop,
         beam_mode=a.beam_mode,
         workers=a.workers,
         beam_args=tuple(a.beam_arg),
@@ -227,6 +237,7 @@ def build(config: RunConfig):
         train_steps=config.train_steps,
         eval_steps=config.eval_steps,
         min_accuracy=config.min_accuracy,
+        max_accuracy_drop=config.max_accuracy_drop,
         serving_model_dir=os.path.join(output_dir, 'serving_model', dataset.pipeline_name),
         error_analysis=dataclasses.replace(
             config.error_analysis,

@@ -201,6 +201,7 @@ _CONFIG_KEYS: Dict[str, Tuple[tuple, str]] = {
     'train_steps': ((int,), 'a whole number'),
     'eval_steps': ((int,), 'a whole number'),
     'min_accuracy': ((int, float), 'a number'),
+    'max_accuracy_drop': ((int, float), 'a number'),
     'beam_args': ((list,), 'a list of Beam options'),
     'enable_cache': ((bool,), 'true or false'),
     'target': ((str,), "'kfp' or 'vertex'"),
@@ -268,6 +269,7 @@ class KubeflowSettings:
     train_steps: int = _DEFAULTS.train_steps
     eval_steps: int = _DEFAULTS.eval_steps
     min_accuracy: float = _DEFAULTS.min_accuracy
+    max_accuracy_drop: float = _DEFAULTS.max_accuracy_drop
     beam_args: Tuple[str, ...] = ()
     enable_cache: bool = True
     target: str = 'kfp'  # 'kfp' (open source) or 'vertex'
@@ -320,11 +322,29 @@ def resolve_settings(flags: argparse.Namespace, config: Mapping[str, Any]) -> Ku
         train_steps=check_positive(pick('train_steps', _DEFAULTS.train_steps), '--train-steps'),
         eval_steps=check_positive(pick('eval_steps', _DEFAULTS.eval_steps), '--eval-steps'),
         min_accuracy=check_fraction(pick('min_accuracy', _DEFAULTS.min_accuracy), '--min-accuracy'),
+        max_accuracy_drop=check_fraction(
+            pick('max_accuracy_drop', _DEFAULTS.max_accuracy_drop), '--max-accuracy-drop'
+        ),
         beam_args=tuple(beam_args),
         enable_cache=bool(enable_cache),
         target=check_target(pick('target', 'kfp')),
-        error_analysis=_error_analysis(config.get('error_analysis', {}), flags),
+        error_analysis=_gate_for_target(
+            _error_analysis(config.get('error_analysis', {}), flags), pick('target', 'kfp')
+        ),
     )
+
+
+def _gate_for_target(settings: ErrorAnalysisSettings, target: str) -> ErrorAnalysisSettings:
+    """Open-source KFP has no resolver for the latest blessed model's report, so the slice
+    gate cannot tell what is new there: it gates on every held finding (mode 'any')."""
+    if target == 'kfp' and settings.slice_gate == 'new':
+        print(
+            "note: --target kfp has no baseline report, so the slice gate runs in mode 'any' "
+            f'(any held finding above {settings.max_slice_error_rate:.0%} errors blocks the push)',
+            file=sys.stderr,
+        )
+        return dataclasses.replace(settings, slice_gate='any')
+    return settings
 
 
 def check_data_roots(settings: KubeflowSettings, pipelines: Sequence[str]) -> Dict[str, str]:
@@ -369,6 +389,7 @@ def build_pipeline(settings: KubeflowSettings, pipeline: str):
         train_steps=settings.train_steps,
         eval_steps=settings.eval_steps,
         min_accuracy=settings.min_accuracy,
+        max_accuracy_drop=settings.max_accuracy_drop,
         serving_model_dir=settings.serving_model_dir(pipeline),
         error_analysis=settings.error_analysis,
         beam_pipeline_args=settings.beam_pipeline_args(),
@@ -478,6 +499,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=None,
         help='accuracy the model needs to be blessed and pushed '
         f'(default: {_DEFAULTS.min_accuracy})',
+    )
+    p.add_argument(
+        '--max-accuracy-drop',
+        type=float,
+        default=None,
+        help='accuracy a new model may lose against the latest blessed one (Vertex target) '
+        f'and still be blessed (default: {_DEFAULTS.max_accuracy_drop})',
     )
     p.add_argument(
         '--beam-arg',

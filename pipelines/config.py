@@ -20,6 +20,7 @@ class RunConfig:
     train_steps: int = 1000
     eval_steps: int = 100
     min_accuracy: float = 0.7  # value threshold for blessing
+    max_accuracy_drop: float = 0.0  # accuracy a new model may lose against the blessed one
     beam_mode: str = 'in_process'  # or 'multi_process'
     workers: int = 2
     beam_args: Tuple[str, ...] = ()

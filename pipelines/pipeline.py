@@ -12,8 +12,10 @@ from components.error_analysis import (
     LatestBlessedModelReportStrategy,
     Settings,
 )
+from components.error_analysis import files as report_files
 from components.gated_example_validator.component import GatedExampleValidator
 from pipelines.datasets import Dataset
+from pipelines.training import Blessing
 
 
 def create_pipeline(
@@ -26,6 +28,7 @@ def create_pipeline(
     train_steps: int,
     eval_steps: int,
     min_accuracy: float,
+    max_accuracy_drop: float,
     serving_model_dir: str,
     error_analysis: Settings,
     beam_pipeline_args: Optional[List[str]] = None,
@@ -101,7 +104,7 @@ def create_pipeline(
         examples=example_gen.outputs['examples'],
         model=trainer.outputs['model'],
         baseline_model=model_resolver.outputs['model'] if model_resolver else None,
-        eval_config=dataset.eval_config(min_accuracy),
+        eval_config=dataset.eval_config(Blessing(min_accuracy, max_accuracy_drop)),
     )
 
     # The report of the latest blessed model, for ErrorAnalysis to compare with.
@@ -133,15 +136,22 @@ def create_pipeline(
         image=dataset.image,
     )
 
-    pusher = tfx.components.Pusher(
-        model=trainer.outputs['model'],
-        model_blessing=evaluator.outputs['blessing'],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
-        ),
+    # The Pusher runs only if the report's slice gate passed (see the slice_gate setting), and
+    # pushes only if the Evaluator blessed the model: TFMA guards the declared slices, the gate
+    # the ones ErrorAnalysis found.
+    gate_passed = (
+        error_analysis_step.outputs['report']
+        .future()[0]
+        .custom_property(report_files.SLICE_GATE_PASSED)
     )
-    # The report is written for every model; pushing waits for it so a run ends with it.
-    pusher.add_upstream_node(error_analysis_step)
+    with tfx.dsl.Cond(gate_passed == 1):
+        pusher = tfx.components.Pusher(
+            model=trainer.outputs['model'],
+            model_blessing=evaluator.outputs['blessing'],
+            push_destination=tfx.proto.PushDestination(
+                filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+            ),
+        )
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,

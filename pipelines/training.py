@@ -1,5 +1,6 @@
 """Pieces every dataset's Trainer and Evaluator config share."""
 
+import dataclasses
 from typing import List, Sequence
 
 import tensorflow as tf
@@ -25,19 +26,30 @@ def input_fn(
     ).repeat()
 
 
-def blessing_accuracy(class_name: str, min_accuracy: float) -> tfma.MetricConfig:
-    """The accuracy metric that decides the blessing: at least min_accuracy and not worse than
-    the latest blessed model, on the overall slice only (per-slice accuracy is for review; a
-    threshold on every slice would fail on any tiny slice)."""
+@dataclasses.dataclass(frozen=True)
+class Blessing:
+    """When the Evaluator blesses a model (defaults: pipelines/config.py RunConfig)."""
+
+    min_accuracy: float
+    max_accuracy_drop: float  # accuracy the model may lose against the latest blessed one
+
+
+def blessing_accuracy(class_name: str, blessing: Blessing) -> tfma.MetricConfig:
+    """The accuracy metric that decides the blessing: at least min_accuracy and at most
+    max_accuracy_drop below the latest blessed model, on the overall slice only (per-slice
+    accuracy is for review; a threshold on every slice would fail on any tiny slice)."""
     return tfma.MetricConfig(
         class_name=class_name,
         per_slice_thresholds=[
             tfma.PerSliceMetricThreshold(
                 slicing_specs=[tfma.SlicingSpec()],
                 threshold=tfma.MetricThreshold(
-                    value_threshold=tfma.GenericValueThreshold(lower_bound={'value': min_accuracy}),
+                    value_threshold=tfma.GenericValueThreshold(
+                        lower_bound={'value': blessing.min_accuracy}
+                    ),
                     change_threshold=tfma.GenericChangeThreshold(
-                        direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={'value': -1e-10}
+                        direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                        absolute={'value': -max(blessing.max_accuracy_drop, 1e-10)},
                     ),
                 ),
             )
@@ -89,7 +101,7 @@ def train(
 
 
 def multiclass_eval_config(
-    min_accuracy: float, num_classes: int, label_key: str, slicing: Sequence[tfma.SlicingSpec]
+    blessing: Blessing, num_classes: int, label_key: str, slicing: Sequence[tfma.SlicingSpec]
 ) -> tfma.EvalConfig:
     """Accuracy (deciding the blessing), example count, the multiclass confusion matrix and
     per-class precision/recall, on the given slices."""
@@ -105,7 +117,7 @@ def multiclass_eval_config(
         metrics_specs=[
             tfma.MetricsSpec(
                 metrics=[
-                    blessing_accuracy('SparseCategoricalAccuracy', min_accuracy),
+                    blessing_accuracy('SparseCategoricalAccuracy', blessing),
                     tfma.MetricConfig(class_name='ExampleCount'),
                     tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'),
                 ]

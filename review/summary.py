@@ -28,6 +28,12 @@ def print_summary(
         f'Model blessed: {"yes" if run.blessed else "no"}'
         f' (accuracy threshold {config.min_accuracy})'
     )
+    if run.report is not None:
+        gate = (run.report_json() or {}).get('gate')
+        if gate:
+            verdict = 'passed' if gate['passed'] else 'BLOCKED'
+            print(f'Slice gate ({gate["mode"]}): {verdict}: {gate["reason"]}')
+        print(f'Model pushed: {"yes" if run.pushed is not None else "no"}')
     evaluation = run.evaluation
     if evaluation is not None:
         rows = run.tfma_rows()

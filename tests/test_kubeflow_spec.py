@@ -209,6 +209,10 @@ def test_dependencies(compiled):
         'model_blessing': ('Evaluator', 'blessing'),
     }
     assert {'ErrorAnalysis', 'Evaluator'} <= deps['Pusher']  # the report comes before a push
+    # The slice gate: the Pusher runs only if the report's custom property says it passed.
+    condition = tasks['Pusher'].trigger_policy.condition
+    assert 'slice_gate_passed' in condition and 'ErrorAnalysis' in condition, condition
+    assert condition.rstrip().endswith('== 1'), condition
     for name, task in tasks.items():
         assert {producer for producer, _ in _producers(task).values()} <= deps[name], name
     assert _resolver_tasks(compiled['job']) == []

@@ -23,6 +23,8 @@ CHANGED = {
     'num_slices': (4, ['--num-slices', '4']),
     'significance': (0.01, ['--significance', '0.01']),
     'num_hardest_examples': (3, ['--num-hardest-examples', '3']),
+    'slice_gate': ('off', ['--slice-gate', 'off']),
+    'max_slice_error_rate': (0.3, ['--max-slice-error-rate', '0.3']),
     'tags_file': ('reviewed.csv', ['--tags', 'reviewed.csv']),
     'tag_rules': (
         ('night: trip_start_hour >= 22',),
@@ -88,6 +90,7 @@ def test_exec_properties_round_trip_as_kubeflow_returns_them():
         ('tag_rules', ['night trip_start_hour'], "should look like 'name:"),
         ('tag_references', {'night': 2}, 'accuracies between 0 and 1'),
         ('splits', [], 'at least one split'),
+        ('slice_gate', 'maybe', 'one of off, new, any'),
     ],
 )
 def test_bad_values_name_the_setting_in_each_front_end(name, bad, message):
@@ -122,3 +125,11 @@ def test_help_shows_each_default_once():
 def test_exec_property_lists_travel_as_json():
     properties = Settings(slice_features=('a', 'b')).to_exec_properties()
     assert json.loads(properties['slice_features']) == ['a', 'b']
+
+
+def test_open_source_kubeflow_gates_on_any_held_finding(capsys):
+    flags = runner.parse_args(KUBEFLOW_REQUIRED)
+    assert runner.resolve_settings(flags, {}).error_analysis.slice_gate == 'any'
+    assert "mode 'any'" in capsys.readouterr().err
+    flags = runner.parse_args(KUBEFLOW_REQUIRED + ['--target', 'vertex'])
+    assert runner.resolve_settings(flags, {}).error_analysis.slice_gate == 'new'

@@ -29,6 +29,7 @@ from tfx.dsl.components.common import resolver
 from tfx.types import standard_artifacts
 
 from components.error_analysis.artifact import ErrorAnalysisReport
+from components.error_analysis.report import files
 
 _CURRENT_MODEL_ID = 'current_model_id'  # tfx.components.evaluator.constants
 _BLESSED = 'blessed'
@@ -41,13 +42,24 @@ def _key(event: metadata_store_pb2.Event) -> str:
     return event.path.steps[0].key if event.path.steps else ''
 
 
-def latest_blessed_model_id(blessings: List[types.Artifact]) -> Optional[int]:
-    ids = [
-        b.get_int_custom_property(_CURRENT_MODEL_ID)
-        for b in blessings
-        if b.get_int_custom_property(_BLESSED) == 1
-    ]
-    return max(ids) if ids else None
+def blessed_model_ids(blessings: List[types.Artifact]) -> List[int]:
+    """Ids of the blessed models, newest first."""
+    return sorted(
+        {
+            b.get_int_custom_property(_CURRENT_MODEL_ID)
+            for b in blessings
+            if b.get_int_custom_property(_BLESSED) == 1
+        },
+        reverse=True,
+    )
+
+
+def _gate_passed(report: types.Artifact) -> bool:
+    """A report whose slice gate blocked the push is no baseline: its model was not shipped,
+    and comparing with it would make the blind spot that blocked it look old."""
+    if not report.has_custom_property(files.SLICE_GATE_PASSED):
+        return True  # written before the gate existed
+    return report.get_int_custom_property(files.SLICE_GATE_PASSED) == 1
 
 
 def first_report_for_model(
@@ -75,7 +87,8 @@ def first_report_for_model(
 
 
 class LatestBlessedModelReportStrategy(resolver.ResolverStrategy):
-    """Resolves the ErrorAnalysisReport of the latest blessed model (and that blessing)."""
+    """Resolves the ErrorAnalysisReport of the latest blessed model whose report passed the
+    slice gate (and that blessing)."""
 
     def resolve_artifacts(
         self, store, input_dict: Dict[str, List[types.Artifact]]
@@ -89,11 +102,11 @@ class LatestBlessedModelReportStrategy(resolver.ResolverStrategy):
         result = {key: [] for key in input_dict}
         if blessing_key is None or report_key is None:
             return result
-        model_id = latest_blessed_model_id(input_dict[blessing_key])
-        if model_id is None:
-            return result
-        report = first_report_for_model(store, input_dict[report_key], model_id)
-        if report is None:
+        for model_id in blessed_model_ids(input_dict[blessing_key]):
+            report = first_report_for_model(store, input_dict[report_key], model_id)
+            if report is not None and _gate_passed(report):
+                break
+        else:
             return result
         blessing = min(
             (

@@ -185,6 +185,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 image,
                 tags,
                 baseline=baseline,
+                gate={
+                    'mode': settings.slice_gate,
+                    'max_slice_error_rate': settings.max_slice_error_rate,
+                    'significance': settings.significance,
+                },
             )
         except Exception:
             # Leave nothing behind that could pass for a report.
@@ -207,6 +212,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         image: Optional[List],
         tags: Optional[Dict],
         baseline: Optional[Dict] = None,
+        gate: Optional[Dict] = None,
     ) -> Dict:
         gallery = []
         if image:
@@ -231,6 +237,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             baseline=baseline,
             gallery=gallery,
             tags=tags,
+            gate=gate,
             files={'predictions': f'{files.PREDICTIONS_DIR}/*.parquet', 'html': files.REPORT_HTML},
         )
         # The page first, report.json last: a report.json is only there once both are whole.
@@ -306,6 +313,9 @@ def _record_summary(output: types.Artifact, data: Dict) -> None:
             files.TOP_SLICE_ERROR_RATE, (top['search_errors'] + top['holdout_errors']) / size
         )
         output.set_int_custom_property(files.TOP_SLICE_SIZE, size)
+    # The Pusher runs only when this is 1 (pipelines/pipeline.py: tfx.dsl.Cond).
+    output.set_int_custom_property(files.SLICE_GATE_PASSED, int(data['gate']['passed']))
+    output.set_string_custom_property(files.SLICE_GATE, data['gate']['reason'])
     comparison = data.get('comparison')
     if comparison:
         output.set_int_custom_property(files.NEW_FAILING_SLICES, len(comparison['new']))

@@ -85,6 +85,18 @@ def _references(value: Any) -> Optional[str]:
     return None
 
 
+def _gate_mode(value: Any) -> Optional[str]:
+    from components.error_analysis.report.gate import MODES
+
+    return None if value in MODES else f'must be one of {", ".join(MODES)}'
+
+
+def _fraction(value: Any) -> Optional[str]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        return 'must be a number between 0 and 1'
+    return None
+
+
 def _text(value: Any) -> Optional[str]:
     return None if isinstance(value, str) else 'must be a path (text)'
 
@@ -137,6 +149,16 @@ class Settings:
     )
     num_hardest_examples: int = _setting(
         20, _positive_int, 'most confident mistakes listed in the report'
+    )
+    slice_gate: str = _setting(
+        'new',
+        _gate_mode,
+        'push only if the failing slices pass: off; new (no held finding new or significantly '
+        "worse since the latest blessed model's report); any (no held finding above "
+        '--max-slice-error-rate)',
+    )
+    max_slice_error_rate: float = _setting(
+        0.5, _fraction, 'with --slice-gate any: highest error rate a held finding may have'
     )
     tags_file: str = _setting(
         '',

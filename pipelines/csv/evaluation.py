@@ -5,13 +5,13 @@ from typing import Sequence
 import tensorflow_model_analysis as tfma
 
 from pipelines.csv import features as F
-from pipelines.training import multiclass_eval_config
+from pipelines.training import Blessing, multiclass_eval_config
 
 
 def eval_config(
-    min_accuracy: float, num_classes: int, slice_columns: Sequence[str]
+    blessing: Blessing, num_classes: int, slice_columns: Sequence[str]
 ) -> tfma.EvalConfig:
     """Accuracy (blessing on the overall slice only), example count, the confusion matrix and
     per-class precision and recall; sliced by every low-cardinality column and overall."""
     slicing = [tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[c]) for c in slice_columns]
-    return multiclass_eval_config(min_accuracy, num_classes, F.LABEL_KEY, slicing)
+    return multiclass_eval_config(blessing, num_classes, F.LABEL_KEY, slicing)

@@ -3,12 +3,12 @@
 import tensorflow_model_analysis as tfma
 
 from pipelines.mnist import features as F
-from pipelines.training import multiclass_eval_config
+from pipelines.training import Blessing, multiclass_eval_config
 
 
-def eval_config(min_accuracy: float, num_classes: int) -> tfma.EvalConfig:
+def eval_config(blessing: Blessing, num_classes: int) -> tfma.EvalConfig:
     """Accuracy, per-class precision/recall, the multiclass confusion matrix; slices by label
     and by each shape feature's bucket."""
     slicing = [tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[F.LABEL_KEY])]
     slicing += [tfma.SlicingSpec(feature_keys=[F.bucket_name(k)]) for k in F.SHAPE_FEATURES]
-    return multiclass_eval_config(min_accuracy, num_classes, F.LABEL_KEY, slicing)
+    return multiclass_eval_config(blessing, num_classes, F.LABEL_KEY, slicing)

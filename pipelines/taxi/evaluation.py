@@ -3,16 +3,15 @@
 import tensorflow_model_analysis as tfma
 
 from pipelines.taxi import features as F
-from pipelines.training import blessing_accuracy
+from pipelines.training import Blessing, blessing_accuracy
 
 
-def eval_config(min_accuracy: float) -> tfma.EvalConfig:
-    """Overall and sliced binary metrics; blessed when accuracy >= min_accuracy and not worse
-    than the latest blessed model."""
+def eval_config(blessing: Blessing) -> tfma.EvalConfig:
+    """Overall and sliced binary metrics; blessed as `blessing` says."""
     slicing = [tfma.SlicingSpec()]
     slicing += [tfma.SlicingSpec(feature_keys=[key]) for key in F.SLICE_FEATURES]
     slicing.append(tfma.SlicingSpec(feature_keys=list(F.CROSS_SLICE)))
-    accuracy = blessing_accuracy('BinaryAccuracy', min_accuracy)
+    accuracy = blessing_accuracy('BinaryAccuracy', blessing)
     metrics = [
         tfma.MetricConfig(class_name=name)
         for name in (

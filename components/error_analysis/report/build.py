@@ -13,7 +13,8 @@ Version 2 (top-level keys; 1 had no impact fields and listed slices by SliceLine
                      predicates, size, errors, error_rate, error_rate_outside, error_share
                      (of all errors), potential_gain ((rate - rate outside) x share of rows),
                      parent (the finding a refinement lies in, else null), score (SliceLine,
-                     search half), search_*/holdout_* counts, p_value and q_value (its
+                     search half), slice_id (identity across runs: search/identity.py),
+                     search_*/holdout_* counts, p_value and q_value (its
                      hold-out test, Bonferroni-adjusted), held;
                      feature_values (per feature value: size, error rate, 95% CI, lift,
                      p-value, BH q-value), feature_notes (capping and binning notes)
@@ -27,7 +28,9 @@ Version 2 (top-level keys; 1 had no impact fields and listed slices by SliceLine
                      'manual'), rows, examples (weighted), share, accuracy, reference,
                      reference_given, gap, potential_gain}] ranked by potential_gain,
                      references, manual: {file, ids, matched}}
-  insights           plain sentences, most important first
+  gate               the slice gate's verdict (report/gate.py): {mode, passed, reason,
+                     blocking: [{slice, slice_id, error_rate, baseline_error_rate, why}]}
+  insights           plain sentences, most important first (the gate's verdict first when on)
   files              {predictions: glob of the per-example Parquet files, html: report.html}
   comparison         only when the pipeline gave a baseline (the report of the latest blessed
                      model): failing slices new / resolved / persisting since then, overall
@@ -41,6 +44,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from components.error_analysis.report import compare as report_compare
+from components.error_analysis.report import gate as slice_gate
 from components.error_analysis.report import insights
 from components.error_analysis.search import confusion
 from components.error_analysis.tags import prioritize
@@ -96,9 +100,11 @@ def build_report(
     gallery: Sequence[Dict] = (),
     tags: Optional[Dict] = None,
     baseline: Optional[Dict] = None,
+    gate: Optional[Dict] = None,
 ) -> Dict:
     """`baseline`: {'report': a baseline report.json, 'info': {...}} (baseline.read_baseline),
-    to compare with."""
+    to compare with. `gate`: the slice gate's settings (gate.slice_gate's keyword arguments
+    mode, max_slice_error_rate, significance); None: off."""
     matrix = np.asarray(totals['confusion'], dtype=np.int64)
     examples = int(matrix.sum())
     correct = int(np.trace(matrix))
@@ -136,5 +142,10 @@ def build_report(
             **report_compare.compare_reports(baseline['report'], report),
             **baseline.get('info', {}),
         }
+    report['gate'] = slice_gate.slice_gate(
+        report, **(gate or {'mode': 'off', 'max_slice_error_rate': 1.0, 'significance': 0.05})
+    )
     report['insights'] = insights.insights(report)
+    if report['gate']['mode'] != 'off':
+        report['insights'].insert(0, slice_gate.gate_sentence(report['gate']))
     return report

@@ -28,59 +28,64 @@ The comparison dict:
                least min_examples in both), only_in_baseline, only_in_current}
 """
 
-from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
+
+from components.error_analysis.search import identity
+from components.error_analysis.search.identity import same_slice
 
 ACCURACY_KEYS = ('binary_accuracy', 'sparse_categorical_accuracy', 'accuracy')
 MIN_EXAMPLES = 30
-
-SliceKey = FrozenSet[Tuple[str, str]]
-
-
-def slice_key(predicates: Sequence[Dict]) -> SliceKey:
-    """A slice's identity across reports: the set of its (feature, label) predicates."""
-    return frozenset((p['feature'], p['label']) for p in predicates)
 
 
 def _slices(report: Dict) -> List[Dict]:
     return list((report.get('slices') or {}).get('slices') or [])
 
 
-def failing_slices(report: Dict) -> Dict[SliceKey, Dict]:
-    """The report's held slices by key, in the report's rank order."""
-    return {slice_key(s['predicates']): s for s in _slices(report) if s.get('held')}
+def failing_slices(report: Dict) -> List[Dict]:
+    """The report's held slices, in the report's rank order."""
+    return [s for s in _slices(report) if s.get('held')]
 
 
-def _measure(report: Dict, key: SliceKey) -> Optional[Dict]:
-    """{error_rate, size, held} of a slice in a report, or None when it has no number for it:
-    from the slice list (held or not), else, for one predicate, from the per-value table."""
-    for s in _slices(report):
-        if slice_key(s['predicates']) == key:
-            size = s['search_size'] + s['holdout_size']
-            errors = s['search_errors'] + s['holdout_errors']
-            return {
-                'error_rate': errors / size if size else None,
-                'size': size,
-                'held': bool(s.get('held')),
-            }
-    if len(key) == 1:
-        ((feature, label),) = key
+def _find(slices: Sequence[Dict], predicates: Sequence[Dict]) -> Optional[Dict]:
+    return next((s for s in slices if same_slice(s['predicates'], predicates)), None)
+
+
+def _measure(report: Dict, predicates: Sequence[Dict]) -> Optional[Dict]:
+    """{error_rate, size, errors, held} of a slice in a report, or None when it has no number
+    for it: from the slice list (held or not; matched by identity.same_slice), else, for one
+    category predicate, from the per-value table."""
+    s = _find(_slices(report), predicates)
+    if s is not None:
+        size = s['search_size'] + s['holdout_size']
+        errors = s['search_errors'] + s['holdout_errors']
+        return {
+            'error_rate': errors / size if size else None,
+            'size': size,
+            'errors': errors,
+            'held': bool(s.get('held')),
+        }
+    if len(predicates) == 1:
+        feature, label = predicates[0]['feature'], predicates[0]['label']
         for value in (report.get('slices') or {}).get('feature_values') or []:
             if value.get('feature') == feature and value.get('label') == label:
                 return {
                     'error_rate': value.get('error_rate'),
                     'size': value.get('size'),
+                    'errors': value.get('errors'),
                     'held': False,
                 }
     return None
 
 
-def _entry(key: SliceKey, source: Dict, baseline: Dict, current: Dict) -> Dict:
-    before, after = _measure(baseline, key), _measure(current, key)
+def _entry(source: Dict, baseline: Dict, current: Dict) -> Dict:
+    before = _measure(baseline, source['predicates'])
+    after = _measure(current, source['predicates'])
     change = None
     if before and after and before['error_rate'] is not None and after['error_rate'] is not None:
         change = after['error_rate'] - before['error_rate']
     return {
         'slice': source['slice'],
+        'slice_id': identity.slice_id(source['predicates']),
         'predicates': source['predicates'],
         'baseline': before,
         'current': after,
@@ -154,9 +159,9 @@ def compare_reports(
 
     TFMA rows default to the ones each report carries (its `tfma` key)."""
     was, now = failing_slices(baseline), failing_slices(current)
-    new = [_entry(k, s, baseline, current) for k, s in now.items() if k not in was]
-    persisting = [_entry(k, s, baseline, current) for k, s in now.items() if k in was]
-    resolved = [_entry(k, s, baseline, current) for k, s in was.items() if k not in now]
+    new = [_entry(s, baseline, current) for s in now if _find(was, s['predicates']) is None]
+    persisting = [_entry(s, baseline, current) for s in now if _find(was, s['predicates'])]
+    resolved = [_entry(s, baseline, current) for s in was if _find(now, s['predicates']) is None]
     base_overall, cur_overall = _overall(baseline), _overall(current)
     change = (
         cur_overall['error_rate'] - base_overall['error_rate']

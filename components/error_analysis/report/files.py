@@ -19,3 +19,6 @@ REPORT_VERSION = 'report_version'
 NEW_FAILING_SLICES = 'new_failing_slices'
 RESOLVED_FAILING_SLICES = 'resolved_failing_slices'
 BASELINE_REPORT_ID = 'baseline_report_id'
+# The slice gate's verdict (report/gate.py): 1 if the push may go ahead, and why (not).
+SLICE_GATE_PASSED = 'slice_gate_passed'
+SLICE_GATE = 'slice_gate'

@@ -52,6 +52,16 @@ class FeatureEncoder:
         """Bins a range predicate can span (0 if the codes are not ordered bins)."""
         return len(self.edge_text) + 1 if self.edge_text else 0
 
+    def range_bounds(self, low: int, high: int) -> Optional[tuple]:
+        """(lower, upper) values of codes low..high of ordered bins (None: open end), or None
+        when the codes are not ordered bins (a category, "missing")."""
+        if high >= self.num_ordered_bins:
+            return None
+        return (
+            self.edges[low - 1] if low > 0 else None,
+            self.edges[high] if high < len(self.edges) else None,
+        )
+
     def range_label(self, low: int, high: int) -> str:
         """Readable predicate for codes low..high (inclusive), e.g. "0.6 <= z < 0.7"."""
         if low == high:

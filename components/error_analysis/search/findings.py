@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from components.error_analysis.search import binning, lattice, ranges, selection, stats
+from components.error_analysis.search import binning, identity, lattice, ranges, selection, stats
 from components.error_analysis.search.lattice import (
     HOLDOUT_ERRORS,
     HOLDOUT_SIZE,
@@ -35,6 +35,10 @@ from components.error_analysis.search.lattice import (
 class Predicate:
     feature: str
     label: str
+    # A numeric range's bounds (None: open end); both None for a category or "missing".
+    low: Optional[float] = None
+    high: Optional[float] = None
+    is_range: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +145,9 @@ class SliceSearchResult:
                 {
                     'rank': rank,
                     'slice': failing.text,
+                    'slice_id': identity.slice_id(
+                        [dataclasses.asdict(p) for p in failing.predicates]
+                    ),
                     'predicates': [dataclasses.asdict(p) for p in failing.predicates],
                     'score': _json_float(failing.score),
                     'search_size': failing.search_size,
@@ -194,7 +201,8 @@ def summarize(
     rows, errors = search_rows + holdout_rows, search_errors + holdout_errors
     chosen = selection.select(table, conditions, totals, config.significance, config.num_slices)
     texts = [
-        ' AND '.join(label for _, label in ranges.condition_labels(c, encoders)) for c in conditions
+        ' AND '.join(label for _, label, _ in ranges.condition_labels(c, encoders))
+        for c in conditions
     ]
     holdout_rate = holdout_errors / max(holdout_rows, 1)
     slices = []
@@ -208,8 +216,16 @@ def summarize(
         slices.append(
             FailingSlice(
                 predicates=[
-                    Predicate(feature=name, label=label)
-                    for name, label in ranges.condition_labels(conditions[entry.index], encoders)
+                    Predicate(
+                        feature=name,
+                        label=label,
+                        low=bounds[0] if bounds else None,
+                        high=bounds[1] if bounds else None,
+                        is_range=bounds is not None,
+                    )
+                    for name, label, bounds in ranges.condition_labels(
+                        conditions[entry.index], encoders
+                    )
                 ],
                 score=float(
                     lattice.slice_scores(

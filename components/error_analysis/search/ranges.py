@@ -15,7 +15,7 @@ A condition is (feature, low code, high code), inclusive; an equality predicate 
 low == high. A slice's conditions are padded with NO_FEATURE rows.
 """
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -149,10 +149,15 @@ def best_range(histogram: np.ndarray, found_bin: int, min_size: int) -> Tuple[in
 
 def condition_labels(
     conditions: np.ndarray, encoders: Sequence[binning.FeatureEncoder]
-) -> List[Tuple[str, str]]:
-    """(feature name, readable predicate) per real condition of one slice."""
+) -> List[Tuple[str, str, Optional[tuple]]]:
+    """(feature name, readable predicate, (lower, upper) of a numeric range or None) per real
+    condition of one slice."""
     return [
-        (encoders[f].name, encoders[f].range_label(int(low), int(high)))
+        (
+            encoders[f].name,
+            encoders[f].range_label(int(low), int(high)),
+            encoders[f].range_bounds(int(low), int(high)),
+        )
         for f, low, high in conditions.tolist()
         if f != NO_FEATURE
     ]

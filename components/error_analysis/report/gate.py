@@ -1,0 +1,98 @@
+"""The slice gate: whether a model may be pushed given the failing slices its report found.
+
+TFMA's blessing guards only the slices someone declared in advance; this guards the ones
+ErrorAnalysis found. Modes (the `slice_gate` setting):
+
+  off   always passes.
+  new   fails on a held finding that is new since the latest blessed model's report, or that
+        fails significantly more than it did there (one-sided test at `significance`).
+        Without a baseline report (the first model, or open-source Kubeflow, which has no
+        resolver for it) there is nothing to compare with and it passes, saying so.
+  any   fails on any held finding whose error rate is above `max_slice_error_rate`.
+"""
+
+from typing import Dict, List, Optional
+
+from components.error_analysis.search import stats
+
+MODES = ('off', 'new', 'any')
+OVERRIDE = 'to push anyway, run with --slice-gate off'
+
+
+def _pct(x: Optional[float]) -> str:
+    return '?' if x is None else f'{100 * x:.0f}%'
+
+
+def _worse(entry: Dict, significance: float) -> bool:
+    before, after = entry.get('baseline') or {}, entry.get('current') or {}
+    if before.get('errors') is None or after.get('errors') is None:
+        return False
+    p_value = stats.greater_rate_p_value(
+        after['errors'], after['size'], before['errors'], before['size']
+    )
+    return bool(p_value < significance)
+
+
+def slice_gate(report: Dict, mode: str, max_slice_error_rate: float, significance: float) -> Dict:
+    """{mode, passed, reason, blocking: [{slice, slice_id, error_rate, baseline_error_rate,
+    why}]} for a built report (with its comparison, if any)."""
+    blocking: List[Dict] = []
+    if mode == 'off':
+        reason = 'slice gate off'
+    elif mode == 'new':
+        comparison = report.get('comparison')
+        if comparison is None:
+            reason = 'no blessed model to compare with: nothing can be new'
+        else:
+            for entry in comparison['new']:
+                blocking.append(_blocker(entry, 'new since the last blessed model'))
+            for entry in comparison['persisting']:
+                if _worse(entry, significance):
+                    blocking.append(_blocker(entry, 'significantly worse than before'))
+            reason = 'no failing slice is new or worse since the last blessed model'
+    elif mode == 'any':
+        for s in report['slices']['slices']:
+            if s['held'] and (s['error_rate'] or 0) > max_slice_error_rate:
+                blocking.append(
+                    {
+                        'slice': s['slice'],
+                        'slice_id': s.get('slice_id'),
+                        'error_rate': s['error_rate'],
+                        'baseline_error_rate': None,
+                        'why': f'above the {_pct(max_slice_error_rate)} limit',
+                    }
+                )
+        reason = f'no failing slice above {_pct(max_slice_error_rate)} errors'
+    else:
+        raise ValueError(f'slice gate mode must be one of {", ".join(MODES)}, got {mode!r}')
+    if blocking:
+        first = blocking[0]
+        more = f' (and {len(blocking) - 1} more)' if len(blocking) > 1 else ''
+        reason = (
+            f'push blocked by slice {first["slice"]} ({_pct(first["error_rate"])} errors'
+            + (
+                f', was {_pct(first["baseline_error_rate"])}'
+                if first['baseline_error_rate'] is not None
+                else ''
+            )
+            + f'): {first["why"]}{more}; {OVERRIDE}'
+        )
+    return {'mode': mode, 'passed': not blocking, 'reason': reason, 'blocking': blocking}
+
+
+def _blocker(entry: Dict, why: str) -> Dict:
+    after, before = entry.get('current') or {}, entry.get('baseline') or {}
+    return {
+        'slice': entry['slice'],
+        'slice_id': entry.get('slice_id'),
+        'error_rate': after.get('error_rate'),
+        'baseline_error_rate': before.get('error_rate'),
+        'why': why,
+    }
+
+
+def gate_sentence(gate: Dict) -> str:
+    """The insight that leads the report when the gate is on."""
+    if gate['passed']:
+        return f'Slice gate ({gate["mode"]}) passed: {gate["reason"]}.'
+    return f'Slice gate ({gate["mode"]}): {gate["reason"]}.'

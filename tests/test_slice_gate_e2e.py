@@ -1,0 +1,88 @@
+"""The slice gate end to end: a pipeline that will not ship a new blind spot.
+
+Three real runs of the taxi pipeline into one output folder: clean data (blessed, pushed);
+data whose Saturday labels are half flipped (test_review.flip_label_on_day), blessed by the
+Evaluator (a 50-point accuracy drop is tolerated here on purpose) but not pushed, because
+ErrorAnalysis finds the Saturday slice new since the last blessed model; the same data with
+--slice-gate off, which pushes."""
+
+import contextlib
+import io
+
+import pytest
+
+from tests.conftest import write_sample
+from tests.test_review import MIN_SLICE_SIZE, ROWS, TRAIN_STEPS, flip_label_on_day
+
+
+@pytest.fixture(scope='module')
+def gated_runs(tmp_path_factory):
+    import local_runner
+    from pipelines.config import ErrorAnalysisSettings, RunConfig
+
+    root = tmp_path_factory.mktemp('gate')
+    out = str(root / 'out')
+    clean = write_sample(root / 'clean', ROWS)
+    corrupted = write_sample(root / 'corrupted', ROWS, edit=flip_label_on_day)
+    summaries = []
+    for data, gate in ((clean, 'new'), (corrupted, 'new'), (corrupted, 'off')):
+        config = RunConfig(
+            output_dir=out,
+            data_root=str(data),
+            train_steps=TRAIN_STEPS,
+            eval_steps=10,
+            min_accuracy=0.5,
+            max_accuracy_drop=0.5,
+            error_analysis=ErrorAnalysisSettings(min_slice_size=MIN_SLICE_SIZE, slice_gate=gate),
+        )
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert local_runner.run(config) == 0
+        summaries.append(printed.getvalue())
+    import review
+
+    return review.list_runs(out), summaries
+
+
+def test_clean_run_is_blessed_and_pushed(gated_runs):
+    runs, _ = gated_runs
+    assert runs[0].blessed is True and runs[0].pushed is not None
+    assert runs[0].report_json()['gate']['passed']
+
+
+def test_new_blind_spot_blocks_the_push_of_a_blessed_model(gated_runs):
+    runs, _ = gated_runs
+    second = runs[1]
+    assert second.blessed is True  # the Evaluator's thresholds let it through
+    assert second.pushed is None  # the slice gate did not
+    gate = second.report_json()['gate']
+    assert not gate['passed']
+    assert any('trip_start_day = 7' in b['slice'] for b in gate['blocking']), gate
+    first_insight = second.insights()[0]
+    assert first_insight.startswith('Slice gate (new): push blocked by slice')
+    assert '--slice-gate off' in first_insight
+    from review import metadata
+
+    assert metadata.custom_value(second.report, 'slice_gate_passed') == 0
+    assert 'trip_start_day = 7' in metadata.custom_value(second.report, 'slice_gate')
+
+
+def test_gate_off_pushes_the_same_model(gated_runs):
+    runs, _ = gated_runs
+    third = runs[2]
+    assert third.model.id == runs[1].model.id  # same data and code: the Trainer was cached
+    assert third.report_json()['gate'] == {
+        'mode': 'off',
+        'passed': True,
+        'reason': 'slice gate off',
+        'blocking': [],
+    }
+    assert third.pushed is not None
+
+
+def test_summary_names_the_blocking_slice(gated_runs):
+    _, summaries = gated_runs
+    blocked = summaries[1]
+    assert 'Slice gate (new): BLOCKED: push blocked by slice' in blocked
+    assert 'trip_start_day = 7' in blocked and 'Model pushed: no' in blocked
+    assert 'Model pushed: yes' in summaries[2]
