@@ -284,7 +284,10 @@ def test_result_to_dict_is_json_and_has_feature_value_stats():
     assert [level['level'] for level in as_dict['levels']] == [1, 2]
     top = as_dict['slices'][0]
     assert top['slice'] == 'f1 = 2'
-    assert top['predicates'] == [{'feature': 'f1', 'label': 'f1 = 2'}]
+    assert top['predicates'] == [
+        {'feature': 'f1', 'label': 'f1 = 2', 'low': None, 'high': None, 'is_range': False}
+    ]
+    assert top['slice_id'] and top['potential_gain'] > 0 and top['parent'] is None
     values = {value['label']: value for value in as_dict['feature_values']}
     assert len(values) == 7
     assert values['f1 = 2']['size'] == np.sum(codes[:, 1] == 2)

@@ -7,7 +7,8 @@ candidates is a sum over that table, so the selection below is exact and needs n
 over examples:
 
 1. Dilutions go: a candidate T that contains a smaller candidate S, where T's rows outside S
-   fail no more than the rows outside T (search half), is S plus clean rows.
+   do not fail significantly more than the rows outside T on both halves, is S plus clean
+   rows.
 2. The rest, by potential gain on the search half, are accepted one at a time if their rows
    outside the slices already accepted still fail significantly more than the rows outside all
    of them, tested on the hold-out half with a Bonferroni bound over the candidates tested (so
@@ -171,7 +172,7 @@ def select(
             continue  # mostly inside accepted findings: a variant, or a refinement (below)
         rest = _sum(counts, ~(inside | covered))
         p_value = float(
-            stats.greater_rate_p_value(
+            stats.exact_greater_rate_p_value(
                 residual[HOLDOUT_ERRORS],
                 residual[HOLDOUT_SIZE],
                 rest[HOLDOUT_ERRORS],
@@ -206,13 +207,12 @@ def _dilutions(
     totals: np.ndarray,
     significance: float,
 ) -> np.ndarray:
-    """Candidates that are a smaller candidate plus rows failing like the rest (search half)."""
+    """Candidates that are a smaller candidate plus rows failing like the rest."""
     num_candidates = bits.shape[1]
     diluted = np.zeros(num_candidates, dtype=bool)
     sizes = _all_rows(per_candidate)
     for outer in range(num_candidates):
-        outside_errors = totals[SEARCH_ERRORS] - per_candidate[outer, SEARCH_ERRORS]
-        outside_size = totals[SEARCH_SIZE] - per_candidate[outer, SEARCH_SIZE]
+        outside = totals - per_candidate[outer]
         for inner in range(num_candidates):
             if inner == outer or sizes[inner] >= sizes[outer]:
                 continue
@@ -222,10 +222,15 @@ def _dilutions(
             ):
                 continue
             extra = _sum(counts, bits[:, outer] & ~bits[:, inner])
-            p_value = stats.greater_rate_p_value(
-                extra[SEARCH_ERRORS], extra[SEARCH_SIZE], outside_errors, outside_size
+            # Kept only if its extra rows fail significantly more on both halves: a clean
+            # remainder passes one test by chance 1 time in 20, both 1 in 400.
+            p_values = stats.greater_rate_p_value(
+                extra[[SEARCH_ERRORS, HOLDOUT_ERRORS]],
+                extra[[SEARCH_SIZE, HOLDOUT_SIZE]],
+                outside[[SEARCH_ERRORS, HOLDOUT_ERRORS]],
+                outside[[SEARCH_SIZE, HOLDOUT_SIZE]],
             )
-            if not p_value < significance:
+            if not (p_values < significance).all():
                 diluted[outer] = True
                 break
     return diluted
@@ -258,7 +263,7 @@ def _refinements(
             rest = _sum(counts, bits[:, parent] & ~bits[:, child])
             within = _sum(counts, inside)
             p_value = float(
-                stats.greater_rate_p_value(
+                stats.exact_greater_rate_p_value(
                     within[HOLDOUT_ERRORS],
                     within[HOLDOUT_SIZE],
                     rest[HOLDOUT_ERRORS],
