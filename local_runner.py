@@ -292,21 +292,28 @@ class _Interruption:
     def __init__(self, config: RunConfig, run_id: str, log_file: str):
         self.config, self.run_id, self.log_file = config, run_id, log_file
         self.progress: Optional[_Progress] = None  # set when the pipeline starts
+        self.finished = False  # set when the pipeline has run
 
     def __call__(self, signum: int) -> str:
         how = 'Ctrl-C' if signum == signal.SIGINT else signal.Signals(signum).name
         if self.progress is None:
             return f'✗ stopped ({how}) before the pipeline started: nothing was recorded'
+        if self.finished:
+            return f'✗ stopped ({how}) after run {self.run_id} finished; log: {self.log_file}'
         from review import interrupts  # imported before the run: no import here
 
         cancelled = interrupts.cancel_run(
             self.config.output_dir, self.run_id, f'interrupted by {how}'
         )
-        running = [c for c in self.progress.started if c not in self.progress.seconds]
-        where = ', '.join(cancelled or running) or 'the pipeline'
+        if not cancelled:  # between components, or before one registered its execution
+            running = [c for c in self.progress.started if c not in self.progress.seconds]
+            return (
+                f'✗ stopped ({how}) at {", ".join(running) or "the start"}, before it ran: '
+                f'run {self.run_id} has nothing unfinished in ML Metadata; log: {self.log_file}'
+            )
         return (
-            f'✗ stopped ({how}) during {where}: run {self.run_id} is marked cancelled in '
-            f'ML Metadata and its partial outputs removed; log: {self.log_file}'
+            f'✗ stopped ({how}) during {", ".join(cancelled)}: run {self.run_id} is marked '
+            f'cancelled in ML Metadata and its partial outputs removed; log: {self.log_file}'
         )
 
 
@@ -342,6 +349,7 @@ def run(config: RunConfig) -> int:
             print(f'\n✗ {failed} failed: {type(e).__name__}: {e}', file=sys.stderr)
             print(f'  full log: {log_file}', file=sys.stderr)
             return 1
+        interruption.finished = True
         from review.summary import print_summary
 
         print_summary(config, pipeline_name, run_id, progress.seconds, time.time() - start)

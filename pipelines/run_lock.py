@@ -119,13 +119,15 @@ def acquire(output_dir: str, pipeline: str, run_id: str, log_file: str = '') -> 
     deadline = time.monotonic() + _SWEEP_WAIT_SECONDS
     while not _try_flock(fd):
         other = read_holder(output_dir)
-        if other is None or other.is_alive() is not False or time.monotonic() > deadline:
+        # No holder yet: a run is writing it. A holder that is gone: a history/compare sweep
+        # holds the lock for a moment. Either way, worth a short wait.
+        if (other is not None and other.is_alive() is not False) or time.monotonic() > deadline:
             os.close(fd)
             raise OutputFolderBusy(
                 f'{output_dir} is in use by {other.describe() if other else "another run"}: '
                 'wait for it to finish, or pass another --output-dir'
             )
-        time.sleep(0.1)  # held by a short history/compare sweep: it ends in moments
+        time.sleep(0.1)
     previous = read_holder(output_dir)
     holder = Holder(
         pid=os.getpid(),

@@ -281,3 +281,75 @@ def test_soak_leaves_a_consistent_store(soak):
     compare = _cli(out, 'compare')
     assert compare.returncode == 0, compare.stderr
     assert f'run #6 {soak["F"].run_id} compared with run #5 {soak["E"].run_id}' in compare.stdout
+
+
+def _store_with_a_running_trainer(out: Path) -> int:
+    """A real ML Metadata store holding one run whose Trainer execution is RUNNING, recorded
+    the way TFX records it (pipeline, pipeline_run and node contexts), and its output folder."""
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    out.mkdir(parents=True)
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = str(out / 'metadata.sqlite')
+    config.sqlite.connection_mode = (
+        metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    )
+    store = metadata_store.MetadataStore(config)
+    contexts = []
+    for type_name, name in (
+        ('pipeline', 'blindspot-taxi'),
+        ('pipeline_run', '2026-01-02T03:04:05.000001'),
+        ('node', 'blindspot-taxi.Trainer'),
+    ):
+        type_id = store.put_context_type(metadata_store_pb2.ContextType(name=type_name))
+        contexts.append(metadata_store_pb2.Context(type_id=type_id, name=name))
+    execution = metadata_store_pb2.Execution(
+        type_id=store.put_execution_type(metadata_store_pb2.ExecutionType(name='Trainer')),
+        last_known_state=metadata_store_pb2.Execution.RUNNING,
+    )
+    execution_id, _, _ = store.put_execution(execution, [], contexts)
+    (out / 'pipelines' / 'blindspot-taxi' / 'Trainer' / 'model' / str(execution_id)).mkdir(
+        parents=True
+    )
+    return execution_id
+
+
+def test_history_leaves_a_live_runs_executions_alone(tmp_path):
+    """While a process holds the run lock, a RUNNING execution may be its own: `history` shows
+    it running. Once that process is gone, `history` cancels it and removes its folder."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    out = tmp_path / 'out'
+    execution_id = _store_with_a_running_trainer(out)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            '-c',
+            'import time\n'
+            'from pipelines import run_lock\n'
+            f"lock = run_lock.acquire({str(out)!r}, 'blindspot-taxi', '2026-01-02T03:04:05.000001')\n"
+            "print('locked', flush=True)\n"
+            'time.sleep(120)\n',
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        live = _cli(out, 'history')
+        assert live.returncode == 0, live.stderr
+        assert '(running)' in live.stdout and 'note:' not in live.stderr
+        assert _execution(out, execution_id).last_known_state == (
+            metadata_store_pb2.Execution.RUNNING
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    after = _cli(out, 'history')
+    assert after.returncode == 0, after.stderr
+    assert f'Trainer was left RUNNING by PID {holder.pid} on {socket.gethostname()}' in after.stderr
+    assert '(cancelled at Trainer)' in after.stdout
+    assert _execution(out, execution_id).last_known_state == metadata_store_pb2.Execution.CANCELED
+    assert _output_dirs(out, 'Trainer', execution_id) == []
