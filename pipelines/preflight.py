@@ -173,6 +173,10 @@ def check_metadata_store(output_dir: str) -> None:
                 for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
             )
             check = connection.execute('PRAGMA quick_check').fetchone()[0]
+    except sqlite3.OperationalError as e:
+        if 'locked' in str(e) or 'busy' in str(e):
+            return  # a run is writing it (the run lock then refuses a second run)
+        raise PreflightError(f'{path} is a damaged SQLite database ({e}): {fix}') from None
     except sqlite3.DatabaseError as e:
         raise PreflightError(f'{path} is a damaged SQLite database ({e}): {fix}') from None
     if tables and _MLMD_TABLE not in tables:

@@ -348,12 +348,13 @@ class Review:
         # Defaults skip runs without a report (failed, cancelled): there is nothing to compare.
         reported = [r for r in runs if r.report is not None]
         if a is None and b is None:
-            if len(reported) < 2:
+            pool = reported if len(reported) >= 2 else runs  # else the error names the runs
+            if len(pool) < 2:
                 raise ReviewError(
-                    f"pipeline '{self.pipeline}' has {self._listing()} in {self.where}, "
-                    f'{len(reported)} with a report: need two runs with a report to compare'
+                    f"pipeline '{self.pipeline}' has {self._listing()} in "
+                    f'{self.where}: need two runs to compare'
                 )
-            run_a, run_b = reported[-2], reported[-1]
+            run_a, run_b = pool[-2], pool[-1]
         else:
             run_b = self.run(b) if b is not None or not reported else reported[-1]
             if a is not None:
