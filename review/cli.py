@@ -6,8 +6,8 @@
 Runs are named by their run id (as `history` prints it, or a unique prefix) or their number
 (1 = oldest, -1 = latest). `compare` defaults to the last two runs with a report; with one
 run, that run against the latest with a report. Both first cancel the executions an ended
-process left RUNNING (review/interrupts.py). Exit status 2 with a one-line error when the store, the pipeline or a run
-is not there.
+process left RUNNING (review/interrupts.py). Exit status 2 with a one-line error when the
+store, the pipeline or a run is not there.
 """
 
 import argparse
