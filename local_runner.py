@@ -6,26 +6,33 @@
     python local_runner.py compare [RUN_A RUN_B]    # failing slices new / resolved / persisting
     python local_runner.py review-sheet --out mistakes.csv   # mistakes to tag; back with --tags
 
-Progress goes to the console; TFX's full log goes to OUTPUT_DIR/logs/<pipeline>.log.
+Progress goes to the console; TFX's full log of each run goes to
+OUTPUT_DIR/logs/<pipeline>-<run id>.log. Every check of the input runs before TensorFlow is
+imported; one run at a time per output folder (pipelines/run_lock.py); Ctrl-C stops a run,
+cancelling it in ML Metadata (pipelines/stop_on_signal.py, review/interrupts.py).
 """
 
 import argparse
 import dataclasses
+import datetime
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+# Light imports only (no TensorFlow, TFX or TFMA): refusals must come in moments.
 from components.error_analysis.settings import Settings as ErrorAnalysisSettings  # noqa: E402
 from components.error_analysis.settings import SettingsError  # noqa: E402
-from pipelines import preflight  # noqa: E402  (light: no TensorFlow)
+from pipelines import layout, preflight, run_lock  # noqa: E402
 from pipelines.config import RunConfig  # noqa: E402
-from pipelines.datasets import dataset_for  # noqa: E402
+from pipelines.datasets import Dataset, dataset_for  # noqa: E402
+from pipelines.stop_on_signal import exit_on_signal  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
@@ -169,7 +176,7 @@ def _configure_logging(log_file: Path) -> _Progress:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    file_handler = logging.FileHandler(log_file, mode='w')
+    file_handler = logging.FileHandler(log_file, mode='a')
     file_handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(name)s %(message)s'))
     root.addHandler(file_handler)
     root.setLevel(logging.INFO)
@@ -201,22 +208,43 @@ def _content_addressed_copy(path: Path, output_dir: str) -> str:
     return str(target)
 
 
-def build(config: RunConfig):
-    """Checks the input, then builds the TFX pipeline for `config` (nothing written yet but
-    the output folder)."""
+def check_inputs(config: RunConfig) -> Tuple[Dataset, Optional[str]]:
+    """Every check that can run before TFX: the data, the schema's features against the tag
+    rules, the tags, the output folder and its metadata store. Writes nothing but the output
+    folder; imports no TensorFlow. Returns the dataset and the data path (None: the dataset
+    writes its data, see `build`)."""
     dataset = dataset_for(config)  # csv: scans and checks the data, see pipelines/datasets.py
     data_root = None
     for note in dataset.notes:
         print(f'note: {note}', file=sys.stderr)
     if dataset.user_data:
-        pass  # copied by prepare_data below
+        pass  # copied by prepare_data in build
     elif dataset.example_format == 'csv':
         data_root = config.data_root or str(dataset.default_data_root())
         preflight.check_data_root(data_root, dataset.label_source_columns)
     elif config.data_root:
         data_root = preflight.check_tfrecord_root(config.data_root)
-    preflight.check_tags_file(config.error_analysis.tags_file)
+    settings = config.error_analysis
+    file_tags = preflight.check_tags_file(settings.tags_file)
+    if settings.tag_rules:
+        if dataset.schema_path:
+            features = preflight.schema_feature_names(dataset.schema_path)
+            source = f'the schema {dataset.schema_path}'
+        else:
+            features, source = list(dataset.columns), 'the CSV header'
+        preflight.check_tag_rules(
+            settings.tag_rules, features, dataset.transformed_features, source
+        )
+    preflight.check_tag_references(
+        settings.tag_references, settings.tag_rules, file_tags, settings.tags_file
+    )
     preflight.check_output_dir(config.output_dir)
+    preflight.check_metadata_store(config.output_dir)
+    return dataset, data_root
+
+
+def build(config: RunConfig, dataset: Dataset, data_root: Optional[str]):
+    """The TFX pipeline for checked inputs (writes the dataset's data copy, if it has one)."""
     output_dir = os.path.abspath(config.output_dir)
     if data_root is None:
         data_root = dataset.prepare_data(output_dir)
@@ -226,7 +254,7 @@ def build(config: RunConfig):
 
     return create_pipeline(
         pipeline_name=dataset.pipeline_name,
-        pipeline_root=os.path.join(output_dir, 'pipelines', dataset.pipeline_name),
+        pipeline_root=layout.pipeline_root(output_dir, dataset.pipeline_name),
         data_root=os.path.abspath(data_root),
         dataset=dataset,
         schema_path=(
@@ -238,7 +266,7 @@ def build(config: RunConfig):
         eval_steps=config.eval_steps,
         min_accuracy=config.min_accuracy,
         max_accuracy_drop=config.max_accuracy_drop,
-        serving_model_dir=os.path.join(output_dir, 'serving_model', dataset.pipeline_name),
+        serving_model_dir=layout.serving_model_dir(output_dir, dataset.pipeline_name),
         error_analysis=dataclasses.replace(
             config.error_analysis,
             tags_file=config.error_analysis.tags_file
@@ -251,29 +279,91 @@ def build(config: RunConfig):
     )  # ErrorAnalysis compares with the latest blessed model's report
 
 
+def _dag_runner(run_id: str):
+    """TFX's LocalDagRunner with the run id chosen here (it names the pipeline_run context in
+    ML Metadata): this process then knows its own run, for the summary and on Ctrl-C."""
+    from tfx.dsl.compiler import constants
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+    from tfx.orchestration.portable import runtime_parameter_utils
+
+    class RunIdLocalDagRunner(LocalDagRunner):
+        def run_with_ir(self, pipeline, run_options=None, **kwargs):
+            runtime_parameter_utils.substitute_runtime_parameter(
+                pipeline, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id}
+            )
+            return super().run_with_ir(pipeline, run_options=run_options, **kwargs)
+
+    return RunIdLocalDagRunner()
+
+
+class _Interruption:
+    """What a stop signal does at each stage of a run: the line to print, after cancelling
+    the run's unfinished executions in ML Metadata once the pipeline runs."""
+
+    def __init__(self, config: RunConfig, run_id: str, log_file: str):
+        self.config, self.run_id, self.log_file = config, run_id, log_file
+        self.progress: Optional[_Progress] = None  # set when the pipeline starts
+        self.finished = False  # set when the pipeline has run
+
+    def __call__(self, signum: int) -> str:
+        how = 'Ctrl-C' if signum == signal.SIGINT else signal.Signals(signum).name
+        if self.progress is None:
+            return f'✗ stopped ({how}) before the pipeline started: nothing was recorded'
+        if self.finished:
+            return f'✗ stopped ({how}) after run {self.run_id} finished; log: {self.log_file}'
+        from review import interrupts  # imported before the run: no import here
+
+        cancelled = interrupts.cancel_run(
+            self.config.output_dir, self.run_id, f'interrupted by {how}'
+        )
+        if not cancelled:  # between components, or before one registered its execution
+            running = [c for c in self.progress.started if c not in self.progress.seconds]
+            return (
+                f'✗ stopped ({how}) at {", ".join(running) or "the start"}, before it ran: '
+                f'run {self.run_id} has nothing unfinished in ML Metadata; log: {self.log_file}'
+            )
+        return (
+            f'✗ stopped ({how}) during {", ".join(cancelled)}: run {self.run_id} is marked '
+            f'cancelled in ML Metadata and its partial outputs removed; log: {self.log_file}'
+        )
+
+
 def run(config: RunConfig) -> int:
+    run_id = datetime.datetime.now().isoformat()  # TFX's own format for run ids
     try:
-        pipeline = build(config)
+        dataset, data_root = check_inputs(config)
     except (preflight.PreflightError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    pipeline_name = dataset_for(config).pipeline_name
-    log_file = Path(config.output_dir) / 'logs' / f'{pipeline_name}.log'
-    progress = _configure_logging(log_file)
-    from tfx import v1 as tfx
-
-    print(f'Running {pipeline_name} (Beam {config.beam_mode}); log: {log_file}')
-    start = time.time()
+    pipeline_name = dataset.pipeline_name
+    log_file = layout.log_file(config.output_dir, pipeline_name, run_id)
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
-    except Exception as e:  # a component failed: say which and why, in plain words
-        failed = next((c for c in progress.started if c not in progress.seconds), 'a component')
-        print(f'\n✗ {failed} failed: {type(e).__name__}: {e}', file=sys.stderr)
-        print(f'  full log: {log_file}', file=sys.stderr)
-        return 1
-    from review.summary import print_summary
+        lock = run_lock.acquire(config.output_dir, pipeline_name, run_id, log_file)
+    except run_lock.OutputFolderBusy as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    interruption = _Interruption(config, run_id, log_file)
+    with lock, exit_on_signal(interruption):
+        from review import interrupts
 
-    print_summary(config, pipeline_name, progress.seconds, time.time() - start)
+        for line in interrupts.sweep_orphans(config.output_dir, lock.previous):
+            print(f'note: {line}', file=sys.stderr)
+        pipeline = build(config, dataset, data_root)
+        progress = _configure_logging(Path(log_file))
+        print(f'Running {pipeline_name} run {run_id} (Beam {config.beam_mode}); log: {log_file}')
+        start = time.time()
+        interruption.progress = progress
+        try:
+            _dag_runner(run_id).run(pipeline)
+        except Exception as e:  # a component failed: say which and why, in plain words
+            failed = next((c for c in progress.started if c not in progress.seconds), 'a component')
+            print(f'\n✗ {failed} failed: {type(e).__name__}: {e}', file=sys.stderr)
+            print(f'  full log: {log_file}', file=sys.stderr)
+            return 1
+        interruption.finished = True
+        from review.summary import print_summary
+
+        print_summary(config, pipeline_name, run_id, progress.seconds, time.time() - start)
     return 0
 
 

@@ -3,14 +3,23 @@
 import dataclasses
 import functools
 import hashlib
+import importlib
 import inspect
 import re
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple
 
-import tensorflow_model_analysis as tfma
+if TYPE_CHECKING:  # TFMA imports TensorFlow: only when an eval config is built
+    import tensorflow_model_analysis as tfma
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imported_call(target: str, *args: Any, **kwargs: Any) -> Any:
+    """Calls 'module:function', importing the module only now: building a Dataset (and so
+    every check before TFX starts) must not pay for TFMA and TensorFlow."""
+    module, _, name = target.partition(':')
+    return getattr(importlib.import_module(module), name)(*args, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +29,7 @@ class Dataset:
     preprocessing_fn: str  # dotted path, run by Transform
     run_fn: str  # dotted path, run by Trainer
     label_key: str  # label as the Evaluator and ErrorAnalysis read it
-    eval_config: Callable[[float], tfma.EvalConfig]
+    eval_config: Callable[[float], 'tfma.EvalConfig']
     default_data_root: Callable[[], Path]
     example_format: str = 'csv'  # 'csv' (CsvExampleGen) or 'tfrecord' (ImportExampleGen)
     label_source_columns: Tuple[str, ...] = ()  # CSV columns the label comes from
@@ -37,6 +46,11 @@ class Dataset:
     # runner then always takes the data from prepare_data.
     user_data: bool = False
     notes: Tuple[str, ...] = ()  # warnings about the data, printed before the run
+    # Names tag rules may read besides the raw features: Transform outputs, which
+    # ErrorAnalysis reads through the model's transform_features signature.
+    transformed_features: Tuple[str, ...] = ()
+    # The raw feature names when there is no schema file (csv without --schema: the header).
+    columns: Tuple[str, ...] = ()
 
     @property
     def pipeline_name(self) -> str:
@@ -71,7 +85,7 @@ def _taxi_data_root() -> Path:
 def _taxi(classes: Optional[str] = None, model: Optional[str] = None) -> Dataset:
     if classes or model:
         raise ValueError('--classes and --model apply to the mnist pipeline only')
-    from pipelines.taxi import evaluation, features
+    from pipelines.taxi import features
 
     return Dataset(
         name='taxi',
@@ -80,20 +94,24 @@ def _taxi(classes: Optional[str] = None, model: Optional[str] = None) -> Dataset
         run_fn='pipelines.taxi.model.run_fn',
         label_key=features.LABEL_KEY,
         label_source_columns=features.LABEL_SOURCE_COLUMNS,
-        eval_config=evaluation.eval_config,
+        eval_config=functools.partial(_imported_call, 'pipelines.taxi.evaluation:eval_config'),
         default_data_root=_taxi_data_root,
         class_names=('not big tipper', 'big tipper'),
+        transformed_features=tuple(map(features.transformed_name, features.RAW_FEATURES))
+        + (features.LABEL_KEY,),
     )
 
 
 def _mnist(classes: Optional[str] = None, model: Optional[str] = None) -> Dataset:
-    from pipelines.mnist import data, evaluation
+    from pipelines.mnist import data
     from pipelines.mnist import features as F
-    from pipelines.mnist.model import MODELS
 
     chosen = data.parse_classes(classes)
-    if model and model not in MODELS:
-        raise ValueError(f"--model must be one of {', '.join(MODELS)}, got '{model}'")
+    if model:
+        from pipelines.mnist.model import MODELS  # imports TensorFlow: only for --model
+
+        if model not in MODELS:
+            raise ValueError(f"--model must be one of {', '.join(MODELS)}, got '{model}'")
     return Dataset(
         name='mnist',
         variant='' if chosen == data.DIGITS else ''.join(map(str, chosen)),
@@ -101,7 +119,9 @@ def _mnist(classes: Optional[str] = None, model: Optional[str] = None) -> Datase
         preprocessing_fn='pipelines.mnist.preprocessing.preprocessing_fn',
         run_fn='pipelines.mnist.model.run_fn',
         label_key=F.LABEL_KEY,
-        eval_config=functools.partial(evaluation.eval_config, num_classes=len(chosen)),
+        eval_config=functools.partial(
+            _imported_call, 'pipelines.mnist.evaluation:eval_config', num_classes=len(chosen)
+        ),
         default_data_root=lambda: None,
         example_format='tfrecord',
         trainer_config={'num_classes': len(chosen), 'model': model or 'dense'},
@@ -109,6 +129,7 @@ def _mnist(classes: Optional[str] = None, model: Optional[str] = None) -> Datase
         slice_features=(F.LABEL_KEY,) + F.SHAPE_FEATURES,
         image=(F.IMAGE_KEY, F.HEIGHT, F.WIDTH),
         prepare_data=functools.partial(_mnist_prepare, classes=chosen),
+        transformed_features=F.SHAPE_FEATURES + tuple(map(F.bucket_name, F.SHAPE_FEATURES)),
     )
 
 
@@ -128,7 +149,6 @@ def _csv(
     """Any CSV file (or folder of CSV files) with a label column: the columns, their types,
     the classes and the slices come from one preflight scan of the data."""
     from pipelines import preflight
-    from pipelines.csv import evaluation
     from pipelines.csv import features as F
 
     if not data:
@@ -161,7 +181,10 @@ def _csv(
         label_key=F.LABEL_KEY,
         label_source_columns=(label,),
         eval_config=functools.partial(
-            evaluation.eval_config, num_classes=len(classes), slice_columns=tuple(slices)
+            _imported_call,
+            'pipelines.csv.evaluation:eval_config',
+            num_classes=len(classes),
+            slice_columns=tuple(slices),
         ),
         default_data_root=lambda: Path(data),
         transform_config={
@@ -176,6 +199,8 @@ def _csv(
         prepare_data=functools.partial(_csv_prepare, files=scan.files),
         user_data=True,
         notes=scan.notes,
+        transformed_features=tuple(F.output_names(features, label)),
+        columns=scan.columns,
     )
 
 

@@ -2,14 +2,19 @@
 
 import csv
 import dataclasses
+import difflib
 import functools
 import math
 import os
+import sqlite3
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import components.error_analysis as error_analysis
+from pipelines import layout
+
+_NAMES_SHOWN = 30
 
 
 class PreflightError(ValueError):
@@ -61,10 +66,11 @@ def check_tfrecord_root(data_root: str) -> str:
     return str(root)
 
 
-def check_tags_file(tags_file: str) -> None:
-    """The tags file (if any) exists and parses; the tag rules were checked with the settings."""
+def check_tags_file(tags_file: str) -> Set[str]:
+    """The tags in the tags file (if any), which must exist and parse; the tag rules' syntax
+    was checked with the settings."""
     if not tags_file:
-        return
+        return set()
     path = Path(tags_file)
     if not path.is_file():
         raise PreflightError(
@@ -72,9 +78,114 @@ def check_tags_file(tags_file: str) -> None:
             'filled-in review sheet (or another CSV of tags)'
         )
     try:
-        error_analysis.parse_tags_csv(path.read_text(encoding='utf-8', errors='replace'), str(path))
+        tags = error_analysis.parse_tags_csv(
+            path.read_text(encoding='utf-8', errors='replace'), str(path)
+        )
     except error_analysis.TagsFileError as e:
         raise PreflightError(str(e)) from None
+    return {tag for example_tags, _ in tags.values() for tag in example_tags}
+
+
+def _listing(names: Iterable[str]) -> str:
+    names = list(names)
+    shown = ', '.join(names[:_NAMES_SHOWN])
+    return shown + (f' ... ({len(names)} in all)' if len(names) > _NAMES_SHOWN else '')
+
+
+def check_tag_rules(
+    rules: Sequence[str], features: Sequence[str], transformed: Sequence[str], source: str
+) -> None:
+    """Every feature a tag rule reads is a raw feature (`features`, from `source`: the schema
+    or the CSV header) or one the Transform outputs (`transformed`): else the run would fail
+    in ErrorAnalysis, after training."""
+    known = set(features) | set(transformed)
+    for rule in error_analysis.parse_rules(rules):
+        unknown = sorted(rule.features - known)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ''
+            raise PreflightError(
+                f"tag rule '{rule.name}' reads unknown feature(s) {', '.join(unknown)}{hint}; "
+                f'the features in {source} are: {_listing(sorted(features))}'
+                + (f'; Transform outputs: {_listing(sorted(transformed))}' if transformed else '')
+            )
+
+
+def check_tag_references(
+    references: Mapping[str, float], rules: Sequence[str], file_tags: Set[str], tags_file: str
+) -> None:
+    """Every --tag-reference names a tag that exists: a rule's name or a tag in the tags file
+    (a misspelt tag would otherwise be ignored without a word)."""
+    rule_names = {r.name for r in error_analysis.parse_rules(rules)}
+    known = rule_names | file_tags
+    for tag in references:
+        if tag in known:
+            continue
+        close = difflib.get_close_matches(tag, sorted(known), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ''
+        where = ['the --tag-rule names'] + ([f'the tags in {tags_file}'] if tags_file else [])
+        raise PreflightError(
+            f"--tag-reference names tag '{tag}', which is not among {' or '.join(where)}: "
+            f'{hint}known tags: {_listing(sorted(known)) or "none (give --tag-rule or --tags)"}'
+        )
+
+
+def schema_feature_names(schema_file: Path) -> List[str]:
+    """The feature names of a schema.pbtxt (TFMD's text format; protobuf only, no TensorFlow)."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    path = Path(schema_file)
+    if not path.is_file():
+        raise PreflightError(
+            f'schema file {path} does not exist: pass --schema with a '
+            'schema.pbtxt, or leave it out to infer the schema from the data'
+        )
+    try:
+        schema = text_format.Parse(path.read_text(encoding='utf-8'), schema_pb2.Schema())
+    except (text_format.ParseError, UnicodeDecodeError) as e:
+        raise PreflightError(f'{path} is not a TFMD schema in text format ({e})') from None
+    return [f.name for f in schema.feature]
+
+
+_SQLITE_MAGIC = b'SQLite format 3\x00'
+_MLMD_TABLE = 'MLMDEnv'  # ML Metadata's table of its schema version
+
+
+def check_metadata_store(output_dir: str) -> None:
+    """The output folder's metadata.sqlite, if there is one, is an ML Metadata store that
+    SQLite can read: a damaged or foreign file gets one line, not an SQL error mid-run."""
+    path = Path(output_dir) / layout.METADATA_FILE
+    if not path.is_file() or path.stat().st_size == 0:
+        return  # none yet (or empty): ML Metadata creates it
+    fix = (
+        f'move it away (e.g. to {path.name}.bad) to start a new store, or pass another --output-dir'
+    )
+    with open(path, 'rb') as f:
+        if f.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
+            raise PreflightError(
+                f'{path} is not an SQLite database (damaged, or not an ML Metadata store): {fix}'
+            )
+    try:
+        with sqlite3.connect(f'file:{path}?mode=ro', uri=True) as connection:
+            tables = sorted(
+                row[0]
+                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            )
+            check = connection.execute('PRAGMA quick_check').fetchone()[0]
+    except sqlite3.OperationalError as e:
+        if 'locked' in str(e) or 'busy' in str(e):
+            return  # a run is writing it (the run lock then refuses a second run)
+        raise PreflightError(f'{path} is a damaged SQLite database ({e}): {fix}') from None
+    except sqlite3.DatabaseError as e:
+        raise PreflightError(f'{path} is a damaged SQLite database ({e}): {fix}') from None
+    if tables and _MLMD_TABLE not in tables:
+        raise PreflightError(
+            f'{path} is an SQLite database but not an ML Metadata store (its tables: '
+            f'{_listing(tables)}): {fix}'
+        )
+    if check != 'ok':
+        raise PreflightError(f'{path} is a damaged SQLite database ({check}): {fix}')
 
 
 def check_output_dir(output_dir: str) -> None:
@@ -423,20 +534,8 @@ def _label_classes(label: str, raw: Dict[str, int], kind: int) -> Dict[str, int]
 
 def check_csv_schema(schema_file: str, label: str) -> List[str]:
     """The feature names of a curated schema (--schema) for the csv pipeline."""
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
     path = Path(schema_file)
-    if not path.is_file():
-        raise PreflightError(
-            f'schema file {path} does not exist: pass --schema with a '
-            'schema.pbtxt, or leave it out to infer the schema from the data'
-        )
-    try:
-        schema = text_format.Parse(path.read_text(encoding='utf-8'), schema_pb2.Schema())
-    except (text_format.ParseError, UnicodeDecodeError) as e:
-        raise PreflightError(f'{path} is not a TFMD schema in text format ({e})') from None
-    names = [f.name for f in schema.feature]
+    names = schema_feature_names(path)
     if label not in names:
         raise PreflightError(f"the schema {path} has no feature '{label}' (--label)")
     return names

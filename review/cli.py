@@ -4,9 +4,10 @@
     python local_runner.py compare [RUN_A [RUN_B]] [--output-dir D] [--pipeline P] [--no-tfma]
 
 Runs are named by their run id (as `history` prints it, or a unique prefix) or their number
-(1 = oldest, -1 = latest). `compare` defaults to the last two runs; with one run, that run
-against the latest. Exit status 2 with a one-line error when the store, the pipeline or a run
-is not there.
+(1 = oldest, -1 = latest). `compare` defaults to the last two runs with a report; with one
+run, that run against the latest with a report. Both first cancel the executions an ended
+process left RUNNING (review/interrupts.py). Exit status 2 with a one-line error when the
+store, the pipeline or a run is not there.
 """
 
 import argparse
@@ -39,7 +40,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         'pipeline, blessed, accuracy, error rate, failing slices (held on held-out '
         'data), the top one.',
         'compare': 'Failing slices new, resolved and persisting between two runs (default: '
-        'the last two), error rates side by side, and per-slice accuracy changes '
+        'the last two with a report), error rates side by side, and per-slice accuracy changes '
         "from the two runs' evaluations.",
     }
     p = argparse.ArgumentParser(
@@ -62,7 +63,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
             nargs='*',
             metavar='RUN',
             help='RUN_A RUN_B: run ids or numbers from `history` (default: the last '
-            'two runs; one RUN: that run against the latest)',
+            'two runs with a report; one RUN: that run against the latest with one)',
         )
         p.add_argument(
             '--no-tfma',
@@ -151,12 +152,26 @@ def print_comparison(c: Dict) -> None:
         )
 
 
+def cancel_orphans(output_dir: str) -> None:
+    """Cancels (with a note) the executions a process that no longer exists left RUNNING, so
+    they show as cancelled, not running for ever; not while a run holds the folder, whose
+    RUNNING executions may be its own."""
+    from pipelines import run_lock
+    from review import interrupts
+
+    with run_lock.when_idle(output_dir) as idle:
+        if idle is not None:
+            for line in interrupts.sweep_orphans(output_dir, idle.last_holder):
+                print(f'note: {line}', file=sys.stderr)
+
+
 def history(argv: List[str]) -> int:
     import review
 
     a = _parser('history').parse_args(argv)
     try:
         r = review.Review(a.output_dir, a.pipeline)
+        cancel_orphans(a.output_dir)
         rows = r.history()
     except review.ReviewError as e:
         print(f'error: {e}', file=sys.stderr)
@@ -178,9 +193,9 @@ def compare(argv: List[str]) -> int:
     for name in ('tensorflow', 'absl'):  # TFMA's deprecation and per-slice plot warnings
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        comparison = review.Review(a.output_dir, a.pipeline).compare(
-            refs[0], refs[1], tfma=not a.no_tfma
-        )
+        r = review.Review(a.output_dir, a.pipeline)
+        cancel_orphans(a.output_dir)
+        comparison = r.compare(refs[0], refs[1], tfma=not a.no_tfma)
     except review.ReviewError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -8,13 +8,15 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
+from pipelines import layout
+
 PIPELINE_RUN_CONTEXT = 'pipeline_run'
 PIPELINE_CONTEXT = 'pipeline'
 _STATE_NAMES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 
 
 def sqlite_path(output_dir: str) -> str:
-    return os.path.join(output_dir, 'metadata.sqlite')
+    return os.path.join(output_dir, layout.METADATA_FILE)
 
 
 def sqlite_config(output_dir: str) -> metadata_store_pb2.ConnectionConfig:

@@ -29,6 +29,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 import components.error_analysis as error_analysis
+from pipelines import preflight
 from review import metadata
 
 PIPELINE_PREFIX = 'blindspot-'
@@ -89,6 +90,10 @@ def connect(source: Source):
             f'no ML Metadata store in {output_dir!r}: looked for {path}; the '
             f'folder has: {", ".join(present) if present else "nothing"}'
         )
+    try:
+        preflight.check_metadata_store(output_dir)  # damaged or foreign: one line, no SQL
+    except preflight.PreflightError as e:
+        raise ReviewError(str(e)) from None
     try:
         return metadata.open_store(output_dir), path
     except Exception as e:
@@ -176,10 +181,12 @@ class Run:
 
     @property
     def status(self) -> str:
-        """'complete', 'failed at <component>', or 'running'."""
-        failed = [n for n, s in self.states.items() if s == 'FAILED']
-        if failed:
-            return f'failed at {", ".join(failed)}'
+        """'complete', 'failed at <component>', 'cancelled at <component>' (interrupted: see
+        review/interrupts.py), or 'running'."""
+        for state, word in (('FAILED', 'failed'), ('CANCELED', 'cancelled')):
+            stopped = [n for n, s in self.states.items() if s == state]
+            if stopped:
+                return f'{word} at {", ".join(stopped)}'
         if any(s in ('RUNNING', 'NEW', 'UNKNOWN') for s in self.states.values()):
             return 'running'
         return 'complete'
@@ -333,26 +340,33 @@ class Review:
     def compare(
         self, a: Union[None, int, str] = None, b: Union[None, int, str] = None, tfma: bool = True
     ) -> Dict:
-        """Run `b` (default: the latest) against run `a` (default: the one before `b`):
+        """Run `b` (default: the latest with a report) against run `a` (default: the one with
+        a report before `b`):
         error_analysis.compare_reports, with per-slice accuracy read from the two evaluations
         (tfma=False: from the copies in the reports, no TFMA import)."""
         runs = self.runs()
+        # Defaults skip runs without a report (failed, cancelled): there is nothing to compare.
+        reported = [r for r in runs if r.report is not None]
         if a is None and b is None:
-            if len(runs) < 2:
+            pool = reported if len(reported) >= 2 else runs  # else the error names the runs
+            if len(pool) < 2:
                 raise ReviewError(
                     f"pipeline '{self.pipeline}' has {self._listing()} in "
                     f'{self.where}: need two runs to compare'
                 )
-            run_a, run_b = runs[-2], runs[-1]
+            run_a, run_b = pool[-2], pool[-1]
         else:
-            run_a = self.run(a) if a is not None else None
-            run_b = self.run(b)
-            if run_a is None:
-                if run_b.number == 1:
+            run_b = self.run(b) if b is not None or not reported else reported[-1]
+            if a is not None:
+                run_a = self.run(a)
+            else:
+                earlier = [r for r in reported if r.number < run_b.number]
+                if not earlier:
                     raise ReviewError(
-                        f'run #1 {run_b.run_id} is the first run: nothing before it to compare with'
+                        f'run #{run_b.number} {run_b.run_id} has no run with a report before '
+                        'it to compare with'
                     )
-                run_a = runs[run_b.number - 2]
+                run_a = earlier[-1]
         base, cur = self._with_report(run_a), self._with_report(run_b)
         tfma_a = run_a.tfma_rows() if tfma and run_a.evaluation is not None else None
         tfma_b = run_b.tfma_rows() if tfma and run_b.evaluation is not None else None

@@ -16,9 +16,14 @@ def _accuracy(metrics: Dict) -> float:
 
 
 def print_summary(
-    config: RunConfig, pipeline_name: str, seconds: Dict[str, float], total_seconds: float
+    config: RunConfig,
+    pipeline_name: str,
+    run_id: str,
+    seconds: Dict[str, float],
+    total_seconds: float,
 ) -> None:
-    run = review.get_run(config.output_dir, pipeline=pipeline_name)
+    """The summary of run `run_id`: the run this process executed, never just the latest."""
+    run = review.get_run(config.output_dir, run_id, pipeline=pipeline_name)
     print(f'\n== {pipeline_name}: run {run.run_id} finished in {total_seconds:.0f} s ==')
     print('Components:')
     for name, component in run.components.items():
