@@ -122,6 +122,8 @@ def notebook_server(taxi_run, tmp_path) -> Iterator[str]:
             '--ServerApp.port_retries=0',
             f'--ServerApp.token={token}',
             f'--ServerApp.root_dir={REPO}',
+            # Checkpoints in the temp folder: the test leaves nothing in the repository.
+            f'--FileCheckpoints.checkpoint_dir={tmp_path / "checkpoints"}',
         ],
         env=env,
         stdout=log,
@@ -161,10 +163,15 @@ def browser() -> Iterator:
 
 
 def _full_page_screenshot(driver, path: Path, width: int = 1400) -> None:
+    """The whole page in one PNG: the window is grown to the page's height (nbclassic scrolls
+    inside #site, sized to the window, so that is measured too)."""
     height = driver.execute_script(
-        'return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)'
+        "const site = document.getElementById('site');"
+        'const inner = site ? site.scrollHeight + site.getBoundingClientRect().top : 0;'
+        'return Math.max(document.documentElement.scrollHeight, inner);'
     )
     driver.set_window_size(width, min(max(height + 100, 800), 16000))
+    time.sleep(1)  # let the page lay itself out at the new size
     driver.save_screenshot(str(path))
 
 
