@@ -91,9 +91,9 @@ def _wait_for_server(url: str, server: subprocess.Popen, timeout: float = 120) -
 
 
 @pytest.fixture
-def notebook_server(taxi_run, tmp_path) -> Iterator[str]:
+def review_notebook_url(taxi_run, tmp_path) -> Iterator[str]:
     """nbclassic (the front end TFMA's widgets draw in) serving the repository, its kernel this
-    interpreter, reading the taxi_run outputs; yields the base URL with its token."""
+    interpreter, reading the taxi_run outputs; yields the review notebook's URL."""
     pytest.importorskip('nbclassic')
     jupyter = tmp_path / 'jupyter'
     write_venv_kernel(jupyter, 'python3')  # the notebook's own kernel name, pinned to this venv
@@ -132,7 +132,7 @@ def notebook_server(taxi_run, tmp_path) -> Iterator[str]:
     base = f'http://127.0.0.1:{port}'
     try:
         _wait_for_server(f'{base}/api/status?token={token}', server)
-        yield f'{base}|{token}'
+        yield f'{base}/nbclassic/notebooks/notebooks/{NOTEBOOK.name}?token={token}'
     finally:
         server.terminate()
         try:
@@ -190,12 +190,11 @@ def _view_states(driver) -> List[Dict]:
     return driver.execute_script(_VIEW_STATE_JS, list(TFMA_VIEWS))
 
 
-def test_review_notebook_tfma_views_draw_on_first_run_all(notebook_server, browser, tmp_path):
+def test_review_notebook_tfma_views_draw_on_first_run_all(review_notebook_url, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
-    base, token = notebook_server.split('|')
     notebook_bytes = NOTEBOOK.read_bytes()
-    browser.get(f'{base}/nbclassic/notebooks/notebooks/{NOTEBOOK.name}?token={token}')
+    browser.get(review_notebook_url)
     _wait(
         lambda: browser.execute_script(
             'return !!(window.Jupyter && Jupyter.notebook && Jupyter.notebook._fully_loaded'
