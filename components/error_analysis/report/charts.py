@@ -66,11 +66,13 @@ def _interval_chart(
     y = np.arange(len(labels))[::-1]
     # Clipped: a rate on the edge of its interval may differ from it by rounding.
     errors = np.clip(np.vstack([rates - low, high - rates]), 0, None)
-    for i, color in enumerate(colors):
+    colors = np.asarray(colors)
+    for color in dict.fromkeys(colors):  # one call per colour: far faster than one per row
+        rows = colors == color
         axes.errorbar(
-            rates[i],
-            y[i],
-            xerr=errors[:, i : i + 1],
+            rates[rows],
+            y[rows],
+            xerr=errors[:, rows],
             fmt='o',
             color=color,
             ecolor=color,
