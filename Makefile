@@ -18,7 +18,7 @@ for c in "$(PYTHON)" python3.10 \
 done; exit 1
 endef
 
-.PHONY: run test lint format bench bench-findings kubeflow clean-venv
+.PHONY: run test lint format bench bench-findings kubeflow notebook clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@py=$$($(find_python310)) || { echo "error: Python 3.10 not found (TFX 1.16 needs 3.9-3.10). Install it (e.g. 'pyenv install 3.10.13') or pass PYTHON=/path/to/python3.10." >&2; exit 1; }; \
@@ -28,6 +28,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --upgrade 'pip==26.3'
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@out=$$($(VENV)/bin/jupyter nbclassic-extension enable --sys-prefix \
+	  tensorflow_model_analysis/extension 2>&1) || { echo "$$out" >&2; exit 1; }
 	$(PY) -c 'import tfx_bsl.beam, tensorflow_model_analysis, components, pipelines'
 	touch $(STAMP)
 
@@ -51,6 +53,12 @@ bench-findings: $(STAMP)
 	$(PY) bench/findings.py $(ARGS)
 
 bench: bench-findings
+
+# The review notebook in Jupyter Notebook classic, where TFMA's widgets draw (README, "Review
+# runs"); Notebook 7 and JupyterLab do not load TFMA's extension.
+notebook: $(STAMP)
+	$(VENV)/bin/jupyter nbclassic $$([ "$$(id -u)" = 0 ] && echo --allow-root) \
+	  --NotebookApp.default_url=/nbclassic/notebooks/notebooks/review.ipynb $(ARGS)
 
 kubeflow: $(STAMP)
 	$(PY) -m kubeflow.runner $(or $(ARGS),--config kubeflow/config.example.yaml)

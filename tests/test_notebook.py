@@ -16,9 +16,10 @@ KERNEL = 'blindspot-test-venv'
 TIMEOUT = 600
 
 
-@pytest.fixture
-def venv_kernel(tmp_path, monkeypatch):
-    spec_dir = tmp_path / 'jupyter' / 'kernels' / KERNEL
+def write_venv_kernel(jupyter_dir: Path, name: str = KERNEL) -> str:
+    """A kernelspec `name` under `jupyter_dir`/kernels running this interpreter (the venv), so
+    that with JUPYTER_PATH=jupyter_dir no other 'python3' can stand in for it."""
+    spec_dir = jupyter_dir / 'kernels' / name
     spec_dir.mkdir(parents=True)
     (spec_dir / 'kernel.json').write_text(
         json.dumps(
@@ -29,8 +30,13 @@ def venv_kernel(tmp_path, monkeypatch):
             }
         )
     )
+    return name
+
+
+@pytest.fixture
+def venv_kernel(tmp_path, monkeypatch):
     monkeypatch.setenv('JUPYTER_PATH', str(tmp_path / 'jupyter'))
-    return KERNEL
+    return write_venv_kernel(tmp_path / 'jupyter')
 
 
 def _text(output) -> str:

@@ -3,6 +3,7 @@
 import html
 from typing import Dict, Iterable, List, Optional
 
+from components.error_analysis.report import charts
 from components.error_analysis.report.compare_html import render_comparison
 
 _CSS = """
@@ -309,6 +310,7 @@ def render(report: Dict) -> str:
 <p class=muted>{overall['examples']:,} examples, accuracy {_pct(overall['accuracy'])},
 report v{report['version']} written {_e(report['created'])}</p>
 <h2>Insights</h2><ul class="insights">{insights}</ul>
+{charts.html_section(report)}
 <h2>Confusion matrix</h2>{_confusion(report)}
 {_tags(report)}
 {_gallery(report)}

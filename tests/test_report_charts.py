@@ -1,0 +1,170 @@
+"""report.html's offline charts (report/charts.py): inline SVG from a report dict, and the page
+that embeds them stays one file with no scripts and no network."""
+
+import math
+import re
+
+import pytest
+
+from components.error_analysis.report import charts, html_page
+
+
+def _tfma_row(features, values, accuracy, count):
+    label = ' AND '.join(f'{f} = {v}' for f, v in zip(features, values)) or 'Overall'
+    return {
+        'slice': label,
+        'features': list(features),
+        'metrics': {'binary_accuracy': accuracy, 'example_count': float(count)},
+    }
+
+
+def _value(feature, label, size, errors, ci):
+    return {
+        'feature': feature,
+        'label': label,
+        'size': size,
+        'errors': errors,
+        'error_rate': errors / size,
+        'error_rate_ci': list(ci),
+        'lift': None,
+        'p_value': None,
+        'q_value': None,
+    }
+
+
+@pytest.fixture
+def report():
+    """The parts of a report.json the page reads: two classes, TFMA rows for two declared
+    slicing specs (one with more slices than a chart shows), one finding on two features."""
+    tfma = [_tfma_row([], [], 0.8, 1000)]
+    tfma += [
+        _tfma_row(['payment_type'], [v], a, n)
+        for v, a, n in [('Cash', 0.99, 600), ('Card', 0.55, 400)]
+    ]
+    tfma += [_tfma_row(['trip_start_hour'], [h], 0.7 + h / 100, 10 + h) for h in range(24)]
+    tfma.append(_tfma_row(['company'], ['Nobody'], math.nan, 3))  # no accuracy: left out
+    finding = {
+        'rank': 1,
+        'slice': 'payment_type = Card AND fare >= 13.6',
+        'predicates': [
+            {'feature': 'payment_type', 'label': 'payment_type = Card'},
+            {'feature': 'fare', 'label': 'fare >= 13.6'},
+        ],
+        'search_size': 100,
+        'search_errors': 60,
+        'search_error_rate': 0.6,
+        'holdout_size': 100,
+        'holdout_errors': 58,
+        'holdout_error_rate': 0.58,
+        'holdout_lift': 2.9,
+        'q_value': 1e-6,
+        'held': True,
+    }
+    return {
+        'version': 1,
+        'created': '2026-01-01T00:00:00+00:00',
+        'label_key': 'big_tipper',
+        'splits': ['eval'],
+        'class_names': ['no', 'yes'],
+        'overall': {'examples': 1000, 'errors': 200, 'error_rate': 0.2, 'accuracy': 0.8},
+        'confusion': {
+            'matrix': [[700, 20], [180, 100]],
+            'normalized': [[0.9722, 0.0278], [0.6429, 0.3571]],
+            'top_pairs': [
+                {
+                    'true': 'yes',
+                    'predicted': 'no',
+                    'count': 180,
+                    'share_of_errors': 0.9,
+                    'rate_in_true_class': 0.64,
+                }
+            ],
+        },
+        'slices': {
+            'config': {'alpha': 0.95, 'max_predicates': 3, 'significance': 0.05},
+            'overall': {'min_support_rows': 50},
+            'slices': [finding],
+            'feature_values': [
+                _value('payment_type', 'payment_type = Cash', 600, 6, (0.005, 0.02)),
+                _value('payment_type', 'payment_type = Card', 400, 180, (0.4, 0.5)),
+                _value('fare', 'fare < 13.6', 700, 100, (0.12, 0.17)),
+                _value('fare', 'fare >= 13.6', 300, 100, (0.28, 0.39)),
+                _value('company', 'company = A', 1000, 200, (0.18, 0.22)),
+            ],
+            'feature_notes': {},
+        },
+        'hardest_examples': [],
+        'tfma': tfma,
+        'gallery': [],
+        'tags': None,
+        'insights': ['200 errors in 1000 examples.'],
+    }
+
+
+def test_confusion_heatmap_is_inline_svg_with_counts_and_class_names(report):
+    svg = charts.confusion_heatmap(report)
+    assert svg.startswith('<svg') and svg.rstrip().endswith('</svg>')
+    for text in ('no', 'yes', '700', '180', '64.3%', 'predicted', 'true'):
+        assert f'>{text}<' in svg, text  # text stays text (svg.fonttype none)
+
+
+def test_tfma_accuracy_chart_per_declared_spec_largest_slices(report):
+    found = dict(charts.tfma_slice_accuracy(report))
+    assert list(found) == [
+        'binary_accuracy by payment_type',
+        f'binary_accuracy by trip_start_hour ({charts.MAX_BARS} largest of 24 slices)',
+    ]
+    hours = found[f'binary_accuracy by trip_start_hour ({charts.MAX_BARS} largest of 24 slices)']
+    assert '23 (n=33)' in hours and '(n=13)' not in hours  # hours 0-3 are the smallest
+    assert 'Cash (n=600)' in found['binary_accuracy by payment_type']
+
+
+def test_tfma_chart_labels_cross_slices_by_their_values():
+    rows = [
+        _tfma_row(['payment_type', 'trip_start_hour'], ['Cash', 18], 0.9, 40),
+        _tfma_row(['payment_type', 'trip_start_hour'], ['Card', 18], 0.4, 20),
+    ]
+    ((title, svg),) = charts.tfma_slice_accuracy({'tfma': rows})
+    assert title == 'binary_accuracy by payment_type × trip_start_hour'
+    assert 'Cash × 18 (n=40)' in svg
+
+
+def test_no_tfma_chart_without_an_accuracy_metric(report):
+    assert charts.tfma_slice_accuracy({'tfma': []}) == []
+    rows = [{'slice': 'Overall', 'features': [], 'metrics': {'auc': 0.7}}]
+    assert charts.tfma_slice_accuracy({'tfma': rows}) == []
+
+
+def test_error_rate_chart_per_finding_feature_finding_values_in_red(report):
+    found = dict(charts.finding_feature_error_rates(report))
+    assert list(found) == ['error rate by payment_type', 'error rate by fare']  # not company
+    fare = found['error rate by fare']
+    assert 'fare &gt;= 13.6 (n=300)' in fare and 'fare &lt; 13.6 (n=700)' in fare
+    assert charts._FAILING in fare and charts._NEUTRAL in fare
+
+
+def test_report_page_embeds_charts_and_stays_self_contained(report):
+    page = html_page.render(report)
+    section = page[page.index('<h2>Charts</h2>') : page.index('<h2>Confusion matrix</h2>')]
+    assert section.count('<svg') == 1 + 2 + 2
+    assert '<script' not in page.lower()
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), 'several charts share an element id'
+
+
+def test_charts_for_many_classes_without_findings_or_evaluation(report):
+    """An mnist- or csv-like report: 15 classes (one never seen), nothing found, no TFMA."""
+    n = 15
+    matrix = [[(10 if i == j else 1) if i < n - 1 else 0 for j in range(n)] for i in range(n)]
+    report['class_names'] = [f'class {i}' for i in range(n)]
+    report['confusion']['matrix'] = matrix
+    report['confusion']['normalized'] = [
+        [c / sum(row) if sum(row) else 0.0 for c in row] for row in matrix
+    ]
+    report['slices']['slices'] = []
+    report['tfma'] = []
+    section = charts.html_section(report)
+    assert section.count('<svg') == 1
+    assert '>class 14<' in section
+    assert '>10<' not in section  # too many classes to print counts in the cells
