@@ -23,8 +23,9 @@ in the spec's parameters to local folders, and output URIs are under the local `
 ML Metadata server (recording is the conversion above, in memory), no step cache (every task
 runs) and no `lifecycle.preCacheCheck` driver (open-source KFP does not run it either). A task runs on this machine's
 Python (`python` in the command is this interpreter) unless `images` names an image for it: then
-it runs in that image with `docker run --network none`, with the local root mounted at the same
-path and a folder of its own as /tmp/kfp_outputs.
+it runs in that image with `docker run --network none` as the image's user, with the local root
+(and nothing else of this machine) mounted at the same path and a folder of its own as
+/tmp/kfp_outputs.
 """
 
 import dataclasses
@@ -253,7 +254,9 @@ class LocalKfpRun:
         ]
         return docker + command[1:] + args
 
-    def _record(self, executor_input: Mapping[str, Any], output_file: Path) -> Dict[str, Any]:
+    def _record(
+        self, executor_input: Mapping[str, Any], output_file: Path
+    ) -> Dict[str, RecordedArtifact]:
         produced = {}
         if output_file.exists():
             produced = json.loads(output_file.read_text()).get('artifacts', {})
