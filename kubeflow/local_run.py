@@ -9,6 +9,8 @@ For every task, in dependency order, it does what KFP's v2 driver and launcher d
   recorded properties), the task's parameters from the spec's constants, an output artifact per
   output definition at `<root>/<pipeline>/<run>/<task>/<output>`, and the output file
   `/tmp/kfp_outputs/output_metadata.json`;
+- skips the task when its `triggerPolicy.condition` (how TFX compiles `tfx.dsl.Cond`) is false
+  for that ExecutorInput;
 - runs the task's own container command and args from the spec, `{{$}}` replaced by that
   ExecutorInput as JSON;
 - reads the executor's output file, merges each output artifact's uri and metadata into the
@@ -31,6 +33,7 @@ it runs in that image with `docker run --network none` as the image's user, with
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -90,8 +93,9 @@ class TaskRun:
     name: str
     executor_input: Dict[str, Any]
     outputs: Dict[str, RecordedArtifact]
-    log: Path
+    log: Optional[Path]  # None: skipped
     image: Optional[str]  # None: ran on this machine's Python
+    skipped: bool = False  # its trigger condition was false: not run, no outputs
 
 
 def through_metadata_store(value: Any) -> Any:
@@ -122,6 +126,48 @@ def task_order(pipeline_spec: Mapping[str, Any]) -> List[str]:
         order.append(ready[0])
         del needs[ready[0]]
     return order
+
+
+class _CelValue:
+    """JSON data read the way a CEL expression reads it: fields by `.name` or `['name']`."""
+
+    def __init__(self, data: Any):
+        self._data = data
+
+    def _wrap(self, value: Any) -> Any:
+        return _CelValue(value) if isinstance(value, (dict, list)) else value
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._wrap(self._data[key])
+
+    def __getattr__(self, name: str) -> Any:
+        data = self.__dict__['_data']
+        # CEL names fields as the proto does (parameter_values); the JSON has parameterValues.
+        camel = re.sub(r'_([a-z])', lambda m: m.group(1).upper(), name)
+        for key in (name, camel):
+            if isinstance(data, dict) and key in data:
+                return self._wrap(data[key])
+        raise AttributeError(name)
+
+
+def condition_holds(condition: str, executor_input: Mapping[str, Any]) -> bool:
+    """A task's `triggerPolicy.condition`, which KFP's driver evaluates as CEL over the task's
+    ExecutorInput `inputs`. TFX's `tfx.dsl.Cond` compiles to comparisons of input artifacts'
+    metadata and parameters with literals, joined by &&, || and !: that subset is evaluated here
+    (as Python, which reads it alike); ValueError for anything else."""
+    if re.search(r'[a-zA-Z_]\w*\(', condition.replace('inputs.', '')):
+        raise ValueError(f'unsupported trigger condition (a function call): {condition}')
+    python = re.sub(r'!(?!=)', ' not ', condition.replace('&&', ' and ').replace('||', ' or '))
+    python = re.sub(r'\btrue\b', 'True', re.sub(r'\bfalse\b', 'False', python))
+    try:
+        result = eval(  # noqa: S307 - the compiled spec's own expression, no builtins
+            python, {'__builtins__': {}}, {'inputs': _CelValue(executor_input['inputs'])}
+        )
+    except Exception as e:
+        raise ValueError(f'cannot evaluate trigger condition {condition!r}: {e}') from None
+    if not isinstance(result, bool):
+        raise ValueError(f'trigger condition {condition!r} is not a comparison: {result!r}')
+    return result
 
 
 def _rewrite(value: Any, path_map: Mapping[str, str]) -> Any:
@@ -295,6 +341,13 @@ class LocalKfpRun:
             attempt,
             in_image=image is not None,
         )
+        condition = (
+            self.spec['root']['dag']['tasks'][task_name].get('triggerPolicy', {}).get('condition')
+        )
+        if condition and not condition_holds(condition, executor_input):
+            run = TaskRun(task_name, executor_input, {}, log=None, image=image, skipped=True)
+            self.tasks[task_name + attempt] = run
+            return run
         if image:
             # The image runs as a non-root user, as pods on KFP do: its output folders must be
             # writable by it (on the cluster, the bucket is).

@@ -129,6 +129,7 @@ INTEGER_PROPERTIES = frozenset(
         files.NEW_FAILING_SLICES,
         files.RESOLVED_FAILING_SLICES,
         files.BASELINE_REPORT_ID,
+        files.SLICE_GATE_PASSED,
         'blessed',
         'pushed',
     }

@@ -14,6 +14,7 @@ $BLINDSPOT_TEST_IMAGE), the ErrorAnalysis step also runs inside it with `docker 
 none`, else that test is skipped.
 """
 
+import copy
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ import pytest
 
 from components.error_analysis import files
 from kubeflow import runner
-from kubeflow.local_run import LocalKfpRun, task_order
+from kubeflow.local_run import LocalKfpRun, condition_holds, task_order
 from pipelines.config import DIRECT_RUNNER_ARGS
 from review.metadata import custom_value
 from tests.conftest import write_sample
@@ -59,6 +60,8 @@ def kfp_run(tmp_path_factory):
                 '5',
                 '--min-accuracy',
                 '0',  # blessed whatever 20 steps give: the Pusher must push
+                '--max-slice-error-rate',
+                '1',  # the slice gate (mode 'any' on open-source KFP) lets it through
             ]
         )
         == 0
@@ -113,6 +116,7 @@ def test_parameters_come_from_the_spec(kfp_run):
 
 def test_pusher_pushed(kfp_run):
     run = kfp_run['run']
+    assert not run.tasks['Pusher'].skipped
     blessing = run.tasks['Evaluator'].outputs['blessing']
     assert blessing.metadata['blessed'] == 1.0  # an integer, back as a double
     pushed = run.tasks['Pusher'].outputs['pushed_model']
@@ -139,6 +143,21 @@ def test_report_files_and_custom_properties(kfp_run):
     assert report.type['instanceSchema'].splitlines()[0] == 'title: components.ErrorAnalysisReport'
 
 
+def test_pusher_runs_only_if_the_slice_gate_passed(kfp_run):
+    """tfx.dsl.Cond compiles to the Pusher's trigger condition on the report's metadata, which
+    KFP compares as a double: evaluated on the Pusher's real ExecutorInput, then with the gate
+    closed."""
+    run, spec = kfp_run['run'], kfp_run['spec']
+    condition = spec['root']['dag']['tasks']['Pusher']['triggerPolicy']['condition']
+    assert files.SLICE_GATE_PASSED in condition
+    assert _report(kfp_run).metadata[files.SLICE_GATE_PASSED] == 1.0
+    executor_input = copy.deepcopy(run.tasks['Pusher'].executor_input)
+    assert condition_holds(condition, executor_input)
+    for listing in executor_input['inputs']['artifacts'].values():
+        listing['artifacts'][0]['metadata'][files.SLICE_GATE_PASSED] = 0.0
+    assert not condition_holds(condition, executor_input)
+
+
 def test_review_reads_kfp_integers_as_integers(kfp_run):
     """As the cluster's ML Metadata holds the report (every number a double), review's reader
     gives the counts back as ints and the rates as floats."""
@@ -148,6 +167,8 @@ def test_review_reads_kfp_integers_as_integers(kfp_run):
     assert type(value) is int and value == _report(kfp_run).metadata[files.NUM_EXAMPLES]
     assert type(custom_value(artifact, files.NUM_ERRORS)) is int
     assert type(custom_value(artifact, files.ERROR_RATE)) is float
+    assert custom_value(artifact, files.SLICE_GATE_PASSED) == 1
+    assert type(custom_value(artifact, files.SLICE_GATE_PASSED)) is int
     blessing = kfp_run['run'].tasks['Evaluator'].outputs['blessing'].mlmd_artifact()
     assert custom_value(blessing, 'blessed') == 1 and type(custom_value(blessing, 'blessed')) is int
 
