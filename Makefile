@@ -18,7 +18,7 @@ for c in "$(PYTHON)" python3.10 \
 done; exit 1
 endef
 
-.PHONY: run test lint format bench bench-findings kubeflow notebook clean-venv
+.PHONY: run test lint format bench bench-findings kubeflow image notebook clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@py=$$($(find_python310)) || { echo "error: Python 3.10 not found (TFX 1.16 needs 3.9-3.10). Install it (e.g. 'pyenv install 3.10.13') or pass PYTHON=/path/to/python3.10." >&2; exit 1; }; \
@@ -62,6 +62,18 @@ notebook: $(STAMP)
 
 kubeflow: $(STAMP)
 	$(PY) -m kubeflow.runner $(or $(ARGS),--config kubeflow/config.example.yaml)
+
+# The Kubeflow image (kubeflow/Dockerfile), tagged IMAGE (default: blindspot:<commit>) and
+# blindspot:local, the tag tests/test_kubeflow_local_run.py runs the ErrorAnalysis step in.
+# BASE_IMAGE: a Debian bookworm image with Python 3.10 (default: the Dockerfile's, from Docker
+# Hub); DOCKER_BUILD_ARGS: more `docker build` options, e.g. --network host.
+IMAGE ?= blindspot:$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+BASE_IMAGE ?=
+DOCKER_BUILD_ARGS ?=
+image:
+	@command -v docker >/dev/null || { echo "error: docker not found: 'make image' needs Docker (e.g. apt-get install docker.io)" >&2; exit 1; }
+	docker build -f kubeflow/Dockerfile $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+	    -t $(IMAGE) -t blindspot:local $(DOCKER_BUILD_ARGS) .
 
 clean-venv:
 	rm -rf $(VENV)

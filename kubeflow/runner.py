@@ -403,6 +403,25 @@ def build_pipeline(settings: KubeflowSettings, pipeline: str):
     )
 
 
+def data_reading_tasks(pipeline_spec: Mapping[str, Any]) -> List[str]:
+    """The tasks whose cache hit TFX ties to the files they read (ExampleGen): TFX gives them a
+    `lifecycle.preCacheCheck` driver that fingerprints the input files. Vertex AI runs it;
+    open-source KFP ignores it and keys its cache on parameters, input artifact ids, image and
+    args only, so there a replaced CSV at the same data root would be served from the cache,
+    with every step after it (a stale model). On that target these tasks run every time: their
+    output is a new artifact, so the cache of every step downstream keys on the new data."""
+    executors = pipeline_spec['deploymentSpec']['executors']
+    components = pipeline_spec['components']
+    return sorted(
+        name
+        for name, task in pipeline_spec['root']['dag']['tasks'].items()
+        if 'preCacheCheck'
+        in executors[components[task['componentRef']['name']]['executorLabel']]
+        .get('container', {})
+        .get('lifecycle', {})
+    )
+
+
 def compile_pipeline(settings: KubeflowSettings, pipeline: str) -> Dict[str, Any]:
     """The PipelineJob as a dict; job['pipelineSpec'] is what the .yaml holds."""
     from tfx import v1 as tfx
@@ -414,6 +433,11 @@ def compile_pipeline(settings: KubeflowSettings, pipeline: str) -> Dict[str, Any
     )
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(config=config)
     job = runner.run(build_pipeline(settings, pipeline), write_out=False)
+    if settings.target == 'kfp':
+        for task in data_reading_tasks(job['pipelineSpec']):
+            job['pipelineSpec']['root']['dag']['tasks'][task]['cachingOptions'] = {
+                'enableCache': False
+            }
     # The pipeline root travels in the job's runtimeConfig; the .yaml holds only the spec, so it
     # also goes in the spec's own field (what the KFP SDK writes for @dsl.pipeline(pipeline_root)).
     job['pipelineSpec']['defaultPipelineRoot'] = settings.pipeline_root

@@ -3,7 +3,7 @@
 ErrorAnalysis settings live with the component (components/error_analysis/settings.py)."""
 
 import dataclasses
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from components.error_analysis.settings import Settings as ErrorAnalysisSettings
 
@@ -28,11 +28,46 @@ class RunConfig:
     error_analysis: ErrorAnalysisSettings = dataclasses.field(default_factory=ErrorAnalysisSettings)
 
     def beam_pipeline_args(self) -> List[str]:
+        """Options for every Beam-based step: the tested DirectRunner set-up (DIRECT_RUNNER_ARGS,
+        then the mode), then --beam-arg options. A --beam-arg that names another runner replaces
+        that set-up: the DirectRunner options would mean nothing, or something else, there."""
+        user = list(self.beam_args)
+        runner = beam_runner(user)
+        if runner is not None and runner.lower() not in _DIRECT_RUNNER_NAMES:
+            return user
         if self.beam_mode == 'multi_process':
-            base = [
+            mode = [
                 '--direct_running_mode=multi_processing',
                 f'--direct_num_workers={self.workers}',
             ]
         else:
-            base = ['--direct_running_mode=in_memory', '--direct_num_workers=1']
-        return base + list(self.beam_args)
+            mode = ['--direct_running_mode=in_memory', '--direct_num_workers=1']
+        return [*DIRECT_RUNNER_ARGS, *mode, *user]
+
+
+# Beam 2.74's DirectRunner first hands a batch pipeline to the Prism runner (downloading its
+# binary when the network allows) and falls back to its own runners only when that fails; on
+# Prism the --direct_* options do not apply. Its check (SwitchingDirectRunner.run_pipeline,
+# _PrismRunnerSupportVisitor) skips Prism for pipelines with --allow_unsafe_triggers, the one
+# option there with no other effect on these pipelines: it only lets non-default triggers
+# that could drop data through GroupByKey, and no step here sets a trigger.
+DIRECT_RUNNER_ARGS = ('--runner=DirectRunner', '--allow_unsafe_triggers')
+# How Beam may name its DirectRunner (runners/runner.py looks names up case-insensitively,
+# with or without the 'Runner' suffix).
+_DIRECT_RUNNER_NAMES = {
+    'direct',
+    'directrunner',
+    'apache_beam.runners.direct.direct_runner.directrunner',
+}
+
+
+def beam_runner(beam_args: Sequence[str]) -> Optional[str]:
+    """The runner named in Beam options (--runner=X or --runner X; the last wins, as in Beam),
+    or None."""
+    runner = None
+    for i, arg in enumerate(beam_args):
+        if arg.startswith('--runner='):
+            runner = arg.split('=', 1)[1]
+        elif arg == '--runner' and i + 1 < len(beam_args):
+            runner = beam_args[i + 1]
+    return runner

@@ -8,6 +8,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
+from components.error_analysis import files
 from pipelines import layout
 
 PIPELINE_RUN_CONTEXT = 'pipeline_run'
@@ -115,8 +116,30 @@ def output_artifact(
     return run.outputs[key][0]
 
 
+# Custom properties that are whole numbers where they are written (set_int_custom_property):
+# the report's counts, and the ModelBlessing's and PushedModel's flags. Kubeflow
+# Pipelines records every number an executor reports as a double (its launcher turns the
+# executor's output metadata into MLMD values that way), so these are read back as integers.
+INTEGER_PROPERTIES = frozenset(
+    {
+        files.NUM_EXAMPLES,
+        files.NUM_ERRORS,
+        files.NUM_SIGNIFICANT_SLICES,
+        files.TOP_SLICE_SIZE,
+        files.REPORT_VERSION,
+        files.NEW_FAILING_SLICES,
+        files.RESOLVED_FAILING_SLICES,
+        files.BASELINE_REPORT_ID,
+        files.SLICE_GATE_PASSED,
+        'blessed',
+        'pushed',
+    }
+)
+
+
 def custom_value(artifact: metadata_store_pb2.Artifact, key: str):
-    """A custom property's value, whatever its type; None when absent."""
+    """A custom property's value, whatever its type; None when absent. A property in
+    INTEGER_PROPERTIES stored as a whole-number double (as Kubeflow records it) is an int."""
     if key not in artifact.custom_properties:
         return None
     value = artifact.custom_properties[key]
@@ -125,4 +148,6 @@ def custom_value(artifact: metadata_store_pb2.Artifact, key: str):
         from google.protobuf import json_format
 
         return json_format.MessageToDict(value.struct_value)
+    if kind == 'double_value' and key in INTEGER_PROPERTIES and value.double_value.is_integer():
+        return int(value.double_value)
     return getattr(value, kind) if kind else None

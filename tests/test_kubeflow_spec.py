@@ -11,6 +11,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from components.error_analysis.settings import Settings
 from kubeflow import runner
+from pipelines.config import DIRECT_RUNNER_ARGS
 
 IMAGE = 'registry.example.com/blindspot/blindspot:spec-test'
 ROOT = 'gs://test-bucket/root'
@@ -207,12 +208,15 @@ def test_dependencies(compiled):
     assert _producers(tasks['Pusher']) == {
         'model': ('Trainer', 'model'),
         'model_blessing': ('Evaluator', 'blessing'),
+        # tfx.dsl.Cond: the report, for the trigger condition only.
+        '_ErrorAnalysis.report': ('ErrorAnalysis', 'report'),
     }
     assert {'ErrorAnalysis', 'Evaluator'} <= deps['Pusher']  # the report comes before a push
     # The slice gate: the Pusher runs only if the report's custom property says it passed.
+    # KFP holds that integer as a double, and TFX compiles the comparison so.
     condition = tasks['Pusher'].trigger_policy.condition
     assert 'slice_gate_passed' in condition and 'ErrorAnalysis' in condition, condition
-    assert condition.rstrip().endswith('== 1'), condition
+    assert condition.rstrip(' )').endswith('== 1.0'), condition
     for name, task in tasks.items():
         assert {producer for producer, _ in _producers(task).values()} <= deps[name], name
     assert _resolver_tasks(compiled['job']) == []
@@ -274,13 +278,32 @@ def test_parameters_as_configured(compiled):
     )
     eval_config = json.loads(_param(spec, 'Evaluator', 'eval_config').string_value)
     assert MIN_ACCURACY in _lower_bounds(eval_config)
-    for name in TASKS:
+
+
+def test_example_gen_uncached_on_open_source_kfp(compiled, vertex):
+    """Open-source KFP caches on parameters, input artifact ids, image and args, and ignores
+    the driver that fingerprints the CSV files: ExampleGen runs every time, so a replaced CSV at
+    the same data root gives a new Examples artifact and every step after it keys on it."""
+    spec = compiled['spec']
+    assert runner.data_reading_tasks(compiled['job']['pipelineSpec']) == ['CsvExampleGen']
+    assert not _tasks(spec)['CsvExampleGen'].caching_options.enable_cache
+    for name in TASKS - {'CsvExampleGen'}:
         assert _tasks(spec)[name].caching_options.enable_cache, name
+    # Vertex AI runs TFX's preCacheCheck driver, which fingerprints the input files: cached.
+    _, vertex_spec = vertex
+    assert 'preCacheCheck' in _container(vertex_spec, 'CsvExampleGen')['lifecycle']
+    assert all(_tasks(vertex_spec)[name].caching_options.enable_cache for name in TASKS)
+    # The YAML that open-source KFP uploads says the same.
+    docs = [d for d in yaml.safe_load_all(compiled['yaml'].read_text()) if d is not None]
+    uploaded = json_format.ParseDict(docs[0], pipeline_spec_pb2.PipelineSpec())
+    assert not uploaded.root.dag.tasks['CsvExampleGen'].caching_options.enable_cache
+    assert uploaded.root.dag.tasks['Transform'].caching_options.enable_cache
 
 
 def test_beam_args(compiled):
     spec = compiled['spec']
     expected = [
+        *DIRECT_RUNNER_ARGS,  # DirectRunner, kept off Prism
         '--direct_running_mode=in_memory',
         '--direct_num_workers=1',  # defaults
         '--experiments=from_config',
@@ -290,6 +313,19 @@ def test_beam_args(compiled):
         assert _container(spec, name)['args'][-len(expected) :] == expected, name
     driver = _container(spec, 'CsvExampleGen')['lifecycle']['preCacheCheck']
     assert BEAM_ARG in driver['args']
+
+
+def test_another_runner_replaces_the_direct_runner_options():
+    flags = runner.parse_args(
+        ['--beam-arg=--runner=DataflowRunner', '--beam-arg=--project=p', '--pipeline-root', ROOT]
+    )
+    settings = runner.resolve_settings(flags, {'image': IMAGE})
+    assert settings.beam_pipeline_args() == ['--runner=DataflowRunner', '--project=p']
+    explicit = runner.resolve_settings(
+        runner.parse_args(['--beam-arg=--runner=direct', '--pipeline-root', ROOT]),
+        {'image': IMAGE},
+    )
+    assert explicit.beam_pipeline_args()[: len(DIRECT_RUNNER_ARGS)] == list(DIRECT_RUNNER_ARGS)
 
 
 def test_error_analysis(compiled):
@@ -532,3 +568,24 @@ def test_mnist_compiles_with_import_example_gen(tmp_path):
     ]
     for name in tasks:
         assert _container(spec, name)['image'] == IMAGE
+
+
+def test_local_runs_get_the_same_runner_options():
+    """local_runner.py and the compiler share RunConfig.beam_pipeline_args."""
+    from pipelines.config import RunConfig, beam_runner
+
+    assert RunConfig().beam_pipeline_args() == [
+        *DIRECT_RUNNER_ARGS,
+        '--direct_running_mode=in_memory',
+        '--direct_num_workers=1',
+    ]
+    multi = RunConfig(beam_mode='multi_process', workers=3).beam_pipeline_args()
+    assert multi[-2:] == ['--direct_running_mode=multi_processing', '--direct_num_workers=3']
+    flink = RunConfig(beam_args=('--runner', 'FlinkRunner', '--flink_master=localhost:8081'))
+    assert flink.beam_pipeline_args() == [
+        '--runner',
+        'FlinkRunner',
+        '--flink_master=localhost:8081',
+    ]
+    assert beam_runner(['--runner=A', '--runner', 'B']) == 'B'
+    assert beam_runner(['--project=p']) is None
