@@ -101,6 +101,9 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _UNKNOWN, _INT, _FLOAT, _STRING = 0, 1, 2, 3
 _KIND_NAMES = {_UNKNOWN: 'empty', _INT: 'int', _FLOAT: 'float', _STRING: 'string'}
 _NA_TOKENS_SHOWN = 3  # a numeric column read as text because of at most this many tokens
+# A class with fewer training rows than this gets a note: the model can hardly learn it, and
+# the evaluation split holds almost none of it to show the failure.
+RARE_CLASS_ROWS = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -362,7 +365,7 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
             f"the label '{label}' has one value only, '{only}', in all {rows} "
             'rows: a classifier needs at least two classes'
         )
-    notes = []
+    notes = _rare_class_notes(label, classes, rows)
     for i, column in enumerate(header):
         if kinds[i] == _UNKNOWN:
             notes.append(f"column '{column}' is empty in every row: it is left out")
@@ -391,6 +394,19 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
         label_classes=classes,
         notes=tuple(notes),
     )
+
+
+def _rare_class_notes(label: str, classes: Dict[str, int], rows: int) -> List[str]:
+    """A note for the classes of the label with fewer than RARE_CLASS_ROWS rows."""
+    rare = sorted((count, name) for name, count in classes.items() if count < RARE_CLASS_ROWS)
+    if not rare:
+        return []
+    listed = ', '.join(f"'{name}' ({count} row{'s' if count > 1 else ''})" for count, name in rare)
+    return [
+        f"the label '{label}' has classes with fewer than {RARE_CLASS_ROWS} of the {rows} rows: "
+        f'{listed}; the model can hardly learn them and the evaluation will hold few of them '
+        '(add examples, or merge or drop those classes)'
+    ]
 
 
 def _label_classes(label: str, raw: Dict[str, int], kind: int) -> Dict[str, int]:

@@ -379,3 +379,15 @@ def test_run_config_builds_the_csv_dataset(tmp_path):
     assert dataset.transform_config['categorical'] == ['visits']
     assert dataset.transform_config['ignore'] == ['notes']
     assert sorted(dataset.transform_config['label_classes']) == ['high', 'low', 'mid']
+
+
+def test_scan_notes_classes_with_very_few_rows(tmp_path):
+    classes = ['a'] * 30 + ['b'] * 10 + ['c'] * 2
+    text = 'x,y\n' + ''.join(f'{i},{label}\n' for i, label in enumerate(classes))
+    scan = preflight.scan_csv(_csv(tmp_path, text), 'y')
+    rare = [note for note in scan.notes if 'fewer than' in note]
+    assert rare == [
+        f"the label 'y' has classes with fewer than {preflight.RARE_CLASS_ROWS} of the 42 rows: "
+        "'c' (2 rows); the model can hardly learn them and the evaluation will hold few of "
+        'them (add examples, or merge or drop those classes)'
+    ]

@@ -24,6 +24,7 @@ from components.error_analysis.settings import Settings, SettingsError
 from components.error_analysis.tags import manual_tags, tag_rules
 
 _SAMPLE_SIZE = 64
+TRAIN_SPLIT = 'train'  # read for each finding's coverage in training, when not analysed
 _TYPE_NAMES = {schema_pb2.INT: 'int', schema_pb2.FLOAT: 'float', schema_pb2.BYTES: 'string'}
 
 
@@ -43,6 +44,14 @@ def _split_files(examples: types.Artifact, splits: List[str]) -> List[str]:
             raise InputError(f"split '{split}' has no examples: nothing to analyse")
         patterns.append(os.path.join(artifact_utils.get_split_uri([examples], split), '*'))
     return patterns
+
+
+def _train_files(examples: types.Artifact, analysed: List[str]) -> List[str]:
+    """The training split's file pattern, when the examples have one that is not analysed."""
+    available = artifact_utils.decode_split_names(examples.split_names)
+    if TRAIN_SPLIT not in available or TRAIN_SPLIT in analysed:
+        return []
+    return [os.path.join(artifact_utils.get_split_uri([examples], TRAIN_SPLIT), '*')]
 
 
 def _kind(feature: schema_pb2.Feature, max_values: int) -> str:
@@ -165,7 +174,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         )
         try:
             with self._make_beam_pipeline() as pipeline:
-                batches = beam_analysis.build_analysis(pipeline, patterns, params, output.uri)
+                batches = beam_analysis.build_analysis(
+                    pipeline,
+                    patterns,
+                    params,
+                    output.uri,
+                    train_patterns=_train_files(examples, list(settings.splits)),
+                )
                 if rules or manual:
                     beam_analysis.add_tag_counts(pipeline, batches, params, manual, output.uri)
             tags = None
@@ -227,6 +242,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             totals=beam_analysis.read_part(output.uri, beam_analysis.PART_TOTALS),
             slices=beam_analysis.read_part(output.uri, beam_analysis.PART_SLICES),
             hardest=beam_analysis.read_part(output.uri, beam_analysis.PART_HARDEST),
+            diagnosis=beam_analysis.read_part(output.uri, beam_analysis.PART_DIAGNOSIS),
+            label_suspects=beam_analysis.read_part(output.uri, beam_analysis.PART_SUSPECTS),
             tfma_rows=tfma_rows,
             baseline=baseline,
             gallery=gallery,

@@ -216,12 +216,20 @@ class _Rebatch(beam.DoFn):
         )
 
 
-def _encode(batch: lattice.ColumnBatch, encoders: Sequence[binning.FeatureEncoder]) -> EncodedBatch:
-    codes = np.empty((batch.num_rows, len(encoders)), dtype=np.int32)
+def encode_columns(
+    columns: Dict[str, np.ndarray], encoders: Sequence[binning.FeatureEncoder]
+) -> np.ndarray:
+    """(rows, features) int32 codes, column j from encoders[j]."""
+    rows = len(next(iter(columns.values()))) if columns else 0
+    codes = np.empty((rows, len(encoders)), dtype=np.int32)
     for column, encoder in enumerate(encoders):
-        codes[:, column] = encoder.encode(batch.columns[encoder.name])
+        codes[:, column] = encoder.encode(columns[encoder.name])
+    return codes
+
+
+def _encode(batch: lattice.ColumnBatch, encoders: Sequence[binning.FeatureEncoder]) -> EncodedBatch:
     return EncodedBatch(
-        codes=codes,
+        codes=encode_columns(batch.columns, encoders),
         errors=np.asarray(batch.errors, dtype=np.int8),
         holdout=lattice.holdout_mask(batch.example_ids),
     )
@@ -239,20 +247,24 @@ def _count_patterns(batch: EncodedBatch, conditions: np.ndarray) -> selection.Pa
     return selection.PatternTable.count(batch.codes, batch.errors, batch.holdout, conditions)
 
 
-class _MergePatternsFn(beam.CombineFn):
-    """Merges per-batch membership-pattern counts."""
+class MergePatternTablesFn(beam.CombineFn):
+    """Merges per-batch tables keyed by membership pattern (a class with a `merge` of a list,
+    like selection.PatternTable)."""
 
-    def create_accumulator(self) -> List[selection.PatternTable]:
+    def __init__(self, table_class=selection.PatternTable):
+        self._table_class = table_class
+
+    def create_accumulator(self) -> List:
         return []
 
     def add_input(self, tables, table):
-        return [selection.PatternTable.merge(tables + [table])]
+        return [self._table_class.merge(tables + [table])]
 
     def merge_accumulators(self, accumulators):
-        return [selection.PatternTable.merge([t for tables in accumulators for t in tables])]
+        return [self._table_class.merge([t for tables in accumulators for t in tables])]
 
-    def extract_output(self, tables) -> selection.PatternTable:
-        return selection.PatternTable.merge(tables)
+    def extract_output(self, tables):
+        return self._table_class.merge(tables)
 
 
 def _initial_state(
@@ -284,6 +296,14 @@ class _SumCountsFn(beam.CombineFn):
         return total
 
 
+def sum_arrays(arrays, shape) -> np.ndarray:
+    """Sum of numpy arrays of one shape (a CombineGlobally function; zeros if none)."""
+    total = np.zeros(shape)
+    for array in arrays:
+        total += array
+    return total
+
+
 class DiscoverSlices(beam.PTransform):
     """PCollection[ColumnBatch] -> singleton SliceSearchResult.
 
@@ -291,6 +311,9 @@ class DiscoverSlices(beam.PTransform):
     BuildEncoders), then runs one counting pass per lattice level: candidates
     come from the previous level's state as a side input, per-batch counts
     are summed globally and folded into the next state.
+
+    Once applied, `conditions` is the singleton PCollection of the refined candidates'
+    conditions, so later passes can count membership in the findings.
     """
 
     def __init__(
@@ -303,6 +326,7 @@ class DiscoverSlices(beam.PTransform):
         self._encoders = encoders
         self._config = config
         self._rows_per_batch = rows_per_batch
+        self.conditions: Optional[beam.PCollection] = None
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
         encoders = beam.pvalue.AsSingleton(self._encoders)
@@ -332,20 +356,17 @@ class DiscoverSlices(beam.PTransform):
             | 'CountRanges' >> beam.Map(_count_histograms, histograms)
             | 'SumRanges' >> beam.CombineGlobally(_SumCountsFn())
         )
-        conditions = beam.pvalue.AsSingleton(
-            state
-            | 'RefineRanges'
-            >> beam.Map(
-                ranges.refine,
-                encoders,
-                histograms,
-                beam.pvalue.AsSingleton(histogram_counts),
-            )
+        self.conditions = state | 'RefineRanges' >> beam.Map(
+            ranges.refine,
+            encoders,
+            histograms,
+            beam.pvalue.AsSingleton(histogram_counts),
         )
+        conditions = beam.pvalue.AsSingleton(self.conditions)
         table = (
             encoded
             | 'CountPatterns' >> beam.Map(_count_patterns, conditions)
-            | 'SumPatterns' >> beam.CombineGlobally(_MergePatternsFn())
+            | 'SumPatterns' >> beam.CombineGlobally(MergePatternTablesFn())
         )
         return state | 'Summarize' >> beam.Map(
             findings.summarize, encoders, conditions, beam.pvalue.AsSingleton(table)
