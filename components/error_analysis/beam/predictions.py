@@ -77,8 +77,17 @@ def _first_values(sparse: tf.sparse.SparseTensor, n: int) -> np.ndarray:
         out[rows] = [v.decode('utf-8', 'replace') for v in values[first]]
     else:
         out = np.full(n, np.nan)
-        out[rows] = values[first]
+        out[rows] = as_written(values[first])
     return out
+
+
+def as_written(values: np.ndarray) -> np.ndarray:
+    """float64 values; float32 ones as their shortest decimal (24.4, not the float32 noise
+    24.399999618530273), so the report shows values as in the data."""
+    values = np.asarray(values)
+    if values.dtype == np.float32:
+        return values.astype(str).astype(np.float64)
+    return values.astype(np.float64)
 
 
 def to_probabilities(scores: np.ndarray) -> np.ndarray:
@@ -200,6 +209,6 @@ class Predictor:
             columns[name] = (
                 np.array([v.decode('utf-8', 'replace') for v in values], dtype=object)
                 if values.dtype.kind in 'OSU'
-                else values.astype(np.float64)
+                else as_written(values)
             )
         return columns

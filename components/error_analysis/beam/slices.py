@@ -42,6 +42,7 @@ class _FeatureSketch:
 
     kind: Optional[str] = None
     missing: int = 0
+    present: int = 0
     values: Optional[sketches.MisraGriesSketch] = None
     distinct: Optional[sketches.KmvSketch] = None
     quantiles: Optional[sketches.QuantilesSketch] = None
@@ -87,6 +88,7 @@ class _EncoderStatsFn(beam.CombineFn):
             sketch.values.AddValues(strings)
             sketch.distinct.AddValues(strings)
         sketch.missing += int(missing.sum())
+        sketch.present += int((~missing).sum())
 
     def _start(self, sketch: _FeatureSketch, kind: str) -> None:
         sketch.kind = kind
@@ -123,6 +125,7 @@ class _EncoderStatsFn(beam.CombineFn):
         elif into.kind != other.kind:
             raise ValueError(f'{name}: numeric in some batches, not in others')
         into.missing += other.missing
+        into.present += other.present
         if into.kind == binning.NUMERIC:
             into.quantiles.Merge(other.quantiles)
             into.few_values = self._capped_union(into.few_values, other.few_values)
@@ -138,6 +141,16 @@ class _EncoderStatsFn(beam.CombineFn):
     def _encoder(self, name: str, sketch: _FeatureSketch) -> binning.FeatureEncoder:
         if sketch.kind == binning.NUMERIC:
             quantiles = sketch.quantiles.GetQuantiles(self._num_bins).flatten().to_numpy()
+            reason = None
+            if sketch.present:
+                reason = binning.numeric_unsliceable(
+                    name,
+                    float(quantiles[0]),
+                    float(quantiles[-1]),
+                    None if sketch.few_values is None or sketch.missing else len(sketch.few_values),
+                )
+            if reason:
+                return binning.left_out_encoder(name, reason)
             return binning.numeric_encoder(
                 name,
                 quantiles,
@@ -153,6 +166,15 @@ class _EncoderStatsFn(beam.CombineFn):
                 for item in sketch.values.Estimate().to_pylist()
             }
             num_distinct = int(round(sketch.distinct.Estimate()))
+            ranked = sorted(value_counts, key=lambda value: -value_counts[value])
+            reason = binning.categorical_unsliceable(
+                ranked[: self._max_values],
+                max(num_distinct, len(value_counts)) + (1 if sketch.missing else 0),
+                sketch.present,
+                self._max_values,
+            )
+            if reason:
+                return binning.left_out_encoder(name, reason)
         return binning.categorical_encoder(
             name,
             value_counts,

@@ -7,12 +7,14 @@ cut at quantiles, so users never have to bin anything by hand.
 
 import dataclasses
 import itertools
+import re
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
 CATEGORICAL = 'categorical'
 NUMERIC = 'numeric'
+LEFT_OUT = 'left out'  # a column that cannot make a slice: no codes, only a note
 OTHER = '(other)'
 MISSING = '(missing)'
 _SIGNIFICANT_DIGITS = 3
@@ -69,7 +71,10 @@ class FeatureEncoder:
         return len(self.labels)
 
     def encode(self, values: np.ndarray) -> np.ndarray:
-        """Codes (int32) of a batch of raw values of this feature."""
+        """Codes (int32) of a batch of raw values of this feature (all 0 for a feature left
+        out: no predicate reads them)."""
+        if self.kind == LEFT_OUT:
+            return np.zeros(len(values), dtype=np.int32)
         if self.kind == NUMERIC:
             return self._encode_numeric(np.asarray(values, dtype=np.float64))
         return self._encode_categorical(np.asarray(values, dtype=object))
@@ -231,3 +236,59 @@ def _unique_texts(numbers: np.ndarray) -> list[str]:
         if len(set(text)) == len(text):
             break
     return text
+
+
+# Columns that cannot make a slice (README, "The error-analysis report"): identifier-like
+# (distinct values in at least this share of the rows that have one, and more than the
+# values kept), ISO dates or times, epoch seconds (a name with 'time' or 'date' and values
+# between these bounds: 2000-01-01 and 2100-01-01), and constant columns.
+ID_LIKE_SHARE = 0.9
+EPOCH_SECONDS = (946_684_800, 4_102_444_800)
+_ISO_DATE = re.compile(
+    r'^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)?)?$'
+)
+
+
+def left_out_encoder(name: str, reason: str) -> FeatureEncoder:
+    """A column kept out of slicing; `reason` becomes its note in the report."""
+    return FeatureEncoder(
+        name=name, kind=LEFT_OUT, labels=[], note=f'left out of slicing: {reason}'
+    )
+
+
+def categorical_unsliceable(
+    values: Sequence[str], num_distinct: int, present_rows: int, max_values: int
+) -> Optional[str]:
+    """Why a text column cannot make a slice, or None. `values`: its most frequent values."""
+    if num_distinct > max_values and num_distinct >= ID_LIKE_SHARE * present_rows:
+        return (
+            f'identifier-like ({num_distinct:,} distinct values in {present_rows:,} rows): a '
+            'slice would be one row'
+        )
+    if values and all(_ISO_DATE.match(value) for value in values):
+        return (
+            'dates or times (ISO): add their parts (year, month, weekday, hour) as columns to '
+            'slice by them'
+        )
+    if num_distinct == 1:
+        return f'constant (one value, {values[0] if values else ""!r}, in every row)'
+    return None
+
+
+def numeric_unsliceable(
+    name: str, low: float, high: float, num_distinct: Optional[int]
+) -> Optional[str]:
+    """Why a numeric column cannot make a slice, or None; low and high: its range."""
+    lowered = name.lower()
+    if (
+        ('time' in lowered or 'date' in lowered)
+        and EPOCH_SECONDS[0] <= low
+        and high < EPOCH_SECONDS[1]
+    ):
+        return (
+            'timestamps (epoch seconds): add their parts (year, month, weekday, hour) as '
+            'columns to slice by them'
+        )
+    if num_distinct == 1:
+        return f'constant (one value, {format_number(low)}, in every row)'
+    return None
