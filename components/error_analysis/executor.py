@@ -149,7 +149,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         num_classes = sample.probabilities.shape[1]
         class_names = (
             json.loads(exec_properties.get(spec.CLASS_NAMES_KEY) or '[]')
-            or _saved_class_names(model_dir)
+            or _saved_lines(model_dir, 'class_names.txt')
             or [str(c) for c in range(num_classes)]
         )
         if len(class_names) != num_classes:
@@ -200,6 +200,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 image,
                 tags,
                 baseline=baseline,
+                label_name=(_saved_lines(model_dir, 'label_name.txt') or [label_key])[0],
             )
         except Exception:
             # Leave nothing behind that could pass for a report.
@@ -222,6 +223,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         image: Optional[List],
         tags: Optional[Dict],
         baseline: Optional[Dict] = None,
+        label_name: Optional[str] = None,
     ) -> Dict:
         gallery = []
         if image:
@@ -237,6 +239,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             tfma_rows = sliced_metrics(evaluation.uri)
         data = report_build.build_report(
             label_key=label_key,
+            label_name=label_name,
             splits=splits,
             class_names=class_names,
             totals=beam_analysis.read_part(output.uri, beam_analysis.PART_TOTALS),
@@ -282,10 +285,11 @@ def _tag_inputs(settings: Settings) -> Tuple[List[tag_rules.TagRule], manual_tag
     return rules, manual
 
 
-def _saved_class_names(model_dir: str) -> List[str]:
-    """Class names a Trainer saved beside the model (assets.extra/class_names.txt, one per
-    line in class-id order), e.g. the vocabulary of a string label."""
-    path = os.path.join(model_dir, 'assets.extra', 'class_names.txt')
+def _saved_lines(model_dir: str, name: str) -> List[str]:
+    """Lines of a file a Trainer saved beside the model (assets.extra): class_names.txt, one
+    per line in class-id order (e.g. the vocabulary of a string label), or label_name.txt,
+    the label as the user named it when the model's label is a transformed feature."""
+    path = os.path.join(model_dir, 'assets.extra', name)
     if not tf.io.gfile.exists(path):
         return []
     with tf.io.gfile.GFile(path) as f:

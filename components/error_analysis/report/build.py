@@ -4,6 +4,8 @@ Version 2 (top-level keys; 1 had no impact fields and listed slices by SliceLine
   version            2
   created            ISO time the report was written
   label_key, splits, class_names
+  label_name         the label as the user named it (the raw column when the model's label
+                     is a transformed feature), else label_key
   overall            {examples, errors, error_rate, accuracy, mean_loss}
   confusion          {matrix: counts[true][predicted], normalized: row rates,
                       top_pairs: [{true, predicted, count, share_of_errors, rate_in_true_class}]}
@@ -113,6 +115,7 @@ def build_report(
     *,
     label_key: str,
     splits: Sequence[str],
+    label_name: Optional[str] = None,
     class_names: Sequence[str],
     totals: Dict,
     slices: Dict,
@@ -139,6 +142,7 @@ def build_report(
         'version': REPORT_VERSION,
         'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'label_key': label_key,
+        'label_name': label_name or label_key,
         'splits': list(splits),
         'class_names': names,
         'overall': {

@@ -414,7 +414,7 @@ def render(report: Dict) -> str:
     insights = ''.join(f'<li>{_e(line)}</li>' for line in report['insights'])
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>Blindspot error analysis</title><style>{_CSS}</style></head><body>
-<h1>Error analysis — {_e(report['label_key'])} on {_e(', '.join(report['splits']))}</h1>
+<h1>Error analysis — {_e(report.get('label_name') or report['label_key'])} on {_e(', '.join(report['splits']))}</h1>
 <p class=muted>{overall['examples']:,} examples, accuracy {_pct(overall['accuracy'])},
 report v{report['version']} written {_e(report['created'])}</p>
 <h2>Insights</h2><ul class="insights">{insights}</ul>
