@@ -245,3 +245,39 @@ def test_report_names_underpredicted_classes_and_each_findings_next_step():
     page = html_page.render(report)
     assert 'What to do next, per finding' in page and 'never predicted' in page
     assert 'Label suspects (50, most suspicious first)' in page
+
+
+def test_review_sheet_marks_label_suspects(tmp_path):
+    import csv
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from review import sheet
+
+    (tmp_path / 'predictions').mkdir()
+    pq.write_table(
+        pa.table(
+            {
+                'example_id': ['e0', 'e1', 'e2'],
+                'label': [0, 1, 1],
+                'predicted': [0, 0, 1],
+                'confidence': [0.9, 0.95, 0.8],
+                'label_suspect': [False, True, False],
+                'feature.zone': ['a', 'b', 'a'],
+            }
+        ),
+        tmp_path / 'predictions' / 'p.parquet',
+    )
+    report = {'class_names': ['no', 'yes'], 'files': {'predictions': 'predictions/*.parquet'}}
+    (tmp_path / 'report.json').write_text(json.dumps(report))
+    out = tmp_path / 'sheet.csv'
+    assert sheet.write_sheet(str(tmp_path), str(out), per_pair=5, correct=5, seed=0) == 3
+    with open(out) as f:
+        rows = {r['example_id']: r for r in csv.DictReader(f)}
+    assert {i: r['label_suspect'] for i, r in rows.items()} == {
+        'e0': 'False',
+        'e1': 'True',
+        'e2': 'False',
+    }

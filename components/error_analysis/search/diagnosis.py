@@ -188,7 +188,7 @@ def next_step(evidence: Dict) -> Tuple[str, str]:
         return (
             'label_noise',
             f'{_pct(suspect_share)} of the errors are label suspects: review these labels '
-            '(most suspicious first in the label suspects list and the review sheet)',
+            '(most suspicious first in the label suspects list; marked in the review sheet)',
         )
     covered = 'well covered in training' if coverage is not None else 'training coverage unknown'
     confidence = inside['mistake_confidence'] or 0.0
