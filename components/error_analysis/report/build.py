@@ -18,7 +18,8 @@ Version 2 (top-level keys; 1 had no impact fields and listed slices by SliceLine
                      search half), search_*/holdout_* counts, p_value and q_value (its
                      hold-out test, Bonferroni-adjusted), held;
                      feature_values (per feature value: size, error rate, 95% CI, lift,
-                     p-value, BH q-value), feature_notes (capping and binning notes)
+                     p-value, BH q-value), feature_notes (capping and binning notes,
+                     columns left out of slicing and why)
   hardest_examples   most confident mistakes: {example_id, label, predicted, confidence,
                      loss, features}
   classes            per class: {class, support, predicted, correct, precision, recall}

@@ -76,6 +76,10 @@ def insights(report: Dict, max_slices: int = 3) -> List[str]:
     return lines
 
 
+def _examples(count: int) -> str:
+    return f'{count:,} example' + ('' if count == 1 else 's')
+
+
 def diagnosis_insights(report: Dict, findings: Sequence[Dict]) -> List[str]:
     """Classes the model never or rarely predicts, the next step for each finding (chosen
     by the rules in search/diagnosis.py) and the label suspects found."""
@@ -85,14 +89,14 @@ def diagnosis_insights(report: Dict, findings: Sequence[Dict]) -> List[str]:
     if never:
         lines.append(
             'The model never predicts '
-            + ', '.join(f'{c["class"]} ({c["support"]:,} examples)' for c in never)
+            + ', '.join(f'{c["class"]} ({_examples(c["support"])})' for c in never)
             + '.'
         )
     if rarely:
         lines.append(
             'The model rarely predicts '
             + ', '.join(
-                f'{c["class"]} ({c["predicted"]:,} predictions for {c["support"]:,} examples, '
+                f'{c["class"]} ({c["predicted"]:,} predictions for {_examples(c["support"])}, '
                 f'recall {_pct(c["recall"])})'
                 for c in rarely
             )

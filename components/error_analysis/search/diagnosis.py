@@ -16,9 +16,11 @@ The next step is chosen by these rules, in order (README, "What to do next"):
    share of the analysed rows, or it has fewer than MIN_TRAIN_ROWS train rows
    -> collect more examples like these.
 2. Label noise: at least LABEL_NOISE of its errors are label suspects -> review these labels.
-3. Otherwise the model lacks a signal there: mistakes made with mean confidence of at least
-   OVERCONFIDENT point to missing information or a shortcut, less to ambiguous examples;
-   either way, try a feature or a higher-capacity model.
+3. Otherwise, mistakes made with mean confidence of at least OVERCONFIDENT: the model lacks a
+   signal there or follows a shortcut -> try a feature or a higher-capacity model.
+4. Otherwise (unsure mistakes): the examples are ambiguous to the model, or their labels are
+   noisy in a way it has learned to hedge on (confident learning cannot flag those) -> review
+   a sample of their labels, then try a feature that separates them.
 """
 
 import dataclasses
@@ -201,9 +203,9 @@ def next_step(evidence: Dict) -> Tuple[str, str]:
         )
     return (
         'ambiguous',
-        f'{covered}, labels look consistent and the mistakes are unsure (mean confidence '
-        f'{confidence:.2f}): the examples may be ambiguous; try a feature that separates '
-        'them or a higher-capacity model',
+        f'{covered}, few label suspects and the mistakes are unsure (mean confidence '
+        f'{confidence:.2f}): the examples are ambiguous to the model, or their labels are '
+        'noisy; review a sample of labels, then try a feature that separates them',
     )
 
 
