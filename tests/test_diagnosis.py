@@ -68,6 +68,34 @@ def test_confident_learning_thresholds_and_suspects_by_hand():
     ]
 
 
+def test_a_rare_class_with_a_tiny_threshold_does_not_flag_correct_predictions():
+    # 'rare' (class 2): two labelled rows, given 0.01 and 0.03, so its threshold is 0.02.
+    # Row 1 is predicted correctly (class 0) below class 0's threshold with p_rare = 0.05:
+    # the paper's rule (any class above its threshold) would make it a suspect.
+    probabilities = np.array(
+        [
+            [0.97, 0.01, 0.02],
+            [0.75, 0.2, 0.05],
+            [0.1, 0.88, 0.02],
+            [0.9, 0.09, 0.01],
+            [0.95, 0.02, 0.03],
+        ]
+    )
+    labels = np.array([0, 0, 1, 2, 2])
+    thresholds = diagnosis.class_thresholds(
+        diagnosis.class_probability_sums(probabilities, labels, 3)
+    )
+    np.testing.assert_allclose(thresholds, [0.86, 0.88, 0.02])
+    # Row 3 (labelled rare at 0.01 < 0.02, predicted 0 at 0.9 >= 0.86) is the one suspect.
+    assert diagnosis.label_suspects(probabilities, labels, thresholds).tolist() == [
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]
+
+
 def test_a_class_without_labelled_rows_makes_no_suspects():
     probabilities = np.array([[0.2, 0.1, 0.7], [0.9, 0.05, 0.05]])
     labels = np.array([0, 0])
@@ -174,7 +202,12 @@ def test_planted_regions_get_their_rule():
 def test_without_a_train_split_coverage_is_unknown_and_never_decides():
     evidence = {
         'coverage': None,
-        'inside': {'suspect_share_of_errors': 0.1, 'mistake_confidence': 0.55},
+        'inside': {
+            'suspect_share_of_errors': 0.1,
+            'suspect_rate': 0.05,
+            'mistake_confidence': 0.55,
+        },
+        'outside': {'suspect_rate': 0.05},
     }
     rule, text = diagnosis.next_step(evidence)
     assert rule == 'ambiguous' and text.startswith('training coverage unknown')

@@ -18,18 +18,20 @@ from tests.test_csv_pipeline import _run_pipeline
 
 
 def write_orders(path: Path, rows: int = 1200, seed: int = 3) -> Path:
-    """label: 'up' or 'down' by a clean rule over x1, x2, except where 0.8 <= x2 < 1.6 (16% of
-    rows: labels at random, in a band a small model trained briefly does not carve out, so it
-    stays confident there); 'flat', a third class of 6 rows at random. order_id is unique, day
-    an ISO date, weight has 'NA' cells; source is an unrelated category."""
+    """label: 'up' or 'down' by the sign of x1 (kept at least 0.5 from 0, so the model can be
+    sure), except where 0.8 <= x2 < 1.6 (16% of rows: labels at random, in a band of a
+    feature the rule does not use, which a small model trained briefly does not carve out, so
+    it stays confident there); 'flat', a third class of 6 rows at random. order_id is unique,
+    day an ISO date, weight has 'NA' cells; source is an unrelated category."""
     rng = random.Random(seed)
     with open(path, 'w', newline='') as f:
         out = csv.writer(f)
         out.writerow(['order_id', 'day', 'source', 'x1', 'x2', 'weight', 'label'])
         for i in range(rows):
-            x1, x2 = round(rng.gauss(0, 1), 2), round(rng.gauss(0, 1), 2)
+            x1 = round(rng.choice([-1, 1]) * (0.5 + abs(rng.gauss(0, 1))), 2)
+            x2 = round(rng.gauss(0, 1), 2)
             source = rng.choice(['web', 'shop', 'app'])
-            label = 'up' if x1 + 0.5 * x2 > 0 else 'down'
+            label = 'up' if x1 > 0 else 'down'
             if 0.8 <= x2 < 1.6:
                 label = rng.choice(['up', 'down'])
             if i % 200 == 7:

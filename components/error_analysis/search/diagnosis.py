@@ -2,9 +2,11 @@
 
 Label-noise suspects follow confident learning (Northcutt, Jiang, Chuang, JAIR 2021): the
 threshold of class j is the mean probability the model gives j over the examples labelled j;
-an example is a suspect when another class k reaches its own threshold (p_k >= t_k) while the
-given label does not (p_label < t_label). The analysed split's probabilities are out-of-sample,
-which the method needs.
+an example is a suspect when the class k the model predicts is another than its label, k
+reaches its own threshold (p_k >= t_k) and the given label does not (p_label < t_label). The
+analysed split's probabilities are out-of-sample, which the method needs. Requiring k to be
+the predicted class (the paper takes any class above its threshold) keeps a class with a
+handful of examples, whose threshold can be near 0, from flagging correct predictions.
 
 Per finding, one counting pass sums per-row values (DIAGNOSTIC_COLUMNS) per pattern of
 membership in the candidates, as selection.PatternTable counts errors; the training split's
@@ -15,7 +17,10 @@ The next step is chosen by these rules, in order (README, "What to do next"):
 1. Under-represented in training: its share of train rows is below UNDER_REPRESENTED x its
    share of the analysed rows, or it has fewer than MIN_TRAIN_ROWS train rows
    -> collect more examples like these.
-2. Label noise: at least LABEL_NOISE of its errors are label suspects -> review these labels.
+2. Label noise: at least LABEL_NOISE of its errors are label suspects, and its rows are
+   suspects at least SUSPECT_CONCENTRATION times as often as the rows outside it (in a binary
+   task nearly every confident mistake is a suspect, so the share alone says little)
+   -> review these labels.
 3. Otherwise, mistakes made with mean confidence of at least OVERCONFIDENT: the model lacks a
    signal there or follows a shortcut -> try a feature or a higher-capacity model.
 4. Otherwise (unsure mistakes): the examples are ambiguous to the model, or their labels are
@@ -33,6 +38,7 @@ from components.error_analysis.search import binning, ranges, selection
 UNDER_REPRESENTED = 0.5
 MIN_TRAIN_ROWS = 20
 LABEL_NOISE = 0.5
+SUSPECT_CONCENTRATION = 2.0
 OVERCONFIDENT = 0.8
 CALIBRATION_BINS = 10
 
@@ -65,15 +71,16 @@ def class_thresholds(sums: np.ndarray) -> np.ndarray:
 def label_suspects(
     probabilities: np.ndarray, labels: np.ndarray, thresholds: np.ndarray
 ) -> np.ndarray:
-    """(rows,) bool: another class reaches its threshold while the given label does not.
-    A class without a threshold (no labelled rows) never makes a suspect."""
+    """(rows,) bool: the predicted class is another than the label and reaches its threshold,
+    while the given label does not. A class without a threshold (no labelled rows) never makes
+    a suspect."""
     labels = np.asarray(labels, np.int64)
     rows = np.arange(len(labels))
+    predicted = probabilities.argmax(axis=1)
     with np.errstate(invalid='ignore'):
-        confident = probabilities >= thresholds[None, :]  # NaN threshold -> False
-    confident[rows, labels] = False
+        confident = probabilities[rows, predicted] >= thresholds[predicted]  # NaN -> False
     given_below = probabilities[rows, labels] < np.nan_to_num(thresholds[labels], nan=-1.0)
-    return confident.any(axis=1) & given_below
+    return (predicted != labels) & confident & given_below
 
 
 def row_values(errors: np.ndarray, suspects: np.ndarray, confidence: np.ndarray) -> np.ndarray:
@@ -186,7 +193,12 @@ def next_step(evidence: Dict) -> Tuple[str, str]:
             'collect more examples like these',
         )
     suspect_share = inside['suspect_share_of_errors']
-    if suspect_share is not None and suspect_share >= LABEL_NOISE:
+    outside_rate = evidence['outside']['suspect_rate'] or 0.0
+    if (
+        suspect_share is not None
+        and suspect_share >= LABEL_NOISE
+        and (inside['suspect_rate'] or 0.0) >= SUSPECT_CONCENTRATION * outside_rate
+    ):
         return (
             'label_noise',
             f'{_pct(suspect_share)} of the errors are label suspects: review these labels '
