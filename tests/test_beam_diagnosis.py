@@ -10,7 +10,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.error_analysis.beam import diagnosis as beam_diagnosis
 from components.error_analysis.beam import slices as beam_slices
-from components.error_analysis.beam.analysis import _example_row
+from components.error_analysis.beam.analysis import example_row
 from components.error_analysis.beam.predictions import PredictionBatch
 from components.error_analysis.search import lattice
 from components.error_analysis.settings import Settings
@@ -72,7 +72,7 @@ def test_planted_random_labels_and_rare_training_region_are_diagnosed(tmp_path):
         )
         suspects = (
             flagged
-            | beam.FlatMap(beam_diagnosis.suspect_rows, 5, _example_row)
+            | beam.FlatMap(beam_diagnosis.suspect_rows, 5, example_row)
             | beam.combiners.Top.Of(5, key=lambda r: -r['label_probability'])
         )
         _ = result | 'SaveResult' >> beam.Map(save, 'result')

@@ -146,10 +146,10 @@ def _worst_errors(batch: PredictionBatch, n: int) -> List[Dict]:
     """This batch's n most confident mistakes, with their feature values."""
     wrong = np.flatnonzero(batch.errors > 0)
     wrong = wrong[np.argsort(-batch.confidence[wrong], kind='stable')[:n]]
-    return [_example_row(batch, int(i)) for i in wrong]
+    return [example_row(batch, int(i)) for i in wrong]
 
 
-def _example_row(batch: PredictionBatch, i: int) -> Dict:
+def example_row(batch: PredictionBatch, i: int) -> Dict:
     """One example as the report lists it, with its feature values."""
     features = {}
     for name, values in batch.columns.items():
@@ -292,7 +292,7 @@ def build_analysis(
     suspects = (
         batches
         | 'SuspectsPerBatch'
-        >> beam.FlatMap(beam_diagnosis.suspect_rows, params.num_hardest, _example_row)
+        >> beam.FlatMap(beam_diagnosis.suspect_rows, params.num_hardest, example_row)
         | 'MostSuspicious'
         >> beam.combiners.Top.Of(params.num_hardest, key=lambda r: -r['label_probability'])
     )
