@@ -314,3 +314,23 @@ def test_review_sheet_marks_label_suspects(tmp_path):
         'e1': 'True',
         'e2': 'False',
     }
+
+
+def test_training_rows_with_values_the_analysed_split_lacks_are_in_no_slice():
+    # Built from the analysed split: zone a, b, c only, no missing values.
+    encoder = _encoder()
+    train = np.array(['a', 'z', None, 'b'], dtype=object)
+    with pytest.raises(ValueError, match='values not seen'):
+        encoder.encode(train)
+    codes = encoder.encode(train, strict=False)[:, None]
+    assert codes[1, 0] == -1 and codes[2, 0] == -1
+    numeric = binning.numeric_encoder('x', [0.0, 1.0, 2.0], num_bins=2)
+    assert numeric.encode(np.array([0.5, np.nan]), strict=False).tolist() == [0, -1]
+    table = diagnosis.PatternSums.count(
+        codes, _conditions(encoder, 'a', 'b'), diagnosis.train_row_values(4)
+    )
+    found = diagnosis.diagnose_candidates(table, _conditions(encoder, 'a', 'b'), [encoder])
+    assert found['zone = a']['coverage'] is not None
+    assert table.sums[:, diagnosis.TRAIN_ROWS].sum() == 4
+    inside_a = table.sums[(table.patterns & np.uint64(1)) > 0, diagnosis.TRAIN_ROWS].sum()
+    assert inside_a == 1

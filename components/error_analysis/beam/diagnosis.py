@@ -58,7 +58,8 @@ def _train_sums(
     encoders: Sequence[binning.FeatureEncoder],
     conditions: np.ndarray,
 ) -> diagnosis.PatternSums:
-    codes = beam_slices.encode_columns(columns, encoders)
+    # Training rows may hold values the analysed split has not (then in no slice).
+    codes = beam_slices.encode_columns(columns, encoders, strict=False)
     return diagnosis.PatternSums.count(codes, conditions, diagnosis.train_row_values(len(codes)))
 
 

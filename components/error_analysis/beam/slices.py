@@ -239,13 +239,14 @@ class _Rebatch(beam.DoFn):
 
 
 def encode_columns(
-    columns: Dict[str, np.ndarray], encoders: Sequence[binning.FeatureEncoder]
+    columns: Dict[str, np.ndarray], encoders: Sequence[binning.FeatureEncoder], strict: bool = True
 ) -> np.ndarray:
-    """(rows, features) int32 codes, column j from encoders[j]."""
+    """(rows, features) int32 codes, column j from encoders[j] (strict: see
+    FeatureEncoder.encode)."""
     rows = len(next(iter(columns.values()))) if columns else 0
     codes = np.empty((rows, len(encoders)), dtype=np.int32)
     for column, encoder in enumerate(encoders):
-        codes[:, column] = encoder.encode(columns[encoder.name])
+        codes[:, column] = encoder.encode(columns[encoder.name], strict)
     return codes
 
 

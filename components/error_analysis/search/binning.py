@@ -70,29 +70,33 @@ class FeatureEncoder:
     def cardinality(self) -> int:
         return len(self.labels)
 
-    def encode(self, values: np.ndarray) -> np.ndarray:
+    def encode(self, values: np.ndarray, strict: bool = True) -> np.ndarray:
         """Codes (int32) of a batch of raw values of this feature (all 0 for a feature left
-        out: no predicate reads them)."""
+        out: no predicate reads them). A value the encoder has no code for (a category or a
+        missing value not seen when it was built) is an error, or with strict=False the code
+        -1, which no slice holds: for other data than the encoder was built from."""
         if self.kind == LEFT_OUT:
             return np.zeros(len(values), dtype=np.int32)
         if self.kind == NUMERIC:
-            return self._encode_numeric(np.asarray(values, dtype=np.float64))
-        return self._encode_categorical(np.asarray(values, dtype=object))
+            return self._encode_numeric(np.asarray(values, dtype=np.float64), strict)
+        return self._encode_categorical(np.asarray(values, dtype=object), strict)
 
-    def _encode_numeric(self, values: np.ndarray) -> np.ndarray:
+    def _encode_numeric(self, values: np.ndarray, strict: bool) -> np.ndarray:
         codes = np.searchsorted(
             np.asarray(self.edges, dtype=np.float64), values, side='right'
         ).astype(np.int32)
         missing = np.isnan(values)
         if missing.any():
-            if self.missing_code < 0:
+            if self.missing_code < 0 and not strict:
+                codes[missing] = -1
+            elif self.missing_code < 0:
                 raise ValueError(
                     f'{self.name}: missing values, but none were seen when the encoder was built.'
                 )
             codes[missing] = self.missing_code
         return codes
 
-    def _encode_categorical(self, values: np.ndarray) -> np.ndarray:
+    def _encode_categorical(self, values: np.ndarray, strict: bool) -> np.ndarray:
         lookup = {value: code for code, value in enumerate(self.vocabulary)}
         if self.missing_code >= 0:
             lookup[None] = lookup[''] = self.missing_code
@@ -101,7 +105,7 @@ class FeatureEncoder:
             dtype=np.int32,
             count=len(values),
         )
-        if (codes < 0).any():
+        if strict and (codes < 0).any():
             raise ValueError(
                 f'{self.name}: values not seen when the encoder was '
                 'built and no "(other)" code to put them in.'
