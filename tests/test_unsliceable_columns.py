@@ -15,6 +15,9 @@ def test_identifier_like_date_and_constant_text_columns_are_named_with_why():
     dates = ['2024-01-03', '2024-01-04', '2023-12-31T08:15:00Z']
     assert binning.categorical_unsliceable(dates, 343, 1000, 50).startswith('dates or times')
     assert binning.categorical_unsliceable(['x'], 1, 1000, 50).startswith('constant')
+    # One value and missing cells: a slice (missing or not); no value at all: empty.
+    assert binning.categorical_unsliceable(['x'], 1, 900, 50, missing=100) is None
+    assert binning.categorical_unsliceable([], 0, 0, 50, missing=1000).startswith('empty')
     # Many values but far fewer than rows, or a few categories: sliceable.
     assert binning.categorical_unsliceable(ids, 120, 1000, 50) is None
     assert binning.categorical_unsliceable(['a', 'b'], 2, 2, 50) is None

@@ -169,9 +169,10 @@ class _EncoderStatsFn(beam.CombineFn):
             ranked = sorted(value_counts, key=lambda value: -value_counts[value])
             reason = binning.categorical_unsliceable(
                 ranked[: self._max_values],
-                max(num_distinct, len(value_counts)) + (1 if sketch.missing else 0),
+                max(num_distinct, len(value_counts)),
                 sketch.present,
                 self._max_values,
+                sketch.missing,
             )
             if reason:
                 return binning.left_out_encoder(name, reason)

@@ -261,9 +261,12 @@ def left_out_encoder(name: str, reason: str) -> FeatureEncoder:
 
 
 def categorical_unsliceable(
-    values: Sequence[str], num_distinct: int, present_rows: int, max_values: int
+    values: Sequence[str], num_distinct: int, present_rows: int, max_values: int, missing: int = 0
 ) -> Optional[str]:
-    """Why a text column cannot make a slice, or None. `values`: its most frequent values."""
+    """Why a text column cannot make a slice, or None. `values`: its most frequent values;
+    num_distinct and present_rows count the rows with a value, `missing` the others."""
+    if not present_rows:
+        return 'empty (missing in every row)'
     if num_distinct > max_values and num_distinct >= ID_LIKE_SHARE * present_rows:
         return (
             f'identifier-like ({num_distinct:,} distinct values in {present_rows:,} rows): a '
@@ -274,8 +277,8 @@ def categorical_unsliceable(
             'dates or times (ISO): add their parts (year, month, weekday, hour) as columns to '
             'slice by them'
         )
-    if num_distinct == 1:
-        return f'constant (one value, {values[0] if values else ""!r}, in every row)'
+    if num_distinct == 1 and not missing:
+        return f'constant (one value, {values[0]!r}, in every row)'
     return None
 
 
