@@ -110,8 +110,9 @@ def diagnosis_insights(report: Dict, findings: Sequence[Dict]) -> List[str]:
         overall = diagnosis['overall']
         lines.append(
             f'{overall["suspects"]:,} examples ({_pct(overall["suspect_rate"])}) are label '
-            'suspects (confident learning: another class is confidently predicted, the given '
-            'label is not); the most suspicious are listed in the report and marked in the '
-            'review sheet.'
+            'suspects (confident learning: the model predicts another class with at least its '
+            'usual confidence for that class, and gives the given label less than its usual '
+            'share); the most suspicious are listed in the report and marked in the review '
+            'sheet.'
         )
     return lines
