@@ -196,7 +196,9 @@ def _csv(
         trainer_config={'label_column': label},
         # ErrorAnalysis slices on every column but the label (the label would restate itself).
         slice_features=tuple(features),
-        prepare_data=functools.partial(_csv_prepare, files=scan.files),
+        prepare_data=functools.partial(
+            _csv_prepare, files=scan.files, missing_tokens=scan.missing_tokens
+        ),
         user_data=True,
         notes=scan.notes,
         transformed_features=tuple(F.output_names(features, label)),
@@ -204,10 +206,12 @@ def _csv(
     )
 
 
-def _csv_prepare(output_dir: str, files: Sequence[Path]) -> str:
+def _csv_prepare(
+    output_dir: str, files: Sequence[Path], missing_tokens: Dict[str, Tuple[str, ...]]
+) -> str:
     from pipelines.csv import data
 
-    return data.prepare(output_dir, files)
+    return data.prepare(output_dir, files, missing_tokens)
 
 
 DATASETS: Dict[str, Callable[..., Dataset]] = {'taxi': _taxi, 'mnist': _mnist, 'csv': _csv}

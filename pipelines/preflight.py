@@ -212,6 +212,11 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _UNKNOWN, _INT, _FLOAT, _STRING = 0, 1, 2, 3
 _KIND_NAMES = {_UNKNOWN: 'empty', _INT: 'int', _FLOAT: 'float', _STRING: 'string'}
 _NA_TOKENS_SHOWN = 3  # a numeric column read as text because of at most this many tokens
+# Cells that mean "no value" in a column of numbers (compared in lower case): read as missing.
+MISSING_TOKENS = frozenset({'na', 'n/a', '#n/a', 'null', 'none', 'missing', '-', '--', '?', '.'})
+# A class with fewer training rows than this gets a note: the model can hardly learn it, and
+# the evaluation split holds almost none of it to show the failure.
+RARE_CLASS_ROWS = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,6 +232,9 @@ class CsvScan:
     label: str
     label_classes: Dict[str, int]  # class name, as Transform spells it -> rows
     notes: Tuple[str, ...]  # things worth a warning, not an error
+    # Numeric columns with cells like 'NA' (MISSING_TOKENS): column -> those tokens, read as
+    # missing values (rewritten as empty cells when the data is copied for CsvExampleGen).
+    missing_tokens: Dict[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     def feature_columns(self) -> List[str]:
         """Every column but the label, leaving out columns that are empty in every row."""
@@ -392,6 +400,7 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
                     kinds, missing = [_UNKNOWN] * n, [0] * n
                     values: List[Optional[set]] = [set() for _ in range(n)]
                     numeric, tokens = [0] * n, [dict() for _ in range(n)]
+                    number_kinds = [_UNKNOWN] * n  # the kind of the cells that are numbers
                     classes: Dict[str, int] = {}
                     no_label, first_no_label = 0, ''
                 elif this_header != header:
@@ -431,6 +440,7 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
                                         tokens[i] = None  # a text column, not numbers + NA
                             else:
                                 numeric[i] += 1
+                                number_kinds[i] = max(number_kinds[i], kind)
                         if values[i] is not None:
                             values[i].add(cell)
                             if len(values[i]) > F.LOW_CARDINALITY:
@@ -473,7 +483,8 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
             f"the label '{label}' has one value only, '{only}', in all {rows} "
             'rows: a classifier needs at least two classes'
         )
-    notes = []
+    notes = _rare_class_notes(label, classes, rows)
+    missing_tokens: Dict[str, Tuple[str, ...]] = {}
     for i, column in enumerate(header):
         if kinds[i] == _UNKNOWN:
             notes.append(f"column '{column}' is empty in every row: it is left out")
@@ -484,6 +495,17 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
             and numeric[i] >= sum(tokens[i].values())
         ):
             shown = ', '.join(repr(t) for t in tokens[i])
+            if all(token.lower() in MISSING_TOKENS for token in tokens[i]):
+                missing_tokens[column] = tuple(tokens[i])
+                kinds[i] = number_kinds[i]
+                missing[i] += sum(tokens[i].values())
+                if values[i] is not None:
+                    values[i] -= set(tokens[i])
+                notes.append(
+                    f"column '{column}' has {shown} in {sum(tokens[i].values())} row(s) among "
+                    f'{numeric[i]} numbers: read as missing values, so it stays a number'
+                )
+                continue
             notes.append(
                 f"column '{column}' is read as text because of {shown} in "
                 f'{sum(tokens[i].values())} row(s) (its {numeric[i]} other values are '
@@ -501,7 +523,21 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
         label=label,
         label_classes=classes,
         notes=tuple(notes),
+        missing_tokens=missing_tokens,
     )
+
+
+def _rare_class_notes(label: str, classes: Dict[str, int], rows: int) -> List[str]:
+    """A note for the classes of the label with fewer than RARE_CLASS_ROWS rows."""
+    rare = sorted((count, name) for name, count in classes.items() if count < RARE_CLASS_ROWS)
+    if not rare:
+        return []
+    listed = ', '.join(f"'{name}' ({count} row{'s' if count > 1 else ''})" for count, name in rare)
+    return [
+        f"the label '{label}' has classes with fewer than {RARE_CLASS_ROWS} of the {rows} rows: "
+        f'{listed}; the model can hardly learn them and the evaluation will hold few of them '
+        '(add examples, or merge or drop those classes)'
+    ]
 
 
 def _label_classes(label: str, raw: Dict[str, int], kind: int) -> Dict[str, int]:

@@ -65,10 +65,16 @@ def write_sheet(report_uri: str, out: str, per_pair: int, correct: int, seed: in
         c for c in table.column_names if c.startswith(error_analysis.files.FEATURE_COLUMN_PREFIX)
     ]
     columns = {c: table.column(c).to_pylist() for c in ['example_id', 'confidence'] + features}
+    # Confident-learning flag (reports before it have no such column: left empty).
+    suspects = (
+        table.column('label_suspect').to_pylist()
+        if 'label_suspect' in table.column_names
+        else [None] * table.num_rows
+    )
     with open(out, 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(
-            ['example_id', 'weight', 'true', 'predicted', 'correct', 'confidence']
+            ['example_id', 'weight', 'true', 'predicted', 'correct', 'confidence', 'label_suspect']
             + [c[len(error_analysis.files.FEATURE_COLUMN_PREFIX) :] for c in features]
             + list(TAG_COLUMNS)
         )
@@ -81,6 +87,7 @@ def write_sheet(report_uri: str, out: str, per_pair: int, correct: int, seed: in
                     names[predicted[i]],
                     labels[i] == predicted[i],
                     f'{columns["confidence"][i]:.4f}',
+                    '' if suspects[i] is None else suspects[i],
                 ]
                 + [columns[c][i] for c in features]
                 + [''] * len(TAG_COLUMNS)

@@ -22,7 +22,7 @@ TRAIN_STEPS = 100
 def write_customers(path: Path, rows: int = 1200, seed: int = 0) -> Path:
     """Three string classes (low/mid/high spend) from a noisy rule over numbers and text,
     with missing values in three columns, a column that is always empty and one of numbers
-    with 'NA' for missing (so it is read as text)."""
+    with 'NA' for missing (read as missing values)."""
     rng = random.Random(seed)
     effect = {'berlin': 0.5, 'paris': 0.0, 'rome': -0.5, 'oslo': 1.0, 'lima': -1.0}
     with open(path, 'w', newline='') as f:
@@ -337,9 +337,11 @@ def test_csv_options_apply_to_the_csv_pipeline_only(tmp_path, capsys):
 # --- the scan itself --------------------------------------------------------------------
 
 
-def test_scan_infers_types_like_csv_example_gen_and_notes_na_tokens(tmp_path):
-    text = 'n,x,t,na,empty,y\n' + ''.join(
-        f'{i},{i / 2},{"abc"[i % 3]},{"NA" if i % 5 == 0 else i},,{i % 3}\n' for i in range(40)
+def test_scan_infers_types_like_csv_example_gen_and_reads_na_tokens_as_missing(tmp_path):
+    text = 'n,x,t,na,word,empty,y\n' + ''.join(
+        f'{i},{i / 2},{"abc"[i % 3]},{"NA" if i % 5 == 0 else i},'
+        f'{"big" if i % 5 == 0 else i},,{i % 3}\n'
+        for i in range(40)
     )
     scan = preflight.scan_csv(_csv(tmp_path, '\ufeff' + text), 'y')
     assert scan.columns[0] == 'n'  # a byte-order mark is not part of the name
@@ -347,15 +349,21 @@ def test_scan_infers_types_like_csv_example_gen_and_notes_na_tokens(tmp_path):
         'n': 'int',
         'x': 'float',
         't': 'string',
-        'na': 'string',
+        'na': 'int',  # 'NA' is a missing value
+        'word': 'string',  # 'big' is not
         'empty': 'empty',
         'y': 'int',
     }
-    assert scan.rows == 40 and scan.missing['empty'] == 40
+    assert scan.rows == 40 and scan.missing['empty'] == 40 and scan.missing['na'] == 8
+    assert scan.missing_tokens == {'na': ('NA',)}
     assert scan.label_classes == {'0': 14, '1': 13, '2': 13}
-    assert scan.feature_columns() == ['n', 'x', 't', 'na']
+    assert scan.feature_columns() == ['n', 'x', 't', 'na', 'word']
     assert scan.low_cardinality_columns(F.LOW_CARDINALITY) == ['t', 'y']
-    assert any("'na' is read as text because of 'NA'" in note for note in scan.notes)
+    assert (
+        "column 'na' has 'NA' in 8 row(s) among 32 numbers: read as missing values, so it "
+        'stays a number'
+    ) in scan.notes
+    assert any("'word' is read as text because of 'big'" in note for note in scan.notes)
     assert any("'empty' is empty in every row" in note for note in scan.notes)
 
 
@@ -368,6 +376,10 @@ def test_data_is_copied_to_a_folder_named_by_its_content(tmp_path):
     assert (Path(first) / 'data.csv').read_bytes() == b'a,y\n1,2\n'  # without the BOM
     source.write_text('a,y\n1,3\n')
     assert data.prepare(str(tmp_path / 'out'), [source]) != first
+    source.write_text('a,y\nNA,3\n4,"x,y"\n')
+    blanked = data.prepare(str(tmp_path / 'out'), [source], {'a': ('NA',)})
+    assert (Path(blanked) / 'data.csv').read_text() == 'a,y\n,3\n4,"x,y"\n'
+    assert data.prepare(str(tmp_path / 'out'), [source]) != blanked
 
 
 def test_run_config_builds_the_csv_dataset(tmp_path):
@@ -376,6 +388,19 @@ def test_run_config_builds_the_csv_dataset(tmp_path):
     assert dataset.schema_path is None and dataset.label_key == F.LABEL_KEY
     assert dataset.slice_features == ('age', 'income', 'city', 'plan', 'visits', 'rating')
     assert [n.split("'")[1] for n in dataset.notes] == ['notes', 'rating']
-    assert dataset.transform_config['categorical'] == ['visits']
+    # rating: integers 1..5 with 'NA' read as missing, so a small integer category.
+    assert dataset.transform_config['categorical'] == ['visits', 'rating']
     assert dataset.transform_config['ignore'] == ['notes']
     assert sorted(dataset.transform_config['label_classes']) == ['high', 'low', 'mid']
+
+
+def test_scan_notes_classes_with_very_few_rows(tmp_path):
+    classes = ['a'] * 30 + ['b'] * 10 + ['c'] * 2
+    text = 'x,y\n' + ''.join(f'{i},{label}\n' for i, label in enumerate(classes))
+    scan = preflight.scan_csv(_csv(tmp_path, text), 'y')
+    rare = [note for note in scan.notes if 'fewer than' in note]
+    assert rare == [
+        f"the label 'y' has classes with fewer than {preflight.RARE_CLASS_ROWS} of the 42 rows: "
+        "'c' (2 rows); the model can hardly learn them and the evaluation will hold few of "
+        'them (add examples, or merge or drop those classes)'
+    ]

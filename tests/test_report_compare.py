@@ -17,6 +17,13 @@ def _slice(*predicates, size=100, errors=40, held=True):
         'holdout_size': size - half,
         'holdout_errors': errors - errors // 2,
         'held': held,
+        'size': size,
+        'errors': errors,
+        'error_rate': errors / size,
+        'error_rate_outside': 0.1,
+        'error_share': errors / 100,
+        'potential_gain': (errors / size - 0.1) * size / 1000,
+        'parent': None,
     }
 
 
@@ -63,7 +70,7 @@ def test_new_resolved_persisting_matched_by_predicate_sets():
     assert persisting['current']['error_rate'] == 0.45
     assert persisting['error_rate_change'] == pytest.approx(-0.05)
     resolved = c['resolved'][0]
-    assert resolved['current'] == {'error_rate': 0.12, 'size': 100, 'held': False}
+    assert resolved['current'] == {'error_rate': 0.12, 'size': 100, 'errors': 12, 'held': False}
     assert c['new'][0]['baseline'] is None  # not measured before
     assert c['overall']['error_rate_change'] == pytest.approx(0.1)
     assert (c['baseline_created'], c['current_created']) == ('t', 'u')
@@ -78,7 +85,7 @@ def test_single_predicate_measured_from_feature_values():
         'error_rate': 0.1,
     }
     c = rc.compare_reports(_report([], [day_value]), _report([_slice(DAY, errors=55)]))
-    assert c['new'][0]['baseline'] == {'error_rate': 0.1, 'size': 150, 'held': False}
+    assert c['new'][0]['baseline'] == {'error_rate': 0.1, 'size': 150, 'errors': 15, 'held': False}
     assert c['new'][0]['error_rate_change'] == pytest.approx(0.45)
 
 

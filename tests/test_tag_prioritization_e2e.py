@@ -48,7 +48,16 @@ def test_review_sheet_columns(report_uri, tmp_path):
         sheet = list(csv.DictReader(f))
     assert len(sheet) == rows
     header = list(sheet[0])
-    assert header[:6] == ['example_id', 'weight', 'true', 'predicted', 'correct', 'confidence']
+    assert header[:7] == [
+        'example_id',
+        'weight',
+        'true',
+        'predicted',
+        'correct',
+        'confidence',
+        'label_suspect',
+    ]
+    assert {r['label_suspect'] for r in sheet} <= {'True', 'False'}
     assert header[-2:] == ['tags', 'notes'] and 'payment_type' in header
     wrong = [r for r in sheet if r['correct'] == 'False']
     by_pair = {}

@@ -24,6 +24,7 @@ from components.error_analysis.settings import Settings, SettingsError
 from components.error_analysis.tags import manual_tags, tag_rules
 
 _SAMPLE_SIZE = 64
+TRAIN_SPLIT = 'train'  # read for each finding's coverage in training, when not analysed
 _TYPE_NAMES = {schema_pb2.INT: 'int', schema_pb2.FLOAT: 'float', schema_pb2.BYTES: 'string'}
 
 
@@ -43,6 +44,14 @@ def _split_files(examples: types.Artifact, splits: List[str]) -> List[str]:
             raise InputError(f"split '{split}' has no examples: nothing to analyse")
         patterns.append(os.path.join(artifact_utils.get_split_uri([examples], split), '*'))
     return patterns
+
+
+def _train_files(examples: types.Artifact, analysed: List[str]) -> List[str]:
+    """The training split's file pattern, when the examples have one that is not analysed."""
+    available = artifact_utils.decode_split_names(examples.split_names)
+    if TRAIN_SPLIT not in available or TRAIN_SPLIT in analysed:
+        return []
+    return [os.path.join(artifact_utils.get_split_uri([examples], TRAIN_SPLIT), '*')]
 
 
 def _kind(feature: schema_pb2.Feature, max_values: int) -> str:
@@ -140,7 +149,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         num_classes = sample.probabilities.shape[1]
         class_names = (
             json.loads(exec_properties.get(spec.CLASS_NAMES_KEY) or '[]')
-            or _saved_class_names(model_dir)
+            or _saved_lines(model_dir, 'class_names.txt')
             or [str(c) for c in range(num_classes)]
         )
         if len(class_names) != num_classes:
@@ -165,7 +174,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         )
         try:
             with self._make_beam_pipeline() as pipeline:
-                batches = beam_analysis.build_analysis(pipeline, patterns, params, output.uri)
+                batches = beam_analysis.build_analysis(
+                    pipeline,
+                    patterns,
+                    params,
+                    output.uri,
+                    train_patterns=_train_files(examples, list(settings.splits)),
+                )
                 if rules or manual:
                     beam_analysis.add_tag_counts(pipeline, batches, params, manual, output.uri)
             tags = None
@@ -190,6 +205,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                     'max_slice_error_rate': settings.max_slice_error_rate,
                     'significance': settings.significance,
                 },
+                label_name=(_saved_lines(model_dir, 'label_name.txt') or [label_key])[0],
             )
         except Exception:
             # Leave nothing behind that could pass for a report.
@@ -213,6 +229,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         tags: Optional[Dict],
         baseline: Optional[Dict] = None,
         gate: Optional[Dict] = None,
+        label_name: Optional[str] = None,
     ) -> Dict:
         gallery = []
         if image:
@@ -228,11 +245,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             tfma_rows = sliced_metrics(evaluation.uri)
         data = report_build.build_report(
             label_key=label_key,
+            label_name=label_name,
             splits=splits,
             class_names=class_names,
             totals=beam_analysis.read_part(output.uri, beam_analysis.PART_TOTALS),
             slices=beam_analysis.read_part(output.uri, beam_analysis.PART_SLICES),
             hardest=beam_analysis.read_part(output.uri, beam_analysis.PART_HARDEST),
+            diagnosis=beam_analysis.read_part(output.uri, beam_analysis.PART_DIAGNOSIS),
+            label_suspects=beam_analysis.read_part(output.uri, beam_analysis.PART_SUSPECTS),
             tfma_rows=tfma_rows,
             baseline=baseline,
             gallery=gallery,
@@ -272,10 +292,11 @@ def _tag_inputs(settings: Settings) -> Tuple[List[tag_rules.TagRule], manual_tag
     return rules, manual
 
 
-def _saved_class_names(model_dir: str) -> List[str]:
-    """Class names a Trainer saved beside the model (assets.extra/class_names.txt, one per
-    line in class-id order), e.g. the vocabulary of a string label."""
-    path = os.path.join(model_dir, 'assets.extra', 'class_names.txt')
+def _saved_lines(model_dir: str, name: str) -> List[str]:
+    """Lines of a file a Trainer saved beside the model (assets.extra): class_names.txt, one
+    per line in class-id order (e.g. the vocabulary of a string label), or label_name.txt,
+    the label as the user named it when the model's label is a transformed feature."""
+    path = os.path.join(model_dir, 'assets.extra', name)
     if not tf.io.gfile.exists(path):
         return []
     with tf.io.gfile.GFile(path) as f:

@@ -7,6 +7,7 @@ from typing import Iterable, List
 LABEL_KEY = 'label_xf'  # the label as class ids, what the Evaluator and ErrorAnalysis read
 LABEL_VOCAB = 'label'  # vocabulary file of the class names, in class-id order
 CLASS_NAMES_FILE = 'assets.extra/class_names.txt'  # under the serving model directory
+LABEL_NAME_FILE = 'assets.extra/label_name.txt'  # the label column's name, for the report
 
 LOW_CARDINALITY = 20  # columns with at most this many distinct values are sliced by TFMA,
 # and integer columns like that are treated as categories

@@ -71,10 +71,15 @@ def class_names(tf_transform_output: tft.TFTransformOutput) -> List[str]:
 
 
 def write_class_names(serving_model_dir: str, names: Sequence[str]) -> str:
-    path = f'{serving_model_dir.rstrip("/")}/{F.CLASS_NAMES_FILE}'
+    return _write_lines(serving_model_dir, F.CLASS_NAMES_FILE, names)
+
+
+def _write_lines(serving_model_dir: str, name: str, lines: Sequence[str]) -> str:
+    """A text file beside the model (assets.extra), one line each, read by ErrorAnalysis."""
+    path = f'{serving_model_dir.rstrip("/")}/{name}'
     tf.io.gfile.makedirs(path.rsplit('/', 1)[0])
     with tf.io.gfile.GFile(path, 'w') as f:
-        f.write(''.join(f'{name}\n' for name in names))
+        f.write(''.join(f'{line}\n' for line in lines))
     return path
 
 
@@ -92,3 +97,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         label_columns=[config['label_column']],
     )
     write_class_names(fn_args.serving_model_dir, names)
+    # The report names the label as the user did, not as the transformed feature.
+    _write_lines(fn_args.serving_model_dir, F.LABEL_NAME_FILE, [config['label_column']])

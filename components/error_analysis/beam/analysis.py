@@ -12,6 +12,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
+from components.error_analysis.beam import diagnosis as beam_diagnosis
 from components.error_analysis.beam import slices as beam_slices
 from components.error_analysis.beam.predictions import PredictionBatch
 from components.error_analysis.report.files import FEATURE_COLUMN_PREFIX, PREDICTIONS_DIR
@@ -23,6 +24,8 @@ PART_HARDEST = 'hardest.json'
 PART_SLICES = 'slices.json'
 PART_GALLERY = 'gallery.json'
 PART_TAGS = 'tags.json'
+PART_DIAGNOSIS = 'diagnosis.json'
+PART_SUSPECTS = 'suspects.json'
 GALLERY_PER_PAIR = 12
 
 
@@ -72,14 +75,32 @@ class _Predict(beam.DoFn):
 
     def process(self, serialized: List[bytes]):
         batch = self._predictor.predict(serialized)
-        for name, kind in self._params.slice_features.items():
-            if kind == 'int_category':
-                batch.columns[name] = _ids_as_text(batch.columns[name])
+        _ids_to_categories(batch.columns, self._params.slice_features)
         if self._params.image:
             yield beam.pvalue.TaggedOutput(
                 'gallery', _mistaken_images(batch, serialized, self._params.image[0])
             )
         yield batch
+
+
+class _SlicingColumns(_Predict):
+    """The slicing features of batches of serialized examples, without inference (training
+    rows, counted for coverage)."""
+
+    def __init__(self, params: AnalysisParams, names: Sequence[str]):
+        super().__init__(params)
+        self._names = list(names)
+
+    def process(self, serialized: List[bytes]):
+        columns = self._predictor.columns(serialized)
+        _ids_to_categories(columns, self._params.slice_features)
+        yield {name: columns[name] for name in self._names}
+
+
+def _ids_to_categories(columns: Dict[str, np.ndarray], slice_features: Dict[str, str]) -> None:
+    for name, kind in slice_features.items():
+        if kind == 'int_category':
+            columns[name] = _ids_as_text(columns[name])
 
 
 def _mistaken_images(
@@ -125,27 +146,27 @@ def _worst_errors(batch: PredictionBatch, n: int) -> List[Dict]:
     """This batch's n most confident mistakes, with their feature values."""
     wrong = np.flatnonzero(batch.errors > 0)
     wrong = wrong[np.argsort(-batch.confidence[wrong], kind='stable')[:n]]
-    rows = []
-    for i in wrong:
-        features = {}
-        for name, values in batch.columns.items():
-            value = values[i]
-            features[name] = (
-                None
-                if value is None or (isinstance(value, float) and np.isnan(value))
-                else (value if isinstance(value, str) else float(value))
-            )
-        rows.append(
-            {
-                'example_id': str(batch.example_ids[i]),
-                'label': int(batch.labels[i]),
-                'predicted': int(batch.predicted[i]),
-                'confidence': float(batch.confidence[i]),
-                'loss': float(batch.loss[i]),
-                'features': features,
-            }
+    return [example_row(batch, int(i)) for i in wrong]
+
+
+def example_row(batch: PredictionBatch, i: int) -> Dict:
+    """One example as the report lists it, with its feature values."""
+    features = {}
+    for name, values in batch.columns.items():
+        value = values[i]
+        features[name] = (
+            None
+            if value is None or (isinstance(value, float) and np.isnan(value))
+            else (value if isinstance(value, str) else float(value))
         )
-    return rows
+    return {
+        'example_id': str(batch.example_ids[i]),
+        'label': int(batch.labels[i]),
+        'predicted': int(batch.predicted[i]),
+        'confidence': float(batch.confidence[i]),
+        'loss': float(batch.loss[i]),
+        'features': features,
+    }
 
 
 def predictions_schema(slice_features: Dict[str, str], num_classes: int) -> pa.Schema:
@@ -156,6 +177,7 @@ def predictions_schema(slice_features: Dict[str, str], num_classes: int) -> pa.S
         ('correct', pa.bool_()),
         ('confidence', pa.float64()),
         ('loss', pa.float64()),
+        ('label_suspect', pa.bool_()),
     ]
     fields += [(f'prob_{c}', pa.float64()) for c in range(num_classes)]
     fields += [
@@ -176,6 +198,7 @@ def _to_table(batch: PredictionBatch, schema: pa.Schema) -> pa.Table:
         'correct': batch.errors == 0,
         'confidence': batch.confidence,
         'loss': batch.loss,
+        'label_suspect': batch.label_suspect,
     }
     for c in range(batch.probabilities.shape[1]):
         data[f'prob_{c}'] = batch.probabilities[:, c]
@@ -192,18 +215,16 @@ def _write_json(pcoll: beam.PCollection, label: str, path: str) -> None:
     )
 
 
-def _sum_arrays(arrays, size: int) -> np.ndarray:
-    total = np.zeros(size)
-    for array in arrays:
-        total += array
-    return total
-
-
 def build_analysis(
-    pipeline: beam.Pipeline, file_patterns: Sequence[str], params: AnalysisParams, output_dir: str
+    pipeline: beam.Pipeline,
+    file_patterns: Sequence[str],
+    params: AnalysisParams,
+    output_dir: str,
+    train_patterns: Sequence[str] = (),
 ) -> beam.PCollection:
     """Adds the analysis to `pipeline`; parts land in output_dir when it runs. Returns the
-    prediction batches for further aggregations."""
+    prediction batches for further aggregations. `train_patterns`: the training split's
+    files, read for each finding's coverage in training (none: coverage unknown)."""
     serialized = (
         pipeline
         | 'Patterns' >> beam.Create(list(file_patterns))
@@ -215,7 +236,9 @@ def build_analysis(
         | 'Batch' >> beam.BatchElements(min_batch_size=256, max_batch_size=1024)
         | 'Predict' >> beam.ParDo(_Predict(params)).with_outputs('gallery', main='batches')
     )
-    batches = predicted.batches
+    batches, thresholds = predicted.batches | 'LabelSuspects' >> (
+        beam_diagnosis.FlagLabelSuspects(params.num_classes)
+    )
     if params.image:
         gallery = (
             predicted.gallery
@@ -249,7 +272,7 @@ def build_analysis(
     totals = (
         batches
         | 'Totals' >> beam.Map(_totals, params.num_classes)
-        | 'SumTotals' >> beam.CombineGlobally(_sum_arrays, size=size)
+        | 'SumTotals' >> beam.CombineGlobally(beam_slices.sum_arrays, shape=size)
         | 'TotalsToDict'
         >> beam.Map(
             lambda t: {
@@ -266,6 +289,14 @@ def build_analysis(
         | 'Hardest' >> beam.combiners.Top.Of(params.num_hardest, key=lambda r: r['confidence'])
     )
     _write_json(hardest, 'Hardest', os.path.join(output_dir, PART_HARDEST))
+    suspects = (
+        batches
+        | 'SuspectsPerBatch'
+        >> beam.FlatMap(beam_diagnosis.suspect_rows, params.num_hardest, example_row)
+        | 'MostSuspicious'
+        >> beam.combiners.Top.Of(params.num_hardest, key=lambda r: -r['label_probability'])
+    )
+    _write_json(suspects, 'Suspects', os.path.join(output_dir, PART_SUSPECTS))
 
     slice_names = [n for n in params.slice_features if n not in params.rule_only_features]
     columns = batches | 'ToColumns' >> beam.Map(
@@ -276,12 +307,26 @@ def build_analysis(
     encoders = columns | 'BuildEncoders' >> beam_slices.BuildEncoders(
         slice_names, params.num_bins, params.max_values_per_feature
     )
+    discover = beam_slices.DiscoverSlices(encoders, params.finder)
     slices = (
         columns
-        | 'DiscoverSlices' >> beam_slices.DiscoverSlices(encoders, params.finder)
+        | 'DiscoverSlices' >> discover
         | 'SlicesToDict' >> beam.Map(lambda result: result.to_dict())
     )
     _write_json(slices, 'Slices', os.path.join(output_dir, PART_SLICES))
+
+    train_columns = (
+        pipeline
+        | 'TrainPatterns' >> beam.Create(list(train_patterns))
+        | 'ReadTrain'
+        >> beam.io.ReadAllFromTFRecord(compression_type=beam.io.filesystem.CompressionTypes.AUTO)
+        | 'BatchTrain' >> beam.BatchElements(min_batch_size=256, max_batch_size=1024)
+        | 'TrainColumns' >> beam.ParDo(_SlicingColumns(params, slice_names))
+    )
+    diagnoses = batches | 'DiagnoseCandidates' >> beam_diagnosis.DiagnoseCandidates(
+        slice_names, encoders, discover.conditions, thresholds, train_columns
+    )
+    _write_json(diagnoses, 'Diagnosis', os.path.join(output_dir, PART_DIAGNOSIS))
     return batches
 
 

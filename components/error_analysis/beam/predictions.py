@@ -7,7 +7,7 @@ predictions match what the Evaluator sees.
 
 import dataclasses
 import hashlib
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -28,6 +28,8 @@ class PredictionBatch:
     labels: np.ndarray  # int class ids
     probabilities: np.ndarray  # (n, num_classes)
     columns: Dict[str, np.ndarray]
+    # Confident-learning label-issue flag per example, once the class thresholds are known.
+    label_suspect: Optional[np.ndarray] = None
 
     @property
     def predicted(self) -> np.ndarray:
@@ -75,8 +77,17 @@ def _first_values(sparse: tf.sparse.SparseTensor, n: int) -> np.ndarray:
         out[rows] = [v.decode('utf-8', 'replace') for v in values[first]]
     else:
         out = np.full(n, np.nan)
-        out[rows] = values[first]
+        out[rows] = as_written(values[first])
     return out
+
+
+def as_written(values: np.ndarray) -> np.ndarray:
+    """float64 values; float32 ones as their shortest decimal (24.4, not the float32 noise
+    24.399999618530273), so the report shows values as in the data."""
+    values = np.asarray(values)
+    if values.dtype == np.float32:
+        return values.astype(str).astype(np.float64)
+    return values.astype(np.float64)
 
 
 def to_probabilities(scores: np.ndarray) -> np.ndarray:
@@ -167,10 +178,19 @@ class Predictor:
                 f'never predicts: it has {num_classes} output classes (0..{num_classes - 1}). '
                 'Check that the label key and the model belong together.'
             )
+        return PredictionBatch(
+            example_ids(serialized), labels, probabilities, self._columns(batch, len(labels))
+        )
+
+    def columns(self, serialized: Sequence[bytes]) -> Dict[str, np.ndarray]:
+        """The slicing features alone, without running the model (e.g. for training rows)."""
+        return self._columns(tf.constant(list(serialized)), len(serialized))
+
+    def _columns(self, batch: tf.Tensor, num_rows: int) -> Dict[str, np.ndarray]:
         parsed = tf.io.parse_example(batch, self._feature_spec) if self._feature_spec else {}
-        columns = {name: _first_values(value, len(labels)) for name, value in parsed.items()}
+        columns = {name: _first_values(value, num_rows) for name, value in parsed.items()}
         columns.update(self.transformed_columns(batch))
-        return PredictionBatch(example_ids(serialized), labels, probabilities, columns)
+        return columns
 
     def transformed_columns(self, batch: tf.Tensor) -> Dict[str, np.ndarray]:
         """Requested outputs of the Transform graph, one scalar per example: floats for
@@ -189,6 +209,6 @@ class Predictor:
             columns[name] = (
                 np.array([v.decode('utf-8', 'replace') for v in values], dtype=object)
                 if values.dtype.kind in 'OSU'
-                else values.astype(np.float64)
+                else as_written(values)
             )
         return columns

@@ -42,6 +42,7 @@ class _FeatureSketch:
 
     kind: Optional[str] = None
     missing: int = 0
+    present: int = 0
     values: Optional[sketches.MisraGriesSketch] = None
     distinct: Optional[sketches.KmvSketch] = None
     quantiles: Optional[sketches.QuantilesSketch] = None
@@ -87,6 +88,7 @@ class _EncoderStatsFn(beam.CombineFn):
             sketch.values.AddValues(strings)
             sketch.distinct.AddValues(strings)
         sketch.missing += int(missing.sum())
+        sketch.present += int((~missing).sum())
 
     def _start(self, sketch: _FeatureSketch, kind: str) -> None:
         sketch.kind = kind
@@ -123,6 +125,7 @@ class _EncoderStatsFn(beam.CombineFn):
         elif into.kind != other.kind:
             raise ValueError(f'{name}: numeric in some batches, not in others')
         into.missing += other.missing
+        into.present += other.present
         if into.kind == binning.NUMERIC:
             into.quantiles.Merge(other.quantiles)
             into.few_values = self._capped_union(into.few_values, other.few_values)
@@ -138,6 +141,16 @@ class _EncoderStatsFn(beam.CombineFn):
     def _encoder(self, name: str, sketch: _FeatureSketch) -> binning.FeatureEncoder:
         if sketch.kind == binning.NUMERIC:
             quantiles = sketch.quantiles.GetQuantiles(self._num_bins).flatten().to_numpy()
+            reason = None
+            if sketch.present:
+                reason = binning.numeric_unsliceable(
+                    name,
+                    float(quantiles[0]),
+                    float(quantiles[-1]),
+                    None if sketch.few_values is None or sketch.missing else len(sketch.few_values),
+                )
+            if reason:
+                return binning.left_out_encoder(name, reason)
             return binning.numeric_encoder(
                 name,
                 quantiles,
@@ -153,6 +166,16 @@ class _EncoderStatsFn(beam.CombineFn):
                 for item in sketch.values.Estimate().to_pylist()
             }
             num_distinct = int(round(sketch.distinct.Estimate()))
+            ranked = sorted(value_counts, key=lambda value: -value_counts[value])
+            reason = binning.categorical_unsliceable(
+                ranked[: self._max_values],
+                max(num_distinct, len(value_counts)),
+                sketch.present,
+                self._max_values,
+                sketch.missing,
+            )
+            if reason:
+                return binning.left_out_encoder(name, reason)
         return binning.categorical_encoder(
             name,
             value_counts,
@@ -216,12 +239,21 @@ class _Rebatch(beam.DoFn):
         )
 
 
-def _encode(batch: lattice.ColumnBatch, encoders: Sequence[binning.FeatureEncoder]) -> EncodedBatch:
-    codes = np.empty((batch.num_rows, len(encoders)), dtype=np.int32)
+def encode_columns(
+    columns: Dict[str, np.ndarray], encoders: Sequence[binning.FeatureEncoder], strict: bool = True
+) -> np.ndarray:
+    """(rows, features) int32 codes, column j from encoders[j] (strict: see
+    FeatureEncoder.encode)."""
+    rows = len(next(iter(columns.values()))) if columns else 0
+    codes = np.empty((rows, len(encoders)), dtype=np.int32)
     for column, encoder in enumerate(encoders):
-        codes[:, column] = encoder.encode(batch.columns[encoder.name])
+        codes[:, column] = encoder.encode(columns[encoder.name], strict)
+    return codes
+
+
+def _encode(batch: lattice.ColumnBatch, encoders: Sequence[binning.FeatureEncoder]) -> EncodedBatch:
     return EncodedBatch(
-        codes=codes,
+        codes=encode_columns(batch.columns, encoders),
         errors=np.asarray(batch.errors, dtype=np.int8),
         holdout=lattice.holdout_mask(batch.example_ids),
     )
@@ -239,20 +271,24 @@ def _count_patterns(batch: EncodedBatch, conditions: np.ndarray) -> selection.Pa
     return selection.PatternTable.count(batch.codes, batch.errors, batch.holdout, conditions)
 
 
-class _MergePatternsFn(beam.CombineFn):
-    """Merges per-batch membership-pattern counts."""
+class MergePatternTablesFn(beam.CombineFn):
+    """Merges per-batch tables keyed by membership pattern (a class with a `merge` of a list,
+    like selection.PatternTable)."""
 
-    def create_accumulator(self) -> List[selection.PatternTable]:
+    def __init__(self, table_class=selection.PatternTable):
+        self._table_class = table_class
+
+    def create_accumulator(self) -> List:
         return []
 
     def add_input(self, tables, table):
-        return [selection.PatternTable.merge(tables + [table])]
+        return [self._table_class.merge(tables + [table])]
 
     def merge_accumulators(self, accumulators):
-        return [selection.PatternTable.merge([t for tables in accumulators for t in tables])]
+        return [self._table_class.merge([t for tables in accumulators for t in tables])]
 
-    def extract_output(self, tables) -> selection.PatternTable:
-        return selection.PatternTable.merge(tables)
+    def extract_output(self, tables):
+        return self._table_class.merge(tables)
 
 
 def _initial_state(
@@ -284,6 +320,14 @@ class _SumCountsFn(beam.CombineFn):
         return total
 
 
+def sum_arrays(arrays, shape) -> np.ndarray:
+    """Sum of numpy arrays of one shape (a CombineGlobally function; zeros if none)."""
+    total = np.zeros(shape)
+    for array in arrays:
+        total += array
+    return total
+
+
 class DiscoverSlices(beam.PTransform):
     """PCollection[ColumnBatch] -> singleton SliceSearchResult.
 
@@ -291,6 +335,9 @@ class DiscoverSlices(beam.PTransform):
     BuildEncoders), then runs one counting pass per lattice level: candidates
     come from the previous level's state as a side input, per-batch counts
     are summed globally and folded into the next state.
+
+    Once applied, `conditions` is the singleton PCollection of the refined candidates'
+    conditions, so later passes can count membership in the findings.
     """
 
     def __init__(
@@ -303,6 +350,7 @@ class DiscoverSlices(beam.PTransform):
         self._encoders = encoders
         self._config = config
         self._rows_per_batch = rows_per_batch
+        self.conditions: Optional[beam.PCollection] = None
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
         encoders = beam.pvalue.AsSingleton(self._encoders)
@@ -332,20 +380,17 @@ class DiscoverSlices(beam.PTransform):
             | 'CountRanges' >> beam.Map(_count_histograms, histograms)
             | 'SumRanges' >> beam.CombineGlobally(_SumCountsFn())
         )
-        conditions = beam.pvalue.AsSingleton(
-            state
-            | 'RefineRanges'
-            >> beam.Map(
-                ranges.refine,
-                encoders,
-                histograms,
-                beam.pvalue.AsSingleton(histogram_counts),
-            )
+        self.conditions = state | 'RefineRanges' >> beam.Map(
+            ranges.refine,
+            encoders,
+            histograms,
+            beam.pvalue.AsSingleton(histogram_counts),
         )
+        conditions = beam.pvalue.AsSingleton(self.conditions)
         table = (
             encoded
             | 'CountPatterns' >> beam.Map(_count_patterns, conditions)
-            | 'SumPatterns' >> beam.CombineGlobally(_MergePatternsFn())
+            | 'SumPatterns' >> beam.CombineGlobally(MergePatternTablesFn())
         )
         return state | 'Summarize' >> beam.Map(
             findings.summarize, encoders, conditions, beam.pvalue.AsSingleton(table)

@@ -4,6 +4,8 @@ Version 2 (top-level keys; 1 had no impact fields and listed slices by SliceLine
   version            2
   created            ISO time the report was written
   label_key, splits, class_names
+  label_name         the label as the user named it (the raw column when the model's label
+                     is a transformed feature), else label_key
   overall            {examples, errors, error_rate, accuracy, mean_loss}
   confusion          {matrix: counts[true][predicted], normalized: row rates,
                       top_pairs: [{true, predicted, count, share_of_errors, rate_in_true_class}]}
@@ -17,9 +19,21 @@ Version 2 (top-level keys; 1 had no impact fields and listed slices by SliceLine
                      search_*/holdout_* counts, p_value and q_value (its
                      hold-out test, Bonferroni-adjusted), held;
                      feature_values (per feature value: size, error rate, 95% CI, lift,
-                     p-value, BH q-value), feature_notes (capping and binning notes)
+                     p-value, BH q-value), feature_notes (capping and binning notes,
+                     columns left out of slicing and why)
   hardest_examples   most confident mistakes: {example_id, label, predicted, confidence,
                      loss, features}
+  classes            per class: {class, support, predicted, correct, precision, recall}
+                     (precision None if never predicted, recall None if no examples)
+  diagnosis          confident learning and calibration over all rows (see
+                     search/diagnosis.py), or null: {overall: {rows, errors, suspects,
+                     suspect_rate, suspect_share_of_errors, mistake_confidence,
+                     calibration_error, train_rows}, thresholds (per class),
+                     label_suspects: the most suspicious examples, lowest probability of
+                     their given label first (as hardest_examples, plus label_probability)}
+                     Each entry of slices.slices also gets `diagnosis`: {coverage:
+                     {train_rows, train_share, analysed_share} or null without a train
+                     split, inside and outside (as diagnosis.overall), rule, next_step}
   tfma               Evaluator's sliced metrics: [{slice, features, metrics}], or []
   gallery            image data only: per confusion pair, most frequent first,
                      {true, predicted, count, examples: [{example_id, confidence, png}]}
@@ -87,10 +101,26 @@ def _tags_section(tags: Optional[Dict], examples: int, accuracy: float) -> Optio
     }
 
 
+def _diagnosis_section(
+    diagnosis: Optional[Dict], slices: Dict, label_suspects: Sequence[Dict]
+) -> Optional[Dict]:
+    """The overall diagnosis; each listed slice gets its own (matched by its text)."""
+    if diagnosis is None:
+        return None
+    for entry in slices['slices']:
+        entry['diagnosis'] = diagnosis['candidates'].get(entry['slice'])
+    return {
+        'overall': diagnosis['overall'],
+        'thresholds': diagnosis['thresholds'],
+        'label_suspects': list(label_suspects),
+    }
+
+
 def build_report(
     *,
     label_key: str,
     splits: Sequence[str],
+    label_name: Optional[str] = None,
     class_names: Sequence[str],
     totals: Dict,
     slices: Dict,
@@ -101,21 +131,26 @@ def build_report(
     tags: Optional[Dict] = None,
     baseline: Optional[Dict] = None,
     gate: Optional[Dict] = None,
+    diagnosis: Optional[Dict] = None,
+    label_suspects: Sequence[Dict] = (),
 ) -> Dict:
     """`baseline`: {'report': a baseline report.json, 'info': {...}} (baseline.read_baseline),
     to compare with. `gate`: the slice gate's settings (gate.slice_gate's keyword arguments
-    mode, max_slice_error_rate, significance); None: off."""
+    mode, max_slice_error_rate, significance); None: off. `diagnosis`: the Beam part
+    {overall, thresholds, candidates: slice text -> diagnosis}; `label_suspects`: the most
+    suspicious examples."""
     matrix = np.asarray(totals['confusion'], dtype=np.int64)
     examples = int(matrix.sum())
     correct = int(np.trace(matrix))
     names = list(class_names)
-    for row in hardest:
+    for row in [*hardest, *label_suspects]:
         row['label_name'] = names[row['label']]
         row['predicted_name'] = names[row['predicted']]
     report = {
         'version': REPORT_VERSION,
         'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'label_key': label_key,
+        'label_name': label_name or label_key,
         'splits': list(splits),
         'class_names': names,
         'overall': {
@@ -132,6 +167,8 @@ def build_report(
         },
         'slices': slices,
         'hardest_examples': hardest,
+        'classes': confusion.per_class(matrix, names),
+        'diagnosis': _diagnosis_section(diagnosis, slices, label_suspects),
         'tfma': tfma_rows,
         'gallery': _named_gallery(gallery, matrix, names),
         'tags': _tags_section(tags, examples, correct / examples if examples else 0.0),

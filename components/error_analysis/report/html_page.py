@@ -301,22 +301,134 @@ def _tags(report: Dict) -> str:
     )
 
 
+def _classes(report: Dict) -> str:
+    """Per class support, predictions, precision and recall."""
+    rows = [
+        [
+            _td(c['class']),
+            _td(f'{c["support"]:,}', True),
+            _td(f'{c["predicted"]:,}', True),
+            _td(_pct(c['precision']) if c['precision'] is not None else 'never predicted', True),
+            _td(_pct(c['recall']), True),
+        ]
+        for c in report.get('classes') or []
+    ]
+    if not rows:
+        return ''
+    return '<h2>Per class</h2>' + _table(
+        ['class', 'support', 'predicted', 'precision', 'recall'], rows
+    )
+
+
+def _num(x: Optional[float], digits: int = 2) -> str:
+    return '' if x is None else f'{x:.{digits}f}'
+
+
+def _next_steps(report: Dict) -> str:
+    """Each finding's evidence inside vs outside and the next step the rules chose."""
+    findings = [
+        s
+        for s in report['slices']['slices']
+        if s['held'] and not s.get('parent') and s.get('diagnosis')
+    ]
+    if not findings:
+        return ''
+    rows = []
+    for s in findings:
+        d = s['diagnosis']
+        inside, outside, coverage = d['inside'], d['outside'], d['coverage']
+        rows.append(
+            [
+                _td(s['slice']),
+                _td(
+                    f'{_pct(coverage["train_share"])} ({coverage["train_rows"]:,} rows) vs '
+                    f'{_pct(coverage["analysed_share"])}'
+                    if coverage
+                    else 'no train split',
+                    True,
+                ),
+                _td(
+                    f'{_pct(inside["suspect_share_of_errors"])} vs '
+                    f'{_pct(outside["suspect_share_of_errors"])}',
+                    True,
+                ),
+                _td(
+                    f'{_num(inside["mistake_confidence"])} vs '
+                    f'{_num(outside["mistake_confidence"])}',
+                    True,
+                ),
+                _td(
+                    f'{_num(inside["calibration_error"], 3)} vs '
+                    f'{_num(outside["calibration_error"], 3)}',
+                    True,
+                ),
+                _td(d['next_step']),
+            ]
+        )
+    return (
+        '<h2>What to do next, per finding</h2><p class=muted>Inside the finding vs outside it. '
+        'Train share: share of the training rows in the finding vs its share of the analysed '
+        'rows. Label suspects (confident learning): share of the errors whose given label the '
+        'model finds unlikely while it confidently predicts another class. Calibration error: '
+        'expected calibration error over 10 confidence bins.</p>'
+        + _table(
+            [
+                'finding',
+                'train share vs here',
+                'errors that are label suspects',
+                'confidence on mistakes',
+                'calibration error',
+                'next step',
+            ],
+            rows,
+        )
+    )
+
+
+def _label_suspects(report: Dict) -> str:
+    """The most suspicious labels, lowest probability of the given label first."""
+    diagnosis = report.get('diagnosis')
+    if not diagnosis or not diagnosis['label_suspects']:
+        return ''
+    rows = diagnosis['label_suspects']
+    features = list(rows[0]['features'])
+    body = [
+        [
+            _td(r['example_id']),
+            _td(r['label_name']),
+            _td(f'{r["label_probability"]:.3f}', True),
+            _td(r['predicted_name']),
+            _td(f'{r["confidence"]:.3f}', True),
+        ]
+        + [_td(r['features'].get(f)) for f in features]
+        for r in rows
+    ]
+    overall = diagnosis['overall']
+    return f'<h2>Label suspects ({overall["suspects"]:,}, most suspicious first)</h2>' + _table(
+        ['example id', 'given label', 'its probability', 'predicted', 'confidence'] + features,
+        body,
+    )
+
+
 def render(report: Dict) -> str:
     overall = report['overall']
     insights = ''.join(f'<li>{_e(line)}</li>' for line in report['insights'])
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>Blindspot error analysis</title><style>{_CSS}</style></head><body>
-<h1>Error analysis — {_e(report['label_key'])} on {_e(', '.join(report['splits']))}</h1>
+<h1>Error analysis — {_e(report.get('label_name') or report['label_key'])} on {_e(', '.join(report['splits']))}</h1>
 <p class=muted>{overall['examples']:,} examples, accuracy {_pct(overall['accuracy'])},
 report v{report['version']} written {_e(report['created'])}</p>
 <h2>Insights</h2><ul class="insights">{insights}</ul>
 {charts.html_section(report)}
 <h2>Confusion matrix</h2>{_confusion(report)}
+{_classes(report)}
 {_tags(report)}
 {_gallery(report)}
 <h2>Failing slices found automatically</h2>{_slices(report)}
+{_next_steps(report)}
 {render_comparison(report)}
 <h2>Error rate by feature value</h2>{_feature_values(report)}
 <h2>TFMA sliced metrics (Evaluator)</h2>{_tfma(report)}
 <h2>Hardest examples (most confident mistakes)</h2>{_hardest(report)}
+{_label_suspects(report)}
 </body></html>"""

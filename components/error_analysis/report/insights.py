@@ -1,8 +1,9 @@
 """The few plain sentences a person reads first."""
 
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 from components.error_analysis.report.compare import comparison_insights
+from components.error_analysis.search.confusion import underpredicted
 
 
 def _pct(x: float) -> str:
@@ -47,6 +48,7 @@ def insights(report: Dict, max_slices: int = 3) -> List[str]:
             f'elsewhere, {_pct(s["size"] / overall["examples"])} of examples; held on held-out '
             'data)' + (f'; worst inside it: {children[0]}.' if children else '.')
         )
+    lines += diagnosis_insights(report, findings[:max_slices])
     tags = report.get('tags')
     if tags:
         from components.error_analysis.tags.prioritize import gain_sentence
@@ -71,4 +73,46 @@ def insights(report: Dict, max_slices: int = 3) -> List[str]:
         )
     if report.get('comparison'):  # what changed since the latest blessed model's report
         lines += comparison_insights(report['comparison'])
+    return lines
+
+
+def _examples(count: int) -> str:
+    return f'{count:,} example' + ('' if count == 1 else 's')
+
+
+def diagnosis_insights(report: Dict, findings: Sequence[Dict]) -> List[str]:
+    """Classes the model never or rarely predicts, the next step for each finding (chosen
+    by the rules in search/diagnosis.py) and the label suspects found."""
+    lines = []
+    never = [c for c in underpredicted(report.get('classes') or []) if not c['predicted']]
+    rarely = [c for c in underpredicted(report.get('classes') or []) if c['predicted']]
+    if never:
+        lines.append(
+            'The model never predicts '
+            + ', '.join(f'{c["class"]} ({_examples(c["support"])})' for c in never)
+            + '.'
+        )
+    if rarely:
+        lines.append(
+            'The model rarely predicts '
+            + ', '.join(
+                f'{c["class"]} ({c["predicted"]:,} predictions for {_examples(c["support"])}, '
+                f'recall {_pct(c["recall"])})'
+                for c in rarely
+            )
+            + '.'
+        )
+    for finding in findings:
+        if finding.get('diagnosis'):
+            lines.append(f'{finding["slice"]}: {finding["diagnosis"]["next_step"]}.')
+    diagnosis = report.get('diagnosis')
+    if diagnosis and diagnosis['overall']['suspects']:
+        overall = diagnosis['overall']
+        lines.append(
+            f'{overall["suspects"]:,} examples ({_pct(overall["suspect_rate"])}) are label '
+            'suspects (confident learning: the model predicts another class with at least its '
+            'usual confidence for that class, and gives the given label less than its usual '
+            'share); the most suspicious are listed in the report and marked in the review '
+            'sheet.'
+        )
     return lines

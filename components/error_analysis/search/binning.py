@@ -7,12 +7,14 @@ cut at quantiles, so users never have to bin anything by hand.
 
 import dataclasses
 import itertools
+import re
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
 CATEGORICAL = 'categorical'
 NUMERIC = 'numeric'
+LEFT_OUT = 'left out'  # a column that cannot make a slice: no codes, only a note
 OTHER = '(other)'
 MISSING = '(missing)'
 _SIGNIFICANT_DIGITS = 3
@@ -78,26 +80,33 @@ class FeatureEncoder:
     def cardinality(self) -> int:
         return len(self.labels)
 
-    def encode(self, values: np.ndarray) -> np.ndarray:
-        """Codes (int32) of a batch of raw values of this feature."""
+    def encode(self, values: np.ndarray, strict: bool = True) -> np.ndarray:
+        """Codes (int32) of a batch of raw values of this feature (all 0 for a feature left
+        out: no predicate reads them). A value the encoder has no code for (a category or a
+        missing value not seen when it was built) is an error, or with strict=False the code
+        -1, which no slice holds: for other data than the encoder was built from."""
+        if self.kind == LEFT_OUT:
+            return np.zeros(len(values), dtype=np.int32)
         if self.kind == NUMERIC:
-            return self._encode_numeric(np.asarray(values, dtype=np.float64))
-        return self._encode_categorical(np.asarray(values, dtype=object))
+            return self._encode_numeric(np.asarray(values, dtype=np.float64), strict)
+        return self._encode_categorical(np.asarray(values, dtype=object), strict)
 
-    def _encode_numeric(self, values: np.ndarray) -> np.ndarray:
+    def _encode_numeric(self, values: np.ndarray, strict: bool) -> np.ndarray:
         codes = np.searchsorted(
             np.asarray(self.edges, dtype=np.float64), values, side='right'
         ).astype(np.int32)
         missing = np.isnan(values)
         if missing.any():
-            if self.missing_code < 0:
+            if self.missing_code < 0 and not strict:
+                codes[missing] = -1
+            elif self.missing_code < 0:
                 raise ValueError(
                     f'{self.name}: missing values, but none were seen when the encoder was built.'
                 )
             codes[missing] = self.missing_code
         return codes
 
-    def _encode_categorical(self, values: np.ndarray) -> np.ndarray:
+    def _encode_categorical(self, values: np.ndarray, strict: bool) -> np.ndarray:
         lookup = {value: code for code, value in enumerate(self.vocabulary)}
         if self.missing_code >= 0:
             lookup[None] = lookup[''] = self.missing_code
@@ -106,7 +115,7 @@ class FeatureEncoder:
             dtype=np.int32,
             count=len(values),
         )
-        if (codes < 0).any():
+        if strict and (codes < 0).any():
             raise ValueError(
                 f'{self.name}: values not seen when the encoder was '
                 'built and no "(other)" code to put them in.'
@@ -241,3 +250,62 @@ def _unique_texts(numbers: np.ndarray) -> list[str]:
         if len(set(text)) == len(text):
             break
     return text
+
+
+# Columns that cannot make a slice (README, "The error-analysis report"): identifier-like
+# (distinct values in at least this share of the rows that have one, and more than the
+# values kept), ISO dates or times, epoch seconds (a name with 'time' or 'date' and values
+# between these bounds: 2000-01-01 and 2100-01-01), and constant columns.
+ID_LIKE_SHARE = 0.9
+EPOCH_SECONDS = (946_684_800, 4_102_444_800)
+_ISO_DATE = re.compile(
+    r'^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)?)?$'
+)
+
+
+def left_out_encoder(name: str, reason: str) -> FeatureEncoder:
+    """A column kept out of slicing; `reason` becomes its note in the report."""
+    return FeatureEncoder(
+        name=name, kind=LEFT_OUT, labels=[], note=f'left out of slicing: {reason}'
+    )
+
+
+def categorical_unsliceable(
+    values: Sequence[str], num_distinct: int, present_rows: int, max_values: int, missing: int = 0
+) -> Optional[str]:
+    """Why a text column cannot make a slice, or None. `values`: its most frequent values;
+    num_distinct and present_rows count the rows with a value, `missing` the others."""
+    if not present_rows:
+        return 'empty (missing in every row)'
+    if num_distinct > max_values and num_distinct >= ID_LIKE_SHARE * present_rows:
+        return (
+            f'identifier-like ({num_distinct:,} distinct values in {present_rows:,} rows): a '
+            'slice would be one row'
+        )
+    if values and all(_ISO_DATE.match(value) for value in values):
+        return (
+            'dates or times (ISO): add their parts (year, month, weekday, hour) as columns to '
+            'slice by them'
+        )
+    if num_distinct == 1 and not missing:
+        return f'constant (one value, {values[0]!r}, in every row)'
+    return None
+
+
+def numeric_unsliceable(
+    name: str, low: float, high: float, num_distinct: Optional[int]
+) -> Optional[str]:
+    """Why a numeric column cannot make a slice, or None; low and high: its range."""
+    lowered = name.lower()
+    if (
+        ('time' in lowered or 'date' in lowered)
+        and EPOCH_SECONDS[0] <= low
+        and high < EPOCH_SECONDS[1]
+    ):
+        return (
+            'timestamps (epoch seconds): add their parts (year, month, weekday, hour) as '
+            'columns to slice by them'
+        )
+    if num_distinct == 1:
+        return f'constant (one value, {format_number(low)}, in every row)'
+    return None

@@ -40,3 +40,37 @@ def top_confusions(counts: np.ndarray, class_names: Sequence[str], k: int = 5) -
             }
         )
     return pairs
+
+
+# A class is "rarely predicted" when the model predicts it for less than this share of its
+# true examples (predictions of it, right or wrong, over its support).
+RARELY_PREDICTED = 0.5
+
+
+def per_class(counts: np.ndarray, class_names: Sequence[str]) -> List[Dict]:
+    """Support (true examples), predictions, precision and recall of each class; precision
+    is None for a class never predicted, recall None for a class with no examples."""
+    counts = np.asarray(counts, dtype=np.int64)
+    support = counts.sum(axis=1)
+    predicted = counts.sum(axis=0)
+    correct = np.diag(counts)
+    return [
+        {
+            'class': class_names[c],
+            'support': int(support[c]),
+            'predicted': int(predicted[c]),
+            'correct': int(correct[c]),
+            'precision': float(correct[c] / predicted[c]) if predicted[c] else None,
+            'recall': float(correct[c] / support[c]) if support[c] else None,
+        }
+        for c in range(len(class_names))
+    ]
+
+
+def underpredicted(classes: Sequence[Dict]) -> List[Dict]:
+    """Classes with examples that the model never predicts, or predicts for fewer than
+    RARELY_PREDICTED of their examples; fewest predictions per example first."""
+    found = [
+        c for c in classes if c['support'] and c['predicted'] < RARELY_PREDICTED * c['support']
+    ]
+    return sorted(found, key=lambda c: (c['predicted'] / c['support'], -c['support']))

@@ -200,10 +200,7 @@ def summarize(
     search_rows, search_errors, holdout_rows, holdout_errors = (int(t) for t in totals)
     rows, errors = search_rows + holdout_rows, search_errors + holdout_errors
     chosen = selection.select(table, conditions, totals, config.significance, config.num_slices)
-    texts = [
-        ' AND '.join(label for _, label, _ in ranges.condition_labels(c, encoders))
-        for c in conditions
-    ]
+    texts = [ranges.condition_text(c, encoders) for c in conditions]
     holdout_rate = holdout_errors / max(holdout_rows, 1)
     slices = []
     for entry in chosen:

@@ -161,3 +161,8 @@ def condition_labels(
         for f, low, high in conditions.tolist()
         if f != NO_FEATURE
     ]
+
+
+def condition_text(conditions: np.ndarray, encoders: Sequence[binning.FeatureEncoder]) -> str:
+    """One slice's conditions as the report writes them ('a = x AND 1 <= b < 2')."""
+    return ' AND '.join(label for _, label, _ in condition_labels(conditions, encoders))

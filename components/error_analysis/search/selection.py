@@ -60,6 +60,20 @@ def membership(codes: np.ndarray, conditions: np.ndarray) -> np.ndarray:
     return patterns
 
 
+def sum_by_pattern(patterns: np.ndarray, values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(distinct patterns sorted, per-pattern column sums of values (rows, k))."""
+    distinct, inverse = np.unique(patterns, return_inverse=True)
+    sums = np.zeros((len(distinct), values.shape[1]), dtype=values.dtype)
+    np.add.at(sums, inverse.reshape(-1), values)
+    return distinct, sums
+
+
+def pattern_bits(patterns: np.ndarray, num_candidates: int) -> np.ndarray:
+    """(m, num_candidates) bool: bit i of each membership pattern."""
+    shifts = np.arange(num_candidates, dtype=np.uint64)
+    return ((patterns[:, None] >> shifts) & np.uint64(1)).astype(bool)
+
+
 @dataclasses.dataclass
 class PatternTable:
     """Rows and errors per half for each distinct membership pattern (mergeable)."""
@@ -88,17 +102,16 @@ class PatternTable:
         tables = [t for t in tables if t is not None and len(t.patterns)]
         if not tables:
             return cls(np.zeros(0, np.uint64), np.zeros((0, 4), np.int64))
-        patterns = np.concatenate([t.patterns for t in tables])
-        counts = np.concatenate([t.counts for t in tables])
-        distinct, inverse = np.unique(patterns, return_inverse=True)
-        merged = np.zeros((len(distinct), 4), dtype=np.int64)
-        np.add.at(merged, inverse, counts)
-        return cls(distinct, merged)
+        return cls(
+            *sum_by_pattern(
+                np.concatenate([t.patterns for t in tables]),
+                np.concatenate([t.counts for t in tables]),
+            )
+        )
 
     def bits(self, num_candidates: int) -> np.ndarray:
         """(m, num_candidates) bool membership."""
-        shifts = np.arange(num_candidates, dtype=np.uint64)
-        return ((self.patterns[:, None] >> shifts) & np.uint64(1)).astype(bool)
+        return pattern_bits(self.patterns, num_candidates)
 
 
 @dataclasses.dataclass(frozen=True)

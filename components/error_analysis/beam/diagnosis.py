@@ -1,0 +1,126 @@
+"""Beam glue for the per-finding diagnosis (search/diagnosis.py holds the logic): class
+thresholds for confident learning in one aggregation pass, the suspect flag per example, and
+one counting pass over the analysed and training rows per membership pattern."""
+
+import dataclasses
+from typing import Dict, List, Sequence
+
+import apache_beam as beam
+import numpy as np
+
+from components.error_analysis.beam import slices as beam_slices
+from components.error_analysis.beam.predictions import PredictionBatch
+from components.error_analysis.search import binning, diagnosis
+
+
+class FlagLabelSuspects(beam.PTransform):
+    """PCollection[PredictionBatch] -> the same batches with `label_suspect` set, and the
+    per-class thresholds (a singleton) that decided it."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self._num_classes = num_classes
+
+    def expand(self, batches: beam.PCollection):
+        num_classes = self._num_classes
+        thresholds = (
+            batches
+            | 'ClassProbabilitySums'
+            >> beam.Map(
+                lambda b: diagnosis.class_probability_sums(b.probabilities, b.labels, num_classes)
+            )
+            | 'SumClassProbabilities'
+            >> beam.CombineGlobally(beam_slices.sum_arrays, shape=(2, num_classes))
+            | 'Thresholds' >> beam.Map(diagnosis.class_thresholds)
+        )
+        flagged = batches | 'FlagSuspects' >> beam.Map(_flag, beam.pvalue.AsSingleton(thresholds))
+        return flagged, thresholds
+
+
+def _flag(batch: PredictionBatch, thresholds: np.ndarray) -> PredictionBatch:
+    suspects = diagnosis.label_suspects(batch.probabilities, batch.labels, thresholds)
+    return dataclasses.replace(batch, label_suspect=suspects)
+
+
+def _analysed_sums(
+    batch: PredictionBatch,
+    slice_names: Sequence[str],
+    encoders: Sequence[binning.FeatureEncoder],
+    conditions: np.ndarray,
+) -> diagnosis.PatternSums:
+    codes = beam_slices.encode_columns({n: batch.columns[n] for n in slice_names}, encoders)
+    values = diagnosis.row_values(batch.errors, batch.label_suspect, batch.confidence)
+    return diagnosis.PatternSums.count(codes, conditions, values)
+
+
+def _train_sums(
+    columns: Dict[str, np.ndarray],
+    encoders: Sequence[binning.FeatureEncoder],
+    conditions: np.ndarray,
+) -> diagnosis.PatternSums:
+    # Training rows may hold values the analysed split has not (then in no slice).
+    codes = beam_slices.encode_columns(columns, encoders, strict=False)
+    return diagnosis.PatternSums.count(codes, conditions, diagnosis.train_row_values(len(codes)))
+
+
+def _diagnoses(
+    table: diagnosis.PatternSums,
+    conditions: np.ndarray,
+    encoders: Sequence[binning.FeatureEncoder],
+    thresholds: np.ndarray,
+) -> Dict:
+    return {
+        'overall': diagnosis.overall(table),
+        'thresholds': [None if np.isnan(t) else float(t) for t in thresholds],
+        'candidates': diagnosis.diagnose_candidates(table, conditions, encoders),
+    }
+
+
+class DiagnoseCandidates(beam.PTransform):
+    """Flagged PredictionBatches -> singleton {overall, thresholds, candidates: slice text ->
+    diagnosis}, counting membership in the candidates (conditions, a singleton from
+    DiscoverSlices) over these rows and over the training rows' slicing columns."""
+
+    def __init__(
+        self,
+        slice_names: Sequence[str],
+        encoders: beam.PCollection,
+        conditions: beam.PCollection,
+        thresholds: beam.PCollection,
+        train_columns: beam.PCollection,
+    ):
+        super().__init__()
+        self._slice_names = list(slice_names)
+        self._encoders = encoders
+        self._conditions = conditions
+        self._thresholds = thresholds
+        self._train_columns = train_columns
+
+    def expand(self, flagged: beam.PCollection) -> beam.PCollection:
+        encoders = beam.pvalue.AsSingleton(self._encoders)
+        conditions = beam.pvalue.AsSingleton(self._conditions)
+        analysed = flagged | 'CountAnalysed' >> beam.Map(
+            _analysed_sums, self._slice_names, encoders, conditions
+        )
+        train = self._train_columns | 'CountTrain' >> beam.Map(_train_sums, encoders, conditions)
+        table = (
+            (analysed, train)
+            | 'BothSplits' >> beam.Flatten()
+            | 'SumDiagnostics'
+            >> (beam.CombineGlobally(beam_slices.MergePatternTablesFn(diagnosis.PatternSums)))
+        )
+        return table | 'Diagnose' >> beam.Map(
+            _diagnoses, conditions, encoders, beam.pvalue.AsSingleton(self._thresholds)
+        )
+
+
+def suspect_rows(batch: PredictionBatch, n: int, example_row) -> List[Dict]:
+    """This batch's n suspects with the lowest probability of their given label, as report
+    rows (example_row(batch, i) builds one) with that probability."""
+    suspects = np.flatnonzero(batch.label_suspect)
+    given = batch.probabilities[suspects, batch.labels[suspects]]
+    order = np.argsort(given, kind='stable')[:n]
+    return [
+        {**example_row(batch, int(suspects[i])), 'label_probability': float(given[i])}
+        for i in order
+    ]

@@ -1,0 +1,242 @@
+"""Why a finding fails and what to try next, from evidence counted over examples (numpy only).
+
+Label-noise suspects follow confident learning (Northcutt, Jiang, Chuang, JAIR 2021): the
+threshold of class j is the mean probability the model gives j over the examples labelled j;
+an example is a suspect when the class k the model predicts is another than its label, k
+reaches its own threshold (p_k >= t_k) and the given label does not (p_label < t_label). The
+analysed split's probabilities are out-of-sample, which the method needs. Requiring k to be
+the predicted class (the paper takes any class above its threshold) keeps a class with a
+handful of examples, whose threshold can be near 0, from flagging correct predictions.
+
+Per finding, one counting pass sums per-row values (DIAGNOSTIC_COLUMNS) per pattern of
+membership in the candidates, as selection.PatternTable counts errors; the training split's
+rows add to the same table in the TRAIN_ROWS column. Inside and outside a finding are then
+exact sums over that table.
+
+The next step is chosen by these rules, in order (README, "What to do next"):
+1. Under-represented in training: its share of train rows is below UNDER_REPRESENTED x its
+   share of the analysed rows, or it has fewer than MIN_TRAIN_ROWS train rows
+   -> collect more examples like these.
+2. Label noise: at least LABEL_NOISE of its errors are label suspects, and its rows are
+   suspects at least SUSPECT_CONCENTRATION times as often as the rows outside it (in a binary
+   task nearly every confident mistake is a suspect, so the share alone says little)
+   -> review these labels.
+3. Otherwise, mistakes made with mean confidence of at least OVERCONFIDENT: the model lacks a
+   signal there or follows a shortcut -> try a feature or a higher-capacity model.
+4. Otherwise (unsure mistakes): the examples are ambiguous to the model, or their labels are
+   noisy in a way it has learned to hedge on (confident learning cannot flag those) -> review
+   a sample of their labels, then try a feature that separates them.
+"""
+
+import dataclasses
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from components.error_analysis.search import binning, ranges, selection
+
+UNDER_REPRESENTED = 0.5
+MIN_TRAIN_ROWS = 20
+LABEL_NOISE = 0.5
+SUSPECT_CONCENTRATION = 2.0
+OVERCONFIDENT = 0.8
+CALIBRATION_BINS = 10
+
+# Per-row values summed per membership pattern.
+ROWS, ERRORS, SUSPECTS, SUSPECT_ERRORS, MISTAKE_CONFIDENCE, TRAIN_ROWS = range(6)
+_BINS = 6  # then per calibration bin: rows, summed confidence, correct predictions
+DIAGNOSTIC_COLUMNS = _BINS + 3 * CALIBRATION_BINS
+
+
+def class_probability_sums(
+    probabilities: np.ndarray, labels: np.ndarray, num_classes: int
+) -> np.ndarray:
+    """(2, classes): summed probability of class j over rows labelled j, and those rows."""
+    labels = np.asarray(labels, np.int64)
+    given = probabilities[np.arange(len(labels)), labels]
+    return np.stack(
+        [
+            np.bincount(labels, weights=given, minlength=num_classes),
+            np.bincount(labels, minlength=num_classes).astype(np.float64),
+        ]
+    )
+
+
+def class_thresholds(sums: np.ndarray) -> np.ndarray:
+    """t_j = mean probability of class j over rows labelled j; NaN for a class with none."""
+    with np.errstate(divide='ignore', invalid='ignore'):
+        return np.where(sums[1] > 0, sums[0] / np.maximum(sums[1], 1), np.nan)
+
+
+def label_suspects(
+    probabilities: np.ndarray, labels: np.ndarray, thresholds: np.ndarray
+) -> np.ndarray:
+    """(rows,) bool: the predicted class is another than the label and reaches its threshold,
+    while the given label does not. A class without a threshold (no labelled rows) never makes
+    a suspect."""
+    labels = np.asarray(labels, np.int64)
+    rows = np.arange(len(labels))
+    predicted = probabilities.argmax(axis=1)
+    with np.errstate(invalid='ignore'):
+        confident = probabilities[rows, predicted] >= thresholds[predicted]  # NaN -> False
+    given_below = probabilities[rows, labels] < np.nan_to_num(thresholds[labels], nan=-1.0)
+    return (predicted != labels) & confident & given_below
+
+
+def row_values(errors: np.ndarray, suspects: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """(rows, DIAGNOSTIC_COLUMNS) per-row values of analysed examples, to sum per pattern."""
+    errors = np.asarray(errors, np.float64)
+    suspects = np.asarray(suspects, np.float64)
+    confidence = np.asarray(confidence, np.float64)
+    values = np.zeros((len(errors), DIAGNOSTIC_COLUMNS))
+    values[:, ROWS] = 1.0
+    values[:, ERRORS] = errors
+    values[:, SUSPECTS] = suspects
+    values[:, SUSPECT_ERRORS] = suspects * errors
+    values[:, MISTAKE_CONFIDENCE] = confidence * errors
+    bins = np.clip((confidence * CALIBRATION_BINS).astype(np.int64), 0, CALIBRATION_BINS - 1)
+    rows = np.arange(len(errors))
+    values[rows, _BINS + 3 * bins] = 1.0
+    values[rows, _BINS + 3 * bins + 1] = confidence
+    values[rows, _BINS + 3 * bins + 2] = 1.0 - errors
+    return values
+
+
+def train_row_values(num_rows: int) -> np.ndarray:
+    """(rows, DIAGNOSTIC_COLUMNS) values of training rows: they only count as TRAIN_ROWS."""
+    values = np.zeros((num_rows, DIAGNOSTIC_COLUMNS))
+    values[:, TRAIN_ROWS] = 1.0
+    return values
+
+
+@dataclasses.dataclass
+class PatternSums:
+    """Summed per-row values per distinct membership pattern (mergeable)."""
+
+    patterns: np.ndarray  # (m,) uint64, sorted
+    sums: np.ndarray  # (m, DIAGNOSTIC_COLUMNS)
+
+    @classmethod
+    def count(cls, codes: np.ndarray, conditions: np.ndarray, values: np.ndarray) -> 'PatternSums':
+        return cls(*selection.sum_by_pattern(selection.membership(codes, conditions), values))
+
+    @classmethod
+    def merge(cls, tables: Sequence[Optional['PatternSums']]) -> 'PatternSums':
+        tables = [t for t in tables if t is not None and len(t.patterns)]
+        if not tables:
+            return cls(np.zeros(0, np.uint64), np.zeros((0, DIAGNOSTIC_COLUMNS)))
+        return cls(
+            *selection.sum_by_pattern(
+                np.concatenate([t.patterns for t in tables]),
+                np.concatenate([t.sums for t in tables]),
+            )
+        )
+
+
+def expected_calibration_error(sums: np.ndarray) -> Optional[float]:
+    """ECE over CALIBRATION_BINS equal-width confidence bins: sum over bins of
+    |mean confidence - accuracy| weighted by the bin's share of rows."""
+    bins = sums[_BINS:].reshape(CALIBRATION_BINS, 3)
+    rows = bins[:, 0].sum()
+    if not rows:
+        return None
+    return float(np.abs(bins[:, 1] - bins[:, 2]).sum() / rows)
+
+
+def _ratio(numerator: float, denominator: float) -> Optional[float]:
+    return float(numerator / denominator) if denominator else None
+
+
+def _side(sums: np.ndarray) -> Dict:
+    return {
+        'rows': int(sums[ROWS]),
+        'errors': int(sums[ERRORS]),
+        'suspects': int(sums[SUSPECTS]),
+        'suspect_rate': _ratio(sums[SUSPECTS], sums[ROWS]),
+        'suspect_share_of_errors': _ratio(sums[SUSPECT_ERRORS], sums[ERRORS]),
+        'mistake_confidence': _ratio(sums[MISTAKE_CONFIDENCE], sums[ERRORS]),
+        'calibration_error': expected_calibration_error(sums),
+    }
+
+
+def diagnose(inside: np.ndarray, total: np.ndarray) -> Dict:
+    """A finding's evidence (inside vs outside) and next step, from summed values."""
+    outside = total - inside
+    coverage = None
+    if total[TRAIN_ROWS] > 0:
+        coverage = {
+            'train_rows': int(inside[TRAIN_ROWS]),
+            'train_share': float(inside[TRAIN_ROWS] / total[TRAIN_ROWS]),
+            'analysed_share': float(inside[ROWS] / max(total[ROWS], 1)),
+        }
+    evidence = {'coverage': coverage, 'inside': _side(inside), 'outside': _side(outside)}
+    rule, text = next_step(evidence)
+    return {**evidence, 'rule': rule, 'next_step': text}
+
+
+def _pct(x: float) -> str:
+    return f'{100 * x:.0f}%' if x >= 0.01 or x == 0 else f'{100 * x:.1f}%'
+
+
+def next_step(evidence: Dict) -> Tuple[str, str]:
+    """(rule, one line) chosen by the rules in the module docstring."""
+    coverage = evidence['coverage']
+    inside = evidence['inside']
+    if coverage is not None and (
+        coverage['train_share'] < UNDER_REPRESENTED * coverage['analysed_share']
+        or coverage['train_rows'] < MIN_TRAIN_ROWS
+    ):
+        return (
+            'under_represented',
+            f'under-represented in training ({_pct(coverage["train_share"])} of train rows, '
+            f'{coverage["train_rows"]:,}, vs {_pct(coverage["analysed_share"])} here): '
+            'collect more examples like these',
+        )
+    suspect_share = inside['suspect_share_of_errors']
+    outside_rate = evidence['outside']['suspect_rate'] or 0.0
+    if (
+        suspect_share is not None
+        and suspect_share >= LABEL_NOISE
+        and (inside['suspect_rate'] or 0.0) >= SUSPECT_CONCENTRATION * outside_rate
+    ):
+        return (
+            'label_noise',
+            f'{_pct(suspect_share)} of the errors are label suspects: review these labels '
+            '(most suspicious first in the label suspects list; marked in the review sheet)',
+        )
+    covered = 'well covered in training' if coverage is not None else 'training coverage unknown'
+    confidence = inside['mistake_confidence'] or 0.0
+    if confidence >= OVERCONFIDENT:
+        return (
+            'missing_signal',
+            f'{covered}, labels look consistent and the mistakes are confident (mean '
+            f'{confidence:.2f}): the model lacks a signal here or follows a shortcut; try a '
+            'feature or a higher-capacity model',
+        )
+    return (
+        'ambiguous',
+        f'{covered}, few label suspects and the mistakes are unsure (mean confidence '
+        f'{confidence:.2f}): the examples are ambiguous to the model, or their labels are '
+        'noisy; review a sample of labels, then try a feature that separates them',
+    )
+
+
+def diagnose_candidates(
+    table: PatternSums, conditions: np.ndarray, encoders: Sequence[binning.FeatureEncoder]
+) -> Dict[str, Dict]:
+    """Slice text (as the findings name it) -> diagnosis, for every candidate."""
+    count = min(len(conditions), selection.MAX_CANDIDATES)
+    total = table.sums.sum(axis=0) if len(table.patterns) else np.zeros(DIAGNOSTIC_COLUMNS)
+    bits = selection.pattern_bits(table.patterns, count)
+    return {
+        ranges.condition_text(conditions[i], encoders): diagnose(
+            table.sums[bits[:, i]].sum(axis=0), total
+        )
+        for i in range(count)
+    }
+
+
+def overall(table: PatternSums) -> Dict:
+    """All analysed rows: suspects and calibration, for the report's overview."""
+    total = table.sums.sum(axis=0) if len(table.patterns) else np.zeros(DIAGNOSTIC_COLUMNS)
+    return {**_side(total), 'train_rows': int(total[TRAIN_ROWS])}

@@ -1,0 +1,99 @@
+"""The diagnosis glue in Beam (in-process DirectRunner) on planted data, without a model:
+synthetic prediction batches go through the label-suspect flag, the slice search and the
+per-candidate counting over analysed and training rows."""
+
+import pickle
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from components.error_analysis.beam import diagnosis as beam_diagnosis
+from components.error_analysis.beam import slices as beam_slices
+from components.error_analysis.beam.analysis import example_row
+from components.error_analysis.beam.predictions import PredictionBatch
+from components.error_analysis.search import lattice
+from components.error_analysis.settings import Settings
+
+ROWS = 6000
+
+
+def _planted(seed: int = 0):
+    """Zone a (10%): labels at random while the model predicts from the signal, very confident;
+    zone b (10%): the model is unsure and wrong half the time, labels consistent; elsewhere
+    few mistakes. Training rows: zone b is 1% of them (10% here)."""
+    rng = np.random.default_rng(seed)
+    zone = rng.choice(np.array(list('abcdefghij'), dtype=object), ROWS)
+    truth = rng.integers(0, 2, ROWS)
+    labels = truth.copy()
+    in_a = zone == 'a'
+    labels[in_a] = rng.integers(0, 2, in_a.sum())
+    p_truth = np.select([zone == 'a', zone == 'b'], [0.98, 0.55], 0.93)
+    flip = (zone != 'a') & (rng.random(ROWS) < np.where(zone == 'b', 0.45, 0.04))
+    predicted_truth = np.where(flip, 1 - truth, truth)
+    p1 = np.where(predicted_truth == 1, p_truth, 1 - p_truth)
+    probabilities = np.column_stack([1 - p1, p1])
+    ids = np.array([f'row-{i}' for i in range(ROWS)], dtype=object)
+    batches = [
+        PredictionBatch(
+            ids[s : s + 500],
+            labels[s : s + 500],
+            probabilities[s : s + 500],
+            {'zone': zone[s : s + 500]},
+        )
+        for s in range(0, ROWS, 500)
+    ]
+    train_zone = np.array(['b'] * 60 + list('acdefghij') * 660, dtype=object)
+    train = [{'zone': train_zone[s : s + 1000]} for s in range(0, len(train_zone), 1000)]
+    return batches, train
+
+
+def test_planted_random_labels_and_rare_training_region_are_diagnosed(tmp_path):
+    batches, train = _planted()
+    config = lattice.SliceFinderConfig.from_settings(Settings(), max_predicates=1)
+
+    def save(value, name):
+        (tmp_path / name).write_bytes(pickle.dumps(value))
+
+    options = PipelineOptions(['--direct_running_mode=in_memory', '--direct_num_workers=1'])
+    with beam.Pipeline(options=options) as pipeline:
+        flagged, thresholds = (
+            pipeline | 'Batches' >> beam.Create(batches, reshuffle=False)
+        ) | beam_diagnosis.FlagLabelSuspects(num_classes=2)
+        columns = flagged | beam.Map(
+            lambda b: lattice.ColumnBatch({'zone': b.columns['zone']}, b.errors, b.example_ids)
+        )
+        encoders = columns | beam_slices.BuildEncoders(['zone'])
+        discover = beam_slices.DiscoverSlices(encoders, config)
+        result = columns | discover
+        train_columns = pipeline | 'Train' >> beam.Create(train, reshuffle=False)
+        diagnoses = flagged | beam_diagnosis.DiagnoseCandidates(
+            ['zone'], encoders, discover.conditions, thresholds, train_columns
+        )
+        suspects = (
+            flagged
+            | beam.FlatMap(beam_diagnosis.suspect_rows, 5, example_row)
+            | beam.combiners.Top.Of(5, key=lambda r: -r['label_probability'])
+        )
+        _ = result | 'SaveResult' >> beam.Map(save, 'result')
+        _ = diagnoses | 'SaveDiagnoses' >> beam.Map(save, 'diagnoses')
+        _ = suspects | 'SaveSuspects' >> beam.Map(save, 'suspects')
+    result = pickle.loads((tmp_path / 'result').read_bytes())
+    diagnoses = pickle.loads((tmp_path / 'diagnoses').read_bytes())
+    suspects = pickle.loads((tmp_path / 'suspects').read_bytes())
+
+    findings = {s.text for s in result.significant_slices}
+    assert {'zone = a', 'zone = b'} <= findings
+    random_labels = diagnoses['candidates']['zone = a']
+    rare = diagnoses['candidates']['zone = b']
+    assert random_labels['rule'] == 'label_noise', random_labels
+    assert random_labels['inside']['suspect_share_of_errors'] > 0.9
+    assert rare['rule'] == 'under_represented', rare
+    assert rare['coverage']['train_rows'] == 60
+    assert abs(rare['coverage']['analysed_share'] - 0.1) < 0.02
+    # The most suspicious examples come from the random-label zone, lowest given-label
+    # probability first.
+    assert len(suspects) == 5 and all(r['features']['zone'] == 'a' for r in suspects)
+    probabilities = [r['label_probability'] for r in suspects]
+    assert probabilities == sorted(probabilities) and probabilities[0] < 0.1
+    assert diagnoses['overall']['train_rows'] == len(np.concatenate([t['zone'] for t in train]))
