@@ -176,6 +176,12 @@ class Run:
         return _blessed(self.blessing)
 
     @property
+    def model_pushed(self) -> bool:
+        """Whether this run's model was pushed: the Pusher ran (the slice gate let it) and
+        pushed (the model was blessed); its artifact says so in the custom property 'pushed'."""
+        return self.pushed is not None and metadata.custom_value(self.pushed, 'pushed') == 1
+
+    @property
     def states(self) -> Dict[str, str]:
         return {name: c.state for name, c in self.components.items()}
 

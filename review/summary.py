@@ -38,7 +38,7 @@ def print_summary(
         if gate:
             verdict = 'passed' if gate['passed'] else 'BLOCKED'
             print(f'Slice gate ({gate["mode"]}): {verdict}: {gate["reason"]}')
-        print(f'Model pushed: {"yes" if run.pushed is not None else "no"}')
+        print(f'Model pushed: {"yes" if run.model_pushed else "no"}')
     evaluation = run.evaluation
     if evaluation is not None:
         rows = run.tfma_rows()

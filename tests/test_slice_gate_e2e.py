@@ -46,7 +46,7 @@ def gated_runs(tmp_path_factory):
 
 def test_clean_run_is_blessed_and_pushed(gated_runs):
     runs, _ = gated_runs
-    assert runs[0].blessed is True and runs[0].pushed is not None
+    assert runs[0].blessed is True and runs[0].model_pushed
     assert runs[0].report_json()['gate']['passed']
 
 
@@ -54,7 +54,7 @@ def test_new_blind_spot_blocks_the_push_of_a_blessed_model(gated_runs):
     runs, _ = gated_runs
     second = runs[1]
     assert second.blessed is True  # the Evaluator's thresholds let it through
-    assert second.pushed is None  # the slice gate did not
+    assert second.pushed is None and not second.model_pushed  # the slice gate did not
     gate = second.report_json()['gate']
     assert not gate['passed']
     assert any('trip_start_day = 7' in b['slice'] for b in gate['blocking']), gate
@@ -77,7 +77,7 @@ def test_gate_off_pushes_the_same_model(gated_runs):
         'reason': 'slice gate off',
         'blocking': [],
     }
-    assert third.pushed is not None
+    assert third.model_pushed
 
 
 def test_summary_names_the_blocking_slice(gated_runs):

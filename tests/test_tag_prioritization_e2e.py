@@ -94,7 +94,7 @@ def test_tags_and_rules_are_prioritized(taxi_run, report_uri, tmp_path):
         {
             **PROPS,
             'label_key': 'big_tipper',
-            'tags_uri': str(sheet),
+            'tags_file': str(sheet),
             'tag_rules': json.dumps(['night: trip_start_hour >= 22 or trip_start_hour < 5']),
             'tag_references': json.dumps({'night': 0.99}),
         },

@@ -251,6 +251,7 @@ def summarize(
         )
     return SliceSearchResult(
         config=config,
+        slices=_by_potential_gain(slices),
         rows=rows,
         errors=errors,
         search_rows=search_rows,
@@ -259,10 +260,25 @@ def summarize(
         holdout_errors=holdout_errors,
         min_support_rows=state.min_support_rows,
         level_sizes=list(state.level_sizes),
-        slices=slices,
         feature_values=_feature_value_stats(state, encoders),
         feature_notes={encoder.name: encoder.note for encoder in encoders if encoder.note},
     )
+
+
+def _by_potential_gain(slices: List[FailingSlice]) -> List[FailingSlice]:
+    """Findings by potential gain over all rows (selection ordered them on the search half),
+    each followed by its refinements; unconfirmed candidates last."""
+    groups: List[List[FailingSlice]] = []
+    unconfirmed = []
+    for failing in slices:
+        if not failing.held:
+            unconfirmed.append(failing)
+        elif failing.parent is None:
+            groups.append([failing])
+        else:
+            groups[-1].append(failing)
+    groups.sort(key=lambda group: -group[0].potential_gain)
+    return [failing for group in groups for failing in group] + unconfirmed
 
 
 def _feature_value_stats(
