@@ -3,6 +3,8 @@ end-to-end tests read back through ML Metadata."""
 
 import csv
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,30 @@ def write_sample(folder: Path, rows: int = SAMPLE_ROWS, edit=None) -> Path:
                 break
             writer.writerow(edit(i, row) if edit else row)
     return folder
+
+
+HELD_RUN_ID = '2026-01-02T03:04:05.000001'
+
+
+def hold_run_lock(out: Path) -> subprocess.Popen:
+    """Another process holding `out`'s run lock, as a running pipeline does (run HELD_RUN_ID);
+    returns once it holds it. The caller kills it."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            '-c',
+            'import time\n'
+            'from pipelines import run_lock\n'
+            f"lock = run_lock.acquire({str(out)!r}, 'blindspot-taxi', {HELD_RUN_ID!r})\n"
+            "print('locked', flush=True)\n"
+            'time.sleep(120)\n',
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == 'locked'
+    return holder
 
 
 @pytest.fixture(scope='session')

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_sample
+from tests.conftest import hold_run_lock, write_sample
 
 REPO = Path(__file__).resolve().parent.parent
 REFUSAL_SECONDS = 3.0
@@ -133,22 +133,8 @@ def test_busy_output_folder_is_refused(tmp_path, data):
     """A process holding the folder's run lock (as a running pipeline does) makes a second run
     refuse at once, naming the holder's PID and start time."""
     out = tmp_path / 'out'
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            '-c',
-            'import sys, time\n'
-            'from pipelines import run_lock\n'
-            f"lock = run_lock.acquire({str(out)!r}, 'blindspot-taxi', '2026-01-02T03:04:05.000001')\n"
-            "print('locked', flush=True)\n"
-            'time.sleep(120)\n',
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_run_lock(out)
     try:
-        assert holder.stdout.readline().strip() == 'locked'
         status, err, seconds = refuse('--data-root', str(data), '--output-dir', str(out))
         assert_refused(
             status, err, seconds, f'PID {holder.pid}', 'run 2026-01-02T03:04:05.000001',

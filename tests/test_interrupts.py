@@ -22,7 +22,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from tests.conftest import write_sample
+from tests.conftest import hold_run_lock, write_sample
 
 REPO = Path(__file__).resolve().parent.parent
 ROWS = 300
@@ -324,22 +324,8 @@ def test_history_leaves_a_live_runs_executions_alone(tmp_path):
 
     out = tmp_path / 'out'
     execution_id = _store_with_a_running_trainer(out)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            '-c',
-            'import time\n'
-            'from pipelines import run_lock\n'
-            f"lock = run_lock.acquire({str(out)!r}, 'blindspot-taxi', '2026-01-02T03:04:05.000001')\n"
-            "print('locked', flush=True)\n"
-            'time.sleep(120)\n',
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_run_lock(out)
     try:
-        assert holder.stdout.readline().strip() == 'locked'
         live = _cli(out, 'history')
         assert live.returncode == 0, live.stderr
         assert '(running)' in live.stdout and 'note:' not in live.stderr
