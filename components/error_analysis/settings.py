@@ -315,7 +315,3 @@ def _parse_references(items: Sequence[str], flag: str) -> Dict[str, float]:
         if not sep or not tag.strip():
             raise SettingsError(f'{flag} takes TAG=ACCURACY with an accuracy in 0..1, got {item!r}')
     return references
-
-
-def field_names() -> Sequence[str]:
-    return [f.name for f in dataclasses.fields(Settings)]
