@@ -45,8 +45,11 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Two pytest-xdist workers: most of a pipeline run is single-threaded start-up and Beam
+# overhead, so two runs at once use this 2-core machine better (TEST_WORKERS=0: one process).
+TEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest tests $(ARGS)
+	$(PY) -m pytest tests $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) $(ARGS)
 
 # Planted failures and null data through the real Beam path, beside the sliceline package.
 bench-findings: $(STAMP)

@@ -51,7 +51,17 @@ class RunConfig:
 # _PrismRunnerSupportVisitor) skips Prism for pipelines with --allow_unsafe_triggers, the one
 # option there with no other effect on these pipelines: it only lets non-default triggers
 # that could drop data through GroupByKey, and no step here sets a trigger.
-DIRECT_RUNNER_ARGS = ('--runner=DirectRunner', '--allow_unsafe_triggers')
+#
+# --sdk_container_image=none: with any Beam options, each TFX Beam executor packages the installed
+# TFX as an sdist for remote workers (tfx/utils/dependency_utils.py: copies and builds, 5-8 s per
+# step) unless a dependency option names the workers' environment. The DirectRunner's workers
+# run here, where TFX is installed, and ignore the image; a runner named with --beam-arg drops
+# this set-up, so TFX stages its package for it as before.
+DIRECT_RUNNER_ARGS = (
+    '--runner=DirectRunner',
+    '--allow_unsafe_triggers',
+    '--sdk_container_image=none',
+)
 # How Beam may name its DirectRunner (runners/runner.py looks names up case-insensitively,
 # with or without the 'Runner' suffix).
 _DIRECT_RUNNER_NAMES = {

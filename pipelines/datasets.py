@@ -165,7 +165,14 @@ def _csv(
     scan = preflight.scan_csv(data, label)
     in_schema = set(preflight.check_csv_schema(schema, label) if schema else scan.columns)
     features = [c for c in scan.feature_columns() if c in in_schema]
-    slices = [c for c in scan.low_cardinality_columns(F.LOW_CARDINALITY) if c in in_schema]
+    low_cardinality = [c for c in scan.low_cardinality_columns(F.LOW_CARDINALITY) if c in in_schema]
+    slices = F.tfma_slice_columns(low_cardinality, scan.distinct, label)
+    notes = list(scan.notes)
+    if len(low_cardinality) > len(slices):
+        notes.append(
+            f'TFMA slices by {", ".join(slices)} ({len(low_cardinality) - len(slices)} more '
+            'columns with few values are left to ErrorAnalysis, which searches every column)'
+        )
     classes = tuple(scan.label_classes)
     categorical = [
         c for c in features if scan.types[c] == 'int' and scan.distinct[c] <= F.LOW_CARDINALITY
@@ -200,7 +207,7 @@ def _csv(
             _csv_prepare, files=scan.files, missing_tokens=scan.missing_tokens
         ),
         user_data=True,
-        notes=scan.notes,
+        notes=tuple(notes),
         transformed_features=tuple(F.output_names(features, label)),
         columns=scan.columns,
     )

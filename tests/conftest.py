@@ -133,3 +133,12 @@ def ea_inputs(taxi_run, examples_uri=None, splits=('train', 'eval')):
     schema = standard_artifacts.Schema()
     schema.uri = metadata.output_artifact(first, 'ImportSchemaGen', 'schema').uri
     return {'examples': [examples], 'model': [model], 'schema': [schema]}
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs two pytest-xdist workers (--dist loadgroup). A module's tests stay on
+    one worker, so each module-scoped pipeline run happens once; the tests that read the
+    session's taxi_run share one worker, so it runs once too."""
+    for item in items:
+        group = 'taxi_run' if 'taxi_run' in item.fixturenames else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -192,9 +192,16 @@ def test_string_label_csv_is_sliced_by_low_cardinality_columns(customers_run):
     _, runs = customers_run
     rows = sliced_metrics(metadata.output_artifact(runs, 'Evaluator', 'evaluation').uri)
     sliced_on = {tuple(r['features']) for r in rows}
-    # city (5 values + missing), plan, visits (0..6), rating and the label; not age or income.
-    assert {('city',), ('plan',), ('visits',), ('rating',), ('spend',), ()} <= sliced_on
-    assert ('age',) not in sliced_on and ('income',) not in sliced_on
+    # The label, then the columns with the fewest values: plan (2), city and rating (5 each);
+    # visits (0..6) is left to ErrorAnalysis, and numbers (age, income) are not sliced.
+    assert F.MAX_TFMA_SLICE_COLUMNS == 4
+    assert {('city',), ('plan',), ('rating',), ('spend',), ()} == sliced_on
+
+
+def test_tfma_slices_the_label_then_the_columns_with_fewest_values():
+    distinct = {'a': 9, 'b': 2, 'y': 3, 'c': 9, 'd': 4, 'e': 20}
+    assert F.tfma_slice_columns(list(distinct), distinct, 'y') == ['y', 'b', 'd', 'a']
+    assert F.tfma_slice_columns(['a', 'b'], distinct, 'y') == ['b', 'a']
 
 
 def test_binary_csv_folder_with_curated_schema(sensors_run):

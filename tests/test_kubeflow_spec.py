@@ -328,6 +328,17 @@ def test_another_runner_replaces_the_direct_runner_options():
     assert explicit.beam_pipeline_args()[: len(DIRECT_RUNNER_ARGS)] == list(DIRECT_RUNNER_ARGS)
 
 
+def test_tfx_stages_no_package_for_the_direct_runner_but_does_for_another():
+    from tfx.utils import dependency_utils
+
+    from pipelines.config import RunConfig
+
+    direct = RunConfig().beam_pipeline_args()
+    assert dependency_utils.make_beam_dependency_flags(direct) == direct
+    other = RunConfig(beam_args=('--runner=FlinkRunner',)).beam_pipeline_args()
+    assert '--sdk_container_image=none' not in other
+
+
 def test_error_analysis(compiled):
     spec = compiled['spec']
     params = {

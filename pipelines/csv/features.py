@@ -2,15 +2,18 @@
 Evaluator. Pure Python: the preflight check imports it before TensorFlow is loaded."""
 
 import re
-from typing import Iterable, List
+from typing import Dict, Iterable, List, Sequence
 
 LABEL_KEY = 'label_xf'  # the label as class ids, what the Evaluator and ErrorAnalysis read
 LABEL_VOCAB = 'label'  # vocabulary file of the class names, in class-id order
 CLASS_NAMES_FILE = 'assets.extra/class_names.txt'  # under the serving model directory
 LABEL_NAME_FILE = 'assets.extra/label_name.txt'  # the label column's name, for the report
 
-LOW_CARDINALITY = 20  # columns with at most this many distinct values are sliced by TFMA,
-# and integer columns like that are treated as categories
+LOW_CARDINALITY = 20  # integer columns with at most this many distinct values are categories
+# TFMA's slicing specs: the label, then the low-cardinality columns with the fewest values, this
+# many in all. Every slice multiplies TFMA's metrics and plots; ErrorAnalysis searches every
+# column and their combinations, with per-value error rates and intervals, whatever this is.
+MAX_TFMA_SLICE_COLUMNS = 4
 VOCAB_TOP_K = 100  # most frequent values of a text column that get their own id
 NUM_OOV = 1  # one id shared by the rarer values (and values never seen in training)
 MISSING = '<missing>'  # what an empty text cell becomes (TFT's vocabulary drops empty strings)
@@ -19,6 +22,15 @@ MIN_ROWS = 20  # fewer rows would leave the eval split (a quarter) nearly empty
 
 # Column names become tf.Example keys, TensorFlow op names and Keras input names.
 NAME_PATTERN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+
+
+def tfma_slice_columns(
+    candidates: Sequence[str], distinct: Dict[str, int], label: str
+) -> List[str]:
+    """The columns TFMA slices by, from those with 2..LOW_CARDINALITY values (in file order):
+    the label first, then the fewest values first, MAX_TFMA_SLICE_COLUMNS in all."""
+    order = sorted(candidates, key=lambda c: (c != label, distinct[c]))
+    return order[:MAX_TFMA_SLICE_COLUMNS]
 
 
 def transformed_name(column: str) -> str:

@@ -11,6 +11,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
+from apache_beam.utils import shared
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 _PROB_EPS = 1e-7
@@ -107,8 +108,18 @@ def to_probabilities(scores: np.ndarray) -> np.ndarray:
     return scores
 
 
+# One loaded model per process, shared by the executor's fail-fast check and every Beam DoFn
+# instance in it (loading takes seconds; the in-process DirectRunner makes several instances).
+_MODELS = shared.Shared()
+
+
+def load_model(model_dir: str):
+    """The SavedModel at model_dir, loaded once per process while in use."""
+    return _MODELS.acquire(lambda: tf.saved_model.load(model_dir), tag=model_dir)
+
+
 class Predictor:
-    """Loads the serving model once; `predict` runs one batch of serialized examples."""
+    """The serving model (see load_model); `predict` runs one batch of serialized examples."""
 
     def __init__(
         self,
@@ -117,7 +128,7 @@ class Predictor:
         feature_spec: Dict,
         transformed_features: Sequence[str] = (),
     ):
-        self._model = tf.saved_model.load(model_dir)
+        self._model = load_model(model_dir)
         signatures = self._model.signatures
         if 'serving_default' not in signatures:
             raise InputError(
