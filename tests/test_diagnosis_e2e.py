@@ -91,7 +91,7 @@ def test_never_predicted_class_unsliceable_columns_and_values_as_written(orders_
     notes = report['slices']['feature_notes']
     assert notes['order_id'].startswith('left out of slicing: identifier-like')
     # The date column (one year of ISO dates) is sliced by its month and weekday.
-    split = "'day' (ISO dates or times) is sliced by its parts: day.month, day.weekday"
+    split = "'day' (dates or times) is sliced by its parts: day.month, day.weekday"
     assert notes['day.month'] == notes['day.weekday'] == split
     by_feature = {}
     for v in report['slices']['feature_values']:

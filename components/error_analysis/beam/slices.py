@@ -50,7 +50,7 @@ class _FeatureSketch:
     # them, None once there are more.
     few_values: Optional[np.ndarray] = dataclasses.field(default_factory=lambda: np.empty(0))
     integral: bool = True  # numeric only: every value is a whole number
-    # While every value reads as a date or time (ISO text; epoch seconds under a time-like
+    # While every value reads as a date or time (text, binning.DATE_PATTERN; epoch seconds under a time-like
     # name): each part's distinct values (binning.date_parts); None once one does not.
     parts: Optional[Dict[str, np.ndarray]] = None
 
@@ -216,7 +216,7 @@ class _EncoderStatsFn(beam.CombineFn):
 
 def _batch_parts(present: np.ndarray) -> Optional[Dict[str, np.ndarray]]:
     """The distinct date parts of a batch's present values, or None if one is not a date
-    (ISO text; for numbers, epoch seconds in binning.EPOCH_SECONDS)."""
+    (text matching binning.DATE_PATTERN; numbers: epoch seconds in binning.EPOCH_SECONDS)."""
     parts = binning.date_parts(present)
     if (parts['year'] < 0).any():
         return None

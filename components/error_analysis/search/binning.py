@@ -282,12 +282,15 @@ def _unique_texts(numbers: np.ndarray) -> list[str]:
 # Columns that cannot make a slice (README, "The error-analysis report"): identifier-like
 # (distinct values in at least this share of the rows that have one, and more than the
 # values kept; numbers also need integer values, see numeric_identifier) and constant
-# columns. ISO dates or times, and epoch seconds (a name with 'time' or 'date' and values
+# columns. Dates or times (DATE_PATTERN), and epoch seconds (a name with 'time' or 'date' and values
 # between these bounds: 2000-01-01 and 2100-01-01), are sliced by their parts instead.
 ID_LIKE_SHARE = 0.9
 ID_RANGE_PER_ROW = 10
 EPOCH_SECONDS = (946_684_800, 4_102_444_800)
-ISO_DATE_PATTERN = r'^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)?)?$'
+# ISO 8601 dates or date-times, and the same with '/' in the date (2012/01/31), year first.
+DATE_PATTERN = (
+    r'^\d{4}(-\d{2}-\d{2}|/\d{2}/\d{2})([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)?)?$'
+)
 _ID_WORDS = frozenset({'id', 'ids', 'uid', 'uuid', 'index', 'idx', 'key', 'row', 'no', 'number'})
 DATE_PARTS = ('year', 'month', 'weekday', 'hour')
 _PART_TEXT = {
@@ -378,7 +381,8 @@ def timestamp_name(name: str) -> bool:
 
 def date_parts(values: np.ndarray) -> Dict[str, np.ndarray]:
     """Part -> (rows,) int64 values (year, month 1-12, weekday 0 = Monday, hour 0-23; -1 when
-    missing or unreadable) of ISO date/time text (the time as written, its zone ignored) or
+    missing or unreadable) of date/time text (DATE_PATTERN; the time as written, its zone
+    ignored) or
     of epoch seconds (UTC, between EPOCH_SECONDS). Vectorised in Arrow, no per-row Python."""
     values = np.asarray(values)
     if values.dtype.kind in 'biuf':
@@ -391,11 +395,10 @@ def date_parts(values: np.ndarray) -> Dict[str, np.ndarray]:
         hours = pc.hour(stamps)
     else:
         text = pa.array(values.astype(object), type=pa.string(), from_pandas=True)
-        readable = pc.fill_null(pc.match_substring_regex(text, ISO_DATE_PATTERN), False)
+        readable = pc.fill_null(pc.match_substring_regex(text, DATE_PATTERN), False)
         text = pc.if_else(readable, text, pa.scalar(None, pa.string()))
-        stamps = pc.strptime(
-            pc.utf8_slice_codeunits(text, 0, 10), format='%Y-%m-%d', unit='s', error_is_null=True
-        )
+        day = pc.replace_substring(pc.utf8_slice_codeunits(text, 0, 10), '/', '-')
+        stamps = pc.strptime(day, format='%Y-%m-%d', unit='s', error_is_null=True)
         timed = pc.fill_null(pc.greater_equal(pc.utf8_length(text), 13), False)
         hour_text = pc.if_else(timed, pc.utf8_slice_codeunits(text, 11, 13), '0')
         hours = pc.if_else(timed, pc.cast(hour_text, pa.int64()), pa.scalar(None, pa.int64()))
@@ -427,7 +430,7 @@ def date_part_encoders(
     kept = [part for part in DATE_PARTS if (seen[part] >= 0).sum() > 1]
     if not kept:
         return [left_out_encoder(name, 'constant (one date or time in every row)')]
-    form = 'epoch seconds, UTC' if epoch else 'ISO dates or times'
+    form = 'epoch seconds, UTC' if epoch else 'dates or times'
     note = f"'{name}' ({form}) is sliced by its parts: " + ', '.join(
         f'{name}.{part}' for part in kept
     )
