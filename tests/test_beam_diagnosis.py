@@ -97,3 +97,65 @@ def test_planted_random_labels_and_rare_training_region_are_diagnosed(tmp_path):
     probabilities = [r['label_probability'] for r in suspects]
     assert probabilities == sorted(probabilities) and probabilities[0] < 0.1
     assert diagnoses['overall']['train_rows'] == len(np.concatenate([t['zone'] for t in train]))
+
+
+def test_each_tag_gets_the_diagnosis_of_its_rows_in_the_table(tmp_path):
+    from components.error_analysis.beam.analysis import CountTags
+    from components.error_analysis.report import build as report_build
+    from components.error_analysis.report import html_page
+    from components.error_analysis.tags import tag_rules
+
+    batches, train = _planted()
+    rules = tag_rules.parse_rules(['random labels: zone == "a"', 'rare in train: zone == "b"'])
+    zone = np.concatenate([b.columns['zone'] for b in batches])
+    ids = np.concatenate([b.example_ids for b in batches])
+    reviewed = ids[zone == 'a'][:50]  # a reviewer tagged 50 of zone a, each for 2 examples
+    manual = {str(i): (('reviewed a',), 2.0) for i in reviewed}
+
+    options = PipelineOptions(['--direct_running_mode=in_memory', '--direct_num_workers=1'])
+    with beam.Pipeline(options=options) as pipeline:
+        flagged, _ = (
+            pipeline | 'Batches' >> beam.Create(batches, reshuffle=False)
+        ) | beam_diagnosis.FlagLabelSuspects(num_classes=2)
+        train_columns = pipeline | 'Train' >> beam.Create(train, reshuffle=False)
+        tags = flagged | CountTags(rules, manual, train_columns)
+        _ = tags | beam.Map(lambda t: (tmp_path / 'tags').write_bytes(pickle.dumps(t)))
+    part = pickle.loads((tmp_path / 'tags').read_bytes())
+
+    counts = part['counts']
+    assert part['manual_matched'] == 50
+    assert counts['random labels']['rows'] == int((zone == 'a').sum())
+    noisy = counts['random labels']['diagnosis']
+    assert noisy['rule'] == 'label_noise', noisy
+    assert noisy['inside']['rows'] + noisy['outside']['rows'] == ROWS
+    rare = counts['rare in train']['diagnosis']
+    assert rare['rule'] == 'under_represented', rare
+    assert rare['coverage']['train_rows'] == 60
+    # A manual tag marks analysed examples only: its rows, unweighted; coverage unknown.
+    manual_tag = counts['reviewed a']
+    assert (manual_tag['rows'], manual_tag['weight']) == (50, 100.0)
+    assert manual_tag['diagnosis']['coverage'] is None
+    assert manual_tag['diagnosis']['rule'] != 'under_represented'
+
+    errors = int(np.concatenate([b.errors for b in batches]).sum())
+    report = report_build.build_report(
+        label_key='y',
+        splits=['eval'],
+        class_names=['no', 'yes'],
+        totals={'confusion': [[ROWS - errors, errors], [0, 0]], 'loss_sum': 1.0},
+        slices={
+            'config': {'alpha': 0.95, 'max_predicates': 1},
+            'overall': {'min_support_rows': 10, 'error_rate': errors / ROWS},
+            'slices': [],
+            'feature_values': [],
+            'feature_notes': {},
+        },
+        hardest=[],
+        tfma_rows=[],
+        files={},
+        tags={**part, 'references': {}, 'manual_ids': len(manual), 'tags_uri': 'sheet.csv'},
+    )
+    table = {r['tag']: r for r in report['tags']['prioritization']}
+    assert table['random labels']['diagnosis'] == noisy
+    page = html_page.render(report)
+    assert rare['next_step'] in page and noisy['next_step'] in page

@@ -280,7 +280,7 @@ def test_report_names_underpredicted_classes_and_each_findings_next_step():
     assert 'Label suspects (50, most suspicious first)' in page
 
 
-def test_review_sheet_marks_label_suspects(tmp_path):
+def test_review_sheet_adds_label_suspects_most_suspicious_first(tmp_path):
     import csv
     import json
 
@@ -289,16 +289,26 @@ def test_review_sheet_marks_label_suspects(tmp_path):
 
     from review import sheet
 
+    rng = np.random.default_rng(4)
+    rows = 300
+    labels = rng.integers(0, 2, rows)
+    predicted = np.where(rng.random(rows) < 0.8, labels, 1 - labels)
+    p1 = np.where(predicted == 1, 0.9, 0.1)
+    suspect = (predicted != labels) & (rng.random(rows) < 0.5)
+    given = rng.uniform(0.01, 0.1, rows)  # the probability of the given label, for suspects
+    p1 = np.where(suspect, np.where(labels == 1, given, 1 - given), p1)
     (tmp_path / 'predictions').mkdir()
     pq.write_table(
         pa.table(
             {
-                'example_id': ['e0', 'e1', 'e2'],
-                'label': [0, 1, 1],
-                'predicted': [0, 0, 1],
-                'confidence': [0.9, 0.95, 0.8],
-                'label_suspect': [False, True, False],
-                'feature.zone': ['a', 'b', 'a'],
+                'example_id': [f'e{i}' for i in range(rows)],
+                'label': labels,
+                'predicted': predicted,
+                'confidence': np.maximum(p1, 1 - p1),
+                'label_suspect': suspect,
+                'prob_0': 1 - p1,
+                'prob_1': p1,
+                'feature.zone': ['a'] * rows,
             }
         ),
         tmp_path / 'predictions' / 'p.parquet',
@@ -306,14 +316,19 @@ def test_review_sheet_marks_label_suspects(tmp_path):
     report = {'class_names': ['no', 'yes'], 'files': {'predictions': 'predictions/*.parquet'}}
     (tmp_path / 'report.json').write_text(json.dumps(report))
     out = tmp_path / 'sheet.csv'
-    assert sheet.write_sheet(str(tmp_path), str(out), per_pair=5, correct=5, seed=0) == 3
+    sheet.write_sheet(str(tmp_path), str(out), per_pair=3, correct=3, seed=0, suspects=5)
     with open(out) as f:
-        rows = {r['example_id']: r for r in csv.DictReader(f)}
-    assert {i: r['label_suspect'] for i, r in rows.items()} == {
-        'e0': 'False',
-        'e1': 'True',
-        'e2': 'False',
-    }
+        written = list(csv.DictReader(f))
+
+    # The 5 most suspicious first, marked, each standing for its share of all suspects.
+    most_suspicious = np.flatnonzero(suspect)[np.argsort(given[suspect])][:5]
+    assert [r['example_id'] for r in written[:5]] == [f'e{i}' for i in most_suspicious]
+    assert all(r['label_suspect'] == 'True' for r in written[:5])
+    assert float(written[0]['weight']) == pytest.approx(suspect.sum() / 5)
+    # The rest is the usual sample, of rows that are not suspects; weights cover the split.
+    assert all(r['label_suspect'] == 'False' for r in written[5:])
+    assert len(written) == 5 + 3 * 2 + 3
+    assert sum(float(r['weight']) for r in written) == pytest.approx(rows, rel=1e-3)
 
 
 def test_training_rows_with_values_the_analysed_split_lacks_are_in_no_slice():

@@ -1,7 +1,7 @@
 """One csv run with planted conditions, checked in the report: a region with random labels is
 diagnosed as label noise with its suspects listed, a class the model never predicts is named
-in the insights, an id column and a date column are left out of slicing with a note, 'NA'
-cells are missing values, and values print as written."""
+in the insights, an id column is left out of slicing and a date column sliced by its parts,
+each with a note, 'NA' cells are missing values, and values print as written."""
 
 import csv
 import glob
@@ -15,6 +15,8 @@ import pytest
 
 from review import metadata
 from tests.test_csv_pipeline import _run_pipeline
+
+WEEKDAYS = ('Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun')
 
 
 def write_orders(path: Path, rows: int = 1200, seed: int = 3) -> Path:
@@ -88,8 +90,15 @@ def test_never_predicted_class_unsliceable_columns_and_values_as_written(orders_
     )
     notes = report['slices']['feature_notes']
     assert notes['order_id'].startswith('left out of slicing: identifier-like')
-    assert notes['day'].startswith('left out of slicing: dates or times')
-    assert not {'order_id', 'day'} & {v['feature'] for v in report['slices']['feature_values']}
+    # The date column (one year of ISO dates) is sliced by its month and weekday.
+    split = "'day' (dates or times) is sliced by its parts: day.month, day.weekday"
+    assert notes['day.month'] == notes['day.weekday'] == split
+    by_feature = {}
+    for v in report['slices']['feature_values']:
+        by_feature.setdefault(v['feature'], set()).add(v['label'])
+    assert not {'order_id', 'day', 'day.year'} & set(by_feature)
+    assert by_feature['day.weekday'] == {f'day.weekday = {d}' for d in WEEKDAYS}
+    assert len(by_feature['day.month']) == 12
     assert 'weight' in {v['feature'] for v in report['slices']['feature_values']}
     values = [r['features']['x1'] for r in report['hardest_examples']]
     assert values and all(v is None or v == round(v, 2) for v in values)

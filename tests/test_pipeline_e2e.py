@@ -130,7 +130,7 @@ def test_error_analysis_report_in_metadata(taxi_run):
 
     with open(os.path.join(report.uri, 'report.json')) as f:
         data = json.load(f)
-    assert data['version'] == 2
+    assert data['version'] == 3
     assert sum(map(sum, data['confusion']['matrix'])) == n_eval
     assert metadata.custom_value(report, keys.NUM_ERRORS) == data['overall']['errors']
     assert (

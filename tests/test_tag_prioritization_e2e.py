@@ -60,9 +60,12 @@ def test_review_sheet_columns(report_uri, tmp_path):
     assert {r['label_suspect'] for r in sheet} <= {'True', 'False'}
     assert header[-2:] == ['tags', 'notes'] and 'payment_type' in header
     wrong = [r for r in sheet if r['correct'] == 'False']
-    by_pair = {}
+    by_pair = {}  # the sample per pair; label suspects come on top, first
     for r in wrong:
-        by_pair.setdefault((r['true'], r['predicted']), []).append(r)
+        if r['label_suspect'] == 'False':
+            by_pair.setdefault((r['true'], r['predicted']), []).append(r)
+    suspects = [i for i, r in enumerate(sheet) if r['label_suspect'] == 'True']
+    assert suspects == list(range(len(suspects)))
     assert by_pair and all(len(v) <= 7 for v in by_pair.values())
     assert {r['true'] for r in sheet} <= {'not big tipper', 'big tipper'}
     predictions = _predictions(report_uri)

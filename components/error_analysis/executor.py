@@ -174,19 +174,18 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         )
         try:
             with self._make_beam_pipeline() as pipeline:
-                batches = beam_analysis.build_analysis(
+                beam_analysis.build_analysis(
                     pipeline,
                     patterns,
                     params,
                     output.uri,
                     train_patterns=_train_files(examples, list(settings.splits)),
+                    manual=manual,
                 )
-                if rules or manual:
-                    beam_analysis.add_tag_counts(pipeline, batches, params, manual, output.uri)
             tags = None
             if rules or manual:
                 tags = {
-                    'counts': beam_analysis.read_part(output.uri, beam_analysis.PART_TAGS),
+                    **beam_analysis.read_part(output.uri, beam_analysis.PART_TAGS),
                     'references': dict(settings.tag_references),
                     'manual_ids': len(manual),
                     'tags_uri': settings.tags_file or None,

@@ -16,7 +16,7 @@ from components.error_analysis.beam import diagnosis as beam_diagnosis
 from components.error_analysis.beam import slices as beam_slices
 from components.error_analysis.beam.predictions import PredictionBatch
 from components.error_analysis.report.files import FEATURE_COLUMN_PREFIX, PREDICTIONS_DIR
-from components.error_analysis.search import confusion, lattice
+from components.error_analysis.search import confusion, diagnosis, lattice
 from components.error_analysis.tags.tag_rules import TagRule
 
 PART_TOTALS = 'totals.json'
@@ -84,8 +84,8 @@ class _Predict(beam.DoFn):
 
 
 class _SlicingColumns(_Predict):
-    """The slicing features of batches of serialized examples, without inference (training
-    rows, counted for coverage)."""
+    """The slicing features (and those tag rules read) of batches of serialized examples,
+    without inference (training rows, counted for coverage)."""
 
     def __init__(self, params: AnalysisParams, names: Sequence[str]):
         super().__init__(params)
@@ -221,10 +221,13 @@ def build_analysis(
     params: AnalysisParams,
     output_dir: str,
     train_patterns: Sequence[str] = (),
+    manual: Optional[Dict] = None,
 ) -> beam.PCollection:
     """Adds the analysis to `pipeline`; parts land in output_dir when it runs. Returns the
     prediction batches for further aggregations. `train_patterns`: the training split's
-    files, read for each finding's coverage in training (none: coverage unknown)."""
+    files, read for each finding's and rule tag's coverage in training (none: coverage
+    unknown). With tag rules (params) or manual tags (example id -> (tags, weight)), the tags
+    part counts and diagnoses each tag."""
     serialized = (
         pipeline
         | 'Patterns' >> beam.Create(list(file_patterns))
@@ -321,71 +324,137 @@ def build_analysis(
         | 'ReadTrain'
         >> beam.io.ReadAllFromTFRecord(compression_type=beam.io.filesystem.CompressionTypes.AUTO)
         | 'BatchTrain' >> beam.BatchElements(min_batch_size=256, max_batch_size=1024)
-        | 'TrainColumns' >> beam.ParDo(_SlicingColumns(params, slice_names))
+        | 'TrainColumns' >> beam.ParDo(_SlicingColumns(params, list(params.slice_features)))
     )
     diagnoses = batches | 'DiagnoseCandidates' >> beam_diagnosis.DiagnoseCandidates(
         slice_names, encoders, discover.conditions, thresholds, train_columns
     )
     _write_json(diagnoses, 'Diagnosis', os.path.join(output_dir, PART_DIAGNOSIS))
+    if params.tag_rules or manual:
+        tags = batches | 'CountTags' >> CountTags(params.tag_rules, manual or {}, train_columns)
+        _write_json(tags, 'Tags', os.path.join(output_dir, PART_TAGS))
     return batches
 
 
-def _tag_counts(batch: PredictionBatch, rules: Sequence[TagRule], manual: Dict) -> Dict[str, List]:
-    """tag -> [source, weighted examples, weighted correct, rows] for one batch; the key
-    '_manual_matched' counts rows whose id is in the manual tags."""
-
+def _tag_sums(batch: PredictionBatch, rules: Sequence[TagRule], manual: Dict) -> Dict:
+    """One batch's tag counts: {'tags': tag -> {source, weight (examples with the tag,
+    weighted), correct (weighted), rows, sums (diagnostic values summed over its rows)},
+    'manual_matched': rows whose id is in the manual tags, 'total': values summed over all}."""
+    values = diagnosis.row_values(batch.errors, batch.label_suspect, batch.confidence)
     correct = batch.errors == 0
-    counts: Dict[str, List] = {}
+    tags: Dict[str, Dict] = {}
     for rule in rules:
         mask = rule.evaluate(batch.columns)
-        counts[rule.name] = [
-            'rule',
-            float(mask.sum()),
-            float((mask & correct).sum()),
-            int(mask.sum()),
-        ]
-    matched = 0
+        tags[rule.name] = _tag_entry('rule', float(mask.sum()), float((mask & correct).sum()))
+        tags[rule.name].update(rows=int(mask.sum()), sums=values[mask].sum(axis=0))
+    rows_by_tag: Dict[str, List[int]] = {}
     for i, example_id in enumerate(batch.example_ids if manual else ()):
         entry = manual.get(example_id)
         if entry is None:
             continue
-        matched += 1
-        tags, weight = entry
-        for tag in tags:
-            row = counts.setdefault(tag, ['manual', 0.0, 0.0, 0])
-            row[1] += weight
-            row[2] += weight * bool(correct[i])
-            row[3] += 1
-    counts['_manual_matched'] = ['manual', 0.0, 0.0, matched]
-    return counts
+        names, weight = entry
+        for tag in (*names, _MATCHED):
+            row = tags.setdefault(tag, _tag_entry('manual'))
+            row['weight'] += weight
+            row['correct'] += weight * bool(correct[i])
+            rows_by_tag.setdefault(tag, []).append(i)
+    for tag, rows in rows_by_tag.items():
+        tags[tag]['rows'] += len(rows)
+        tags[tag]['sums'] = tags[tag]['sums'] + values[rows].sum(axis=0)
+    matched = tags.pop(_MATCHED, {'rows': 0})['rows']
+    return {'tags': tags, 'manual_matched': matched, 'total': values.sum(axis=0)}
 
 
-def _merge_tag_counts(parts) -> Dict[str, List]:
-    total: Dict[str, List] = {}
+_MATCHED = '\x00matched'  # counts the rows found in the manual tags; no tag has this name
+
+
+def _tag_entry(source: str, weight: float = 0.0, correct: float = 0.0) -> Dict:
+    return {
+        'source': source,
+        'weight': weight,
+        'correct': correct,
+        'rows': 0,
+        'sums': np.zeros(diagnosis.DIAGNOSTIC_COLUMNS),
+    }
+
+
+def _train_tag_sums(columns: Dict[str, np.ndarray], rules: Sequence[TagRule]) -> Dict:
+    """Training rows per rule tag (manual tags name analysed examples: not counted here)."""
+    tags = {}
+    for rule in rules:
+        tags[rule.name] = _tag_entry('rule')
+        tags[rule.name]['sums'][diagnosis.TRAIN_ROWS] = rule.evaluate(columns).sum()
+    total = np.zeros(diagnosis.DIAGNOSTIC_COLUMNS)
+    total[diagnosis.TRAIN_ROWS] = len(next(iter(columns.values()))) if columns else 0
+    return {'tags': tags, 'manual_matched': 0, 'total': total}
+
+
+def _merge_tag_sums(parts) -> Dict:
+    merged = {'tags': {}, 'manual_matched': 0, 'total': np.zeros(diagnosis.DIAGNOSTIC_COLUMNS)}
     for part in parts:
-        for tag, (source, weight, correct, rows) in part.items():
-            row = total.setdefault(tag, [source, 0.0, 0.0, 0])
-            row[1] += weight
-            row[2] += correct
-            row[3] += rows
-    return total
+        merged['manual_matched'] += part['manual_matched']
+        merged['total'] = merged['total'] + part['total']
+        for tag, entry in part['tags'].items():
+            row = merged['tags'].setdefault(tag, _tag_entry(entry['source']))
+            for key in ('weight', 'correct', 'rows', 'sums'):
+                row[key] = row[key] + entry[key]
+    return merged
 
 
-def add_tag_counts(
-    pipeline: beam.Pipeline,
-    batches: beam.PCollection,
-    params: AnalysisParams,
-    manual: Dict,
-    output_dir: str,
-) -> None:
-    """Weighted counts and correct predictions per tag (rules and manual tags)."""
-    manual_side = beam.pvalue.AsSingleton(pipeline | 'ManualTags' >> beam.Create([manual]))
-    counts = (
-        batches
-        | 'TagCounts' >> beam.Map(_tag_counts, list(params.tag_rules), manual_side)
-        | 'SumTagCounts' >> beam.CombineGlobally(_merge_tag_counts)
+def _diagnosed_tags(merged: Dict) -> Dict:
+    """The part written: tag -> {source, weight, correct, rows, diagnosis}, manual_matched."""
+    entries = merged['tags']
+    diagnoses = diagnosis.diagnose_tags(
+        {tag: e['sums'] for tag, e in entries.items()},
+        merged['total'],
+        counted_in_train={tag for tag, e in entries.items() if e['source'] == 'rule'},
     )
-    _write_json(counts, 'Tags', os.path.join(output_dir, PART_TAGS))
+    return {
+        'counts': {
+            tag: {
+                'source': e['source'],
+                'weight': float(e['weight']),
+                'correct': float(e['correct']),
+                'rows': int(e['rows']),
+                'diagnosis': diagnoses[tag],
+            }
+            for tag, e in entries.items()
+        },
+        'manual_matched': int(merged['manual_matched']),
+    }
+
+
+class CountTags(beam.PTransform):
+    """Flagged PredictionBatches -> singleton: per tag (rules and manual tags) weighted counts,
+    correct predictions and the diagnosis of search/diagnosis.py; rule tags are also counted
+    over the training rows' columns (train_columns; None or empty: coverage unknown)."""
+
+    def __init__(
+        self,
+        rules: Sequence[TagRule],
+        manual: Dict,
+        train_columns: Optional[beam.PCollection] = None,
+    ):
+        super().__init__()
+        self._rules = list(rules)
+        self._manual = manual
+        self._train_columns = train_columns
+
+    def expand(self, batches: beam.PCollection) -> beam.PCollection:
+        manual = beam.pvalue.AsSingleton(
+            batches.pipeline | 'ManualTags' >> beam.Create([self._manual])
+        )
+        parts = [batches | 'TagSums' >> beam.Map(_tag_sums, self._rules, manual)]
+        if self._train_columns is not None:
+            parts.append(
+                self._train_columns | 'TrainTagSums' >> beam.Map(_train_tag_sums, self._rules)
+            )
+        return (
+            parts
+            | 'BothSplits' >> beam.Flatten()
+            | 'SumTags' >> beam.CombineGlobally(_merge_tag_sums)
+            | 'DiagnoseTags' >> beam.Map(_diagnosed_tags)
+        )
 
 
 def read_part(output_dir: str, name: str):

@@ -49,6 +49,10 @@ class _FeatureSketch:
     # Numeric only: the distinct values while there are at most num_bins of
     # them, None once there are more.
     few_values: Optional[np.ndarray] = dataclasses.field(default_factory=lambda: np.empty(0))
+    integral: bool = True  # numeric only: every value is a whole number
+    # While every value reads as a date or time (text, binning.DATE_PATTERN; epoch seconds under a time-like
+    # name): each part's distinct values (binning.date_parts); None once one does not.
+    parts: Optional[Dict[str, np.ndarray]] = None
 
 
 class _EncoderStatsFn(beam.CombineFn):
@@ -72,7 +76,7 @@ class _EncoderStatsFn(beam.CombineFn):
     def _add_values(self, name: str, sketch: _FeatureSketch, values: np.ndarray) -> None:
         numeric = values.dtype.kind in 'biuf'  # bool, int, unsigned, float
         if sketch.kind is None:
-            self._start(sketch, binning.NUMERIC if numeric else binning.CATEGORICAL)
+            self._start(name, sketch, binning.NUMERIC if numeric else binning.CATEGORICAL)
         elif numeric != (sketch.kind == binning.NUMERIC):
             raise ValueError(f'{name}: numeric in some batches, not in others')
         if numeric:
@@ -80,6 +84,8 @@ class _EncoderStatsFn(beam.CombineFn):
             missing = np.isnan(values)
             present = values[~missing]
             sketch.quantiles.AddValues(pa.array(present))
+            sketch.distinct.AddValues(pa.array(present))
+            sketch.integral = sketch.integral and bool(np.all(present == np.round(present)))
             if sketch.few_values is not None:
                 sketch.few_values = self._capped_union(sketch.few_values, np.unique(present))
         else:
@@ -87,18 +93,22 @@ class _EncoderStatsFn(beam.CombineFn):
             strings = pa.array(values, mask=missing, type=pa.large_string())
             sketch.values.AddValues(strings)
             sketch.distinct.AddValues(strings)
+        if sketch.parts is not None:
+            sketch.parts = _union_parts(sketch.parts, _batch_parts(values[~missing]))
         sketch.missing += int(missing.sum())
         sketch.present += int((~missing).sum())
 
-    def _start(self, sketch: _FeatureSketch, kind: str) -> None:
+    def _start(self, name: str, sketch: _FeatureSketch, kind: str) -> None:
         sketch.kind = kind
+        sketch.distinct = sketches.KmvSketch(_KMV_BUCKETS)
         if kind == binning.NUMERIC:
             sketch.quantiles = sketches.QuantilesSketch(_QUANTILES_EPSILON, 1 << 32, 1)
         else:
             sketch.values = sketches.MisraGriesSketch(
                 max(_MIN_TRACKED_VALUES, 10 * self._max_values)
             )
-            sketch.distinct = sketches.KmvSketch(_KMV_BUCKETS)
+        if kind == binning.CATEGORICAL or binning.timestamp_name(name):
+            sketch.parts = {part: np.empty(0, np.int64) for part in binning.DATE_PARTS}
 
     def _capped_union(
         self, left: Optional[np.ndarray], right: Optional[np.ndarray]
@@ -121,33 +131,52 @@ class _EncoderStatsFn(beam.CombineFn):
         if other.kind is None:
             return
         if into.kind is None:
-            self._start(into, other.kind)
+            self._start(name, into, other.kind)
         elif into.kind != other.kind:
             raise ValueError(f'{name}: numeric in some batches, not in others')
         into.missing += other.missing
         into.present += other.present
+        into.distinct.Merge(other.distinct)
+        into.parts = _union_parts(into.parts, other.parts)
         if into.kind == binning.NUMERIC:
             into.quantiles.Merge(other.quantiles)
             into.few_values = self._capped_union(into.few_values, other.few_values)
+            into.integral = into.integral and other.integral
         else:
             into.values.Merge(other.values)
-            into.distinct.Merge(other.distinct)
 
     def extract_output(
         self, accumulator: Dict[str, _FeatureSketch]
     ) -> List[binning.FeatureEncoder]:
-        return [self._encoder(name, accumulator[name]) for name in self._feature_names]
+        return [
+            encoder
+            for name in self._feature_names
+            for encoder in self._encoders(name, accumulator[name])
+        ]
+
+    def _encoders(self, name: str, sketch: _FeatureSketch) -> List[binning.FeatureEncoder]:
+        """The column's encoder, or one per date part for a date or timestamp column."""
+        if sketch.present and sketch.parts is not None:
+            return binning.date_part_encoders(
+                name, sketch.parts, epoch=sketch.kind == binning.NUMERIC
+            )
+        return [self._encoder(name, sketch)]
 
     def _encoder(self, name: str, sketch: _FeatureSketch) -> binning.FeatureEncoder:
         if sketch.kind == binning.NUMERIC:
             quantiles = sketch.quantiles.GetQuantiles(self._num_bins).flatten().to_numpy()
             reason = None
             if sketch.present:
+                few = None if sketch.few_values is None else len(sketch.few_values)
                 reason = binning.numeric_unsliceable(
                     name,
                     float(quantiles[0]),
                     float(quantiles[-1]),
-                    None if sketch.few_values is None or sketch.missing else len(sketch.few_values),
+                    few or int(round(sketch.distinct.Estimate())),
+                    sketch.present,
+                    integral=sketch.integral,
+                    max_values=self._max_values,
+                    missing=sketch.missing,
                 )
             if reason:
                 return binning.left_out_encoder(name, reason)
@@ -183,6 +212,23 @@ class _EncoderStatsFn(beam.CombineFn):
             max_values=self._max_values,
             num_distinct=num_distinct,
         )
+
+
+def _batch_parts(present: np.ndarray) -> Optional[Dict[str, np.ndarray]]:
+    """The distinct date parts of a batch's present values, or None if one is not a date
+    (text matching binning.DATE_PATTERN; numbers: epoch seconds in binning.EPOCH_SECONDS)."""
+    parts = binning.date_parts(present)
+    if (parts['year'] < 0).any():
+        return None
+    return {part: np.unique(values) for part, values in parts.items()}
+
+
+def _union_parts(
+    left: Optional[Dict[str, np.ndarray]], right: Optional[Dict[str, np.ndarray]]
+) -> Optional[Dict[str, np.ndarray]]:
+    if left is None or right is None:
+        return None
+    return {part: np.union1d(left[part], right[part]) for part in binning.DATE_PARTS}
 
 
 class BuildEncoders(beam.PTransform):
@@ -247,7 +293,7 @@ def encode_columns(
     rows = len(next(iter(columns.values()))) if columns else 0
     codes = np.empty((rows, len(encoders)), dtype=np.int32)
     for column, encoder in enumerate(encoders):
-        codes[:, column] = encoder.encode(columns[encoder.name], strict)
+        codes[:, column] = encoder.encode(columns[encoder.source_column], strict)
     return codes
 
 

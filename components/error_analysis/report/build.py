@@ -1,7 +1,8 @@
 """report.json: the versioned structure every Blindspot error-analysis report follows.
 
-Version 2 (top-level keys; 1 had no impact fields and listed slices by SliceLine score):
-  version            2
+Version 3 (top-level keys; 2 had no diagnosis per tag, 1 no impact fields and listed slices
+by SliceLine score):
+  version            3
   created            ISO time the report was written
   label_key, splits, class_names
   label_name         the label as the user named it (the raw column when the model's label
@@ -40,8 +41,10 @@ Version 2 (top-level keys; 1 had no impact fields and listed slices by SliceLine
                      (png: base64, most confident mistakes first), else []
   tags               when tags are given, else null: {prioritization: [{tag, source ('rule' or
                      'manual'), rows, examples (weighted), share, accuracy, reference,
-                     reference_given, gap, potential_gain}] ranked by potential_gain,
-                     references, manual: {file, ids, matched}}
+                     reference_given, gap, potential_gain, diagnosis (as a finding's, over
+                     the tag's rows unweighted; coverage null for manual tags, which mark
+                     analysed examples only)}] ranked by potential_gain, references,
+                     manual: {file, ids, matched}}
   gate               the slice gate's verdict (report/gate.py): {mode, passed, reason,
                      blocking: [{slice, slice_id, error_rate, baseline_error_rate, why}]}
   insights           plain sentences, most important first (the gate's verdict first when on)
@@ -63,7 +66,7 @@ from components.error_analysis.report import insights
 from components.error_analysis.search import confusion
 from components.error_analysis.tags import prioritize
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 GALLERY_PAIRS = 8
 
 
@@ -81,23 +84,21 @@ def _named_gallery(gallery: Sequence[Dict], matrix: np.ndarray, names: List[str]
 
 
 def _tags_section(tags: Optional[Dict], examples: int, accuracy: float) -> Optional[Dict]:
+    """The prioritisation table, each tag with the diagnosis the tags part computed."""
     if not tags:
         return None
-    counts = dict(tags['counts'])
-    matched = counts.pop('_manual_matched', ['manual', 0, 0, 0])[3]
-    rows = prioritize.prioritize(
-        {
-            tag: {'source': c[0], 'weight': c[1], 'correct': c[2], 'rows': c[3]}
-            for tag, c in counts.items()
-        },
-        examples,
-        accuracy,
-        tags['references'],
-    )
+    counts = tags['counts']
+    rows = prioritize.prioritize(counts, examples, accuracy, tags['references'])
+    for row in rows:
+        row['diagnosis'] = counts[row['tag']]['diagnosis']
     return {
         'prioritization': rows,
         'references': tags['references'],
-        'manual': {'file': tags['tags_uri'], 'ids': tags['manual_ids'], 'matched': int(matched)},
+        'manual': {
+            'file': tags['tags_uri'],
+            'ids': tags['manual_ids'],
+            'matched': int(tags['manual_matched']),
+        },
     }
 
 

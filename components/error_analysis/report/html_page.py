@@ -278,13 +278,17 @@ def _tags(report: Dict) -> str:
             _td(_pct(r['gap']), True),
             _td(f'{100 * r["potential_gain"]:.2f} pts', True),
         ]
+        + _diagnosis_cells(r.get('diagnosis'))
         for r in tags['prioritization']
     ]
     manual = tags['manual']
     note = (
         '<p class=muted>Potential gain = gap to the reference accuracy × share of the data: '
         'the most overall accuracy fixing that category could bring. Manual tags are '
-        "weighted by the review sheet's sampling weights."
+        "weighted by the review sheet's sampling weights. Diagnosis: inside the tag vs outside "
+        "it, over the tag's rows (unweighted); a manual tag's training coverage is unknown "
+        '(it marks analysed examples). '
+        + _DIAGNOSIS_NOTE
         + (
             f' {manual["matched"]:,} of {manual["ids"]:,} tagged ids found in this split.'
             if manual['ids']
@@ -296,7 +300,9 @@ def _tags(report: Dict) -> str:
         '<h2>What to work on: tags ranked by potential gain</h2>'
         + note
         + _table(
-            ['tag', 'from', 'rows', 'share', 'accuracy', 'reference', 'gap', 'potential gain'], rows
+            ['tag', 'from', 'rows', 'share', 'accuracy', 'reference', 'gap', 'potential gain']
+            + _DIAGNOSIS_HEADERS,
+            rows,
         )
     )
 
@@ -333,56 +339,58 @@ def _next_steps(report: Dict) -> str:
     ]
     if not findings:
         return ''
-    rows = []
-    for s in findings:
-        d = s['diagnosis']
-        inside, outside, coverage = d['inside'], d['outside'], d['coverage']
-        rows.append(
-            [
-                _td(s['slice']),
-                _td(
-                    f'{_pct(coverage["train_share"])} ({coverage["train_rows"]:,} rows) vs '
-                    f'{_pct(coverage["analysed_share"])}'
-                    if coverage
-                    else 'no train split',
-                    True,
-                ),
-                _td(
-                    f'{_pct(inside["suspect_share_of_errors"])} vs '
-                    f'{_pct(outside["suspect_share_of_errors"])}',
-                    True,
-                ),
-                _td(
-                    f'{_num(inside["mistake_confidence"])} vs '
-                    f'{_num(outside["mistake_confidence"])}',
-                    True,
-                ),
-                _td(
-                    f'{_num(inside["calibration_error"], 3)} vs '
-                    f'{_num(outside["calibration_error"], 3)}',
-                    True,
-                ),
-                _td(d['next_step']),
-            ]
-        )
+    rows = [[_td(s['slice'])] + _diagnosis_cells(s['diagnosis']) for s in findings]
     return (
         '<h2>What to do next, per finding</h2><p class=muted>Inside the finding vs outside it. '
-        'Train share: share of the training rows in the finding vs its share of the analysed '
-        'rows. Label suspects (confident learning): share of the errors whose given label the '
-        'model finds unlikely while it confidently predicts another class. Calibration error: '
-        'expected calibration error over 10 confidence bins.</p>'
-        + _table(
-            [
-                'finding',
-                'train share vs here',
-                'errors that are label suspects',
-                'confidence on mistakes',
-                'calibration error',
-                'next step',
-            ],
-            rows,
-        )
+        + _DIAGNOSIS_NOTE
+        + '</p>'
+        + _table(['finding'] + _DIAGNOSIS_HEADERS, rows)
     )
+
+
+_DIAGNOSIS_HEADERS = [
+    'train share vs here',
+    'errors that are label suspects',
+    'confidence on mistakes',
+    'calibration error',
+    'next step',
+]
+_DIAGNOSIS_NOTE = (
+    'Train share: share of the training rows in it vs its share of the analysed rows. Label '
+    'suspects (confident learning): share of the errors whose given label the model finds '
+    'unlikely while it confidently predicts another class. Calibration error: expected '
+    'calibration error over 10 confidence bins.'
+)
+
+
+def _diagnosis_cells(d: Optional[Dict]) -> List[str]:
+    """A diagnosis (a finding's or a tag's), inside vs outside, as table cells."""
+    if not d:
+        return [_td('')] * len(_DIAGNOSIS_HEADERS)
+    inside, outside, coverage = d['inside'], d['outside'], d['coverage']
+    return [
+        _td(
+            f'{_pct(coverage["train_share"])} ({coverage["train_rows"]:,} rows) vs '
+            f'{_pct(coverage["analysed_share"])}'
+            if coverage
+            else 'unknown',
+            True,
+        ),
+        _td(
+            f'{_pct(inside["suspect_share_of_errors"])} vs '
+            f'{_pct(outside["suspect_share_of_errors"])}',
+            True,
+        ),
+        _td(
+            f'{_num(inside["mistake_confidence"])} vs {_num(outside["mistake_confidence"])}',
+            True,
+        ),
+        _td(
+            f'{_num(inside["calibration_error"], 3)} vs {_num(outside["calibration_error"], 3)}',
+            True,
+        ),
+        _td(d['next_step']),
+    ]
 
 
 def _label_suspects(report: Dict) -> str:

@@ -8,12 +8,15 @@ cut at quantiles, so users never have to bin anything by hand.
 import dataclasses
 import itertools
 import re
-from typing import Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 CATEGORICAL = 'categorical'
 NUMERIC = 'numeric'
+DATE_PART = 'date part'  # one part (year, month, ...) of a date or timestamp column
 LEFT_OUT = 'left out'  # a column that cannot make a slice: no codes, only a note
 OTHER = '(other)'
 MISSING = '(missing)'
@@ -25,8 +28,8 @@ class FeatureEncoder:
     """Maps one feature's raw values to codes 0..cardinality-1.
 
     Attributes:
-      name: feature name.
-      kind: CATEGORICAL or NUMERIC.
+      name: feature name; a date part's is '<column>.<part>', e.g. "day.weekday".
+      kind: CATEGORICAL, NUMERIC, DATE_PART or LEFT_OUT.
       labels: readable predicate per code, e.g. "payment_type = Cash" or
         "0.9 <= trip_miles < 2.1".
       note: what was simplified (capping, binning), for the report.
@@ -35,6 +38,9 @@ class FeatureEncoder:
         edges[i-1] <= x < edges[i].
       other_code: code of values outside the vocabulary, -1 if none.
       missing_code: code of missing values (None, '' or NaN), -1 if none.
+      column: DATE_PART only: the raw column the part is read from.
+      part: DATE_PART only: 'year', 'month', 'weekday' or 'hour'; vocabulary holds the
+        part's values as numbers (month 1-12, weekday 0 = Monday, hour 0-23).
     """
 
     name: str
@@ -48,6 +54,13 @@ class FeatureEncoder:
     # Quantile-binned numeric features only: the edges as the labels print them. Their bins
     # are ordered (codes 0..len(edge_text)), so adjacent bins can form a range predicate.
     edge_text: list[str] = dataclasses.field(default_factory=list)
+    column: str = ''
+    part: str = ''
+
+    @property
+    def source_column(self) -> str:
+        """The raw column this encoder reads."""
+        return self.column or self.name
 
     @property
     def num_ordered_bins(self) -> int:
@@ -89,7 +102,21 @@ class FeatureEncoder:
             return np.zeros(len(values), dtype=np.int32)
         if self.kind == NUMERIC:
             return self._encode_numeric(np.asarray(values, dtype=np.float64), strict)
+        if self.kind == DATE_PART:
+            return self._encode_part(date_parts(values)[self.part], strict)
         return self._encode_categorical(np.asarray(values, dtype=object), strict)
+
+    def _encode_part(self, values: np.ndarray, strict: bool) -> np.ndarray:
+        kept = np.array([int(v) for v in self.vocabulary], dtype=np.int64)  # increasing
+        position = np.searchsorted(kept, values)
+        found = (position < len(kept)) & (kept[np.minimum(position, len(kept) - 1)] == values)
+        codes = np.where(found, position, -1).astype(np.int32)
+        codes[values < 0] = self.missing_code  # missing or unreadable
+        if strict and (codes < 0).any():
+            raise ValueError(
+                f'{self.name}: values not seen when the encoder was built, or missing ones.'
+            )
+        return codes
 
     def _encode_numeric(self, values: np.ndarray, strict: bool) -> np.ndarray:
         codes = np.searchsorted(
@@ -254,13 +281,22 @@ def _unique_texts(numbers: np.ndarray) -> list[str]:
 
 # Columns that cannot make a slice (README, "The error-analysis report"): identifier-like
 # (distinct values in at least this share of the rows that have one, and more than the
-# values kept), ISO dates or times, epoch seconds (a name with 'time' or 'date' and values
-# between these bounds: 2000-01-01 and 2100-01-01), and constant columns.
+# values kept; numbers also need integer values, see numeric_identifier) and constant
+# columns. Dates or times (DATE_PATTERN), and epoch seconds (a name with 'time' or 'date' and values
+# between these bounds: 2000-01-01 and 2100-01-01), are sliced by their parts instead.
 ID_LIKE_SHARE = 0.9
+ID_RANGE_PER_ROW = 10
 EPOCH_SECONDS = (946_684_800, 4_102_444_800)
-_ISO_DATE = re.compile(
-    r'^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)?)?$'
+# ISO 8601 dates or date-times, and the same with '/' in the date (2012/01/31), year first.
+DATE_PATTERN = (
+    r'^\d{4}(-\d{2}-\d{2}|/\d{2}/\d{2})([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)?)?$'
 )
+_ID_WORDS = frozenset({'id', 'ids', 'uid', 'uuid', 'index', 'idx', 'key', 'row', 'no', 'number'})
+DATE_PARTS = ('year', 'month', 'weekday', 'hour')
+_PART_TEXT = {
+    'month': ('Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'),
+    'weekday': ('Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'),
+}
 
 
 def left_out_encoder(name: str, reason: str) -> FeatureEncoder:
@@ -282,30 +318,140 @@ def categorical_unsliceable(
             f'identifier-like ({num_distinct:,} distinct values in {present_rows:,} rows): a '
             'slice would be one row'
         )
-    if values and all(_ISO_DATE.match(value) for value in values):
-        return (
-            'dates or times (ISO): add their parts (year, month, weekday, hour) as columns to '
-            'slice by them'
-        )
     if num_distinct == 1 and not missing:
         return f'constant (one value, {values[0]!r}, in every row)'
     return None
 
 
+def id_like_name(name: str) -> bool:
+    """'order_id', 'customerId', 'row', 'index', 'id_code': the last word of the name (or
+    its first, 'id') says it identifies a row."""
+    words = [w.lower() for w in re.findall(r'[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+', name)]
+    return bool(words) and (words[-1] in _ID_WORDS or words[0] == 'id')
+
+
+def numeric_identifier(
+    name: str,
+    low: float,
+    high: float,
+    num_distinct: int,
+    present_rows: int,
+    integral: bool,
+    max_values: int,
+) -> bool:
+    """A number column that names rows rather than measures them: integer values, nearly one
+    per row (distinct in at least ID_LIKE_SHARE of the rows, and more than max_values), and
+    either an id-like name (id_like_name) or values packed in a range of at most
+    ID_RANGE_PER_ROW x the rows (row numbers 0..n-1, or a split of them: a third of a
+    numbered file spans 3 x its rows). Continuous measures are not caught: floats fail the
+    integer test, and integer measures that are all distinct (incomes in dollars, populations)
+    spread over far wider ranges than their row count."""
+    if not integral or num_distinct <= max_values or num_distinct < ID_LIKE_SHARE * present_rows:
+        return False
+    return id_like_name(name) or high - low + 1 <= ID_RANGE_PER_ROW * present_rows
+
+
 def numeric_unsliceable(
-    name: str, low: float, high: float, num_distinct: Optional[int]
+    name: str,
+    low: float,
+    high: float,
+    num_distinct: int,
+    present_rows: int,
+    integral: bool = False,
+    max_values: int = 50,
+    missing: int = 0,
 ) -> Optional[str]:
-    """Why a numeric column cannot make a slice, or None; low and high: its range."""
-    lowered = name.lower()
-    if (
-        ('time' in lowered or 'date' in lowered)
-        and EPOCH_SECONDS[0] <= low
-        and high < EPOCH_SECONDS[1]
-    ):
+    """Why a numeric column cannot make a slice, or None; low and high: its range,
+    num_distinct: its (estimated) distinct values among the present_rows with one."""
+    if numeric_identifier(name, low, high, num_distinct, present_rows, integral, max_values):
         return (
-            'timestamps (epoch seconds): add their parts (year, month, weekday, hour) as '
-            'columns to slice by them'
+            f'identifier-like (integers, {num_distinct:,} distinct values in {present_rows:,} '
+            'rows): a slice would be one row'
         )
-    if num_distinct == 1:
+    if num_distinct == 1 and not missing:
         return f'constant (one value, {format_number(low)}, in every row)'
     return None
+
+
+def timestamp_name(name: str) -> bool:
+    """Numbers are read as epoch seconds only under a name with 'time' or 'date'."""
+    lowered = name.lower()
+    return 'time' in lowered or 'date' in lowered
+
+
+def date_parts(values: np.ndarray) -> Dict[str, np.ndarray]:
+    """Part -> (rows,) int64 values (year, month 1-12, weekday 0 = Monday, hour 0-23; -1 when
+    missing or unreadable) of date/time text (DATE_PATTERN; the time as written, its zone
+    ignored) or
+    of epoch seconds (UTC, between EPOCH_SECONDS). Vectorised in Arrow, no per-row Python."""
+    values = np.asarray(values)
+    if values.dtype.kind in 'biuf':
+        seconds = values.astype(np.float64)
+        with np.errstate(invalid='ignore'):
+            readable = (seconds >= EPOCH_SECONDS[0]) & (seconds < EPOCH_SECONDS[1])
+        stamps = pa.array(
+            np.where(readable, seconds, 0).astype(np.int64), mask=~readable, type=pa.timestamp('s')
+        )
+        hours = pc.hour(stamps)
+    else:
+        text = pa.array(values.astype(object), type=pa.string(), from_pandas=True)
+        readable = pc.fill_null(pc.match_substring_regex(text, DATE_PATTERN), False)
+        text = pc.if_else(readable, text, pa.scalar(None, pa.string()))
+        day = pc.replace_substring(pc.utf8_slice_codeunits(text, 0, 10), '/', '-')
+        stamps = pc.strptime(day, format='%Y-%m-%d', unit='s', error_is_null=True)
+        timed = pc.fill_null(pc.greater_equal(pc.utf8_length(text), 13), False)
+        hour_text = pc.if_else(timed, pc.utf8_slice_codeunits(text, 11, 13), '0')
+        hours = pc.if_else(timed, pc.cast(hour_text, pa.int64()), pa.scalar(None, pa.int64()))
+    parts = {
+        'year': pc.year(stamps),
+        'month': pc.month(stamps),
+        'weekday': pc.day_of_week(stamps),
+        'hour': hours,
+    }
+    return {
+        part: np.asarray(pc.fill_null(pc.cast(array, pa.int64()), -1).to_numpy(), np.int64)
+        for part, array in parts.items()
+    }
+
+
+def part_text(part: str, value: int) -> str:
+    """A part's value as the report prints it: 'Sat', 'Jan', '2012', '14'."""
+    names = _PART_TEXT.get(part)
+    return names[value - (part == 'month')] if names else str(value)
+
+
+def date_part_encoders(
+    name: str, part_values: Mapping[str, np.ndarray], epoch: bool
+) -> List[FeatureEncoder]:
+    """One DATE_PART encoder per part with more than one value, named '<name>.<part>', each
+    noting the split (a constant column if no part varies). part_values: each part's
+    distinct values seen, -1 for missing or unreadable."""
+    seen = {part: np.unique(np.asarray(part_values[part], np.int64)) for part in DATE_PARTS}
+    kept = [part for part in DATE_PARTS if (seen[part] >= 0).sum() > 1]
+    if not kept:
+        return [left_out_encoder(name, 'constant (one date or time in every row)')]
+    form = 'epoch seconds, UTC' if epoch else 'dates or times'
+    note = f"'{name}' ({form}) is sliced by its parts: " + ', '.join(
+        f'{name}.{part}' for part in kept
+    )
+    encoders = []
+    for part in kept:
+        values = seen[part][seen[part] >= 0]
+        labels = [f'{name}.{part} = {part_text(part, int(v))}' for v in values]
+        missing_code = -1
+        if (seen[part] < 0).any():
+            missing_code = len(labels)
+            labels.append(f'{name}.{part} is missing')
+        encoders.append(
+            FeatureEncoder(
+                name=f'{name}.{part}',
+                kind=DATE_PART,
+                labels=labels,
+                note=note,
+                vocabulary=[str(int(v)) for v in values],
+                missing_code=missing_code,
+                column=name,
+                part=part,
+            )
+        )
+    return encoders

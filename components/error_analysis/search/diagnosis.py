@@ -29,7 +29,7 @@ The next step is chosen by these rules, in order (README, "What to do next"):
 """
 
 import dataclasses
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Collection, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -233,6 +233,21 @@ def diagnose_candidates(
             table.sums[bits[:, i]].sum(axis=0), total
         )
         for i in range(count)
+    }
+
+
+def diagnose_tags(
+    sums: Mapping[str, np.ndarray], total: np.ndarray, counted_in_train: Collection[str]
+) -> Dict[str, Dict]:
+    """Tag -> diagnosis, from each tag's summed values and those of all rows (as for a
+    finding). Only tags in counted_in_train (rules, which read features) were counted over
+    the training rows; a manual tag marks analysed examples by id, so its coverage is unknown
+    rather than zero."""
+    untrained = np.array(total, np.float64)
+    untrained[TRAIN_ROWS] = 0.0
+    return {
+        tag: diagnose(inside, total if tag in counted_in_train else untrained)
+        for tag, inside in sums.items()
     }
 
 
