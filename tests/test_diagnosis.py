@@ -349,3 +349,28 @@ def test_training_rows_with_values_the_analysed_split_lacks_are_in_no_slice():
     assert table.sums[:, diagnosis.TRAIN_ROWS].sum() == 4
     inside_a = table.sums[(table.patterns & np.uint64(1)) > 0, diagnosis.TRAIN_ROWS].sum()
     assert inside_a == 1
+
+
+def test_a_small_slice_as_common_in_training_as_here_is_not_under_represented():
+    def rule(train_rows, train_share, analysed_share):
+        evidence = {
+            'coverage': {
+                'train_rows': train_rows,
+                'train_share': train_share,
+                'analysed_share': analysed_share,
+            },
+            'inside': {
+                'suspect_share_of_errors': 0.1,
+                'suspect_rate': 0.05,
+                'mistake_confidence': 0.55,
+            },
+            'outside': {'suspect_rate': 0.05},
+        }
+        return diagnosis.next_step(evidence)[0]
+
+    # 12 train rows, but 3% of train rows against 2% here (a 45-row eval split): well sampled.
+    assert rule(12, 0.03, 0.02) == 'ambiguous'
+    # Few train rows and rarer there than here: collect more.
+    assert rule(12, 0.015, 0.02) == 'under_represented'
+    # Many train rows but a quarter of its share here: collect more.
+    assert rule(500, 0.005, 0.02) == 'under_represented'

@@ -15,8 +15,9 @@ exact sums over that table.
 
 The next step is chosen by these rules, in order (README, "What to do next"):
 1. Under-represented in training: its share of train rows is below UNDER_REPRESENTED x its
-   share of the analysed rows, or it has fewer than MIN_TRAIN_ROWS train rows
-   -> collect more examples like these.
+   share of the analysed rows, or it has fewer than MIN_TRAIN_ROWS train rows and a smaller
+   share of them than of the analysed rows (a small slice sampled as often in training as
+   here is not under-represented) -> collect more examples like these.
 2. Label noise: at least LABEL_NOISE of its errors are label suspects, and its rows are
    suspects at least SUSPECT_CONCENTRATION times as often as the rows outside it (in a binary
    task nearly every confident mistake is a suspect, so the share alone says little)
@@ -184,7 +185,10 @@ def next_step(evidence: Dict) -> Tuple[str, str]:
     inside = evidence['inside']
     if coverage is not None and (
         coverage['train_share'] < UNDER_REPRESENTED * coverage['analysed_share']
-        or coverage['train_rows'] < MIN_TRAIN_ROWS
+        or (
+            coverage['train_rows'] < MIN_TRAIN_ROWS
+            and coverage['train_share'] < coverage['analysed_share']
+        )
     ):
         return (
             'under_represented',
