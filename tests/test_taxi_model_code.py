@@ -19,10 +19,8 @@ def _raw_spec():
         spec[key] = tf.io.VarLenFeature(tf.float32)
     for key in F.CATEGORICAL_INT_FEATURES:
         spec[key] = tf.io.VarLenFeature(tf.int64)
-    for key in ('payment_type', 'company'):
+    for key in F.VOCAB_FEATURES:
         spec[key] = tf.io.VarLenFeature(tf.string)
-    for key in ('pickup_community_area', 'dropoff_community_area'):
-        spec[key] = tf.io.VarLenFeature(tf.int64)
     return spec
 
 

@@ -17,15 +17,18 @@ DENSE_FLOAT_FEATURES = ('trip_miles', 'fare', 'trip_seconds')
 BUCKET_FEATURES = ('pickup_latitude', 'pickup_longitude', 'dropoff_latitude', 'dropoff_longitude')
 NUM_BUCKETS = 10
 
-# Small integer categories used as they are: feature -> number of ids.
+# Integer categories used as they are (no vocabulary pass): feature -> number of ids; values
+# outside 0..n-1 are clipped, missing is 0. Chicago's community areas are numbered 1..77.
 CATEGORICAL_INT_FEATURES: Dict[str, int] = {
     'trip_start_hour': 24,
     'trip_start_day': 8,
     'trip_start_month': 13,
+    'pickup_community_area': 78,
+    'dropoff_community_area': 78,
 }
 
-# Categories mapped through a vocabulary (strings, and ids with many values).
-VOCAB_FEATURES = ('payment_type', 'company', 'pickup_community_area', 'dropoff_community_area')
+# Text categories mapped through a vocabulary (one Transform pass each).
+VOCAB_FEATURES = ('payment_type', 'company')
 VOCAB_SIZE = 100
 OOV_SIZE = 5
 
