@@ -286,6 +286,11 @@ def _dag_runner(run_id: str):
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
     from tfx.orchestration.portable import runtime_parameter_utils
 
+    from pipelines.training import skip_autograph_for_tf_keras
+
+    # Every step runs in this process: the Trainer, and TFMA loading the Keras model, too.
+    skip_autograph_for_tf_keras()
+
     class RunIdLocalDagRunner(LocalDagRunner):
         def run_with_ir(self, pipeline, run_options=None, **kwargs):
             runtime_parameter_utils.substitute_runtime_parameter(

@@ -109,3 +109,27 @@ def test_model_outputs_probabilities_and_learns_a_rule():
     assert probs.shape == (2000, 1) and probs.min() >= 0 and probs.max() <= 1
     after = model.evaluate(x, y, verbose=0)[1]
     assert after > 0.97 and after > before
+
+
+def test_tf_keras_code_is_left_to_run_unconverted_by_autograph():
+    """In a fresh process: TF's autograph would rewrite tf_keras's training code (it only
+    spares `keras`) until skip_autograph_for_tf_keras, which the Trainer and runner call."""
+    import subprocess
+    import sys
+
+    script = (
+        'import tf_keras\n'
+        'from tensorflow.python.autograph.impl import conversion\n'
+        'from pipelines.training import skip_autograph_for_tf_keras\n'
+        'step = tf_keras.Model.train_step\n'
+        'print(conversion.is_allowlisted(step))\n'
+        'skip_autograph_for_tf_keras()\n'
+        'skip_autograph_for_tf_keras()\n'
+        'print(conversion.is_allowlisted(step))\n'
+        'from tensorflow.python.autograph.core import config\n'
+        "print(sum(r.matches('tf_keras') for r in config.CONVERSION_RULES))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, '-c', script], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert done.stdout.split() == ['False', 'True', '1']
