@@ -154,3 +154,18 @@ def test_membership_bits(count):
     patterns = selection.membership(codes, conditions)
     full = np.uint64((1 << count) - 1) if count < 64 else np.uint64(2**64 - 1)
     np.testing.assert_array_equal(patterns, np.array([0, full, full], dtype=np.uint64))
+
+
+def test_a_stray_error_among_error_free_rows_is_not_a_finding():
+    # A near-perfect model: one error in each half, both in A=0 AND B=0 AND W=3; none elsewhere.
+    # The rest's rate (0) is an estimate, not the null rate: the hold-out half's one error
+    # falls in these 125 of its 2,000 rows by chance with probability 1/16.
+    blocks = [
+        ((a, b, w), 250, 0.008 if (a, b, w) == (0, 0, 3) else 0.0)
+        for a in (0, 1)
+        for b in (0, 1)
+        for w in range(4)
+    ]
+    codes, errors, holdout = _rows(blocks)
+    assert errors[holdout].sum() == 1 and errors[~holdout].sum() == 1
+    assert not [c for c in _select(blocks, {0: (0, 0), 1: (0, 0), 2: (3, 3)}) if c.held]

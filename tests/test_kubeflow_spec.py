@@ -24,7 +24,7 @@ CONFIG = {
     'beam_args': ['--experiments=from_config'],
     'error_analysis': {
         'num_slices': 7,
-        'significance': 0.01,
+        'significance': 0.02,
         'tag_rules': TAG_RULES,
         'tags_file': 'gs://test-bucket/tags/reviewed.csv',
         'tag_references': {'long_trip': 0.95, 'night': 0.9},
@@ -350,7 +350,7 @@ def test_error_analysis(compiled):
     assert json.loads(params['slice_features'].string_value) == ['payment_type', 'company']
     assert params['max_predicates'].number_value == 2
     assert params['num_slices'].number_value == 7
-    assert params['significance'].number_value == 0.01
+    assert params['significance'].number_value == 0.02
     assert params['num_bins'].number_value == Settings().num_bins
     assert params['min_slice_size'].number_value == Settings().min_slice_size
     # Tag settings from the config file (once refused as 'must be a whole number').

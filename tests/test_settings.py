@@ -21,7 +21,7 @@ CHANGED = {
     'max_predicates': (2, ['--max-predicates', '2']),
     'min_slice_size': (0.03, ['--min-slice-size', '0.03']),
     'num_slices': (4, ['--num-slices', '4']),
-    'significance': (0.01, ['--significance', '0.01']),
+    'significance': (0.05, ['--significance', '0.05']),
     'num_hardest_examples': (3, ['--num-hardest-examples', '3']),
     'slice_gate': ('off', ['--slice-gate', 'off']),
     'max_slice_error_rate': (0.3, ['--max-slice-error-rate', '0.3']),

@@ -145,7 +145,10 @@ class Settings:
     )
     num_slices: int = _setting(10, _positive_int, 'most failing slices in the report')
     significance: float = _setting(
-        0.05, _open_fraction, 'false-discovery level of the hold-out check'
+        0.01,
+        _open_fraction,
+        'family-wise level of the hold-out check: on data without a failing slice, a run '
+        'reports any finding with at most this probability',
     )
     num_hardest_examples: int = _setting(
         20, _positive_int, 'most confident mistakes listed in the report'

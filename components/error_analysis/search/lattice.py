@@ -52,8 +52,8 @@ class SliceFinderConfig:
       min_slice_size: smallest slice, as a fraction of the search half if < 1,
         else a row count.
       num_slices: slices to report after removing redundant ones.
-      significance: level for the hold-out check (BH-adjusted) and the
-        redundancy test.
+      significance: family-wise level of the hold-out check (Bonferroni) and the
+        level of the dominance test.
       alpha: weight of the error-rate term vs the size term of the score.
     """
 

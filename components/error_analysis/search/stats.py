@@ -70,18 +70,18 @@ def greater_rate_p_value(
 def exact_greater_rate_p_value(
     errors_in: ArrayLike, size_in: ArrayLike, errors_out: ArrayLike, size_out: ArrayLike
 ) -> np.ndarray:
-    """One-sided exact binomial test: P(at least errors_in errors in size_in rows) at the
-    outside rate. For the decisions that make a finding: with a few errors in a small slice the
-    normal approximation's tail is too light and lets noise through. The outside group is the
-    large rest of the data, so its rate stands in for the null rate. 1.0 where undefined."""
-    e1 = np.asarray(errors_in, dtype=np.float64)
-    n1 = np.asarray(size_in, dtype=np.float64)
-    e2 = np.asarray(errors_out, dtype=np.float64)
-    n2 = np.asarray(size_out, dtype=np.float64)
+    """One-sided Fisher exact test: given all errors of both groups, the chance that at least
+    errors_in of them fall inside (hypergeometric). For the decisions that make a finding: the
+    normal tail is too light for a few errors in a small slice, and taking the outside rate as
+    the null rate (a binomial test) fails when the outside has few or no errors (a model
+    nearly perfect elsewhere): one stray error would then be a finding. 1.0 where undefined."""
+    e1 = np.asarray(errors_in, dtype=np.int64)
+    n1 = np.asarray(size_in, dtype=np.int64)
+    e2 = np.asarray(errors_out, dtype=np.int64)
+    n2 = np.asarray(size_out, dtype=np.int64)
     defined = (n1 > 0) & (n2 > 0)
-    rate = np.clip(np.where(defined, e2 / np.where(n2 > 0, n2, 1.0), 0.5), 1e-12, 1 - 1e-12)
-    p_values = stats.binom.sf(e1 - 1, np.where(defined, n1, 1), rate)
-    return np.where(defined, p_values, 1.0)
+    p_values = stats.hypergeom.sf(e1 - 1, n1 + n2, e1 + e2, n1)
+    return np.where(defined, np.clip(p_values, 0.0, 1.0), 1.0)
 
 
 def benjamini_hochberg(p_values: ArrayLike) -> np.ndarray:
