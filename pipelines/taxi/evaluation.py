@@ -10,7 +10,6 @@ def eval_config(blessing: Blessing) -> tfma.EvalConfig:
     """Overall and sliced binary metrics; blessed as `blessing` says."""
     slicing = [tfma.SlicingSpec()]
     slicing += [tfma.SlicingSpec(feature_keys=[key]) for key in F.SLICE_FEATURES]
-    slicing.append(tfma.SlicingSpec(feature_keys=list(F.CROSS_SLICE)))
     accuracy = blessing_accuracy('BinaryAccuracy', blessing)
     metrics = [
         tfma.MetricConfig(class_name=name)
