@@ -18,7 +18,7 @@ for c in "$(PYTHON)" python3.10 \
 done; exit 1
 endef
 
-.PHONY: run test lint format bench bench-findings kubeflow image notebook clean-venv
+.PHONY: run test lint format bench bench-findings bench-pipeline kubeflow image notebook clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@py=$$($(find_python310)) || { echo "error: Python 3.10 not found (TFX 1.16 needs 3.9-3.10). Install it (e.g. 'pyenv install 3.10.13') or pass PYTHON=/path/to/python3.10." >&2; exit 1; }; \
@@ -55,7 +55,12 @@ test: lint
 bench-findings: $(STAMP)
 	$(PY) bench/findings.py $(ARGS)
 
-bench: bench-findings
+# Blindspot's taxi pipeline beside the stock TFX taxi template (alternating, 2 rounds), then the
+# csv pipeline on generated 40k x 27 and 400k x 8 CSVs: seconds per component from ML Metadata.
+bench-pipeline: $(STAMP)
+	$(PY) bench/pipeline.py $(ARGS)
+
+bench: bench-findings bench-pipeline
 
 # The review notebook in Jupyter Notebook classic, where TFMA's widgets draw (README, "Review
 # runs"); Notebook 7 and JupyterLab do not load TFMA's extension.

@@ -168,10 +168,11 @@ def _csv(
     low_cardinality = [c for c in scan.low_cardinality_columns(F.LOW_CARDINALITY) if c in in_schema]
     slices = F.tfma_slice_columns(low_cardinality, scan.distinct, label)
     notes = list(scan.notes)
-    if len(low_cardinality) > len(slices):
+    rest = [c for c in low_cardinality if c not in slices]
+    if rest:
         notes.append(
-            f'TFMA slices by {", ".join(slices)} ({len(low_cardinality) - len(slices)} more '
-            'columns with few values are left to ErrorAnalysis, which searches every column)'
+            f'TFMA slices by {", ".join(slices)}; other columns with few values '
+            f'({", ".join(rest)}) are left to ErrorAnalysis, which searches every column'
         )
     classes = tuple(scan.label_classes)
     categorical = [

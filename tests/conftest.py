@@ -135,10 +135,12 @@ def ea_inputs(taxi_run, examples_uri=None, splits=('train', 'eval')):
     return {'examples': [examples], 'model': [model], 'schema': [schema]}
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """`make test` runs two pytest-xdist workers (--dist loadgroup). A module's tests stay on
     one worker, so each module-scoped pipeline run happens once; the tests that read the
-    session's taxi_run share one worker, so it runs once too."""
+    session's taxi_run share one worker, so it runs once too. (xdist 3.8 groups by a suffix
+    it adds to `item._nodeid`, which pytest 9 no longer reads: requirements.lock pins 8.4.)"""
     for item in items:
         group = 'taxi_run' if 'taxi_run' in item.fixturenames else item.module.__name__
         item.add_marker(pytest.mark.xdist_group(group))

@@ -18,6 +18,7 @@ from typing import Dict, Iterator, List
 
 import pytest
 
+from pipelines.taxi import features as taxi_features
 from tests.test_notebook import NOTEBOOK, write_venv_kernel
 
 REPO = NOTEBOOK.parent.parent
@@ -238,11 +239,11 @@ def test_review_notebook_tfma_views_draw_on_first_run_all(review_notebook_url, b
     assert not errors, errors
     assert 'Error displaying widget' not in page_text
     # Every widget the kernel sent is drawn by a TFMA element: one slicing view per declared
-    # spec (four for taxi), the overall and worst-slice plots, two time series.
+    # feature spec (three for taxi), the overall and worst-slice plots, two time series.
     sent = browser.execute_script(_WIDGET_OUTPUTS_JS)
     counts = {tag: sum(s['tag'] == tag for s in states) for tag in TFMA_VIEWS}
     assert len(states) == sent, (sent, counts)
-    assert counts['tfma-nb-slicing-metrics'] >= 4, counts
+    assert counts['tfma-nb-slicing-metrics'] >= len(taxi_features.SLICE_FEATURES), counts
     assert counts['tfma-nb-plot'] >= 1 and counts['tfma-nb-time-series'] >= 1, counts
     empty = [s for s in states if not (s['upgraded'] and s['controls'] and s['height'] > 50)]
     assert not empty, empty

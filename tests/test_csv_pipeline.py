@@ -394,7 +394,12 @@ def test_run_config_builds_the_csv_dataset(tmp_path):
     dataset = dataset_for(RunConfig(pipeline='csv', data_root=str(data), label='spend'))
     assert dataset.schema_path is None and dataset.label_key == F.LABEL_KEY
     assert dataset.slice_features == ('age', 'income', 'city', 'plan', 'visits', 'rating')
-    assert [n.split("'")[1] for n in dataset.notes] == ['notes', 'rating']
+    *column_notes, tfma_note = dataset.notes
+    assert [n.split("'")[1] for n in column_notes] == ['notes', 'rating']
+    assert tfma_note == (
+        'TFMA slices by spend, plan, city, rating; other columns with few values (visits) are '
+        'left to ErrorAnalysis, which searches every column'
+    )
     # rating: integers 1..5 with 'NA' read as missing, so a small integer category.
     assert dataset.transform_config['categorical'] == ['visits', 'rating']
     assert dataset.transform_config['ignore'] == ['notes']
