@@ -47,7 +47,7 @@ COMPONENT_ORDER = [
 ]
 
 # Runs the template's own create_pipeline (patched copy beside this script) the way its
-# local_runner.py does, with the data, steps and Beam options the benchmark passes.
+# local_runner.py does (no Beam options), with the data and train steps the benchmark passes.
 TEMPLATE_DRIVER = """\
 import os, sys
 from absl import logging
@@ -57,7 +57,6 @@ import template_pipeline
 from tfx.experimental.templates.taxi.pipeline import configs
 
 out, data, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
-beam_args = sys.argv[4:]
 logging.set_verbosity(logging.INFO)
 package = 'tfx.experimental.templates.taxi.'
 root = os.path.join(out, 'tfx_pipeline_output', {name!r})
@@ -74,7 +73,6 @@ tfx.orchestration.LocalDagRunner().run(
         serving_model_dir=os.path.join(root, 'serving_model'),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             os.path.join(out, 'metadata.db')),
-        beam_pipeline_args=beam_args,
     )
 )
 """
