@@ -18,6 +18,7 @@ learnable from both), per component, with ErrorAnalysis's share of the wall time
 
 import argparse
 import csv
+import dataclasses
 import os
 import random
 import re
@@ -133,9 +134,13 @@ def component_seconds(sqlite: Path) -> Dict[str, float]:
     return seconds
 
 
+@dataclasses.dataclass
 class Measurement:
-    def __init__(self, label: str, wall: float, peak_mb: float, components: Dict[str, float]):
-        self.label, self.wall, self.peak_mb, self.components = label, wall, peak_mb, components
+    """One pipeline process: wall seconds, peak RSS in MB, seconds per component."""
+
+    wall: float
+    peak_mb: float
+    components: Dict[str, float]
 
 
 def run_template(driver: Path, out: Path, data: str, steps: int) -> Measurement:
@@ -145,7 +150,7 @@ def run_template(driver: Path, out: Path, data: str, steps: int) -> Measurement:
         out / 'run.log',
         cwd=driver.parent,
     )
-    return Measurement('template', wall, peak, component_seconds(out / 'metadata.db'))
+    return Measurement(wall, peak, component_seconds(out / 'metadata.db'))
 
 
 def run_blindspot(out: Path, steps: int, *args: str) -> Measurement:
@@ -159,14 +164,14 @@ def run_blindspot(out: Path, steps: int, *args: str) -> Measurement:
         str(steps),
     ]
     wall, peak = run_process([*argv, *args], out.parent / f'{out.name}.log')
-    return Measurement('blindspot', wall, peak, component_seconds(out / 'metadata.sqlite'))
+    return Measurement(wall, peak, component_seconds(out / 'metadata.sqlite'))
 
 
 def write_csv(path: Path, rows: int, columns: int, seed: int = 0) -> None:
     """ROWS rows of `columns` columns: numbers n0.., categories c0.. (up to 12 values), and the
     label y, a noisy function of two numbers and one category."""
     rng = random.Random(seed)
-    numeric = [f'n{i}' for i in range((columns - 1 + 1) // 2)]
+    numeric = [f'n{i}' for i in range(columns // 2)]
     categorical = [f'c{i}' for i in range(columns - 1 - len(numeric))]
     sizes = [3 + (i * 5) % 10 for i in range(len(categorical))]
     with open(path, 'w', newline='') as f:
