@@ -199,6 +199,11 @@ def _csv(
             'label': label,
             'label_classes': list(classes),
             'categorical': categorical,
+            'vocabularies': {
+                c: list(scan.values[c])
+                for c in features
+                if c in scan.values and (scan.types[c] == 'string' or c in categorical)
+            },
             'ignore': [c for c in scan.columns if scan.types[c] == 'empty'],
         },
         trainer_config={'label_column': label},

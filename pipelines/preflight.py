@@ -227,7 +227,7 @@ class CsvScan:
     columns: Tuple[str, ...]
     rows: int
     types: Dict[str, str]  # 'int', 'float', 'string' as CsvExampleGen infers, or 'empty'
-    distinct: Dict[str, int]  # distinct values, counted up to LOW_CARDINALITY + 1
+    distinct: Dict[str, int]  # distinct values, counted up to VOCAB_TOP_K + 1
     missing: Dict[str, int]  # empty cells
     label: str
     label_classes: Dict[str, int]  # class name, as Transform spells it -> rows
@@ -235,6 +235,9 @@ class CsvScan:
     # Numeric columns with cells like 'NA' (MISSING_TOKENS): column -> those tokens, read as
     # missing values (rewritten as empty cells when the data is copied for CsvExampleGen).
     missing_tokens: Dict[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # Every value of a column with at most VOCAB_TOP_K of them, most rows first (ties by
+    # value), as written in the file: the Transform maps them to ids without a vocabulary pass.
+    values: Dict[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     def feature_columns(self) -> List[str]:
         """Every column but the label, leaving out columns that are empty in every row."""
@@ -398,7 +401,7 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
                     n = len(header)
                     li = header.index(label)
                     kinds, missing = [_UNKNOWN] * n, [0] * n
-                    values: List[Optional[set]] = [set() for _ in range(n)]
+                    values: List[Optional[Dict[str, int]]] = [{} for _ in range(n)]
                     numeric, tokens = [0] * n, [dict() for _ in range(n)]
                     number_kinds = [_UNKNOWN] * n  # the kind of the cells that are numbers
                     classes: Dict[str, int] = {}
@@ -441,9 +444,10 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
                             else:
                                 numeric[i] += 1
                                 number_kinds[i] = max(number_kinds[i], kind)
-                        if values[i] is not None:
-                            values[i].add(cell)
-                            if len(values[i]) > F.LOW_CARDINALITY:
+                        counts = values[i]
+                        if counts is not None:
+                            counts[cell] = counts.get(cell, 0) + 1
+                            if len(counts) > F.VOCAB_TOP_K:
                                 values[i] = None
                     cell = row[li]
                     if not cell:
@@ -500,7 +504,8 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
                 kinds[i] = number_kinds[i]
                 missing[i] += sum(tokens[i].values())
                 if values[i] is not None:
-                    values[i] -= set(tokens[i])
+                    for token in tokens[i]:
+                        values[i].pop(token, None)
                 notes.append(
                     f"column '{column}' has {shown} in {sum(tokens[i].values())} row(s) among "
                     f'{numeric[i]} numbers: read as missing values, so it stays a number'
@@ -516,14 +521,17 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
         columns=tuple(header),
         rows=rows,
         types={c: _KIND_NAMES[k] for c, k in zip(header, kinds)},
-        distinct={
-            c: F.LOW_CARDINALITY + 1 if v is None else len(v) for c, v in zip(header, values)
-        },
+        distinct={c: F.VOCAB_TOP_K + 1 if v is None else len(v) for c, v in zip(header, values)},
         missing=dict(zip(header, missing)),
         label=label,
         label_classes=classes,
         notes=tuple(notes),
         missing_tokens=missing_tokens,
+        values={
+            c: tuple(sorted(v, key=lambda value: (-v[value], value)))
+            for c, v in zip(header, values)
+            if v is not None
+        },
     )
 
 

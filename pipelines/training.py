@@ -1,6 +1,7 @@
 """Pieces every dataset's Trainer and Evaluator config share."""
 
 import dataclasses
+import json
 from typing import List, Sequence
 
 import tensorflow as tf
@@ -48,12 +49,13 @@ class Blessing:
     max_accuracy_drop: float  # accuracy the model may lose against the latest blessed one
 
 
-def blessing_accuracy(class_name: str, blessing: Blessing) -> tfma.MetricConfig:
+def blessing_accuracy(class_name: str, blessing: Blessing, module: str = '') -> tfma.MetricConfig:
     """The accuracy metric that decides the blessing: at least min_accuracy and at most
     max_accuracy_drop below the latest blessed model, on the overall slice only (per-slice
     accuracy is for review; a threshold on every slice would fail on any tiny slice)."""
     return tfma.MetricConfig(
         class_name=class_name,
+        module=module,
         per_slice_thresholds=[
             tfma.PerSliceMetricThreshold(
                 slicing_specs=[tfma.SlicingSpec()],
@@ -130,7 +132,9 @@ def multiclass_eval_config(
     blessing: Blessing, num_classes: int, label_key: str, slicing: Sequence[tfma.SlicingSpec]
 ) -> tfma.EvalConfig:
     """Accuracy (deciding the blessing), example count, the multiclass confusion matrix and
-    per-class precision/recall, on the given slices."""
+    per-class precision/recall, on the given slices, all from one pass
+    (pipelines/classification_metrics.py)."""
+    module = 'pipelines.classification_metrics'
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
@@ -144,17 +148,13 @@ def multiclass_eval_config(
         metrics_specs=[
             tfma.MetricsSpec(
                 metrics=[
-                    blessing_accuracy('SparseCategoricalAccuracy', blessing),
-                    tfma.MetricConfig(class_name='ExampleCount'),
-                    tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'),
+                    blessing_accuracy('ArgmaxAccuracy', blessing, module),
+                    tfma.MetricConfig(
+                        class_name='ClassificationSummary',
+                        module=module,
+                        config=json.dumps({'num_classes': num_classes}),
+                    ),
                 ]
-            ),
-            tfma.MetricsSpec(
-                binarize=tfma.BinarizationOptions(class_ids={'values': list(range(num_classes))}),
-                metrics=[
-                    tfma.MetricConfig(class_name='Precision'),
-                    tfma.MetricConfig(class_name='Recall'),
-                ],
             ),
         ],
     )

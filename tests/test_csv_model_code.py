@@ -19,7 +19,9 @@ from pipelines.csv.preprocessing import preprocessing_fn
 # empty CSV cell is a missing value.
 SPEC = {
     'income': tf.io.VarLenFeature(tf.float32),
+    'age': tf.io.VarLenFeature(tf.int64),
     'city': tf.io.VarLenFeature(tf.string),
+    'street': tf.io.VarLenFeature(tf.string),
     'rooms': tf.io.VarLenFeature(tf.int64),
     'grade': tf.io.VarLenFeature(tf.string),
     'notes': tf.io.VarLenFeature(tf.string),
@@ -27,6 +29,9 @@ SPEC = {
 CONFIG = {
     'label': 'grade',
     'categorical': ['rooms'],
+    # Values the scan saw in full ('kyiv' is in this batch only: out of vocabulary; rooms as
+    # written in the file); 'street' has too many, so it gets a vocabulary pass.
+    'vocabularies': {'city': ['rome', 'oslo', 'lima'], 'rooms': ['01', '2', '3']},
     'ignore': ['notes'],
     # 'top' is in the data (so the scan saw it) but not in this batch: it still gets an id.
     'label_classes': ['low', 'high', 'top'],
@@ -36,7 +41,9 @@ CONFIG = {
 def _row(i):
     return {
         'income': [] if i % 5 == 0 else [float('nan')] if i == 7 else [10.0 * i],
-        'city': [] if i % 4 == 0 else [[b'oslo', b'rome', b'lima'][i % 3]],
+        'age': [] if i % 6 == 1 else [1000 + i % 4],
+        'city': [] if i % 4 == 0 else [b'kyiv'] if i == 9 else [[b'oslo', b'rome', b'lima'][i % 3]],
+        'street': [] if i % 4 == 0 else [[b'main', b'high', b'mill'][i % 3]],
         'rooms': [1 + i % 3],
         'grade': [b'low' if i % 3 else b'high'],
         'notes': [],
@@ -64,28 +71,46 @@ def test_label_maps_to_class_ids_with_every_known_class(transformed):
         assert names[int(out[F.LABEL_KEY])] == row['grade'][0].decode()
 
 
-def test_numbers_are_z_scored_over_present_values_with_missing_indicator(transformed):
+def test_numbers_are_z_scored_per_column_over_present_values_with_missing_indicator(
+    transformed,
+):
     rows, data, _ = transformed
-    present = [bool(r['income']) and not math.isnan(r['income'][0]) for r in rows]
-    z = np.array([d['income_xf'] for d in data])
-    missing = np.array([d['income_missing_xf'] for d in data])
-    assert list(missing) == [0.0 if p else 1.0 for p in present]  # NaN counts as missing
-    assert np.all(z[~np.array(present)] == 0)
-    known = z[np.array(present)]
-    assert abs(known.mean()) < 1e-5 and abs(known.std() - 1) < 1e-3
+    for name in ('income', 'age'):  # different scales and missing rows, one analyzer pair
+        present = np.array([bool(r[name]) and not math.isnan(r[name][0]) for r in rows])
+        z = np.array([d[f'{name}_xf'] for d in data])
+        missing = np.array([d[f'{name}_missing_xf'] for d in data])
+        assert list(missing) == [0.0 if p else 1.0 for p in present]  # NaN counts as missing
+        assert np.all(z[~present] == 0)
+        raw = np.array([r[name][0] for r, p in zip(rows, present) if p], dtype=float)
+        np.testing.assert_allclose(z[present], (raw - raw.mean()) / raw.std(), atol=1e-4)
 
 
-def test_text_and_small_integers_get_vocabulary_ids(transformed):
+def test_text_and_small_integers_with_known_values_get_ids_without_a_vocabulary_pass(
+    transformed,
+):
     rows, data, output = transformed
-    city_vocab = [v.decode() for v in output.vocabulary_by_name(F.vocab_name('city'))]
-    assert F.MISSING in city_vocab  # an empty cell is a value of its own
+    city = ['rome', 'oslo', 'lima', F.MISSING]  # the scan's values, then an empty cell
     for row, out in zip(rows, data):
-        city = row['city'][0].decode() if row['city'] else F.MISSING
-        assert city_vocab[int(out['city_xf'])] == city
-    assert output.num_buckets_for_transformed_feature('city_xf') == len(city_vocab) + F.NUM_OOV
-    rooms_vocab = output.vocabulary_by_name(F.vocab_name('rooms'))
-    assert sorted(rooms_vocab) == [b'1', b'2', b'3']
+        value = row['city'][0].decode() if row['city'] else F.MISSING
+        assert int(out['city_xf']) == (city.index(value) if value in city else len(city))
+    assert output.num_buckets_for_transformed_feature('city_xf') == len(city) + F.NUM_OOV
+    for row, out in zip(rows, data):
+        assert int(out['rooms_xf']) == row['rooms'][0] - 1  # '01' is the integer 1
+    assert output.num_buckets_for_transformed_feature('rooms_xf') == 3 + 1 + F.NUM_OOV
     assert 'rooms_missing_xf' not in data[0]  # a category, not a number
+    # No analyzer pass wrote a vocabulary for them (street's is there).
+    assert output.vocabulary_file_by_name(F.vocab_name('city')) is None
+    assert tf.io.gfile.exists(output.vocabulary_file_by_name(F.vocab_name('street')))
+
+
+def test_text_with_unknown_values_gets_a_vocabulary(transformed):
+    rows, data, output = transformed
+    street_vocab = [v.decode() for v in output.vocabulary_by_name(F.vocab_name('street'))]
+    assert F.MISSING in street_vocab  # an empty cell is a value of its own
+    for row, out in zip(rows, data):
+        street = row['street'][0].decode() if row['street'] else F.MISSING
+        assert street_vocab[int(out['street_xf'])] == street
+    assert output.num_buckets_for_transformed_feature('street_xf') == len(street_vocab) + F.NUM_OOV
     assert not any(k.startswith('notes') for k in data[0])  # empty in every row: left out
 
 

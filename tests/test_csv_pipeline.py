@@ -366,12 +366,23 @@ def test_scan_infers_types_like_csv_example_gen_and_reads_na_tokens_as_missing(t
     assert scan.label_classes == {'0': 14, '1': 13, '2': 13}
     assert scan.feature_columns() == ['n', 'x', 't', 'na', 'word']
     assert scan.low_cardinality_columns(F.LOW_CARDINALITY) == ['t', 'y']
+    # Every value, most rows first, for the Transform to map without a vocabulary pass.
+    assert scan.values['t'] == ('a', 'b', 'c') and scan.values['y'] == ('0', '1', '2')
+    assert 'NA' not in scan.values['na'] and len(scan.values['na']) == 32
     assert (
         "column 'na' has 'NA' in 8 row(s) among 32 numbers: read as missing values, so it "
         'stays a number'
     ) in scan.notes
     assert any("'word' is read as text because of 'big'" in note for note in scan.notes)
     assert any("'empty' is empty in every row" in note for note in scan.notes)
+
+
+def test_scan_keeps_the_values_of_columns_with_at_most_vocab_top_k_of_them(tmp_path):
+    rows = F.VOCAB_TOP_K + 50
+    text = 'wide,narrow,y\n' + ''.join(f'w{i},{"pq"[i % 7 == 0]},{i % 2}\n' for i in range(rows))
+    scan = preflight.scan_csv(_csv(tmp_path, text), 'y')
+    assert 'wide' not in scan.values and scan.distinct['wide'] == F.VOCAB_TOP_K + 1
+    assert scan.values['narrow'] == ('p', 'q') and scan.distinct['narrow'] == 2
 
 
 def test_data_is_copied_to_a_folder_named_by_its_content(tmp_path):
@@ -403,6 +414,9 @@ def test_run_config_builds_the_csv_dataset(tmp_path):
     # rating: integers 1..5 with 'NA' read as missing, so a small integer category.
     assert dataset.transform_config['categorical'] == ['visits', 'rating']
     assert dataset.transform_config['ignore'] == ['notes']
+    vocabularies = dataset.transform_config['vocabularies']  # categories the scan saw in full
+    assert sorted(vocabularies) == ['city', 'plan', 'rating', 'visits']
+    assert 'NA' not in vocabularies['rating'] and len(vocabularies['rating']) <= 5
     assert sorted(dataset.transform_config['label_classes']) == ['high', 'low', 'mid']
 
 
