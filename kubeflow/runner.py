@@ -424,14 +424,14 @@ def data_reading_tasks(pipeline_spec: Mapping[str, Any]) -> List[str]:
 
 def compile_pipeline(settings: KubeflowSettings, pipeline: str) -> Dict[str, Any]:
     """The PipelineJob as a dict; job['pipelineSpec'] is what the .yaml holds."""
-    from tfx import v1 as tfx
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-    config = tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+    config = kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
         default_image=settings.image,
         # Open-source KFP (2.x) accepts only schema 2.1.0 specs; Vertex AI takes both.
         use_pipeline_spec_2_1=True,
     )
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(config=config)
+    runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(config=config)
     job = runner.run(build_pipeline(settings, pipeline), write_out=False)
     if settings.target == 'kfp':
         for task in data_reading_tasks(job['pipelineSpec']):

@@ -4,7 +4,24 @@ import dataclasses
 from typing import List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
+from tfx.components.evaluator.component import Evaluator
+from tfx.components.example_gen.csv_example_gen.component import CsvExampleGen
+from tfx.components.example_gen.import_example_gen.component import ImportExampleGen
+from tfx.components.pusher.component import Pusher
+from tfx.components.schema_gen.component import SchemaGen
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.components.statistics_gen.component import StatisticsGen
+from tfx.components.trainer.component import Trainer
+from tfx.components.transform.component import Transform
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.experimental.conditionals.conditional import Cond
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+    LatestBlessedModelStrategy,
+)
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
+from tfx.types import standard_artifacts
+from tfx.types.channel import Channel
 
 from components.error_analysis import (
     ErrorAnalysis,
@@ -36,7 +53,7 @@ def create_pipeline(
     enable_cache: bool = True,
     compare_to_blessed: bool = True,
     compare_reports: bool = False,
-) -> tfx.dsl.Pipeline:
+) -> Pipeline:
     """ExampleGen → StatisticsGen → (Import)SchemaGen → ExampleValidator (gated) → Transform →
     Trainer → Evaluator → ErrorAnalysis, and Pusher when the Evaluator blesses the model.
 
@@ -46,34 +63,32 @@ def create_pipeline(
     code_version = {'code_fingerprint': dataset.code_fingerprint()}
 
     example_gen_class = {
-        'csv': tfx.components.CsvExampleGen,
-        'tfrecord': tfx.components.ImportExampleGen,
+        'csv': CsvExampleGen,
+        'tfrecord': ImportExampleGen,
     }[dataset.example_format]
     example_gen = example_gen_class(
         input_base=data_root,
-        output_config=tfx.proto.Output(
-            split_config=tfx.proto.SplitConfig(
+        output_config=example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(
                 splits=[
-                    tfx.proto.SplitConfig.Split(name='train', hash_buckets=3),
-                    tfx.proto.SplitConfig.Split(name='eval', hash_buckets=1),
+                    example_gen_pb2.SplitConfig.Split(name='train', hash_buckets=3),
+                    example_gen_pb2.SplitConfig.Split(name='eval', hash_buckets=1),
                 ]
             )
         ),
     )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
+    statistics_gen = StatisticsGen(examples=example_gen.outputs['examples'])
     # A curated schema, or (schema_path None) one inferred from the statistics; features stay
     # variable-length, so missing values reach the Transform as missing.
     schema_gen = (
-        tfx.components.ImportSchemaGen(schema_file=schema_path)
+        ImportSchemaGen(schema_file=schema_path)
         if schema_path
-        else tfx.components.SchemaGen(
-            statistics=statistics_gen.outputs['statistics'], infer_feature_shape=False
-        )
+        else SchemaGen(statistics=statistics_gen.outputs['statistics'], infer_feature_shape=False)
     )
     example_validator = GatedExampleValidator(
         statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema']
     ).with_id('ExampleValidator')
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs['examples'],
         schema=schema_gen.outputs['schema'],
         preprocessing_fn=dataset.preprocessing_fn,
@@ -84,26 +99,26 @@ def create_pipeline(
     )
     # Transform runs only on data the gate let through.
     transform.add_upstream_node(example_validator)
-    trainer = tfx.components.Trainer(
+    trainer = Trainer(
         run_fn=dataset.run_fn,
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
         schema=schema_gen.outputs['schema'],
-        train_args=tfx.proto.TrainArgs(num_steps=train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
+        train_args=trainer_pb2.TrainArgs(num_steps=train_steps),
+        eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
         custom_config={**code_version, **dataset.trainer_config},
     )
 
     model_resolver = (
-        tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        Resolver(
+            strategy_class=LatestBlessedModelStrategy,
+            model=Channel(type=standard_artifacts.Model),
+            model_blessing=Channel(type=standard_artifacts.ModelBlessing),
         ).with_id('latest_blessed_model_resolver')
         if compare_to_blessed
         else None
     )
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         examples=example_gen.outputs['examples'],
         model=trainer.outputs['model'],
         baseline_model=model_resolver.outputs['model'] if model_resolver else None,
@@ -112,10 +127,10 @@ def create_pipeline(
 
     # The report of the latest blessed model, for ErrorAnalysis to compare with.
     report_resolver = (
-        tfx.dsl.Resolver(
+        Resolver(
             strategy_class=LatestBlessedModelReportStrategy,
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-            report=tfx.dsl.Channel(type=ErrorAnalysisReport),
+            model_blessing=Channel(type=standard_artifacts.ModelBlessing),
+            report=Channel(type=ErrorAnalysisReport),
         ).with_id('latest_blessed_report_resolver')
         if compare_to_blessed and compare_reports
         else None
@@ -147,16 +162,16 @@ def create_pipeline(
         .future()[0]
         .custom_property(report_files.SLICE_GATE_PASSED)
     )
-    with tfx.dsl.Cond(gate_passed == 1):
-        pusher = tfx.components.Pusher(
+    with Cond(gate_passed == 1):
+        pusher = Pusher(
             model=trainer.outputs['model'],
             model_blessing=evaluator.outputs['blessing'],
-            push_destination=tfx.proto.PushDestination(
-                filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+            push_destination=pusher_pb2.PushDestination(
+                filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_model_dir)
             ),
         )
 
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=[

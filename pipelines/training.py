@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 import tf_keras as keras
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
 
@@ -28,7 +28,7 @@ def skip_autograph_for_tf_keras() -> None:
 
 def input_fn(
     file_pattern: List[str],
-    data_accessor: tfx.components.DataAccessor,
+    data_accessor: DataAccessor,
     tf_transform_output: tft.TFTransformOutput,
     label_key: str,
     batch_size: int = 64,
@@ -95,7 +95,7 @@ def epoch_table(history: dict) -> str:
 
 def train(
     model: keras.Model,
-    fn_args: tfx.components.FnArgs,
+    fn_args: FnArgs,
     tf_transform_output: tft.TFTransformOutput,
     label_key: str,
     batch_size: int = 64,

@@ -61,10 +61,20 @@ def test_label_is_tip_above_20_percent_of_fare(transformed):
     assert 0 < sum(expected) < len(expected)
 
 
-def test_numbers_are_z_scored(transformed):
-    _, data = transformed
-    fares = np.array([d['fare_xf'] for d in data])
-    assert abs(fares.mean()) < 1e-5 and abs(fares.std() - 1) < 1e-3
+def test_numbers_are_z_scored_each_on_its_own(transformed):
+    rows, data = transformed
+    for key in F.DENSE_FLOAT_FEATURES:  # stacked into one analyzer, scaled per column
+        z = np.array([d[F.transformed_name(key)] for d in data])
+        raw = np.array([r[key][0] for r in rows])
+        np.testing.assert_allclose(z, (raw - raw.mean()) / raw.std(), atol=1e-4)
+
+
+def test_coordinates_are_bucketed_by_their_own_quantiles(transformed):
+    rows, data = transformed
+    latitude = [(r['pickup_latitude'][0], int(d['pickup_latitude_xf'])) for r, d in zip(rows, data)]
+    buckets = [b for _, b in sorted(latitude)]
+    assert buckets == sorted(buckets) and len(set(buckets)) >= 5  # ordered, spread out
+    assert len({int(d['pickup_longitude_xf']) for d in data}) == 1  # one value, one bucket
 
 
 def test_missing_coordinates_get_their_own_bucket(transformed):

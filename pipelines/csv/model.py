@@ -10,7 +10,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from absl import logging
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
 
 from pipelines import serving
 from pipelines.csv import features as F
@@ -83,7 +83,7 @@ def _write_lines(serving_model_dir: str, name: str, lines: Sequence[str]) -> str
     return path
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     config = fn_args.custom_config or {}
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     names = class_names(tf_transform_output)

@@ -5,7 +5,7 @@ convolutional network)."""
 
 import tensorflow_transform as tft
 import tf_keras as keras
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
 
 from pipelines import serving
 from pipelines.mnist import features as F
@@ -40,7 +40,7 @@ def build_keras_model(
     return model
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     config = fn_args.custom_config or {}
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     model = build_keras_model(int(config['num_classes']), config.get('model', 'dense'))

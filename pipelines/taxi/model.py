@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from absl import logging
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
 
 from pipelines import serving
 from pipelines.taxi import features as F
@@ -46,7 +46,7 @@ def build_keras_model(
     return model
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     """TFX Trainer entry point: trains, logs to TensorBoard, saves serving signatures."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     model = build_keras_model()
