@@ -104,6 +104,62 @@ def taxi_run(tmp_path_factory):
     }
 
 
+# The gated taxi runs (test_review.py, test_slice_gate_e2e.py): 2,000 rows each.
+GATED_ROWS = 2000
+GATED_TRAIN_STEPS = 300  # Trainer time is mostly fixed overhead; 40 steps only learns the majority
+CORRUPT_DAY = '7'
+# ~520 eval rows: below ~10% of them, slices that look bad on the search half by chance crowd
+# the top 10 (SliceLine weighs error rate over size); the corrupted day is ~18% of the rows.
+GATED_MIN_SLICE_SIZE = 0.1
+
+
+def flip_label_on_day(i, row):
+    """Every other trip of CORRUPT_DAY gets the other label (tip > 20% of the fare or not)."""
+    if row['trip_start_day'] != CORRUPT_DAY or i % 2:
+        return row
+    fare = float(row['fare'] or 0)
+    big_tipper = float(row['tips'] or 0) > 0.2 * fare
+    return dict(row, tips='0.0' if big_tipper else f'{max(fare, 1.0) * 0.5:.2f}')
+
+
+@pytest.fixture(scope='session')
+def gated_taxi_runs(tmp_path_factory):
+    """Three real taxi runs into one output folder, with the slice gate: clean data (blessed,
+    pushed); data whose Saturday labels are half flipped, blessed by the Evaluator (a 50-point
+    accuracy drop is tolerated here on purpose) but not pushed, as ErrorAnalysis finds the
+    Saturday slice new since the last blessed model; the same data with --slice-gate off,
+    which pushes (everything up to the Evaluator cached). Returns (output folder, what each
+    run printed). The review tests read the same store."""
+    import contextlib
+    import io
+
+    import local_runner
+    from pipelines.config import ErrorAnalysisSettings, RunConfig
+
+    root = tmp_path_factory.mktemp('gated')
+    out = str(root / 'out')
+    clean = write_sample(root / 'clean', GATED_ROWS)
+    corrupted = write_sample(root / 'corrupted', GATED_ROWS, edit=flip_label_on_day)
+    summaries = []
+    for data, gate in ((clean, 'new'), (corrupted, 'new'), (corrupted, 'off')):
+        config = RunConfig(
+            output_dir=out,
+            data_root=str(data),
+            train_steps=GATED_TRAIN_STEPS,
+            eval_steps=10,
+            min_accuracy=0.5,
+            max_accuracy_drop=0.5,
+            error_analysis=ErrorAnalysisSettings(
+                min_slice_size=GATED_MIN_SLICE_SIZE, slice_gate=gate
+            ),
+        )
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert local_runner.run(config) == 0
+        summaries.append(printed.getvalue())
+    return out, summaries
+
+
 # ErrorAnalysis executor parameters for direct calls in tests.
 EA_PROPS = {
     'splits': '["eval"]',
@@ -138,9 +194,11 @@ def ea_inputs(taxi_run, examples_uri=None, splits=('train', 'eval')):
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """`make test` runs two pytest-xdist workers (--dist loadgroup). A module's tests stay on
-    one worker, so each module-scoped pipeline run happens once; the tests that read the
-    session's taxi_run share one worker, so it runs once too. (xdist 3.8 groups by a suffix
-    it adds to `item._nodeid`, which pytest 9 no longer reads: requirements.lock pins 8.4.)"""
+    one worker, so each module-scoped pipeline run happens once; the tests that read a
+    session's runs (taxi_run, gated_taxi_runs) share one worker, so they run once too. (xdist
+    3.8 groups by a suffix it adds to `item._nodeid`, which pytest 9 no longer reads:
+    requirements.lock pins 8.4.)"""
     for item in items:
-        group = 'taxi_run' if 'taxi_run' in item.fixturenames else item.module.__name__
+        shared = [f for f in ('taxi_run', 'gated_taxi_runs') if f in item.fixturenames]
+        group = shared[0] if shared else item.module.__name__
         item.add_marker(pytest.mark.xdist_group(group))

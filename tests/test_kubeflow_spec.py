@@ -256,6 +256,7 @@ def test_every_container_runs_the_image(compiled):
     }
     assert 'components.error_analysis.executor.Executor' in executors
     assert 'components.gated_example_validator.executor.Executor' in executors
+    assert 'components.csv_example_gen.executor.Executor' in executors  # batched CSV reading
 
 
 def test_parameters_as_configured(compiled):

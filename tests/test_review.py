@@ -1,33 +1,18 @@
 """Run history and report comparison, read from ML Metadata.
 
-Two real runs of the taxi pipeline on 2,000 rows: the second with the label flipped on every
-other trip that started on a Saturday (trip_start_day = 7), so no model can be right on more
-than about half of them: a clear new failing slice. Run 1's model is blessed (low accuracy
-threshold), so run 2's ErrorAnalysis compares itself with run 1's report."""
+The gated taxi runs (tests/conftest.py: gated_taxi_runs) on 2,000 rows: run 2 has the label
+flipped on every other trip that started on a Saturday (trip_start_day = 7), so no model can be
+right on more than about half of them: a clear new failing slice. Run 1's model is blessed (low
+accuracy threshold), so run 2's ErrorAnalysis compares itself with run 1's report."""
 
 import json
 import os
 
 import pytest
 
-from tests.conftest import write_sample
+from tests.conftest import CORRUPT_DAY
 
-ROWS = 2000
-TRAIN_STEPS = 300  # Trainer time is mostly fixed overhead; 40 steps only learns the majority class
-CORRUPT_DAY = '7'
-# ~520 eval rows: below ~10% of them, slices that look bad on the search half by chance crowd
-# the top 10 (SliceLine weighs error rate over size); the corrupted day is ~18% of the rows.
-MIN_SLICE_SIZE = 0.1
 DAY_PREDICATE = ('trip_start_day', f'trip_start_day = {CORRUPT_DAY}')
-
-
-def flip_label_on_day(i, row):
-    """Every other trip of CORRUPT_DAY gets the other label (tip > 20% of the fare or not)."""
-    if row['trip_start_day'] != CORRUPT_DAY or i % 2:
-        return row
-    fare = float(row['fare'] or 0)
-    big_tipper = float(row['tips'] or 0) > 0.2 * fare
-    return dict(row, tips='0.0' if big_tipper else f'{max(fare, 1.0) * 0.5:.2f}')
 
 
 def _has_day(entries):
@@ -37,24 +22,10 @@ def _has_day(entries):
 
 
 @pytest.fixture(scope='module')
-def two_runs(tmp_path_factory):
-    import local_runner
-    from pipelines.config import ErrorAnalysisSettings, RunConfig
-
-    root = tmp_path_factory.mktemp('review')
-    out = str(root / 'out')
-    for name, edit in (('clean', None), ('corrupted', flip_label_on_day)):
-        data = write_sample(root / name, ROWS, edit=edit)
-        config = RunConfig(
-            output_dir=out,
-            data_root=str(data),
-            train_steps=TRAIN_STEPS,
-            eval_steps=10,
-            min_accuracy=0.5,
-            error_analysis=ErrorAnalysisSettings(min_slice_size=MIN_SLICE_SIZE),
-        )
-        assert local_runner.run(config) == 0
-    return out
+def two_runs(gated_taxi_runs):
+    """The output folder of the gated runs: runs 1 (clean) and 2 (Saturday labels flipped) are
+    the pair these tests compare; run 3 repeats run 2 with the slice gate off."""
+    return gated_taxi_runs[0]
 
 
 def test_api_lists_runs_and_their_artifacts(two_runs):
@@ -62,10 +33,10 @@ def test_api_lists_runs_and_their_artifacts(two_runs):
 
     r = review.Review(two_runs, 'taxi')
     assert r.pipeline == 'blindspot-taxi'
-    first, second = r.runs()
-    assert [first.number, second.number] == [1, 2]
-    assert r.run().run_id == second.run_id == r.run(-1).run_id == r.run(2).run_id
-    assert r.run(first.run_id) is first
+    first, second, third = r.runs()
+    assert [first.number, second.number, third.number] == [1, 2, 3]
+    assert r.run().run_id == third.run_id == r.run(-1).run_id == r.run(3).run_id
+    assert r.run(2).run_id == second.run_id and r.run(first.run_id) is first
     assert first.blessed is True  # accuracy threshold 0.5
     for run in (first, second):
         assert run.status == 'complete'
@@ -84,7 +55,7 @@ def test_component_compares_with_the_blessed_report(two_runs):
     import review
     from review import metadata
 
-    first, second = review.list_runs(two_runs)
+    first, second, _ = review.list_runs(two_runs)
     assert 'comparison' not in first.report_json()  # no blessed model before run 1
     comparison = second.report_json()['comparison']
     assert comparison['baseline_artifact_id'] == first.report.id
@@ -116,7 +87,7 @@ def test_history_cli(two_runs, capsys):
     out = capsys.readouterr().out
     runs = review.list_runs(two_runs)
     lines = [line for line in out.splitlines() if any(r.run_id in line for r in runs)]
-    assert len(lines) == 2
+    assert len(lines) == 3
     for line, run in zip(lines, runs):
         assert run.run_id in line and 'blindspot-taxi' in line
         assert f'{100 * run.error_rate():.1f}%' in line
@@ -129,12 +100,17 @@ def test_history_cli(two_runs, capsys):
 def test_compare_cli_new_and_resolved(two_runs, capsys):
     from review import cli as review_cli
 
-    # Default: the last two runs. The corrupted day is a new failing slice.
-    assert review_cli.main(['compare', '--output-dir', two_runs]) == 0
+    # Run 1 against run 2: the corrupted day is a new failing slice.
+    assert review_cli.main(['compare', '1', '2', '--output-dir', two_runs]) == 0
     out = capsys.readouterr().out
     new_section = out.split('New (')[1].split('Resolved (')[0]
     assert f'trip_start_day = {CORRUPT_DAY}' in new_section
     assert 'Accuracy by TFMA slice (binary_accuracy' in out
+    # Default: the last two runs (2 and 3, the same data), where the day persists.
+    assert review_cli.main(['compare', '--output-dir', two_runs, '--no-tfma']) == 0
+    out = capsys.readouterr().out
+    assert f'trip_start_day = {CORRUPT_DAY}' in out.split('Persisting (')[1]
+    assert f'trip_start_day = {CORRUPT_DAY}' not in out.split('New (')[1].split('Resolved (')[0]
     # The other way round it is resolved.
     assert review_cli.main(['compare', '2', '1', '--output-dir', two_runs, '--no-tfma']) == 0
     out = capsys.readouterr().out
@@ -145,7 +121,7 @@ def test_compare_cli_new_and_resolved(two_runs, capsys):
 def test_compare_api_accuracy_changes(two_runs):
     import review
 
-    comparison = review.compare_runs(two_runs)
+    comparison = review.compare_runs(two_runs, 1, 2)
     assert comparison['accuracy']['metric'] == 'binary_accuracy'
     overall = next(r for r in comparison['accuracy']['rows'] if r['slice'] == 'Overall')
     assert overall['change'] < 0
@@ -158,7 +134,7 @@ def test_unknown_run_and_pipeline(two_runs, capsys):
 
     assert review_cli.main(['compare', 'no-such-run', '--output-dir', two_runs]) == 2
     err = capsys.readouterr().err
-    assert "no run 'no-such-run' of pipeline 'blindspot-taxi'" in err and '2 run(s)' in err
+    assert "no run 'no-such-run' of pipeline 'blindspot-taxi'" in err and '3 run(s)' in err
     assert review_cli.main(['compare', '5', '1', '--output-dir', two_runs]) == 2
     assert "no run '5'" in capsys.readouterr().err
     assert review_cli.main(['history', '--output-dir', two_runs, '--pipeline', 'mnist']) == 2

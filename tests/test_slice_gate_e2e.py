@@ -1,46 +1,19 @@
 """The slice gate end to end: a pipeline that will not ship a new blind spot.
 
 Three real runs of the taxi pipeline into one output folder: clean data (blessed, pushed);
-data whose Saturday labels are half flipped (test_review.flip_label_on_day), blessed by the
+data whose Saturday labels are half flipped (conftest.flip_label_on_day), blessed by the
 Evaluator (a 50-point accuracy drop is tolerated here on purpose) but not pushed, because
 ErrorAnalysis finds the Saturday slice new since the last blessed model; the same data with
 --slice-gate off, which pushes."""
 
-import contextlib
-import io
-
 import pytest
-
-from tests.conftest import write_sample
-from tests.test_review import MIN_SLICE_SIZE, ROWS, TRAIN_STEPS, flip_label_on_day
 
 
 @pytest.fixture(scope='module')
-def gated_runs(tmp_path_factory):
-    import local_runner
-    from pipelines.config import ErrorAnalysisSettings, RunConfig
-
-    root = tmp_path_factory.mktemp('gate')
-    out = str(root / 'out')
-    clean = write_sample(root / 'clean', ROWS)
-    corrupted = write_sample(root / 'corrupted', ROWS, edit=flip_label_on_day)
-    summaries = []
-    for data, gate in ((clean, 'new'), (corrupted, 'new'), (corrupted, 'off')):
-        config = RunConfig(
-            output_dir=out,
-            data_root=str(data),
-            train_steps=TRAIN_STEPS,
-            eval_steps=10,
-            min_accuracy=0.5,
-            max_accuracy_drop=0.5,
-            error_analysis=ErrorAnalysisSettings(min_slice_size=MIN_SLICE_SIZE, slice_gate=gate),
-        )
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):
-            assert local_runner.run(config) == 0
-        summaries.append(printed.getvalue())
+def gated_runs(gated_taxi_runs):
     import review
 
+    out, summaries = gated_taxi_runs
     return review.list_runs(out), summaries
 
 

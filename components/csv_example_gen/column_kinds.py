@@ -1,0 +1,40 @@
+"""Column types of CSV rows as CsvExampleGen infers them (tfx_bsl's csv_decoder): pure Python,
+one batch of rows at a time, so the Beam glue handles batches rather than single lines."""
+
+from typing import List, Sequence
+
+UNKNOWN, INT, FLOAT, STRING = 0, 1, 2, 3  # the order in which one type widens to the next
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def cell_kind(cell: str) -> int:
+    """tfx_bsl's _InferValueType: empty -> UNKNOWN; an integer in int64 -> INT (a longer one
+    is text); else FLOAT if float() reads it; else STRING."""
+    if not cell:
+        return UNKNOWN
+    try:
+        return INT if _INT64_MIN <= int(cell) <= _INT64_MAX else STRING
+    except ValueError:
+        try:
+            float(cell)
+        except ValueError:
+            return STRING
+        return FLOAT
+
+
+def widen(kinds: List[int], rows: Sequence[Sequence[str]]) -> List[int]:
+    """`kinds` (one per column) widened by every cell of `rows`, in place."""
+    for i in range(len(kinds)):
+        kind = kinds[i]
+        if kind == STRING:
+            continue
+        for row in rows:
+            cell = row[i]
+            if cell:
+                cell_type = cell_kind(cell)
+                if cell_type > kind:
+                    kind = cell_type
+                    if kind == STRING:
+                        break
+        kinds[i] = kind
+    return kinds

@@ -1,0 +1,128 @@
+"""CsvExampleGen's executor with the CSV read and encoded in batches.
+
+The stock executor makes every CSV line its own Beam element through reading, parsing, type
+inference and conversion to a tf.Example built in Python: a third of the csv pipeline's time
+on 400k rows (107 s; 58 s this way). Here a file is read with Python's csv module in batches
+of rows, the column types are inferred per batch and combined, and each batch becomes
+tf.Examples through tfx_bsl's C++ encoder. What is written is what the stock executor writes:
+the same types (int64 / float / bytes as tfx_bsl infers them), an empty cell as a feature with
+an empty list of its column's type, a column empty in every row as a feature with no list,
+multi-line quoted values kept whole, blank lines skipped. Splitting and writing stay the base
+executor's (a row's split comes from a hash of its bytes, so rows with empty cells may fall
+in the other split than with the stock executor)."""
+
+import csv
+import io
+import os
+from typing import Any, Dict, Iterable, List
+
+import apache_beam as beam
+import pyarrow as pa
+from tfx.components.example_gen.csv_example_gen import executor as csv_executor
+from tfx.dsl.io import fileio
+from tfx.types import standard_component_specs
+from tfx.utils import io_utils
+from tfx_bsl.coders import example_coder
+
+from components.csv_example_gen import column_kinds as K
+
+BATCH_ROWS = 2048
+
+_ARROW_TYPES = {
+    K.UNKNOWN: pa.large_list(pa.large_binary()),  # every cell None: a feature with no list
+    K.INT: pa.large_list(pa.int64()),
+    K.FLOAT: pa.large_list(pa.float32()),
+    K.STRING: pa.large_list(pa.large_binary()),
+}
+_CONVERT = {K.INT: int, K.FLOAT: float, K.STRING: str.encode}
+
+
+class _ReadRowBatches(beam.DoFn):
+    """A CSV file (header skipped) as lists of at most BATCH_ROWS rows of cells."""
+
+    def __init__(self, num_columns: int):
+        self._num_columns = num_columns
+
+    def process(self, path: str) -> Iterable[List[List[str]]]:
+        with beam.io.filesystems.FileSystems.open(path) as raw:
+            reader = csv.reader(io.TextIOWrapper(raw, encoding='utf-8', newline=''))
+            next(reader, None)
+            batch = []
+            for row in reader:
+                if not row:
+                    continue  # a blank line, as CsvExampleGen skips it
+                if len(row) != self._num_columns:
+                    raise ValueError(
+                        f'{path}, line {reader.line_num}: {len(row)} values but the header has '
+                        f'{self._num_columns} columns'
+                    )
+                batch.append(row)
+                if len(batch) == BATCH_ROWS:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+
+class _ColumnKinds(beam.CombineFn):
+    """The widest kind of each column over all rows."""
+
+    def __init__(self, num_columns: int):
+        self._num_columns = num_columns
+
+    def create_accumulator(self) -> List[int]:
+        return [K.UNKNOWN] * self._num_columns
+
+    def add_input(self, kinds: List[int], rows: List[List[str]]) -> List[int]:
+        return K.widen(kinds, rows)
+
+    def merge_accumulators(self, accumulators: Iterable[List[int]]) -> List[int]:
+        return [max(kinds) for kinds in zip(*accumulators)]
+
+    def extract_output(self, kinds: List[int]) -> List[int]:
+        return kinds
+
+
+def encode_rows(rows: List[List[str]], kinds: List[int], names: List[str]) -> List[bytes]:
+    """Serialized tf.Examples of the rows, typed by `kinds`."""
+    arrays = []
+    for i, kind in enumerate(kinds):
+        if kind == K.UNKNOWN:
+            values = [None] * len(rows)
+        else:
+            convert = _CONVERT[kind]
+            values = [[convert(row[i])] if row[i] else [] for row in rows]
+        arrays.append(pa.array(values, type=_ARROW_TYPES[kind]))
+    return example_coder.RecordBatchToExamplesEncoder().encode(
+        pa.RecordBatch.from_arrays(arrays, names)
+    )
+
+
+@beam.ptransform_fn
+def _CsvToSerializedExamples(
+    pipeline: beam.Pipeline, exec_properties: Dict[str, Any], split_pattern: str
+) -> beam.PCollection:
+    pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
+    files = fileio.glob(pattern)
+    if not files:
+        raise RuntimeError(f'Split pattern {pattern} does not match any files.')
+    names = io_utils.load_csv_column_names(files[0])
+    for path in files[1:]:
+        if io_utils.load_csv_column_names(path) != names:
+            raise RuntimeError(f'Files in same split {pattern} have different header.')
+    batches = (
+        pipeline
+        | 'Files' >> beam.Create(files)
+        | 'ReadRowBatches' >> beam.ParDo(_ReadRowBatches(len(names)))
+    )
+    kinds = beam.pvalue.AsSingleton(
+        batches | 'ColumnKinds' >> beam.CombineGlobally(_ColumnKinds(len(names)))
+    )
+    return batches | 'Encode' >> beam.FlatMap(encode_rows, kinds, names)
+
+
+class Executor(csv_executor.Executor):
+    """CsvExampleGen's executor, reading and encoding in batches."""
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        return _CsvToSerializedExamples
