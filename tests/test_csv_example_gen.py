@@ -1,6 +1,7 @@
-"""The batched CSV executor writes the examples TFX's stock CsvExampleGen writes, on a CSV with
-the cases that differ: types widened late, overflowing integers, empty cells and columns,
-quoted commas and line breaks, blank lines, several files and batches."""
+"""The batched CSV executor writes the examples TFX's stock CsvExampleGen writes, as the bytes
+that decide each row's split, on a CSV with the cases that differ: types widened late,
+overflowing integers, empty cells and columns, quoted commas and line breaks, blank lines,
+several files and batches."""
 
 import apache_beam as beam
 import pytest
@@ -22,13 +23,16 @@ ROWS = [
 
 
 def _examples(transform, exec_properties, out):
-    """Each example the transform makes, canonically serialized, sorted."""
+    """What the transform makes, as the bytes the base executor hashes to pick a row's split
+    (a stock tf.Example serialized deterministically; the batched executor's bytes as they
+    are), sorted."""
     with beam.Pipeline() as p:
         _ = (
             p
             | transform(exec_properties=exec_properties, split_pattern='*.csv')
-            | beam.Map(lambda e: tf.train.Example.FromString(e) if isinstance(e, bytes) else e)
-            | beam.Map(lambda e: e.SerializeToString(deterministic=True))
+            | beam.Map(
+                lambda e: e if isinstance(e, bytes) else e.SerializeToString(deterministic=True)
+            )
             | beam.io.WriteToTFRecord(str(out), shard_name_template='')
         )
     return sorted(r.numpy() for r in tf.data.TFRecordDataset(str(out)))

@@ -8,8 +8,8 @@ tf.Examples through tfx_bsl's C++ encoder. What is written is what the stock exe
 the same types (int64 / float / bytes as tfx_bsl infers them), an empty cell as a feature with
 an empty list of its column's type, a column empty in every row as a feature with no list,
 multi-line quoted values kept whole, blank lines skipped. Splitting and writing stay the base
-executor's (a row's split comes from a hash of its bytes, so rows with empty cells may fall
-in the other split than with the stock executor)."""
+executor's; each row is written as the bytes the stock executor hashes to pick its split, so
+every row lands in the same split."""
 
 import csv
 import io
@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterable, List
 
 import apache_beam as beam
 import pyarrow as pa
+import tensorflow as tf
 from tfx.components.example_gen.csv_example_gen import executor as csv_executor
 from tfx.dsl.io import fileio
 from tfx.types import standard_component_specs
@@ -93,9 +94,18 @@ def encode_rows(rows: List[List[str]], kinds: List[int], names: List[str]) -> Li
             convert = _CONVERT[kind]
             values = [[convert(row[i])] if row[i] else [] for row in rows]
         arrays.append(pa.array(values, type=_ARROW_TYPES[kind]))
-    return example_coder.RecordBatchToExamplesEncoder().encode(
+    encoded = example_coder.RecordBatchToExamplesEncoder().encode(
         pa.RecordBatch.from_arrays(arrays, names)
     )
+    # The encoder writes an empty list differently from protobuf's deterministic serialization,
+    # which the stock executor's split hashes: those rows are re-serialized, so every row lands
+    # in the split it lands in with the stock executor.
+    for i, row in enumerate(rows):
+        if not all(row):
+            encoded[i] = tf.train.Example.FromString(encoded[i]).SerializeToString(
+                deterministic=True
+            )
+    return encoded
 
 
 @beam.ptransform_fn
