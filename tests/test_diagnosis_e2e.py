@@ -19,11 +19,12 @@ from tests.test_csv_pipeline import _run_pipeline
 WEEKDAYS = ('Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun')
 
 
-def write_orders(path: Path, rows: int = 1200, seed: int = 3) -> Path:
+def write_orders(path: Path, rows: int = 2000, seed: int = 3) -> Path:
     """label: 'up' or 'down' by the sign of x1 (kept at least 0.5 from 0, so the model can be
     sure), except where 0.8 <= x2 < 1.6 (16% of rows: labels at random, in a band of a
     feature the rule does not use, which a small model trained briefly does not carve out, so
-    it stays confident there); 'flat', a third class of 6 rows at random. order_id is unique,
+    it stays confident there; 2,000 rows, so the band's hold-out half holds enough errors to
+    confirm it whatever the split); 'flat', a third class of 10 rows at random. order_id is unique,
     day an ISO date, weight has 'NA' cells; source is an unrelated category."""
     rng = random.Random(seed)
     with open(path, 'w', newline='') as f:

@@ -97,15 +97,13 @@ def encode_rows(rows: List[List[str]], kinds: List[int], names: List[str]) -> Li
     encoded = example_coder.RecordBatchToExamplesEncoder().encode(
         pa.RecordBatch.from_arrays(arrays, names)
     )
-    # The encoder writes an empty list differently from protobuf's deterministic serialization,
-    # which the stock executor's split hashes: those rows are re-serialized, so every row lands
-    # in the split it lands in with the stock executor.
-    for i, row in enumerate(rows):
-        if not all(row):
-            encoded[i] = tf.train.Example.FromString(encoded[i]).SerializeToString(
-                deterministic=True
-            )
-    return encoded
+    # The encoder's feature order changes from process to process (and it writes an empty list
+    # in other bytes): each row is re-serialized deterministically, the bytes the stock
+    # executor hashes to pick a row's split, so a row lands in the same split in every run.
+    return [
+        tf.train.Example.FromString(example).SerializeToString(deterministic=True)
+        for example in encoded
+    ]
 
 
 @beam.ptransform_fn
