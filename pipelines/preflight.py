@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import components.error_analysis as error_analysis
+from components.csv_example_gen import column_kinds as K
 from pipelines import layout
 
 _NAMES_SHOWN = 30
@@ -208,9 +209,7 @@ def check_output_dir(output_dir: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # --pipeline csv: the user's CSV file(s), read once as a stream before anything else runs.
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_UNKNOWN, _INT, _FLOAT, _STRING = 0, 1, 2, 3
-_KIND_NAMES = {_UNKNOWN: 'empty', _INT: 'int', _FLOAT: 'float', _STRING: 'string'}
+_KIND_NAMES = {K.UNKNOWN: 'empty', K.INT: 'int', K.FLOAT: 'float', K.STRING: 'string'}
 _NA_TOKENS_SHOWN = 3  # a numeric column read as text because of at most this many tokens
 # Cells that mean "no value" in a column of numbers (compared in lower case): read as missing.
 MISSING_TOKENS = frozenset({'na', 'n/a', '#n/a', 'null', 'none', 'missing', '-', '--', '?', '.'})
@@ -246,18 +245,6 @@ class CsvScan:
     def low_cardinality_columns(self, limit: int) -> List[str]:
         """Columns (label included) with 2..limit distinct values."""
         return [c for c in self.columns if 2 <= self.distinct[c] <= limit]
-
-
-def _value_kind(cell: str) -> int:
-    """The type CsvExampleGen (tfx_bsl's csv_decoder) infers for one non-empty cell."""
-    try:
-        return _INT if _INT64_MIN <= int(cell) <= _INT64_MAX else _STRING
-    except ValueError:
-        try:
-            float(cell)
-            return _FLOAT
-        except ValueError:
-            return _STRING
 
 
 def _is_float(cell: str) -> bool:
@@ -400,10 +387,10 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
                     header = this_header
                     n = len(header)
                     li = header.index(label)
-                    kinds, missing = [_UNKNOWN] * n, [0] * n
+                    kinds, missing = [K.UNKNOWN] * n, [0] * n
                     values: List[Optional[Dict[str, int]]] = [{} for _ in range(n)]
                     numeric, tokens = [0] * n, [dict() for _ in range(n)]
-                    number_kinds = [_UNKNOWN] * n  # the kind of the cells that are numbers
+                    number_kinds = [K.UNKNOWN] * n  # the kind of the cells that are numbers
                     classes: Dict[str, int] = {}
                     no_label, first_no_label = 0, ''
                 elif this_header != header:
@@ -426,17 +413,17 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
                         if not cell:
                             missing[i] += 1
                             continue
-                        if kinds[i] != _STRING or tokens[i] is not None:
+                        if kinds[i] != K.STRING or tokens[i] is not None:
                             kind = (
-                                _value_kind(cell)
-                                if kinds[i] != _FLOAT
-                                else _FLOAT
+                                K.cell_kind(cell)
+                                if kinds[i] != K.FLOAT
+                                else K.FLOAT
                                 if _is_float(cell)
-                                else _STRING
+                                else K.STRING
                             )
                             if kind > kinds[i]:
                                 kinds[i] = kind
-                            if kind == _STRING:
+                            if kind == K.STRING:
                                 if tokens[i] is not None:
                                     tokens[i][cell] = tokens[i].get(cell, 0) + 1
                                     if len(tokens[i]) > _NA_TOKENS_SHOWN:
@@ -490,10 +477,10 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
     notes = _rare_class_notes(label, classes, rows)
     missing_tokens: Dict[str, Tuple[str, ...]] = {}
     for i, column in enumerate(header):
-        if kinds[i] == _UNKNOWN:
+        if kinds[i] == K.UNKNOWN:
             notes.append(f"column '{column}' is empty in every row: it is left out")
         elif (
-            kinds[i] == _STRING
+            kinds[i] == K.STRING
             and tokens[i]
             and column != label
             and numeric[i] >= sum(tokens[i].values())
@@ -551,7 +538,7 @@ def _rare_class_notes(label: str, classes: Dict[str, int], rows: int) -> List[st
 def _label_classes(label: str, raw: Dict[str, int], kind: int) -> Dict[str, int]:
     """Class name -> rows, with numbers spelled as Transform spells them (tf.strings.as_string
     of the integer: '01' and '1' are one class)."""
-    if kind == _STRING:
+    if kind == K.STRING:
         bad = next((c for c in raw if '\n' in c or '\r' in c), None)
         if bad is not None:
             raise PreflightError(
@@ -561,7 +548,7 @@ def _label_classes(label: str, raw: Dict[str, int], kind: int) -> Dict[str, int]
         return dict(raw)
     classes: Dict[str, int] = {}
     for value, count in raw.items():
-        if kind == _INT:
+        if kind == K.INT:
             name = str(int(value))
         else:
             number = float(value)

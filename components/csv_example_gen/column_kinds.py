@@ -1,5 +1,6 @@
 """Column types of CSV rows as CsvExampleGen infers them (tfx_bsl's csv_decoder): pure Python,
-one batch of rows at a time, so the Beam glue handles batches rather than single lines."""
+one batch of rows at a time, so the Beam glue handles batches rather than single lines. The
+preflight scan (pipelines/preflight.py) types columns with the same cell_kind."""
 
 from typing import List, Sequence
 
