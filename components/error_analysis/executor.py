@@ -143,7 +143,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         model_dir = path_utils.serving_model_path(model.uri)
 
         # Fail fast, before any Beam work, on labels, outputs or features that do not fit.
-        sample = Predictor(model_dir, label_key, {}, transformed).predict(_sample(patterns))
+        # `checker` stays referenced through the Beam run: its model is the one the in-process
+        # DoFns acquire (predictions.load_model), so the SavedModel is loaded once, not twice.
+        checker = Predictor(model_dir, label_key, {}, transformed)
+        sample = checker.predict(_sample(patterns))
         for name in transformed:
             features[name] = 'string' if sample.columns[name].dtype == object else 'float'
         num_classes = sample.probabilities.shape[1]
