@@ -182,3 +182,38 @@ def test_charts_for_many_classes_without_findings_or_evaluation(report):
     assert section.count('<svg') == 1
     assert '>class 14<' in section
     assert '>10<' not in section  # too many classes to print counts in the cells
+
+
+def test_charts_are_well_formed_svg_and_escape_their_text(report):
+    """Charts are drawn as SVG text here: every chart parses as XML, labels with markup
+    characters come out as text."""
+    import xml.etree.ElementTree as ET
+
+    report['class_names'] = ['<none>', 'a & b']
+    svgs = [charts.confusion_heatmap(report)]
+    svgs += [svg for _, svg in charts.tfma_slice_accuracy(report)]
+    svgs += [svg for _, svg in charts.finding_feature_error_rates(report)]
+    for svg in svgs:
+        ET.fromstring(svg)
+    texts = {t.text for t in ET.fromstring(svgs[0]).iter('{http://www.w3.org/2000/svg}text')}
+    assert {'<none>', 'a & b'} <= texts
+
+
+def test_interval_points_sit_at_their_rate_on_the_axis(report):
+    """Each point is at its rate between the 0% and 100% grid lines, inside its interval."""
+    import xml.etree.ElementTree as ET
+
+    ns = '{http://www.w3.org/2000/svg}'
+    svg = dict(charts.finding_feature_error_rates(report))['error rate by payment_type']
+    root = ET.fromstring(svg)
+    ticks = {t.text: float(t.get('x')) for t in root.iter(ns + 'text') if t.text.endswith('%')}
+    zero, full = ticks['0%'], ticks['100%']
+    rows = [g for g in root.iter(ns + 'g') if g.find(ns + 'circle') is not None]
+    assert len(rows) == 2
+    for group, (rate, low, high) in zip(rows, [(0.01, 0.005, 0.02), (0.45, 0.4, 0.5)]):
+        cx = float(group.find(ns + 'circle').get('cx'))
+        assert cx == pytest.approx(zero + rate * (full - zero), abs=0.2)
+        whisker = group.find(ns + 'line')
+        assert float(whisker.get('x1')) == pytest.approx(zero + low * (full - zero), abs=0.2)
+        assert float(whisker.get('x2')) == pytest.approx(zero + high * (full - zero), abs=0.2)
+    assert group.get('stroke') == charts._FAILING  # Card is the finding's value

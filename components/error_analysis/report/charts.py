@@ -1,22 +1,18 @@
-"""Charts for report.html that need no network: matplotlib figures as inline SVG strings.
+"""Charts for report.html that need no network: inline SVG strings drawn here.
 
-Pure: a report dict (report.json, see build.py) in, SVG markup out. Figures are built with
-`matplotlib.figure.Figure` and written by matplotlib's own SVG writer, never through pyplot, so
-no GUI backend is touched and the process-wide backend (Agg when headless) is left alone. Text
-stays text (`svg.fonttype: none`), so the page is small and searchable; each chart prefixes its
-element ids so that several SVGs in one page never share an id.
+Pure: a report dict (report.json, see build.py) in, SVG markup out. The two chart kinds (a
+rate per row with its interval, a heat map) are drawn directly as SVG elements: text stays
+text, so the page is small and searchable, and a report's ten charts take milliseconds (drawing
+them with matplotlib took over a second, most of ErrorAnalysis's report time). Element ids are
+prefixed by a hash of the chart's name, so several SVGs in one page never share an id.
 """
 
 import hashlib
 import html
-import io
 import math
-import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from matplotlib import rc_context
-from matplotlib.figure import Figure
 
 from components.error_analysis.report.compare import accuracy_metric
 from components.error_analysis.search import stats
@@ -27,24 +23,54 @@ CONFIDENCE = 0.95
 _FAILING = '#d9534f'
 _NEUTRAL = '#7a8793'
 _OVERALL = '#2a7a2a'
+_INK = '#222'
+_GRID = '#e6e6e6'
+_FONT = 'font-family="system-ui,sans-serif"'
+_CHAR_WIDTH = 6.2  # px per character of 11 px text, a little generous: labels are measured by count
+_MAX_LABEL_CHARS = 70  # longer labels are cut (the full text is the element's tooltip)
+# Matplotlib's 'Blues' colour map at 0, 1/8, ..., 1: a cell's colour is interpolated.
+_BLUES = [
+    (247, 251, 255),
+    (222, 235, 247),
+    (198, 219, 239),
+    (158, 202, 225),
+    (107, 174, 214),
+    (66, 146, 198),
+    (33, 113, 181),
+    (8, 81, 156),
+    (8, 48, 107),
+]
 
 
-def _svg(figure: Figure, name: str) -> str:
-    """The figure as an <svg> element to inline in HTML (no XML prolog or doctype), its element
-    ids prefixed by a hash of `name`: matplotlib numbers them (figure_1, patch_1, ...) the same
-    in every figure, and one page must not repeat an id."""
-    buffer = io.StringIO()
-    with rc_context({'svg.fonttype': 'none', 'svg.hashsalt': name}):
-        figure.savefig(buffer, format='svg', bbox_inches='tight', metadata={'Date': None})
-    text = buffer.getvalue()
-    text = text[text.index('<svg') :]
-    prefix = 'c' + hashlib.sha1(name.encode()).hexdigest()[:8] + '-'
-    ids = set(re.findall(r'\sid="([^"]+)"', text))
-    return re.sub(
-        r'(\sid="|url\(#|href="#)([^")]+)',
-        lambda m: m.group(1) + (prefix if m.group(2) in ids else '') + m.group(2),
-        text,
+def _esc(text: object) -> str:
+    return html.escape(str(text))
+
+
+def _text(x: float, y: float, text: str, size: int = 11, anchor: str = 'start', **attrs) -> str:
+    """One <text> element; long text is cut with its whole value as the tooltip."""
+    shown = text if len(text) <= _MAX_LABEL_CHARS else text[: _MAX_LABEL_CHARS - 1] + '…'
+    extra = ''.join(f' {k.replace("_", "-")}="{_esc(v)}"' for k, v in attrs.items())
+    tip = f'<title>{_esc(text)}</title>' if shown != text else ''
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" '
+        f'fill="{_INK}"{extra}>{tip}{_esc(shown)}</text>'
     )
+
+
+def _label_width(labels: Sequence[str]) -> float:
+    return min(max((len(label) for label in labels), default=0), _MAX_LABEL_CHARS) * _CHAR_WIDTH
+
+
+def _svg(width: float, height: float, body: Sequence[str], title: str) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{_esc(title)}" '
+        f'{_FONT} style="max-width:100%;height:auto">{"".join(body)}</svg>'
+    )
+
+
+def _id_prefix(name: str) -> str:
+    return 'c' + hashlib.sha1(name.encode()).hexdigest()[:8] + '-'
 
 
 def _interval_chart(
@@ -56,44 +82,65 @@ def _interval_chart(
     reference: Optional[float],
     reference_label: str,
     xlabel: str,
-    salt: str,
+    title: str,
 ) -> str:
     """One row per label: a point at its rate with its confidence interval, plus a reference
-    line (the overall rate)."""
-    height = 0.9 + 0.28 * len(labels)
-    figure = Figure(figsize=(7.5, height))
-    axes = figure.subplots()
-    y = np.arange(len(labels))[::-1]
+    line (the overall rate). The x axis is 0-100%."""
+    row_height, top, bottom, plot_width = 22, 30, 46, 440
+    left = _label_width(labels) + 16
+    height = top + max(len(labels), 2) * row_height + bottom
+    width = left + plot_width + 20
+
+    def x(value: float) -> float:  # -2% .. 102%, like the drawn domain
+        return left + (min(max(value, -0.02), 1.02) + 0.02) / 1.04 * plot_width
+
+    plot_bottom = height - bottom
+    body = []
+    for tick in np.linspace(0, 1, 6):
+        body.append(
+            f'<line x1="{x(tick):.1f}" y1="{top}" x2="{x(tick):.1f}" y2="{plot_bottom}" '
+            f'stroke="{_GRID}"/>'
+        )
+        body.append(_text(x(tick), plot_bottom + 15, f'{100 * tick:.0f}%', 10, 'middle'))
+    body.append(
+        f'<line x1="{left}" y1="{plot_bottom}" x2="{left + plot_width}" y2="{plot_bottom}" '
+        f'stroke="{_INK}"/>'
+    )
+    body.append(_text(left + plot_width / 2, height - 8, xlabel, 11, 'middle'))
     # Clipped: a rate on the edge of its interval may differ from it by rounding.
-    errors = np.clip(np.vstack([rates - low, high - rates]), 0, None)
-    colors = np.asarray(colors)
-    for color in dict.fromkeys(colors):  # one call per colour: far faster than one per row
-        rows = colors == color
-        axes.errorbar(
-            rates[rows],
-            y[rows],
-            xerr=errors[:, rows],
-            fmt='o',
-            color=color,
-            ecolor=color,
-            elinewidth=2,
-            capsize=3,
-            markersize=5,
+    low, high = np.minimum(low, rates), np.maximum(high, rates)
+    for i, (label, rate, lo, hi, color) in enumerate(zip(labels, rates, low, high, colors)):
+        y = top + (i + 0.5) * row_height
+        body.append(_text(left - 8, y + 4, label, 11, 'end'))
+        body.append(
+            f'<g stroke="{color}" stroke-width="2"><title>{_esc(label)}: {100 * rate:.1f}% '
+            f'({100 * lo:.1f}-{100 * hi:.1f}%)</title>'
+            f'<line x1="{x(lo):.1f}" y1="{y:.1f}" x2="{x(hi):.1f}" y2="{y:.1f}"/>'
+            f'<line x1="{x(lo):.1f}" y1="{y - 4:.1f}" x2="{x(lo):.1f}" y2="{y + 4:.1f}"/>'
+            f'<line x1="{x(hi):.1f}" y1="{y - 4:.1f}" x2="{x(hi):.1f}" y2="{y + 4:.1f}"/>'
+            f'<circle cx="{x(rate):.1f}" cy="{y:.1f}" r="4" fill="{color}"/></g>'
         )
     if reference is not None:
-        axes.axvline(reference, color=_OVERALL, linestyle='--', linewidth=1, label=reference_label)
-        axes.legend(loc='lower right', bbox_to_anchor=(1, 1), fontsize=8, frameon=False)
-    axes.set_yticks(y, labels, fontsize=8)
-    axes.set_ylim(-0.7, len(labels) - 0.3)
-    axes.set_xlim(-0.02, 1.02)
-    axes.set_xlabel(xlabel, fontsize=9)
-    axes.xaxis.set_major_formatter(lambda value, _: f'{100 * value:.0f}%')
-    axes.tick_params(axis='x', labelsize=8)
-    axes.grid(axis='x', color='#eee')
-    axes.set_axisbelow(True)
-    for side in ('top', 'right'):
-        axes.spines[side].set_visible(False)
-    return _svg(figure, salt)
+        body.append(
+            f'<line x1="{x(reference):.1f}" y1="{top}" x2="{x(reference):.1f}" '
+            f'y2="{plot_bottom}" stroke="{_OVERALL}" stroke-dasharray="5 3"/>'
+        )
+        legend_x = left + plot_width - 10
+        body.append(
+            f'<line x1="{legend_x - 24 - len(reference_label) * _CHAR_WIDTH:.1f}" y1="12" '
+            f'x2="{legend_x - 6 - len(reference_label) * _CHAR_WIDTH:.1f}" y2="12" '
+            f'stroke="{_OVERALL}" stroke-dasharray="5 3"/>'
+        )
+        body.append(_text(legend_x, 16, reference_label, 10, 'end'))
+    return _svg(width, height, body, title)
+
+
+def _blues(share: float) -> str:
+    position = min(max(share, 0.0), 1.0) * (len(_BLUES) - 1)
+    i = min(int(position), len(_BLUES) - 2)
+    t = position - i
+    r, g, b = (round(a + (c - a) * t) for a, c in zip(_BLUES[i], _BLUES[i + 1]))
+    return f'#{r:02x}{g:02x}{b:02x}'
 
 
 def _value_label(label: str, features: Sequence[str]) -> str:
@@ -150,7 +197,7 @@ def tfma_slice_accuracy(report: Dict) -> List[Tuple[str, str]]:
                     overall if _is_number(overall) else None,
                     f'overall {metric}',
                     f'{metric} (95% interval)',
-                    f'tfma-{name}',
+                    title,
                 ),
             )
         )
@@ -160,34 +207,85 @@ def tfma_slice_accuracy(report: Dict) -> List[Tuple[str, str]]:
 def confusion_heatmap(report: Dict) -> str:
     """The confusion matrix as a heat map: colour is the share of the true class (rows sum to
     100%), cells show the count and that share while the classes are few enough to read."""
-    names = report['class_names']
+    names = [str(n) for n in report['class_names']]
     counts = np.asarray(report['confusion']['matrix'])
     shares = np.asarray(report['confusion']['normalized'], dtype=float)
-    size = min(2.2 + 0.55 * len(names), 12)
-    figure = Figure(figsize=(size + 1.2, size))
-    axes = figure.subplots()
-    image = axes.imshow(shares, cmap='Blues', vmin=0, vmax=1)
-    if len(names) <= MAX_ANNOTATED_CLASSES:
-        for i in range(len(names)):
-            for j in range(len(names)):
-                axes.text(
-                    j,
-                    i,
-                    f'{counts[i, j]:,}\n{100 * shares[i, j]:.1f}%',
-                    ha='center',
-                    va='center',
-                    fontsize=8,
-                    color='white' if shares[i, j] > 0.6 else '#222',
+    n = len(names)
+    cell = max(min(64.0, 560 / max(n, 1)), 14.0)
+    rotate = n > 2
+    left = _label_width(names) + 30
+    top = 12
+    name_depth = _label_width(names) * (0.55 if rotate else 0) + 18
+    bottom = name_depth + 26
+    bar_x = left + n * cell + 20
+    width = bar_x + 16 + 40 + 24
+    height = top + n * cell + bottom
+    prefix = _id_prefix('confusion')
+    body = []
+    annotate = n <= MAX_ANNOTATED_CLASSES
+    for i in range(n):
+        for j in range(n):
+            share = shares[i, j]
+            x, y = left + j * cell, top + i * cell
+            body.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{cell:.1f}" height="{cell:.1f}" '
+                f'fill="{_blues(share)}"><title>true {_esc(names[i])}, predicted '
+                f'{_esc(names[j])}: {counts[i, j]:,} ({100 * share:.1f}%)</title></rect>'
+            )
+            if annotate:
+                ink = 'white' if share > 0.6 else _INK
+                body.append(
+                    f'<text x="{x + cell / 2:.1f}" y="{y + cell / 2 - 2:.1f}" font-size="10" '
+                    f'text-anchor="middle" fill="{ink}"><tspan>{counts[i, j]:,}</tspan>'
+                    f'<tspan x="{x + cell / 2:.1f}" dy="12">{100 * share:.1f}%</tspan></text>'
                 )
-    ticks = range(len(names))
-    axes.set_xticks(ticks, names, rotation=30 if len(names) > 2 else 0, ha='right', fontsize=8)
-    axes.set_yticks(ticks, names, fontsize=8)
-    axes.set_xlabel('predicted', fontsize=9)
-    axes.set_ylabel('true', fontsize=9)
-    bar = figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
-    bar.ax.tick_params(labelsize=8)
-    bar.set_label('share of the true class', fontsize=8)
-    return _svg(figure, 'confusion')
+    for k, name in enumerate(names):
+        middle = left + (k + 0.5) * cell
+        body.append(_text(left - 6, top + (k + 0.5) * cell + 4, name, 10, 'end'))
+        if rotate:
+            body.append(
+                _text(
+                    middle + 4,
+                    top + n * cell + 12,
+                    name,
+                    10,
+                    'end',
+                    transform=f'rotate(-30 {middle + 4:.1f} {top + n * cell + 12:.1f})',
+                )
+            )
+        else:
+            body.append(_text(middle, top + n * cell + 14, name, 10, 'middle'))
+    body.append(_text(left + n * cell / 2, height - 8, 'predicted', 11, 'middle'))
+    middle_y = top + n * cell / 2
+    body.append(
+        _text(12, middle_y, 'true', 11, 'middle', transform=f'rotate(-90 12 {middle_y:.1f})')
+    )
+    # Colour bar: 0% at the bottom, 100% at the top.
+    stops = ''.join(
+        f'<stop offset="{100 * k / (len(_BLUES) - 1):.1f}%" stop-color="{_blues(1 - k / 8)}"/>'
+        for k in range(len(_BLUES))
+    )
+    bar_height = n * cell
+    body.append(
+        f'<defs><linearGradient id="{prefix}bar" x1="0" y1="0" x2="0" y2="1">{stops}'
+        f'</linearGradient></defs><rect x="{bar_x:.1f}" y="{top}" width="16" '
+        f'height="{bar_height:.1f}" fill="url(#{prefix}bar)" stroke="{_GRID}"/>'
+    )
+    for tick in np.linspace(0, 1, 6):
+        y = top + (1 - tick) * bar_height
+        body.append(_text(bar_x + 20, y + 3.5, f'{100 * tick:.0f}%', 9))
+    bar_label_x = bar_x + 64
+    body.append(
+        _text(
+            bar_label_x,
+            middle_y,
+            'share of the true class',
+            10,
+            'middle',
+            transform=f'rotate(-90 {bar_label_x:.1f} {middle_y:.1f})',
+        )
+    )
+    return _svg(width, height, body, 'confusion matrix')
 
 
 def finding_feature_error_rates(report: Dict) -> List[Tuple[str, str]]:
@@ -227,7 +325,7 @@ def finding_feature_error_rates(report: Dict) -> List[Tuple[str, str]]:
                     overall,
                     'overall error rate',
                     'error rate (95% interval)',
-                    f'feature-{feature}',
+                    title,
                 ),
             )
         )
