@@ -247,7 +247,8 @@ def build_analysis(
     prediction batches for further aggregations. `train_patterns`: the training split's
     files, read for each finding's and rule tag's coverage in training (none: coverage
     unknown). With tag rules (params) or manual tags (example id -> (tags, weight)), the tags
-    part counts and diagnoses each tag."""
+    part counts and diagnoses each tag. The files must hold at least one example (the executor
+    checks first): the global aggregations give no value for empty input (combine_globally)."""
     serialized = (
         pipeline
         | 'Patterns' >> beam.Create(list(file_patterns))
@@ -296,7 +297,7 @@ def build_analysis(
     totals = (
         batches
         | 'Totals' >> beam.Map(_totals, params.num_classes)
-        | 'SumTotals' >> beam.CombineGlobally(beam_slices.sum_arrays, shape=size)
+        | 'SumTotals' >> beam_slices.combine_globally(beam_slices.sum_arrays, shape=size)
         | 'TotalsToDict'
         >> beam.Map(
             lambda t: {
@@ -310,7 +311,10 @@ def build_analysis(
     hardest = (
         batches
         | 'WorstPerBatch' >> beam.FlatMap(_worst_errors, params.num_hardest)
-        | 'Hardest' >> beam.combiners.Top.Of(params.num_hardest, key=lambda r: r['confidence'])
+        | 'Hardest'
+        >> beam_slices.combine_globally(
+            beam.combiners.TopCombineFn(params.num_hardest, key=lambda r: r['confidence'])
+        )
     )
     parts[PART_HARDEST] = hardest
     suspects = (
@@ -318,7 +322,9 @@ def build_analysis(
         | 'SuspectsPerBatch'
         >> beam.FlatMap(beam_diagnosis.suspect_rows, params.num_hardest, example_row)
         | 'MostSuspicious'
-        >> beam.combiners.Top.Of(params.num_hardest, key=lambda r: -r['label_probability'])
+        >> beam_slices.combine_globally(
+            beam.combiners.TopCombineFn(params.num_hardest, key=lambda r: -r['label_probability'])
+        )
     )
     parts[PART_SUSPECTS] = suspects
 
@@ -474,7 +480,7 @@ class CountTags(beam.PTransform):
         return (
             parts
             | 'BothSplits' >> beam.Flatten()
-            | 'SumTags' >> beam.CombineGlobally(_merge_tag_sums)
+            | 'SumTags' >> beam_slices.combine_globally(_merge_tag_sums)
             | 'DiagnoseTags' >> beam.Map(_diagnosed_tags)
         )
 

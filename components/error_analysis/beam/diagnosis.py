@@ -14,8 +14,8 @@ from components.error_analysis.search import binning, diagnosis
 
 
 class FlagLabelSuspects(beam.PTransform):
-    """PCollection[PredictionBatch] -> the same batches with `label_suspect` set, and the
-    per-class thresholds (a singleton) that decided it."""
+    """PCollection[PredictionBatch] (not empty) -> the same batches with `label_suspect` set,
+    and the per-class thresholds (a singleton) that decided it."""
 
     def __init__(self, num_classes: int):
         super().__init__()
@@ -30,7 +30,7 @@ class FlagLabelSuspects(beam.PTransform):
                 lambda b: diagnosis.class_probability_sums(b.probabilities, b.labels, num_classes)
             )
             | 'SumClassProbabilities'
-            >> beam.CombineGlobally(beam_slices.sum_arrays, shape=(2, num_classes))
+            >> beam_slices.combine_globally(beam_slices.sum_arrays, shape=(2, num_classes))
             | 'Thresholds' >> beam.Map(diagnosis.class_thresholds)
         )
         flagged = batches | 'FlagSuspects' >> beam.Map(_flag, beam.pvalue.AsSingleton(thresholds))
@@ -77,7 +77,7 @@ def _diagnoses(
 
 
 class DiagnoseCandidates(beam.PTransform):
-    """Flagged PredictionBatches -> singleton {overall, thresholds, candidates: slice text ->
+    """Flagged PredictionBatches (not empty) -> singleton {overall, thresholds, candidates: slice text ->
     diagnosis}, counting membership in the candidates (conditions, a singleton from
     DiscoverSlices) over these rows and over the training rows' slicing columns."""
 
@@ -107,7 +107,7 @@ class DiagnoseCandidates(beam.PTransform):
             (analysed, train)
             | 'BothSplits' >> beam.Flatten()
             | 'SumDiagnostics'
-            >> (beam.CombineGlobally(beam_slices.MergePatternTablesFn(diagnosis.PatternSums)))
+            >> beam_slices.combine_globally(beam_slices.MergePatternTablesFn(diagnosis.PatternSums))
         )
         return table | 'Diagnose' >> beam.Map(
             _diagnoses, conditions, encoders, beam.pvalue.AsSingleton(self._thresholds)

@@ -366,6 +366,19 @@ class _SumCountsFn(beam.CombineFn):
         return total
 
 
+def combine_globally(fn, *args, **kwargs) -> beam.PTransform:
+    """CombineGlobally without Beam's default-value steps: those add four transforms and two
+    stages per combine, a large share of the analysis's fixed cost on small data. On empty
+    input the result is empty, not fn's value for no input: read it as a side input with
+    `beam.pvalue.AsList` and `only`, or only where the input cannot be empty."""
+    return beam.CombineGlobally(fn, *args, **kwargs).without_defaults()
+
+
+def only(values: List, default=None):
+    """The value of a `combine_globally` read through AsList; `default` when there was no input."""
+    return values[0] if values else default
+
+
 def sum_arrays(arrays, shape) -> np.ndarray:
     """Sum of numpy arrays of one shape (a CombineGlobally function; zeros if none)."""
     total = np.zeros(shape)
@@ -413,10 +426,12 @@ class DiscoverSlices(beam.PTransform):
             counts = (
                 encoded
                 | f'Count{level}' >> beam.Map(_count, candidates)
-                | f'Sum{level}' >> beam.CombineGlobally(_SumCountsFn())
+                | f'Sum{level}' >> combine_globally(_SumCountsFn())
             )
             state = state | f'Update{level}' >> beam.Map(
-                lattice.next_level, candidates, beam.pvalue.AsSingleton(counts)
+                lambda s, c, totals: lattice.next_level(s, c, only(totals)),
+                candidates,
+                beam.pvalue.AsList(counts),
             )
         histograms = beam.pvalue.AsSingleton(
             state | 'RangeHistograms' >> beam.Map(ranges.histogram_slices, encoders)
@@ -424,20 +439,25 @@ class DiscoverSlices(beam.PTransform):
         histogram_counts = (
             encoded
             | 'CountRanges' >> beam.Map(_count_histograms, histograms)
-            | 'SumRanges' >> beam.CombineGlobally(_SumCountsFn())
+            | 'SumRanges' >> combine_globally(_SumCountsFn())
         )
         self.conditions = state | 'RefineRanges' >> beam.Map(
-            ranges.refine,
+            lambda s, e, h, totals: ranges.refine(s, e, h, only(totals)),
             encoders,
             histograms,
-            beam.pvalue.AsSingleton(histogram_counts),
+            beam.pvalue.AsList(histogram_counts),
         )
         conditions = beam.pvalue.AsSingleton(self.conditions)
         table = (
             encoded
             | 'CountPatterns' >> beam.Map(_count_patterns, conditions)
-            | 'SumPatterns' >> beam.CombineGlobally(MergePatternTablesFn())
+            | 'SumPatterns' >> combine_globally(MergePatternTablesFn())
         )
         return state | 'Summarize' >> beam.Map(
-            findings.summarize, encoders, conditions, beam.pvalue.AsSingleton(table)
+            lambda s, e, c, tables: findings.summarize(
+                s, e, c, only(tables, selection.PatternTable.merge([]))
+            ),
+            encoders,
+            conditions,
+            beam.pvalue.AsList(table),
         )
