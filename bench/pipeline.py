@@ -11,6 +11,9 @@ process's wall time and peak memory (RSS), and Blindspot / template as a ratio o
 Csv: generated CSVs of ROWSxCOLUMNS (half numbers, half categories of at most 12 values, a label
 learnable from both), per component, with ErrorAnalysis's share of the wall time.
 
+Last, each target the run measured (taxi ratio, ErrorAnalysis's share of every run, the two csv
+sizes' wall time) with its limit, met or MISSED.
+
     python bench/pipeline.py                      # make bench-pipeline
     python bench/pipeline.py --rounds 1 --csv     # taxi only, one round
     python bench/pipeline.py --no-taxi --csv 40000x27
@@ -46,6 +49,13 @@ COMPONENT_ORDER = [
     'ErrorAnalysis',
     'Pusher',
 ]
+
+# The issue's targets, checked at the end of a run: Blindspot's taxi wall time at most this
+# ratio of the template's, ErrorAnalysis at most this share of every run, and these csv sizes
+# within these seconds.
+MAX_TAXI_RATIO = 1.0
+MAX_ERROR_ANALYSIS_SHARE = 0.10
+MAX_CSV_SECONDS = {(40_000, 27): 150.0, (400_000, 8): 300.0}
 
 # Runs the template's own create_pipeline (patched copy beside this script) the way its
 # local_runner.py does (no Beam options), with the data and train steps the benchmark passes.
@@ -230,6 +240,42 @@ def csv_table(runs: List[Tuple[str, Measurement]]) -> str:
     return '\n'.join(lines)
 
 
+def _show(value: float, unit: str) -> str:
+    return {'x': f'{value:.2f}x', '%': f'{100 * value:.1f}%', 's': f'{value:.1f} s'}[unit]
+
+
+def target_lines(
+    taxi: Optional[Tuple[List[Measurement], List[Measurement]]],
+    csv_runs: List[Tuple[Tuple[int, int], Measurement]],
+) -> List[str]:
+    """One line per target the run measured: the value, the limit, met or MISSED."""
+
+    def share(run: Measurement) -> Tuple[float, float, str]:
+        return run.components.get('ErrorAnalysis', 0.0) / run.wall, MAX_ERROR_ANALYSIS_SHARE, '%'
+
+    checks = []  # (what, (value, limit, unit))
+    if taxi:
+        template, blindspot = taxi
+        walls = [statistics.median(r.wall for r in runs) for runs in (blindspot, template)]
+        checks.append(('taxi wall / template', (walls[0] / walls[1], MAX_TAXI_RATIO, 'x')))
+        checks += [
+            (f'ErrorAnalysis share, taxi round {i + 1}', share(run))
+            for i, run in enumerate(blindspot)
+        ]
+    for (rows, columns), run in csv_runs:
+        name = f'csv {rows // 1000}k x {columns}'
+        checks.append((f'ErrorAnalysis share, {name}', share(run)))
+        if (rows, columns) in MAX_CSV_SECONDS:
+            checks.append((f'{name} wall', (run.wall, MAX_CSV_SECONDS[rows, columns], 's')))
+    lines = ['Targets']
+    for what, (value, limit, unit) in checks:
+        verdict = 'met' if value <= limit else 'MISSED'
+        lines.append(
+            f'  {what:38s} {_show(value, unit):>8s} (at most {_show(limit, unit)}): {verdict}'
+        )
+    return lines
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--rounds', type=int, default=2, help='taxi rounds (default: %(default)s)')
@@ -270,7 +316,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                 blindspot.append(run_blindspot(work / f'taxi-{i}', args.train_steps))
                 print(f'round {i + 1}: blindspot {blindspot[-1].wall:.1f} s', flush=True)
             print(taxi_table(template, blindspot), flush=True)
-        runs = []
+        runs, measured = [], []
         for rows, columns in sizes:
             name = f'{rows // 1000}k x {columns}'
             data = work / f'csv-{rows}x{columns}' / 'data.csv'
@@ -292,9 +338,12 @@ def main(argv: Optional[List[str]] = None) -> None:
                     ),
                 )
             )
+            measured.append(((rows, columns), runs[-1][1]))
             print(f'csv {name}: {runs[-1][1].wall:.1f} s', flush=True)
         if runs:
             print(csv_table(runs), flush=True)
+        taxi = None if args.no_taxi else (template, blindspot)
+        print('\n'.join(target_lines(taxi, measured)), flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
