@@ -77,9 +77,9 @@ def _diagnoses(
 
 
 class DiagnoseCandidates(beam.PTransform):
-    """Flagged PredictionBatches (not empty) -> singleton {overall, thresholds, candidates: slice text ->
-    diagnosis}, counting membership in the candidates (conditions, a singleton from
-    DiscoverSlices) over these rows and over the training rows' slicing columns."""
+    """Flagged PredictionBatches (not empty) -> singleton {overall, thresholds, candidates:
+    slice text -> diagnosis}, counting membership in the candidates (conditions, a singleton
+    from DiscoverSlices) over these rows and over the training rows' slicing columns."""
 
     def __init__(
         self,
