@@ -226,8 +226,17 @@ def taxi_table(template: List[Measurement], blindspot: List[Measurement]) -> str
     return '\n'.join(lines)
 
 
-def csv_table(runs: List[Tuple[str, Measurement]]) -> str:
-    lines = ['Csv pipeline: seconds', f'{"":24s} ' + ' '.join(f'{s:>12s}' for s, _ in runs)]
+def csv_name(size: Tuple[int, int]) -> str:
+    """(40000, 27) -> '40k x 27'."""
+    return f'{size[0] // 1000}k x {size[1]}'
+
+
+def csv_table(runs: List[Tuple[Tuple[int, int], Measurement]]) -> str:
+    """Per component, one column per (rows, columns) run."""
+    lines = [
+        'Csv pipeline: seconds',
+        f'{"":24s} ' + ' '.join(f'{csv_name(s):>12s}' for s, _ in runs),
+    ]
     for name in COMPONENT_ORDER:
         if any(name in m.components for _, m in runs):
             lines.append(
@@ -262,11 +271,11 @@ def target_lines(
             (f'ErrorAnalysis share, taxi round {i + 1}', share(run))
             for i, run in enumerate(blindspot)
         ]
-    for (rows, columns), run in csv_runs:
-        name = f'csv {rows // 1000}k x {columns}'
+    for size, run in csv_runs:
+        name = f'csv {csv_name(size)}'
         checks.append((f'ErrorAnalysis share, {name}', share(run)))
-        if (rows, columns) in MAX_CSV_SECONDS:
-            checks.append((f'{name} wall', (run.wall, MAX_CSV_SECONDS[rows, columns], 's')))
+        if size in MAX_CSV_SECONDS:
+            checks.append((f'{name} wall', (run.wall, MAX_CSV_SECONDS[size], 's')))
     lines = ['Targets']
     for what, (value, limit, unit) in checks:
         verdict = 'met' if value <= limit else 'MISSED'
@@ -316,16 +325,15 @@ def main(argv: Optional[List[str]] = None) -> None:
                 blindspot.append(run_blindspot(work / f'taxi-{i}', args.train_steps))
                 print(f'round {i + 1}: blindspot {blindspot[-1].wall:.1f} s', flush=True)
             print(taxi_table(template, blindspot), flush=True)
-        runs, measured = [], []
+        runs = []
         for rows, columns in sizes:
-            name = f'{rows // 1000}k x {columns}'
             data = work / f'csv-{rows}x{columns}' / 'data.csv'
             data.parent.mkdir(parents=True)
             write_csv(data, rows, columns)
             out = work / f'csv-{rows}x{columns}-out'
             runs.append(
                 (
-                    name,
+                    (rows, columns),
                     run_blindspot(
                         out,
                         args.train_steps,
@@ -338,12 +346,11 @@ def main(argv: Optional[List[str]] = None) -> None:
                     ),
                 )
             )
-            measured.append(((rows, columns), runs[-1][1]))
-            print(f'csv {name}: {runs[-1][1].wall:.1f} s', flush=True)
+            print(f'csv {csv_name((rows, columns))}: {runs[-1][1].wall:.1f} s', flush=True)
         if runs:
             print(csv_table(runs), flush=True)
         taxi = None if args.no_taxi else (template, blindspot)
-        print('\n'.join(target_lines(taxi, measured)), flush=True)
+        print('\n'.join(target_lines(taxi, runs)), flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
