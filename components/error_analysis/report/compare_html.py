@@ -2,14 +2,11 @@
 for report.html right after "Failing slices found automatically". Empty when the report has no
 comparison (no blessed model yet, or run without the report resolver)."""
 
-import html
 from typing import Dict, List, Optional
 
+from components.error_analysis.report.markup import escape
+
 MAX_ACCURACY_ROWS = 15
-
-
-def _e(value) -> str:
-    return html.escape('' if value is None else str(value))
 
 
 def _pct(x: Optional[float]) -> str:
@@ -30,14 +27,14 @@ def _side(side: Optional[Dict]) -> str:
 
 def _group(title: str, css: str, entries: List[Dict]) -> str:
     if not entries:
-        return f'<h3>{_e(title)} (0)</h3>'
+        return f'<h3>{escape(title)} (0)</h3>'
     rows = ''.join(
-        f'<tr><td>{_e(e["slice"])}</td>{_side(e["baseline"])}{_side(e["current"])}'
+        f'<tr><td>{escape(e["slice"])}</td>{_side(e["baseline"])}{_side(e["current"])}'
         f'<td class="n">{_pts(e["error_rate_change"])}</td></tr>'
         for e in entries
     )
     return (
-        f'<h3 class="{css}">{_e(title)} ({len(entries)})</h3><table>'
+        f'<h3 class="{css}">{escape(title)} ({len(entries)})</h3><table>'
         '<tr><th>slice</th><th>error rate before</th><th>error rate now</th>'
         f'<th>change</th></tr>{rows}</table>'
     )
@@ -48,13 +45,13 @@ def _accuracy(accuracy: Dict) -> str:
     if not rows:
         return ''
     body = ''.join(
-        f'<tr><td>{_e(r["slice"])}</td><td class="n">{r["baseline"]:.3f}</td>'
+        f'<tr><td>{escape(r["slice"])}</td><td class="n">{r["baseline"]:.3f}</td>'
         f'<td class="n">{r["current"]:.3f}</td><td class="n">{r["change"]:+.3f}</td>'
         f'<td class="n">{r["baseline_examples"]:,} / {r["current_examples"]:,}</td></tr>'
         for r in rows[:MAX_ACCURACY_ROWS]
     )
     return (
-        f'<details><summary>{_e(accuracy["metric"])} by TFMA slice, largest changes first '
+        f'<details><summary>{escape(accuracy["metric"])} by TFMA slice, largest changes first '
         f'({min(len(rows), MAX_ACCURACY_ROWS)} of {len(rows)} slices with at least '
         f'{accuracy["min_examples"]} examples in both)</summary><table><tr><th>slice</th>'
         '<th>before</th><th>now</th><th>change</th><th>examples</th></tr>'
@@ -72,9 +69,9 @@ def render_comparison(report: Dict, title: str = 'Since the last blessed model')
     source = comparison.get('baseline_uri')
     label = comparison.get('baseline_label', 'the baseline')
     note = (
-        f'<p class=muted>Compared with the report of {_e(label)}'
-        f' written {_e(comparison.get("baseline_created"))}'
-        + (f' (<code>{_e(source)}</code>)' if source else '')
+        f'<p class=muted>Compared with the report of {escape(label)}'
+        f' written {escape(comparison.get("baseline_created"))}'
+        + (f' (<code>{escape(source)}</code>)' if source else '')
         + '. Slices are matched by '
         'their predicates; "failing" means held on held-out data.</p>'
     )
@@ -85,7 +82,7 @@ def render_comparison(report: Dict, title: str = 'Since the last blessed model')
         'failing.</p>'
     )
     return (
-        f'<h2>{_e(title)}</h2>'
+        f'<h2>{escape(title)}</h2>'
         + note
         + summary
         + _group('New failing slices', 'no', comparison['new'])

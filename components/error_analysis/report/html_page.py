@@ -1,10 +1,10 @@
 """report.html: one standalone page (inline CSS, no scripts, no network) from report.json."""
 
-import html
 from typing import Dict, Iterable, List, Optional
 
 from components.error_analysis.report import charts
 from components.error_analysis.report.compare_html import render_comparison
+from components.error_analysis.report.markup import escape
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}
@@ -18,22 +18,18 @@ figure{margin:0;text-align:center;font-size:11px}img{image-rendering:pixelated;b
 """
 
 
-def _e(value) -> str:
-    return html.escape('' if value is None else str(value))
-
-
 def _pct(x: Optional[float]) -> str:
     return '' if x is None else f'{100 * x:.1f}%'
 
 
 def _table(headers: Iterable[str], rows: Iterable[Iterable[str]], cls: str = '') -> str:
-    head = ''.join(f'<th>{_e(h)}</th>' for h in headers)
+    head = ''.join(f'<th>{escape(h)}</th>' for h in headers)
     body = ''.join('<tr>' + ''.join(rows_cell for rows_cell in row) + '</tr>' for row in rows)
     return f'<table class="{cls}"><tr>{head}</tr>{body}</table>'
 
 
 def _td(value, numeric: bool = False) -> str:
-    return f'<td class="n">{_e(value)}</td>' if numeric else f'<td>{_e(value)}</td>'
+    return f'<td class="n">{escape(value)}</td>' if numeric else f'<td>{escape(value)}</td>'
 
 
 def _confusion(report: Dict) -> str:
@@ -42,7 +38,7 @@ def _confusion(report: Dict) -> str:
     normalized = report['confusion']['normalized']
     rows = []
     for i, name in enumerate(names):
-        cells = [f'<th>true {_e(name)}</th>']
+        cells = [f'<th>true {escape(name)}</th>']
         for j in range(len(names)):
             rate = normalized[i][j]
             color = (
@@ -52,7 +48,7 @@ def _confusion(report: Dict) -> str:
             )
             cells.append(
                 f'<td style="background:{color}" title="{_pct(rate)} of true '
-                f'{_e(name)}">{matrix[i][j]:,}<br><small>{_pct(rate)}</small></td>'
+                f'{escape(name)}">{matrix[i][j]:,}<br><small>{_pct(rate)}</small></td>'
             )
         rows.append(cells)
     head = [''] + [f'pred {n}' for n in names]
@@ -92,10 +88,9 @@ def _slices(report: Dict) -> str:
             '<span class="ok">held</span>' if s['held'] else '<span class="no">not confirmed</span>'
         )
         name = (
-            f'<span class="muted">↳ within {html.escape(s["parent"])}:</span><br>'
-            f'{html.escape(s["slice"])}'
+            f'<span class="muted">↳ within {escape(s["parent"])}:</span><br>{escape(s["slice"])}'
             if s.get('parent')
-            else html.escape(s['slice'])
+            else escape(s['slice'])
         )
         rows.append(
             [
@@ -169,9 +164,9 @@ def _feature_values(report: Dict) -> str:
             ]
             for v in values
         ]
-        note = f'<p class=muted>{_e(notes[feature])}</p>' if notes.get(feature) else ''
+        note = f'<p class=muted>{escape(notes[feature])}</p>' if notes.get(feature) else ''
         blocks.append(
-            f'<details><summary><b>{_e(feature)}</b> — {len(values)} values, '
+            f'<details><summary><b>{escape(feature)}</b> — {len(values)} values, '
             f'{significant} significantly worse than overall</summary>{note}'
             + _table(['value', 'size', 'error rate', '95% CI', 'lift', 'q'], rows)
             + '</details>'
@@ -220,7 +215,7 @@ def _tfma(report: Dict) -> str:
     for features, group in groups.items():
         group.sort(key=lambda r: -r['metrics'].get('example_count', 0))
         parts.append(
-            f'<details><summary>by <b>{_e(" × ".join(features))}</b> — '
+            f'<details><summary>by <b>{escape(" × ".join(features))}</b> — '
             f'{len(group)} slices, largest first</summary>{table(group)}</details>'
         )
     return ''.join(parts)
@@ -251,11 +246,11 @@ def _gallery(report: Dict) -> str:
     for pair in report['gallery']:
         images = ''.join(
             f'<figure><img src="data:image/png;base64,{r["png"]}" width="56" height="56" '
-            f'alt="{_e(r["example_id"])}"><figcaption>{r["confidence"]:.2f}</figcaption></figure>'
+            f'alt="{escape(r["example_id"])}"><figcaption>{r["confidence"]:.2f}</figcaption></figure>'
             for r in pair['examples']
         )
         blocks.append(
-            f'<h3>true {_e(pair["true"])} → predicted {_e(pair["predicted"])} '
+            f'<h3>true {escape(pair["true"])} → predicted {escape(pair["predicted"])} '
             f'<span class=muted>({pair["count"]:,} mistakes; most confident first, '
             f'with the probability given to the wrong class)</span></h3>'
             f'<div class="gallery">{images}</div>'
@@ -420,12 +415,12 @@ def _label_suspects(report: Dict) -> str:
 
 def render(report: Dict) -> str:
     overall = report['overall']
-    insights = ''.join(f'<li>{_e(line)}</li>' for line in report['insights'])
+    insights = ''.join(f'<li>{escape(line)}</li>' for line in report['insights'])
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>Blindspot error analysis</title><style>{_CSS}</style></head><body>
-<h1>Error analysis — {_e(report.get('label_name') or report['label_key'])} on {_e(', '.join(report['splits']))}</h1>
+<h1>Error analysis — {escape(report.get('label_name') or report['label_key'])} on {escape(', '.join(report['splits']))}</h1>
 <p class=muted>{overall['examples']:,} examples, accuracy {_pct(overall['accuracy'])},
-report v{report['version']} written {_e(report['created'])}</p>
+report v{report['version']} written {escape(report['created'])}</p>
 <h2>Insights</h2><ul class="insights">{insights}</ul>
 {charts.html_section(report)}
 <h2>Confusion matrix</h2>{_confusion(report)}
