@@ -8,13 +8,13 @@ prefixed by a hash of the chart's name, so several SVGs in one page never share 
 """
 
 import hashlib
-import html
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from components.error_analysis.report.compare import accuracy_metric
+from components.error_analysis.report.markup import escape
 from components.error_analysis.search import stats
 
 MAX_BARS = 20  # slices or feature values per chart: the largest ones
@@ -42,18 +42,14 @@ _BLUES = [
 ]
 
 
-def _esc(text: object) -> str:
-    return html.escape(str(text))
-
-
 def _text(x: float, y: float, text: str, size: int = 11, anchor: str = 'start', **attrs) -> str:
     """One <text> element; long text is cut with its whole value as the tooltip."""
     shown = text if len(text) <= _MAX_LABEL_CHARS else text[: _MAX_LABEL_CHARS - 1] + '…'
-    extra = ''.join(f' {k.replace("_", "-")}="{_esc(v)}"' for k, v in attrs.items())
-    tip = f'<title>{_esc(text)}</title>' if shown != text else ''
+    extra = ''.join(f' {k}="{escape(v)}"' for k, v in attrs.items())
+    tip = f'<title>{escape(text)}</title>' if shown != text else ''
     return (
         f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" '
-        f'fill="{_INK}"{extra}>{tip}{_esc(shown)}</text>'
+        f'fill="{_INK}"{extra}>{tip}{escape(shown)}</text>'
     )
 
 
@@ -64,7 +60,7 @@ def _label_width(labels: Sequence[str]) -> float:
 def _svg(width: float, height: float, body: Sequence[str], title: str) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{_esc(title)}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{escape(title)}" '
         f'{_FONT} style="max-width:100%;height:auto">{"".join(body)}</svg>'
     )
 
@@ -113,7 +109,7 @@ def _interval_chart(
         y = top + (i + 0.5) * row_height
         body.append(_text(left - 8, y + 4, label, 11, 'end'))
         body.append(
-            f'<g stroke="{color}" stroke-width="2"><title>{_esc(label)}: {100 * rate:.1f}% '
+            f'<g stroke="{color}" stroke-width="2"><title>{escape(label)}: {100 * rate:.1f}% '
             f'({100 * lo:.1f}-{100 * hi:.1f}%)</title>'
             f'<line x1="{x(lo):.1f}" y1="{y:.1f}" x2="{x(hi):.1f}" y2="{y:.1f}"/>'
             f'<line x1="{x(lo):.1f}" y1="{y - 4:.1f}" x2="{x(lo):.1f}" y2="{y + 4:.1f}"/>'
@@ -126,9 +122,9 @@ def _interval_chart(
             f'y2="{plot_bottom}" stroke="{_OVERALL}" stroke-dasharray="5 3"/>'
         )
         legend_x = left + plot_width - 10
+        sample_end = legend_x - 6 - _label_width([reference_label])  # a dashed sample, then text
         body.append(
-            f'<line x1="{legend_x - 24 - len(reference_label) * _CHAR_WIDTH:.1f}" y1="12" '
-            f'x2="{legend_x - 6 - len(reference_label) * _CHAR_WIDTH:.1f}" y2="12" '
+            f'<line x1="{sample_end - 18:.1f}" y1="12" x2="{sample_end:.1f}" y2="12" '
             f'stroke="{_OVERALL}" stroke-dasharray="5 3"/>'
         )
         body.append(_text(legend_x, 16, reference_label, 10, 'end'))
@@ -229,8 +225,8 @@ def confusion_heatmap(report: Dict) -> str:
             x, y = left + j * cell, top + i * cell
             body.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{cell:.1f}" height="{cell:.1f}" '
-                f'fill="{_blues(share)}"><title>true {_esc(names[i])}, predicted '
-                f'{_esc(names[j])}: {counts[i, j]:,} ({100 * share:.1f}%)</title></rect>'
+                f'fill="{_blues(share)}"><title>true {escape(names[i])}, predicted '
+                f'{escape(names[j])}: {counts[i, j]:,} ({100 * share:.1f}%)</title></rect>'
             )
             if annotate:
                 ink = 'white' if share > 0.6 else _INK
@@ -262,8 +258,8 @@ def confusion_heatmap(report: Dict) -> str:
     )
     # Colour bar: 0% at the bottom, 100% at the top.
     stops = ''.join(
-        f'<stop offset="{100 * k / (len(_BLUES) - 1):.1f}%" stop-color="{_blues(1 - k / 8)}"/>'
-        for k in range(len(_BLUES))
+        f'<stop offset="{100 * s:.1f}%" stop-color="{_blues(1 - s)}"/>'
+        for s in np.linspace(0, 1, len(_BLUES))
     )
     bar_height = n * cell
     body.append(
@@ -338,7 +334,7 @@ def html_section(report: Dict) -> str:
     def figure(title: str, svg: str) -> str:
         return (
             '<figure style="margin:8px 0 16px;text-align:left">'
-            f'<figcaption style="font-size:13px;font-weight:600">{html.escape(title)}'
+            f'<figcaption style="font-size:13px;font-weight:600">{escape(title)}'
             f'</figcaption>{svg}</figure>'
         )
 
