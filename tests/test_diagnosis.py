@@ -188,7 +188,9 @@ def test_planted_regions_get_their_rule():
     assert random_labels['rule'] == 'label_noise'
     assert random_labels['inside']['suspect_share_of_errors'] == 1.0
     assert random_labels['outside']['suspects'] == 0
-    assert random_labels['next_step'].startswith('100% of the errors are label suspects')
+    assert random_labels['next_step'].startswith(
+        'many label suspects (100% of its errors; its rows 50% vs 0% outside)'
+    )
 
     assert rare['rule'] == 'under_represented'
     assert rare['coverage'] == {'train_rows': 10, 'train_share': 0.01, 'analysed_share': 0.1}
@@ -215,16 +217,16 @@ def test_without_a_train_split_coverage_is_unknown_and_never_decides():
 
 def test_report_names_underpredicted_classes_and_each_findings_next_step():
     found, table = _planted_diagnoses()
-    matrix = [[30, 0, 0], [5, 20, 0], [9, 0, 0]]  # 'drizzle' never predicted
+    matrix = [[500, 20, 0], [21, 400, 0], [9, 0, 0]]  # 'drizzle' never predicted
     finding = {
         'slice': 'zone = a',
         'held': True,
         'parent': None,
         'size': 100,
         'errors': 50,
-        'error_share': 0.3,
+        'error_share': 1.0,
         'error_rate': 0.5,
-        'error_rate_outside': 0.1,
+        'error_rate_outside': 0.0,
         'potential_gain': 0.04,
         'search_size': 50,
         'holdout_size': 50,
@@ -253,7 +255,7 @@ def test_report_names_underpredicted_classes_and_each_findings_next_step():
         totals={'confusion': matrix, 'loss_sum': 10.0},
         slices={
             'config': {'alpha': 0.95, 'max_predicates': 3},
-            'overall': {'min_support_rows': 10, 'error_rate': 0.1},
+            'overall': {'min_support_rows': 10, 'error_rate': 50 / 950, 'rows': 950, 'errors': 50},
             'slices': [finding],
             'feature_values': [],
             'feature_notes': {},
@@ -271,7 +273,7 @@ def test_report_names_underpredicted_classes_and_each_findings_next_step():
     assert report['slices']['slices'][0]['diagnosis']['rule'] == 'label_noise'
     assert 'The model never predicts drizzle (9 examples).' in report['insights']
     assert any(
-        line.startswith('zone = a: 100% of the errors are label suspects')
+        line.startswith('zone = a: many label suspects (100% of its errors')
         for line in report['insights']
     )
     assert report['diagnosis']['label_suspects'][0]['label_name'] == 'rain'

@@ -208,31 +208,45 @@ def _to_table(batch: PredictionBatch, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pydict({f.name: data[f.name] for f in schema}, schema=schema)
 
 
-class _WritePart(beam.DoFn):
-    """(part name, value) -> the value as JSON in output_dir/name, written under a temporary
-    name and renamed, so a retried or killed worker leaves no truncated part. One step writes
-    every part: a WriteToText per part was a dozen Beam stages each, most of the analysis's
-    fixed cost on small data."""
+# Parts that can have no value (no mistakes, no label suspects, no tags): written as these, so
+# every part a report reads exists whatever the data.
+PART_DEFAULTS = {PART_HARDEST: [], PART_SUSPECTS: [], PART_GALLERY: []}
 
-    def __init__(self, output_dir: str):
+
+class _WriteParts(beam.DoFn):
+    """[(part name, value)] -> each value as JSON in output_dir/name, written under a
+    temporary name and renamed, so a retried or killed worker leaves no truncated part; a part
+    in `defaults` that got no value is written with its default. One step writes every part:
+    a WriteToText per part was a dozen Beam stages each, most of the analysis's fixed cost on
+    small data."""
+
+    def __init__(self, output_dir: str, defaults: Dict[str, object]):
         self._output_dir = output_dir
+        self._defaults = defaults
 
-    def process(self, part: Tuple[str, object]) -> None:
-        name, value = part
-        path = FileSystems.join(self._output_dir, name)
-        partial = path + '.partial'
-        with FileSystems.create(partial) as f:
-            f.write(json.dumps(value).encode('utf-8'))
-        FileSystems.rename([partial], [path])
+    def process(self, parts: List[Tuple[str, object]]) -> None:
+        for name, value in {**self._defaults, **dict(parts)}.items():
+            path = FileSystems.join(self._output_dir, name)
+            partial = path + '.partial'
+            with FileSystems.create(partial) as f:
+                f.write(json.dumps(value).encode('utf-8'))
+            FileSystems.rename([partial], [path])
 
 
 def _write_parts(parts: Dict[str, beam.PCollection], output_dir: str) -> None:
-    """Writes each singleton PCollection in `parts` (part name -> PCollection) as one file."""
+    """Writes each singleton PCollection in `parts` (part name -> PCollection) as one file, and
+    the defaults of those among PART_DEFAULTS that hold no value."""
     named = [
         pcoll | f'Name{name.split(".")[0].title()}' >> beam.Map(lambda value, n=name: (n, value))
         for name, pcoll in parts.items()
     ]
-    _ = named | 'AllParts' >> beam.Flatten() | 'WriteParts' >> beam.ParDo(_WritePart(output_dir))
+    defaults = {name: value for name, value in PART_DEFAULTS.items() if name in parts}
+    _ = (
+        named
+        | 'AllParts' >> beam.Flatten()
+        | 'GatherParts' >> beam_slices.combine_globally(beam.combiners.ToListCombineFn())
+        | 'WriteParts' >> beam.ParDo(_WriteParts(output_dir, defaults))
+    )
 
 
 def build_analysis(

@@ -48,6 +48,8 @@ by SliceLine score):
   gate               the slice gate's verdict (report/gate.py): {mode, passed, reason,
                      blocking: [{slice, slice_id, error_rate, baseline_error_rate, why}]}
   insights           plain sentences, most important first (the gate's verdict first when on)
+  invariant_violations  rules of report/invariants.py the report breaks (empty: it agrees
+                     with itself); shown at the top of the page when not empty
   files              {predictions: glob of the per-example Parquet files, html: report.html}
   comparison         only when the pipeline gave a baseline (the report of the latest blessed
                      model): failing slices new / resolved / persisting since then, overall
@@ -62,7 +64,7 @@ import numpy as np
 
 from components.error_analysis.report import compare as report_compare
 from components.error_analysis.report import gate as slice_gate
-from components.error_analysis.report import insights
+from components.error_analysis.report import insights, invariants
 from components.error_analysis.search import confusion
 from components.error_analysis.tags import prioritize
 
@@ -186,4 +188,6 @@ def build_report(
     report['insights'] = insights.insights(report)
     if report['gate']['mode'] != 'off':
         report['insights'].insert(0, slice_gate.gate_sentence(report['gate']))
+    # Last, over everything above: what the page would contradict itself on (empty: nothing).
+    report['invariant_violations'] = invariants.violations(report)
     return report

@@ -413,6 +413,18 @@ def _label_suspects(report: Dict) -> str:
     )
 
 
+def _violations(report: Dict) -> str:
+    """A report that breaks its own rules says so first (report/invariants.py)."""
+    problems = report.get('invariant_violations')
+    if not problems:
+        return ''
+    items = ''.join(f'<li>{escape(p)}</li>' for p in problems)
+    return (
+        '<h2 class=no>This report contradicts itself</h2><p>Do not trust the parts below that '
+        f'these rules concern; please report it.</p><ul>{items}</ul>'
+    )
+
+
 def render(report: Dict) -> str:
     overall = report['overall']
     insights = ''.join(f'<li>{escape(line)}</li>' for line in report['insights'])
@@ -421,7 +433,7 @@ def render(report: Dict) -> str:
 <h1>Error analysis — {escape(report.get('label_name') or report['label_key'])} on {escape(', '.join(report['splits']))}</h1>
 <p class=muted>{overall['examples']:,} examples, accuracy {_pct(overall['accuracy'])},
 report v{report['version']} written {escape(report['created'])}</p>
-<h2>Insights</h2><ul class="insights">{insights}</ul>
+{_violations(report)}<h2>Insights</h2><ul class="insights">{insights}</ul>
 {charts.html_section(report)}
 <h2>Confusion matrix</h2>{_confusion(report)}
 {_classes(report)}

@@ -18,15 +18,20 @@ The next step is chosen by these rules, in order (README, "What to do next"):
    share of the analysed rows, or it has fewer than MIN_TRAIN_ROWS train rows and a smaller
    share of them than of the analysed rows (a small slice sampled as often in training as
    here is not under-represented) -> collect more examples like these.
-2. Label noise: at least LABEL_NOISE of its errors are label suspects, and its rows are
-   suspects at least SUSPECT_CONCENTRATION times as often as the rows outside it (in a binary
-   task nearly every confident mistake is a suspect, so the share alone says little)
+2. Label noise: its rows are label suspects at least SUSPECT_CONCENTRATION times as often as
+   the rows outside it (in a binary task nearly every confident mistake is a suspect, so the
+   share of errors alone says little), and either at least LABEL_NOISE of its errors are
+   suspects, or at least FEW_SUSPECTS are while the concentration reaches STRONG_CONCENTRATION
    -> review these labels.
 3. Otherwise, mistakes made with mean confidence of at least OVERCONFIDENT: the model lacks a
    signal there or follows a shortcut -> try a feature or a higher-capacity model.
 4. Otherwise (unsure mistakes): the examples are ambiguous to the model, or their labels are
    noisy in a way it has learned to hedge on (confident learning cannot flag those) -> review
    a sample of their labels, then try a feature that separates them.
+
+Every word a sentence uses about the evidence ("few", "some" or "many" label suspects,
+"confident" or "unsure" mistakes) comes from suspect_word and confidence_word, and
+qualifier_violations checks a written diagnosis against its own numbers.
 """
 
 import dataclasses
@@ -40,6 +45,8 @@ UNDER_REPRESENTED = 0.5
 MIN_TRAIN_ROWS = 20
 LABEL_NOISE = 0.5
 SUSPECT_CONCENTRATION = 2.0
+STRONG_CONCENTRATION = 5.0
+FEW_SUSPECTS = 0.2
 OVERCONFIDENT = 0.8
 CALIBRATION_BINS = 10
 
@@ -196,33 +203,83 @@ def next_step(evidence: Dict) -> Tuple[str, str]:
             f'{coverage["train_rows"]:,}, vs {_pct(coverage["analysed_share"])} here): '
             'collect more examples like these',
         )
-    suspect_share = inside['suspect_share_of_errors']
-    outside_rate = evidence['outside']['suspect_rate'] or 0.0
-    if (
-        suspect_share is not None
-        and suspect_share >= LABEL_NOISE
-        and (inside['suspect_rate'] or 0.0) >= SUSPECT_CONCENTRATION * outside_rate
-    ):
+    suspects = suspect_word(evidence)
+    if suspects == 'many':
         return (
             'label_noise',
-            f'{_pct(suspect_share)} of the errors are label suspects: review these labels '
-            '(most suspicious first in the label suspects list; marked in the review sheet)',
+            f'{_suspect_evidence(evidence)}: review these labels (most suspicious first in the '
+            'label suspects list; marked in the review sheet)',
         )
     covered = 'well covered in training' if coverage is not None else 'training coverage unknown'
     confidence = inside['mistake_confidence'] or 0.0
-    if confidence >= OVERCONFIDENT:
+    if confidence_word(evidence) == 'confident':
+        consistent = 'labels look consistent' if suspects == 'few' else _suspect_evidence(evidence)
         return (
             'missing_signal',
-            f'{covered}, labels look consistent and the mistakes are confident (mean '
+            f'{covered}, {consistent} and the mistakes are confident (mean '
             f'{confidence:.2f}): the model lacks a signal here or follows a shortcut; try a '
             'feature or a higher-capacity model',
         )
     return (
         'ambiguous',
-        f'{covered}, few label suspects and the mistakes are unsure (mean confidence '
-        f'{confidence:.2f}): the examples are ambiguous to the model, or their labels are '
-        'noisy; review a sample of labels, then try a feature that separates them',
+        f'{covered}, {_suspect_evidence(evidence)} and the mistakes are unsure (mean '
+        f'confidence {confidence:.2f}): the examples are ambiguous to the model, or their labels '
+        'are noisy; review a sample of labels, then try a feature that separates them',
     )
+
+
+def _concentration(evidence: Dict) -> float:
+    """How many times as often its rows are suspects as the rows outside it."""
+    inside = evidence['inside']['suspect_rate'] or 0.0
+    outside = evidence['outside']['suspect_rate'] or 0.0
+    if not outside:
+        return float('inf') if inside else 0.0
+    return inside / outside
+
+
+def suspect_word(evidence: Dict) -> str:
+    """'few', 'some' or 'many' label suspects: the one place that word comes from (rule 2)."""
+    share = evidence['inside']['suspect_share_of_errors'] or 0.0
+    concentration = _concentration(evidence)
+    if concentration >= SUSPECT_CONCENTRATION and (
+        share >= LABEL_NOISE or (share >= FEW_SUSPECTS and concentration >= STRONG_CONCENTRATION)
+    ):
+        return 'many'
+    return 'few' if share < FEW_SUSPECTS else 'some'
+
+
+def confidence_word(evidence: Dict) -> str:
+    """'confident' or 'unsure' mistakes (rule 3)."""
+    confident = (evidence['inside']['mistake_confidence'] or 0.0) >= OVERCONFIDENT
+    return 'confident' if confident else 'unsure'
+
+
+def _suspect_evidence(evidence: Dict) -> str:
+    inside, outside = evidence['inside'], evidence['outside']
+    return (
+        f'{suspect_word(evidence)} label suspects ({_pct(inside["suspect_share_of_errors"] or 0)} '
+        f'of its errors; its rows {_pct(inside["suspect_rate"] or 0)} vs '
+        f'{_pct(outside["suspect_rate"] or 0)} outside)'
+    )
+
+
+def qualifier_violations(diagnosis: Dict) -> list:
+    """Words in a written next step that its own numbers do not give (report invariants)."""
+    text = diagnosis['next_step']
+    problems = []
+    word = suspect_word(diagnosis)
+    for said in ('few', 'some', 'many'):
+        if f'{said} label suspects' in text and said != word:
+            problems.append(f'says "{said} label suspects" where the numbers give "{word}"')
+    if 'labels look consistent' in text and word != 'few':
+        problems.append(f'says "labels look consistent" with {word} label suspects')
+    if diagnosis['rule'] == 'label_noise' and word != 'many':
+        problems.append(f'"review these labels" with {word} label suspects')
+    confidence = confidence_word(diagnosis)
+    for said in ('confident', 'unsure'):
+        if f'mistakes are {said}' in text and said != confidence:
+            problems.append(f'says the mistakes are {said}; the numbers say {confidence}')
+    return problems
 
 
 def diagnose_candidates(

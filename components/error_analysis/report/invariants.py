@@ -1,0 +1,195 @@
+"""What every report must satisfy, whatever the data: checked when the report is built (the
+violations are stored in it and shown at the top of the page) and asserted by the tests. A
+report that contradicts its own numbers is worse than none, so each rule here is one a reader
+would otherwise catch by hand."""
+
+import math
+from typing import Callable, Dict, List, Sequence
+
+from components.error_analysis.search import identity
+
+_TOLERANCE = 1e-9
+
+
+def _descending(values: Sequence[float]) -> bool:
+    return all(a >= b - _TOLERANCE for a, b in zip(values, values[1:]))
+
+
+def _number(x) -> float:
+    return -math.inf if x is None else float(x)
+
+
+def _held(report: Dict) -> List[Dict]:
+    return [s for s in report['slices']['slices'] if s['held']]
+
+
+def _findings(report: Dict) -> List[Dict]:
+    return [s for s in _held(report) if not s.get('parent')]
+
+
+def _unique_held_ids(report: Dict) -> List[str]:
+    seen: Dict[str, str] = {}
+    problems = []
+    for s in _held(report):
+        key = s.get('slice_id') or identity.slice_id(s['predicates'])
+        if key in seen:
+            problems.append(f'held findings {seen[key]!r} and {s["slice"]!r} are one slice ({key})')
+        seen[key] = s['slice']
+    return problems
+
+
+def _shares_add_up(report: Dict) -> List[str]:
+    total = sum(s['error_share'] or 0 for s in _findings(report))
+    if total > 1 + _TOLERANCE:
+        return [f'top-level findings hold {100 * total:.1f}% of the errors (more than all)']
+    return []
+
+
+def _counts_agree(report: Dict) -> List[str]:
+    overall = report['overall']
+    problems = []
+    searched = report['slices']['overall']
+    if searched['rows'] != overall['examples'] or searched['errors'] != overall['errors']:
+        problems.append(
+            f'slice search saw {searched["rows"]} rows / {searched["errors"]} errors, the report '
+            f'{overall["examples"]} / {overall["errors"]}'
+        )
+    for s in report['slices']['slices']:
+        if not 0 <= s['errors'] <= s['size'] <= overall['examples']:
+            problems.append(f'{s["slice"]!r}: {s["errors"]} errors in {s["size"]} rows')
+    return problems
+
+
+# (what the caption says, the rows, the key they are sorted by, descending)
+_SORTED: Sequence[Callable[[Dict], tuple]] = (
+    lambda r: (
+        'findings, largest potential gain first',
+        _findings(r),
+        lambda s: s['potential_gain'],
+        True,
+    ),
+    lambda r: (
+        'hardest examples, most confident first',
+        r['hardest_examples'],
+        lambda e: e['confidence'],
+        True,
+    ),
+    lambda r: (
+        'label suspects, most suspicious first',
+        (r.get('diagnosis') or {}).get('label_suspects') or [],
+        lambda e: e['label_probability'],
+        False,
+    ),
+    lambda r: (
+        'most frequent confusions',
+        r['confusion']['top_pairs'],
+        lambda p: p['count'],
+        True,
+    ),
+    lambda r: (
+        'tags ranked by potential gain',
+        (r.get('tags') or {}).get('prioritization') or [],
+        lambda t: t['potential_gain'],
+        True,
+    ),
+    lambda r: (
+        'misclassified images, most frequent pair first',
+        r['gallery'],
+        lambda g: g['count'],
+        True,
+    ),
+)
+
+
+def _tables_sorted(report: Dict) -> List[str]:
+    problems = []
+    for table in _SORTED:
+        caption, rows, key, descending = table(report)
+        values = [_number(key(row)) for row in rows]
+        if not _descending(values if descending else [-v for v in values]):
+            problems.append(f'"{caption}" is not in that order: {values}')
+    return problems
+
+
+def _highlights_held(report: Dict) -> List[str]:
+    """Values marked as used by a failing slice come from held findings only."""
+    used = {(p['feature'], p['label']) for s in _held(report) for p in s['predicates']}
+    return [
+        f'{feature} {label!r} is highlighted but no held finding uses it'
+        for feature, labels in report.get('highlights', {}).items()
+        for label in labels
+        if (feature, label) not in used
+        and not any(f == feature and _inside_range(label, report, feature) for f, _ in used)
+    ]
+
+
+def _inside_range(label: str, report: Dict, feature: str) -> bool:
+    """Whether a per-value label of `feature` lies in a held finding's range on it."""
+    bounds = {
+        (v['feature'], v['label']): v.get('bounds') for v in report['slices']['feature_values']
+    }.get((feature, label))
+    if not bounds:
+        return False
+    for s in _held(report):
+        for p in s['predicates']:
+            if p['feature'] == feature and p.get('is_range'):
+                low = -math.inf if p['low'] is None else p['low']
+                high = math.inf if p['high'] is None else p['high']
+                v_low = -math.inf if bounds[0] is None else bounds[0]
+                v_high = math.inf if bounds[1] is None else bounds[1]
+                if v_low < high and low < v_high:
+                    return True
+    return False
+
+
+def _tfma_per_class(report: Dict) -> List[str]:
+    """With more than two classes, an unqualified precision/recall would be one class's value
+    shown under the slice's name: only macro (or per-class) values may be shown."""
+    if len(report['class_names']) <= 2:
+        return []
+    return [
+        f'TFMA slice {row["slice"]!r} shows {name} for a {len(report["class_names"])}-class model'
+        for row in report['tfma']
+        for name in ('precision', 'recall')
+        if name in row['metrics']
+    ]
+
+
+def _gate_consistent(report: Dict) -> List[str]:
+    gate = report['gate']
+    if gate['passed'] == bool(gate['blocking']):
+        return [f'slice gate passed={gate["passed"]} with {len(gate["blocking"])} blocking slices']
+    return []
+
+
+def _qualifiers(report: Dict) -> List[str]:
+    """Every qualifier a diagnosis sentence uses is the one its number gives."""
+    from components.error_analysis.search.diagnosis import qualifier_violations
+
+    problems = []
+    entries = [(s['slice'], s.get('diagnosis')) for s in report['slices']['slices']]
+    entries += [
+        (t['tag'], t.get('diagnosis'))
+        for t in ((report.get('tags') or {}).get('prioritization') or [])
+    ]
+    for name, diagnosis in entries:
+        if diagnosis:
+            problems += [f'{name!r}: {p}' for p in qualifier_violations(diagnosis)]
+    return problems
+
+
+CHECKS = (
+    _unique_held_ids,
+    _shares_add_up,
+    _counts_agree,
+    _tables_sorted,
+    _highlights_held,
+    _tfma_per_class,
+    _gate_consistent,
+    _qualifiers,
+)
+
+
+def violations(report: Dict) -> List[str]:
+    """Every rule the report breaks, as sentences (empty: it agrees with itself)."""
+    return [problem for check in CHECKS for problem in check(report)]
