@@ -145,7 +145,12 @@ def test_each_tag_gets_the_diagnosis_of_its_rows_in_the_table(tmp_path):
         totals={'confusion': [[ROWS - errors, errors], [0, 0]], 'loss_sum': 1.0},
         slices={
             'config': {'alpha': 0.95, 'max_predicates': 1},
-            'overall': {'min_support_rows': 10, 'error_rate': errors / ROWS},
+            'overall': {
+                'min_support_rows': 10,
+                'error_rate': errors / ROWS,
+                'rows': ROWS,
+                'errors': errors,
+            },
             'slices': [],
             'feature_values': [],
             'feature_notes': {},

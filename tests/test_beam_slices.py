@@ -76,7 +76,8 @@ def test_beam_result_equals_in_memory_driver(tmp_path):
     encoders, result = _run(_batches(columns, errors, ids, 500), config, tmp_path)
 
     codes = np.stack([encoder.encode(columns[encoder.name]) for encoder in encoders], axis=1)
-    expected = findings.find_slices(codes, errors, sf.holdout_mask(ids), encoders, config)
+    fine = np.stack([encoder.encode_fine(columns[encoder.name]) for encoder in encoders], axis=1)
+    expected = findings.find_slices(codes, errors, sf.holdout_mask(ids), encoders, config, fine)
     assert result.to_dict() == expected.to_dict()
     assert result.rows == 12_000
     assert 'payment_type = Cash' in result.slices[0].text

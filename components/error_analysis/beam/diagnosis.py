@@ -48,7 +48,9 @@ def _analysed_sums(
     encoders: Sequence[binning.FeatureEncoder],
     conditions: np.ndarray,
 ) -> diagnosis.PatternSums:
-    codes = beam_slices.encode_columns({n: batch.columns[n] for n in slice_names}, encoders)
+    codes = beam_slices.encode_columns(
+        {n: batch.columns[n] for n in slice_names}, encoders, fine=True
+    )
     values = diagnosis.row_values(batch.errors, batch.label_suspect, batch.confidence)
     return diagnosis.PatternSums.count(codes, conditions, values)
 
@@ -59,7 +61,7 @@ def _train_sums(
     conditions: np.ndarray,
 ) -> diagnosis.PatternSums:
     # Training rows may hold values the analysed split has not (then in no slice).
-    codes = beam_slices.encode_columns(columns, encoders, strict=False)
+    codes = beam_slices.encode_columns(columns, encoders, strict=False, fine=True)
     return diagnosis.PatternSums.count(codes, conditions, diagnosis.train_row_values(len(codes)))
 
 

@@ -32,6 +32,7 @@ class EncodedBatch:
     """A ColumnBatch reduced to what every counting pass reads."""
 
     codes: np.ndarray  # (rows, features) int32
+    fine: np.ndarray  # (rows, features) int32 fine codes (ranges' sub-bins), read after the lattice
     errors: np.ndarray  # (rows,) 0/1
     holdout: np.ndarray  # (rows,) bool
 
@@ -186,6 +187,8 @@ class _EncoderStatsFn(beam.CombineFn):
                 missing_count=sketch.missing,
                 distinct_values=sketch.few_values,
                 num_bins=self._num_bins,
+                sub_bins=binning.SUB_BINS,
+                integral=sketch.integral,
             )
         value_counts = {}
         num_distinct = 0
@@ -286,20 +289,25 @@ class _Rebatch(beam.DoFn):
 
 
 def encode_columns(
-    columns: Dict[str, np.ndarray], encoders: Sequence[binning.FeatureEncoder], strict: bool = True
+    columns: Dict[str, np.ndarray],
+    encoders: Sequence[binning.FeatureEncoder],
+    strict: bool = True,
+    fine: bool = False,
 ) -> np.ndarray:
     """(rows, features) int32 codes, column j from encoders[j] (strict: see
-    FeatureEncoder.encode)."""
+    FeatureEncoder.encode); fine: the fine codes that findings' conditions are written in."""
     rows = len(next(iter(columns.values()))) if columns else 0
     codes = np.empty((rows, len(encoders)), dtype=np.int32)
     for column, encoder in enumerate(encoders):
-        codes[:, column] = encoder.encode(columns[encoder.source_column], strict)
+        encode = encoder.encode_fine if fine else encoder.encode
+        codes[:, column] = encode(columns[encoder.source_column], strict)
     return codes
 
 
 def _encode(batch: lattice.ColumnBatch, encoders: Sequence[binning.FeatureEncoder]) -> EncodedBatch:
     return EncodedBatch(
         codes=encode_columns(batch.columns, encoders),
+        fine=encode_columns(batch.columns, encoders, fine=True),
         errors=np.asarray(batch.errors, dtype=np.int8),
         holdout=lattice.holdout_mask(batch.example_ids),
     )
@@ -309,12 +317,12 @@ def _count(batch: EncodedBatch, candidates: lattice.Candidates) -> np.ndarray:
     return lattice.count_candidates(batch.codes, batch.errors, batch.holdout, candidates)
 
 
-def _count_histograms(batch: EncodedBatch, histograms: List[lattice.Candidates]) -> np.ndarray:
-    return ranges.count_histograms(batch.codes, batch.errors, batch.holdout, histograms)
+def _count_ranges(batch: EncodedBatch, jobs: ranges.RangeJobs) -> np.ndarray:
+    return ranges.count_ranges(batch.codes, batch.fine, batch.errors, batch.holdout, jobs)
 
 
 def _count_patterns(batch: EncodedBatch, conditions: np.ndarray) -> selection.PatternTable:
-    return selection.PatternTable.count(batch.codes, batch.errors, batch.holdout, conditions)
+    return selection.PatternTable.count(batch.fine, batch.errors, batch.holdout, conditions)
 
 
 class MergePatternTablesFn(beam.CombineFn):
@@ -433,19 +441,17 @@ class DiscoverSlices(beam.PTransform):
                 candidates,
                 beam.pvalue.AsList(counts),
             )
-        histograms = beam.pvalue.AsSingleton(
-            state | 'RangeHistograms' >> beam.Map(ranges.histogram_slices, encoders)
-        )
-        histogram_counts = (
+        jobs = beam.pvalue.AsSingleton(state | 'RangeJobs' >> beam.Map(ranges.range_jobs, encoders))
+        range_counts = (
             encoded
-            | 'CountRanges' >> beam.Map(_count_histograms, histograms)
+            | 'CountRanges' >> beam.Map(_count_ranges, jobs)
             | 'SumRanges' >> combine_globally(_SumCountsFn())
         )
         self.conditions = state | 'RefineRanges' >> beam.Map(
-            lambda s, e, h, totals: ranges.refine(s, e, h, only(totals)),
+            lambda s, e, j, totals: ranges.refine(s, e, j, only(totals)),
             encoders,
-            histograms,
-            beam.pvalue.AsList(histogram_counts),
+            jobs,
+            beam.pvalue.AsList(range_counts),
         )
         conditions = beam.pvalue.AsSingleton(self.conditions)
         table = (

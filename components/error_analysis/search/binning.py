@@ -21,6 +21,9 @@ LEFT_OUT = 'left out'  # a column that cannot make a slice: no codes, only a not
 OTHER = '(other)'
 MISSING = '(missing)'
 _SIGNIFICANT_DIGITS = 3
+# Equal-width pieces per quantile bin for a finding's range edges: with 16 bins, an edge is
+# placed to 1/256 of the rows' range (0.004 on a uniform [0, 1) column).
+SUB_BINS = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +59,12 @@ class FeatureEncoder:
     edge_text: list[str] = dataclasses.field(default_factory=list)
     column: str = ''
     part: str = ''
+    # Quantile-binned numeric features only: sub-bin cut points, a superset of `edges` (each
+    # bin split into equal-width pieces), so a finding's range edges can fall inside a bin.
+    # Fine codes: 0..len(fine_edges) for the pieces, then one for "missing". Every other
+    # encoder's fine codes are its codes.
+    fine_edges: list[float] = dataclasses.field(default_factory=list)
+    fine_edge_text: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def source_column(self) -> str:
@@ -92,6 +101,68 @@ class FeatureEncoder:
     @property
     def cardinality(self) -> int:
         return len(self.labels)
+
+    @property
+    def num_fine_bins(self) -> int:
+        """Ordered fine bins (num_ordered_bins when the bins are not split)."""
+        return len(self.fine_edges) + 1 if self.fine_edges else self.num_ordered_bins
+
+    def fine_span(self, code: int) -> tuple:
+        """(low, high) fine codes, inclusive, that make up code `code`."""
+        if not self.fine_edges:
+            return code, code
+        if code >= self.num_ordered_bins:  # "missing"
+            return self.num_fine_bins, self.num_fine_bins
+        fine = np.asarray(self.fine_edges)
+        low = 0 if code == 0 else int(np.searchsorted(fine, self.edges[code - 1])) + 1
+        high = (
+            self.num_fine_bins - 1
+            if code >= len(self.edges)
+            else int(np.searchsorted(fine, self.edges[code]))
+        )
+        return low, high
+
+    def encode_fine(self, values: np.ndarray, strict: bool = True) -> np.ndarray:
+        """Fine codes of a batch of raw values (see fine_edges); codes when not split."""
+        if not self.fine_edges:
+            return self.encode(values, strict)
+        values = np.asarray(values, dtype=np.float64)
+        codes = np.searchsorted(
+            np.asarray(self.fine_edges, dtype=np.float64), values, side='right'
+        ).astype(np.int32)
+        missing = np.isnan(values)
+        if missing.any():
+            if self.missing_code < 0 and strict:
+                raise ValueError(
+                    f'{self.name}: missing values, but none were seen when the encoder was built.'
+                )
+            codes[missing] = self.num_fine_bins if self.missing_code >= 0 else -1
+        return codes
+
+    def fine_range_bounds(self, low: int, high: int) -> Optional[tuple]:
+        """range_bounds for fine codes low..high."""
+        if not self.fine_edges:
+            return self.range_bounds(low, high)
+        if high >= self.num_fine_bins:
+            return None
+        return (
+            self.fine_edges[low - 1] if low > 0 else None,
+            self.fine_edges[high] if high < len(self.fine_edges) else None,
+        )
+
+    def fine_range_label(self, low: int, high: int) -> str:
+        """range_label for fine codes low..high."""
+        if not self.fine_edges:
+            return self.range_label(low, high)
+        if high >= self.num_fine_bins:
+            return self.labels[self.missing_code]
+        lower = self.fine_edge_text[low - 1] if low > 0 else None
+        upper = self.fine_edge_text[high] if high < len(self.fine_edge_text) else None
+        if lower is None:
+            return f'{self.name} < {upper}'
+        if upper is None:
+            return f'{self.name} >= {lower}'
+        return f'{lower} <= {self.name} < {upper}'
 
     def encode(self, values: np.ndarray, strict: bool = True) -> np.ndarray:
         """Codes (int32) of a batch of raw values of this feature (all 0 for a feature left
@@ -218,6 +289,8 @@ def numeric_encoder(
     missing_count: int = 0,
     distinct_values: Optional[Sequence[float]] = None,
     num_bins: int = 4,
+    sub_bins: int = 1,
+    integral: bool = False,
 ) -> FeatureEncoder:
     """Quantile bins of a numeric feature, plus "is missing" for NaN.
 
@@ -229,6 +302,8 @@ def numeric_encoder(
         them; each then gets its own "name = value" code. The labels are exact
         for the data the encoder was built from.
       num_bins: number of quantile bins wanted.
+      sub_bins: equal-width pieces each quantile bin is split into for range edges (1: none).
+      integral: every value is a whole number (sub-bin edges are then whole numbers too).
     """
     quantiles = np.asarray(quantiles, dtype=np.float64)
     note = ''
@@ -250,6 +325,7 @@ def numeric_encoder(
     if missing_count > 0:
         missing_code = len(labels)
         labels.append(f'{name} is missing')
+    fine = _sub_bin_edges(quantiles, edges, sub_bins, integral) if edge_text else np.empty(0)
     return FeatureEncoder(
         name=name,
         kind=NUMERIC,
@@ -258,7 +334,32 @@ def numeric_encoder(
         edges=[float(edge) for edge in edges],
         missing_code=missing_code,
         edge_text=edge_text,
+        fine_edges=[float(edge) for edge in fine],
+        fine_edge_text=[format_number(float(edge), 17) for edge in fine],
     )
+
+
+def _sub_bin_edges(
+    quantiles: np.ndarray, edges: np.ndarray, sub_bins: int, integral: bool
+) -> np.ndarray:
+    """The bin edges plus equal-width cut points inside each bin (min..first edge, ...,
+    last edge..max), rounded to the piece's decimal place (whole numbers for integral data), so
+    labels state them exactly without float noise; empty
+    when sub_bins is 1."""
+    if sub_bins <= 1:
+        return np.empty(0)
+    bounds = np.concatenate([[quantiles[0]], edges, [quantiles[-1]]])
+    points = [np.asarray(edges, np.float64)]
+    for low, high in zip(bounds, bounds[1:]):
+        if not high > low:
+            continue
+        inside = low + (high - low) * np.arange(1, sub_bins) / sub_bins
+        if integral:
+            inside = np.ceil(inside)
+        else:
+            inside = np.round(inside, int(-np.floor(np.log10((high - low) / sub_bins))))
+        points.append(inside[(inside > low) & (inside < high)])
+    return np.unique(np.concatenate(points))
 
 
 def _bin_labels(name: str, edges: Sequence[str]) -> list[str]:

@@ -4,9 +4,9 @@ per-value statistics. The in-memory driver find_slices runs the same steps as th
 pipeline (beam/slices.py):
 
     state = initial_state(...); for each level: generate, count, next_level
-    histograms = ranges.histogram_slices(state, encoders)        # one counting pass
-    conditions = ranges.refine(state, encoders, histograms, counts)
-    table = selection.PatternTable.count(...)                     # one counting pass
+    jobs = ranges.range_jobs(state, encoders)                     # one counting pass
+    conditions = ranges.refine(state, encoders, jobs, counts)     # in fine codes
+    table = selection.PatternTable.count(fine codes, ...)         # one counting pass
     result = summarize(state, encoders, conditions, table)
 """
 
@@ -327,6 +327,7 @@ def find_slices(
     holdout: np.ndarray,
     encoders: Sequence[binning.FeatureEncoder],
     config: SliceFinderConfig,
+    fine_codes: Optional[np.ndarray] = None,
 ) -> SliceSearchResult:
     """In-memory search over encoded rows with the same steps as Beam.
 
@@ -336,14 +337,17 @@ def find_slices(
       holdout: (rows,) True for hold-out rows (see holdout_mask).
       encoders: one per column of codes, for cardinalities and labels.
       config: search parameters.
+      fine_codes: the rows' fine codes (encode_columns(..., fine=True)); default: codes, right
+        when no encoder splits its bins.
     """
     state = initial_state([encoder.cardinality for encoder in encoders], config)
     for _ in range(config.max_predicates):
         candidates = generate_candidates(state)
         state = next_level(state, candidates, count_candidates(codes, errors, holdout, candidates))
-    histograms = ranges.histogram_slices(state, encoders)
+    fine = codes if fine_codes is None else fine_codes
+    jobs = ranges.range_jobs(state, encoders)
     conditions = ranges.refine(
-        state, encoders, histograms, ranges.count_histograms(codes, errors, holdout, histograms)
+        state, encoders, jobs, ranges.count_ranges(codes, fine, errors, holdout, jobs)
     )
-    table = selection.PatternTable.count(codes, errors, holdout, conditions)
+    table = selection.PatternTable.count(fine, errors, holdout, conditions)
     return summarize(state, encoders, conditions, table)

@@ -1,20 +1,26 @@
 """Numeric ranges chosen from the data: a candidate's fine bin widened to the run of adjacent
-bins that fails most clearly.
+bins that fails most clearly, then each edge placed inside its bin.
 
-The lattice search works on fine quantile bins (one code per bin), so a failing range that
-does not line up with bin edges shows up as one or a few bins. For each numeric predicate of a
-candidate, one counting pass gets the candidate's rows and errors in every bin of that feature
-(the other predicates fixed); the run of bins around the found bin with the largest excess of
-errors over the slice's rate across all bins, in standard errors, replaces the bin. That is the choice of a binomial
-scan statistic: it grows over bins that fail like the range and stops at bins that fail like
-the others, so the reported range is within about one fine bin of a true failing range. The
-lattice stays bounded: it has one predicate per bin, and ranges are only formed for the
-search_k candidates it keeps.
+The lattice search works on quantile bins (one code per bin), so a failing range that does not
+line up with bin edges shows up as one or a few bins. For each numeric predicate of a kept
+candidate, one counting pass gets the candidate's rows and errors in every *sub-bin* of that
+feature (the other predicates fixed; binning.FeatureEncoder.fine_edges split each bin into
+equal-width pieces). Summed per bin, that histogram picks the run of bins around the found bin
+with the largest excess of errors over the slice's rate across all bins, in standard errors (a
+binomial scan statistic: it grows over bins that fail like the range and stops at bins that
+fail like the others). The same statistic then places each edge at sub-bin precision, the
+lower edge anywhere in the bin below the run or its first bin, the upper edge anywhere in its
+last bin or the one above: a failing range is found to within a sub-bin whatever its
+alignment with the bins, and the clean rows of a partly failing edge bin stay out. The lattice
+stays bounded: it has one predicate per bin, and ranges are only formed for the search_k
+candidates it keeps.
 
-A condition is (feature, low code, high code), inclusive; an equality predicate has
+A condition is (feature, low, high), inclusive, in *fine* codes (FeatureEncoder.encode_fine:
+the codes themselves for every feature whose bins are not split); an equality predicate has
 low == high. A slice's conditions are padded with NO_FEATURE rows.
 """
 
+import dataclasses
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -23,95 +29,131 @@ from components.error_analysis.search import binning
 from components.error_analysis.search.lattice import (
     SEARCH_ERRORS,
     SEARCH_SIZE,
-    Candidates,
     SearchState,
-    count_candidates,
-    make_candidates,
     split_predicates,
 )
 
 NO_FEATURE = -1
 
 
-def _offsets(cardinalities: np.ndarray) -> np.ndarray:
-    """Predicate id of code 0 of each feature."""
-    return np.cumsum(cardinalities) - cardinalities
-
-
 def _top_slices(state: SearchState) -> List[np.ndarray]:
     return [padded[padded >= 0] for padded in state.top_predicates]
 
 
-def histogram_slices(
-    state: SearchState, encoders: Sequence[binning.FeatureEncoder]
-) -> List[Candidates]:
-    """The slices to count for range refinement, one Candidates per level.
+@dataclasses.dataclass(frozen=True)
+class RangeJobs:
+    """The histograms to count: job j counts the fine bins of feature features[j] over the
+    rows that satisfy the coarse predicates others[j] (feature, code), padded with
+    NO_FEATURE."""
 
-    For every kept slice and every predicate on a binned numeric feature (other than its
-    missing code): one slice per bin of that feature, the other predicates kept.
-    """
-    offsets = _offsets(state.cardinalities)
-    by_level: Dict[int, set] = {}
+    others: np.ndarray  # (jobs, max_predicates - 1, 2)
+    features: np.ndarray  # (jobs,)
+    num_bins: int  # fine bins of the widest feature: the histograms' length
+
+    @property
+    def size(self) -> int:
+        return len(self.features)
+
+
+def _job_key(features: np.ndarray, codes: np.ndarray, position: int) -> tuple:
+    others = tuple(
+        (int(f), int(c)) for i, (f, c) in enumerate(zip(features, codes)) if i != position
+    )
+    return others, int(features[position])
+
+
+def _numeric_positions(
+    features: np.ndarray, codes: np.ndarray, encoders: Sequence[binning.FeatureEncoder]
+) -> List[int]:
+    """Positions of a slice's predicates that are a bin of ordered bins (not "missing")."""
+    return [i for i, (f, c) in enumerate(zip(features, codes)) if c < encoders[f].num_ordered_bins]
+
+
+def range_jobs(state: SearchState, encoders: Sequence[binning.FeatureEncoder]) -> RangeJobs:
+    """One job per distinct (other predicates, numeric feature) among the kept slices."""
+    keys = set()
     for predicates in _top_slices(state):
         features, codes = split_predicates(predicates, state.cardinalities)
-        for position, (feature, code) in enumerate(zip(features.tolist(), codes.tolist())):
-            num_bins = encoders[feature].num_ordered_bins
-            if code >= num_bins:
-                continue
-            for bin_code in range(num_bins):
-                row = predicates.copy()
-                row[position] = offsets[feature] + bin_code
-                by_level.setdefault(len(row), set()).add(tuple(row.tolist()))
-    return [
-        make_candidates(np.array(sorted(rows), dtype=np.int32), state.cardinalities)
-        for _, rows in sorted(by_level.items())
-    ]
+        for position in _numeric_positions(features, codes, encoders):
+            keys.add(_job_key(features, codes, position))
+    keys = sorted(keys)
+    width = max(state.config.max_predicates - 1, 1)
+    others = np.full((len(keys), width, 2), NO_FEATURE, dtype=np.int64)
+    for j, (pairs, _) in enumerate(keys):
+        if pairs:
+            others[j, : len(pairs)] = pairs
+    features = np.array([feature for _, feature in keys], dtype=np.int64)
+    num_bins = max((encoders[f].num_fine_bins for f in features.tolist()), default=0)
+    return RangeJobs(others, features, num_bins)
 
 
-def count_histograms(
-    codes: np.ndarray, errors: np.ndarray, holdout: np.ndarray, candidates: List[Candidates]
+def count_ranges(
+    codes: np.ndarray,
+    fine: np.ndarray,
+    errors: np.ndarray,
+    holdout: np.ndarray,
+    jobs: RangeJobs,
 ) -> np.ndarray:
-    """count_candidates for each level, concatenated: (total candidates, 4)."""
-    counts = [count_candidates(codes, errors, holdout, level) for level in candidates]
-    return np.concatenate(counts) if counts else np.zeros((0, 4), np.int64)
+    """(jobs, num_bins, 4): per job and fine bin, search size, search errors, hold-out size,
+    hold-out errors of the rows matching the job's other predicates. `codes` and `fine` are
+    the batch's codes and fine codes (encode_columns)."""
+    counts = np.zeros((jobs.size, jobs.num_bins * 4), dtype=np.int64)
+    if not jobs.size or not len(codes):
+        return counts.reshape(jobs.size, jobs.num_bins, 4)
+    flags = 2 * np.asarray(holdout, np.int64) + np.asarray(errors, np.int64)
+    masks: Dict[tuple, np.ndarray] = {}
+    for j in range(jobs.size):
+        pairs = tuple((int(f), int(c)) for f, c in jobs.others[j].tolist() if f != NO_FEATURE)
+        mask = masks.get(pairs)
+        if mask is None:
+            mask = np.ones(len(codes), dtype=bool)
+            for feature, code in pairs:
+                mask &= codes[:, feature] == code
+            masks[pairs] = mask
+        bins = fine[mask, jobs.features[j]].astype(np.int64)
+        ordered = (bins >= 0) & (bins < jobs.num_bins)
+        counts[j] = np.bincount(
+            4 * bins[ordered] + flags[mask][ordered], minlength=4 * jobs.num_bins
+        )
+    flag_counts = counts.reshape(-1, 4)
+    return np.stack(
+        [
+            flag_counts[:, 0] + flag_counts[:, 1],
+            flag_counts[:, 1],
+            flag_counts[:, 2] + flag_counts[:, 3],
+            flag_counts[:, 3],
+        ],
+        axis=1,
+    ).reshape(jobs.size, jobs.num_bins, 4)
 
 
 def refine(
     state: SearchState,
     encoders: Sequence[binning.FeatureEncoder],
-    candidates: List[Candidates],
-    counts: np.ndarray,
+    jobs: RangeJobs,
+    counts: Optional[np.ndarray],
 ) -> np.ndarray:
-    """(search_k, max_predicates, 3) conditions of the kept slices, numeric bins widened to
-    their best range. Slices that end up identical are kept once (first wins), so fewer rows
-    than kept slices may come back."""
+    """(<= search_k, max_predicates, 3) conditions of the kept slices in fine codes, numeric
+    bins widened to their best range with sub-bin edges. Slices that end up identical are kept
+    once (first wins), so fewer rows than kept slices may come back."""
     if counts is None:
-        counts = np.zeros((sum(c.size for c in candidates), 4), np.int64)
-    counted: Dict[tuple, np.ndarray] = {}
-    start = 0
-    for level in candidates:
-        for row, count in zip(level.predicates.tolist(), counts[start : start + level.size]):
-            counted[tuple(row)] = count
-        start += level.size
-    offsets = _offsets(state.cardinalities)
+        counts = np.zeros((jobs.size, jobs.num_bins, 4), np.int64)
+    index = {}
+    for j in range(jobs.size):
+        pairs = tuple((int(f), int(c)) for f, c in jobs.others[j].tolist() if f != NO_FEATURE)
+        index[pairs, int(jobs.features[j])] = j
     width = state.config.max_predicates
     result, seen = [], set()
     for predicates in _top_slices(state):
         features, codes = split_predicates(predicates, state.cardinalities)
-        conditions = [[int(f), int(c), int(c)] for f, c in zip(features, codes)]
-        for position, (feature, code) in enumerate(zip(features.tolist(), codes.tolist())):
-            num_bins = encoders[feature].num_ordered_bins
-            if code >= num_bins:
-                continue
-            histogram = np.zeros((num_bins, 2), dtype=np.int64)
-            for bin_code in range(num_bins):
-                row = predicates.copy()
-                row[position] = offsets[feature] + bin_code
-                count = counted.get(tuple(row.tolist()))
-                if count is not None:
-                    histogram[bin_code] = count[[SEARCH_SIZE, SEARCH_ERRORS]]
-            low, high = best_range(histogram, int(code), state.min_support_rows)
-            conditions[position][1:] = [low, high]
+        conditions = [[int(f), *encoders[f].fine_span(int(c))] for f, c in zip(features, codes)]
+        for position in _numeric_positions(features, codes, encoders):
+            encoder = encoders[features[position]]
+            histogram = counts[index[_job_key(features, codes, position)]]
+            fine = histogram[: encoder.num_fine_bins][:, [SEARCH_SIZE, SEARCH_ERRORS]]
+            conditions[position][1:] = range_edges(
+                fine, encoder, int(codes[position]), state.min_support_rows
+            )
         key = tuple(map(tuple, conditions))
         if key in seen:
             continue
@@ -122,29 +164,56 @@ def refine(
     return np.array(result, dtype=np.int64).reshape(-1, width, 3)
 
 
+def range_edges(
+    fine: np.ndarray, encoder: binning.FeatureEncoder, found_bin: int, min_size: int
+) -> Tuple[int, int]:
+    """Fine codes (low, high) of the best range around found_bin: best_range over the bins,
+    then each edge moved within its bin and the next one out (fine: (fine bins, [rows,
+    errors]) of the slice)."""
+    spans = [encoder.fine_span(code) for code in range(encoder.num_ordered_bins)]
+    coarse = np.array([fine[low : high + 1].sum(axis=0) for low, high in spans])
+    low, high = best_range(coarse, found_bin, min_size)
+    lows = np.arange(spans[max(low - 1, 0)][0], spans[low][1] + 1)
+    highs = np.arange(spans[high][0], spans[min(high + 1, len(spans) - 1)][1] + 1)
+    best = _best_run(fine, lows, highs, min_size)
+    return best if best is not None else (spans[low][0], spans[high][1])
+
+
+def _best_run(
+    histogram: np.ndarray, lows: np.ndarray, highs: np.ndarray, min_size: int
+) -> Optional[Tuple[int, int]]:
+    """The run lows[i]..highs[j] (low <= high, not every bin) of histogram (bins, [rows,
+    errors]) whose errors exceed the rate over all bins by the most standard errors; None if
+    no run qualifies."""
+    num_bins = len(histogram)
+    sizes = np.concatenate([[0], np.cumsum(histogram[:, 0])])
+    errors = np.concatenate([[0], np.cumsum(histogram[:, 1])])
+    baseline = errors[-1] / max(sizes[-1], 1)
+    low, high = np.meshgrid(lows, highs)
+    low, high = low.ravel(), high.ravel()
+    size = sizes[high + 1] - sizes[low]
+    error = errors[high + 1] - errors[low]
+    spread = np.sqrt(np.maximum(size, 0) * max(baseline * (1 - baseline), 1e-12))
+    with np.errstate(divide='ignore', invalid='ignore'):
+        z = (error - size * baseline) / spread
+    allowed = (low <= high) & (size >= max(min_size, 1)) & ~((low == 0) & (high == num_bins - 1))
+    z = np.where(allowed, z, -np.inf)
+    if not np.isfinite(z).any():
+        return None
+    best = int(np.argmax(z))
+    return int(low[best]), int(high[best])
+
+
 def best_range(histogram: np.ndarray, found_bin: int, min_size: int) -> Tuple[int, int]:
     """The run of bins low..high containing found_bin whose errors exceed the slice's rate over
     all bins by the most standard errors (a binomial scan statistic); histogram is
     (bins, [rows, errors]) of the slice per bin. The whole feature range is not a range (it
     would drop the predicate): found_bin is kept then, as it is when nothing qualifies.
     """
-    num_bins = len(histogram)
-    sizes = np.concatenate([[0], np.cumsum(histogram[:, 0])])
-    errors = np.concatenate([[0], np.cumsum(histogram[:, 1])])
-    baseline = errors[-1] / max(sizes[-1], 1)
-    lows, highs = np.meshgrid(np.arange(found_bin + 1), np.arange(found_bin, num_bins))
-    lows, highs = lows.ravel(), highs.ravel()
-    size = sizes[highs + 1] - sizes[lows]
-    error = errors[highs + 1] - errors[lows]
-    spread = np.sqrt(size * max(baseline * (1 - baseline), 1e-12))
-    with np.errstate(divide='ignore', invalid='ignore'):
-        z = (error - size * baseline) / spread
-    allowed = (size >= max(min_size, 1)) & ~((lows == 0) & (highs == num_bins - 1))
-    z = np.where(allowed, z, -np.inf)
-    if not np.isfinite(z).any():
-        return found_bin, found_bin
-    best = int(np.argmax(z))
-    return int(lows[best]), int(highs[best])
+    best = _best_run(
+        histogram, np.arange(found_bin + 1), np.arange(found_bin, len(histogram)), min_size
+    )
+    return best if best is not None else (found_bin, found_bin)
 
 
 def condition_labels(
@@ -155,8 +224,8 @@ def condition_labels(
     return [
         (
             encoders[f].name,
-            encoders[f].range_label(int(low), int(high)),
-            encoders[f].range_bounds(int(low), int(high)),
+            encoders[f].fine_range_label(int(low), int(high)),
+            encoders[f].fine_range_bounds(int(low), int(high)),
         )
         for f, low, high in conditions.tolist()
         if f != NO_FEATURE
