@@ -110,3 +110,25 @@ def lift(rate: ArrayLike, baseline_rate: ArrayLike) -> np.ndarray:
         return np.where(
             baseline_rate > 0, rate / np.where(baseline_rate > 0, baseline_rate, 1.0), np.nan
         )
+
+
+def paired_worse_p_value(worse: ArrayLike, better: ArrayLike) -> np.ndarray:
+    """One-sided exact McNemar test for two models on the same examples: is the new model
+    wrong more often? Only the discordant pairs tell the models apart (`worse`: wrong now,
+    right before; `better`: right now, wrong before); if neither model were worse, each such
+    pair would go either way with chance 1/2, so the p-value is the binomial tail of at least
+    `worse` of them going the bad way. Exact, so a handful of discordant pairs in a small slice
+    is judged fairly. 1.0 without discordant pairs: no evidence."""
+    w = np.asarray(worse, dtype=np.int64)
+    b = np.asarray(better, dtype=np.int64)
+    n = w + b
+    p_values = stats.binom.sf(w - 1, np.maximum(n, 1), 0.5)
+    return np.where(n > 0, np.clip(p_values, 0.0, 1.0), 1.0)
+
+
+def bonferroni(p_values: ArrayLike) -> np.ndarray:
+    """p-values multiplied by how many there are (capped at 1): rejecting where the result is
+    below `level` keeps the chance of any false alarm among them below `level`, whatever
+    their dependence (a gate that tests every finding must not block on one by chance)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    return np.minimum(p * p.size, 1.0)
