@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from components.error_analysis.report import build as report_build
 from components.error_analysis.report import charts, html_page
 
 
@@ -18,8 +19,9 @@ def _tfma_row(features, values, accuracy, count):
     }
 
 
-def _value(feature, label, size, errors, ci):
+def _value(feature, label, size, errors, ci, bounds=None):
     return {
+        'bounds': bounds,
         'feature': feature,
         'label': label,
         'size': size,
@@ -74,7 +76,7 @@ def report():
         'potential_gain': 0.098,
         'parent': None,
     }
-    return {
+    report = {
         'version': 2,
         'created': '2026-01-01T00:00:00+00:00',
         'label_key': 'big_tipper',
@@ -101,8 +103,8 @@ def report():
             'feature_values': [
                 _value('payment_type', 'payment_type = Cash', 600, 6, (0.005, 0.02)),
                 _value('payment_type', 'payment_type = Card', 400, 180, (0.4, 0.5)),
-                _value('fare', 'fare < 13.6', 700, 100, (0.12, 0.17)),
-                _value('fare', 'fare >= 13.6', 300, 100, (0.28, 0.39)),
+                _value('fare', 'fare < 13.6', 700, 100, (0.12, 0.17), (None, 13.6)),
+                _value('fare', 'fare >= 13.6', 300, 100, (0.28, 0.39), (13.6, None)),
                 _value('company', 'company = A', 1000, 200, (0.18, 0.22)),
             ],
             'feature_notes': {},
@@ -113,6 +115,8 @@ def report():
         'tags': None,
         'insights': ['200 errors in 1000 examples.'],
     }
+    report['highlights'] = report_build.highlights(report['slices'])
+    return report
 
 
 def test_confusion_heatmap_is_inline_svg_with_counts_and_class_names(report):
@@ -177,6 +181,7 @@ def test_charts_for_many_classes_without_findings_or_evaluation(report):
         [c / sum(row) if sum(row) else 0.0 for c in row] for row in matrix
     ]
     report['slices']['slices'] = []
+    report['highlights'] = report_build.highlights(report['slices'])
     report['tfma'] = []
     section = charts.html_section(report)
     assert section.count('<svg') == 1

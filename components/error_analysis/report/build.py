@@ -22,6 +22,8 @@ by SliceLine score):
                      feature_values (per feature value: size, error rate, 95% CI, lift,
                      p-value, BH q-value), feature_notes (capping and binning notes,
                      columns left out of slicing and why)
+  highlights         feature -> per-value labels that a held finding uses (a category it
+                     names, a numeric bin at least half in its range): red in the charts
   hardest_examples   most confident mistakes: {example_id, label, predicted, confidence,
                      loss, features}
   classes            per class: {class, support, predicted, correct, precision, recall}
@@ -83,6 +85,42 @@ def _named_gallery(gallery: Sequence[Dict], matrix: np.ndarray, names: List[str]
         for g in gallery
     ]
     return sorted(pairs, key=lambda p: -p['count'])[:GALLERY_PAIRS]
+
+
+def _overlaps(bounds: Sequence, predicate: Dict) -> bool:
+    """Whether at least half of a numeric bin (low, high; None: open) lies in a range
+    predicate; an open-ended bin only if the range is open on that side too."""
+    low = max(_bound(bounds[0], -np.inf), _bound(predicate['low'], -np.inf))
+    high = min(_bound(bounds[1], np.inf), _bound(predicate['high'], np.inf))
+    width = _bound(bounds[1], np.inf) - _bound(bounds[0], -np.inf)
+    if np.isinf(width):
+        return bool(high - low == width)
+    return bool(high - low >= width / 2)
+
+
+def _bound(value, open_end: float) -> float:
+    return open_end if value is None else value
+
+
+def highlights(slices: Dict) -> Dict[str, List[str]]:
+    """Feature -> the per-value labels a held finding uses (a category it names, or a numeric
+    bin at least half inside its range), in the per-value table's order: what the charts mark
+    red."""
+    held = [p for s in slices['slices'] if s['held'] for p in s['predicates']]
+    marked: Dict[str, List[str]] = {}
+    for value in slices['feature_values']:
+        used = any(
+            p['feature'] == value['feature']
+            and (
+                _overlaps(value['bounds'], p)
+                if p.get('is_range') and value.get('bounds')
+                else p['label'] == value['label']
+            )
+            for p in held
+        )
+        if used:
+            marked.setdefault(value['feature'], []).append(value['label'])
+    return marked
 
 
 def _tags_section(tags: Optional[Dict], examples: int, accuracy: float) -> Optional[Dict]:
@@ -169,6 +207,7 @@ def build_report(
             'top_pairs': confusion.top_confusions(matrix, names, k=5),
         },
         'slices': slices,
+        'highlights': highlights(slices),
         'hardest_examples': hardest,
         'classes': confusion.per_class(matrix, names),
         'diagnosis': _diagnosis_section(diagnosis, slices, label_suspects),

@@ -285,14 +285,11 @@ def confusion_heatmap(report: Dict) -> str:
 
 
 def finding_feature_error_rates(report: Dict) -> List[Tuple[str, str]]:
-    """Per feature that a failing slice (finding) uses, in the findings' rank order: (title,
-    SVG) of the error rate of its values with 95% intervals against the overall error rate;
-    the values the findings use are drawn in red."""
+    """Per feature that a held finding uses, in the per-value table's order: (title, SVG) of the
+    error rate of its values with 95% intervals against the overall error rate; the values
+    the held findings use (report['highlights']) are drawn in red."""
     found = report['slices']
-    used: Dict[str, set] = {}
-    for finding in found['slices']:
-        for predicate in finding['predicates']:
-            used.setdefault(predicate['feature'], set()).add(predicate['label'])
+    used = {feature: set(labels) for feature, labels in report.get('highlights', {}).items()}
     by_feature: Dict[str, List[Dict]] = {}
     for value in found['feature_values']:
         if value['feature'] in used and _is_number(value['error_rate']):

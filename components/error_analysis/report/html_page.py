@@ -92,10 +92,13 @@ def _slices(report: Dict) -> str:
             if s.get('parent')
             else escape(s['slice'])
         )
+        added = s.get('added_potential_gain')
         rows.append(
             [
                 _td(s['rank'], True),
                 f'<td>{name}</td>',
+                _td('' if added is None else f'{100 * added:.2f}', True),
+                _td('' if added is None else _pct(s['added_error_share']), True),
                 _td(f'{100 * (s["potential_gain"] or 0):.2f}', True),
                 _td(f'{s["size"]:,}', True),
                 _td(f'{s["errors"]:,}', True),
@@ -110,23 +113,29 @@ def _slices(report: Dict) -> str:
         )
     config = found['config']
     note = (
-        f'<p class=muted>Findings, largest potential gain first (accuracy points gained if '
-        f'the slice failed like the rest); a refinement (↳) fails most inside the finding above '
-        f'it. Found by a SliceLine lattice search (α={config["alpha"]}, up to '
-        f'{config["max_predicates"]} predicates, numeric ranges over fine quantile bins, min size '
-        f'{found["overall"]["min_support_rows"]:,} rows) on one half of the examples; each '
-        f'finding is kept only if its rows outside earlier findings still fail significantly more '
-        f'than the rest on the other half (one-sided test, Bonferroni-adjusted p). Red bar: '
-        f'hold-out error rate; grey: overall ({_pct(overall_rate)}).</p>'
+        f'<p class=muted>Findings, the one that adds the most gain first: "adds" counts a '
+        f'finding only on its rows outside the findings above it, against the error rate '
+        f'outside every finding, so the added shares and gains sum to those of all findings '
+        f'together; "own" is the finding on its own (accuracy points gained if it failed like '
+        f'the rest). A refinement (↳) fails most inside the finding above it; unconfirmed '
+        f'candidates come last. Found by a SliceLine lattice search (α={config["alpha"]}, up to '
+        f'{config["max_predicates"]} predicates, numeric ranges over quantile bins with edges '
+        f'placed inside them, min size {found["overall"]["min_support_rows"]:,} rows) on one '
+        f'half of the examples; each finding is kept only if its rows outside earlier findings '
+        f'still fail significantly more than the rest on the other half (one-sided exact test, '
+        f'Bonferroni-adjusted p). Red bar: hold-out error rate; grey: overall '
+        f'({_pct(overall_rate)}).</p>'
     )
     return note + _table(
         [
             '#',
             'slice',
-            'gain (points)',
+            'adds: gain (points)',
+            'adds: share of errors',
+            'own gain (points)',
             'rows',
             'errors',
-            'share of errors',
+            'own share of errors',
             'error rate',
             'elsewhere',
             '',

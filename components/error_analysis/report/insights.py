@@ -40,13 +40,15 @@ def insights(report: Dict, max_slices: int = 3) -> List[str]:
             f'({_pct(top["error_share"])}); error rate {_pct(top["error_rate"])} vs '
             f'{_pct(top["error_rate_outside"])} elsewhere.',
         )
-    for s in findings[:max_slices]:
+    for position, s in enumerate(findings[:max_slices]):
         children = [c['slice'] for c in held if c.get('parent') == s['slice']]
+        beyond = ' beyond the findings above' if position else ''
         lines.append(
-            f'Fixing {s["slice"]} could gain up to {100 * s["potential_gain"]:.1f} points of '
-            f'accuracy ({_pct(s["error_rate"])} errors vs {_pct(s["error_rate_outside"])} '
-            f'elsewhere, {_pct(s["size"] / overall["examples"])} of examples; held on held-out '
-            'data)' + (f'; worst inside it: {children[0]}.' if children else '.')
+            f'Fixing {s["slice"]} could gain up to {100 * s["added_potential_gain"]:.1f} points '
+            f'of accuracy{beyond} ({_pct(s["error_rate"])} errors vs '
+            f'{_pct(s["error_rate_outside"])} elsewhere, {_pct(s["size"] / overall["examples"])} '
+            'of examples; held on held-out data)'
+            + (f'; worst inside it: {children[0]}.' if children else '.')
         )
     lines += diagnosis_insights(report, findings[:max_slices])
     tags = report.get('tags')
@@ -66,14 +68,24 @@ def insights(report: Dict, max_slices: int = 3) -> List[str]:
     if not overall['errors']:
         lines.append('The model made no errors on the analysed examples: nothing to slice.')
     elif not held:
+        closest = min(not_held, key=lambda s: _or_one(s['q_value']), default=None)
         lines.append(
             'No failing slice held up on held-out data: errors look spread out '
             'rather than concentrated in a slice'
-            + (f' (best candidate, not confirmed: {not_held[0]["slice"]}).' if not_held else '.')
+            + (
+                f' (closest to holding, not confirmed: {closest["slice"]}, adjusted p = '
+                f'{_or_one(closest["q_value"]):.2g}).'
+                if closest is not None
+                else '.'
+            )
         )
     if report.get('comparison'):  # what changed since the latest blessed model's report
         lines += comparison_insights(report['comparison'])
     return lines
+
+
+def _or_one(p_value) -> float:
+    return 1.0 if p_value is None else p_value
 
 
 def _examples(count: int) -> str:

@@ -39,10 +39,19 @@ def _unique_held_ids(report: Dict) -> List[str]:
 
 
 def _shares_add_up(report: Dict) -> List[str]:
-    total = sum(s['error_share'] or 0 for s in _findings(report))
+    """Findings' added shares of errors sum to at most 100%, and none adds more than it
+    holds."""
+    findings = _findings(report)
+    problems = []
+    total = sum(s.get('added_error_share') or 0 for s in findings)
     if total > 1 + _TOLERANCE:
-        return [f'top-level findings hold {100 * total:.1f}% of the errors (more than all)']
-    return []
+        problems.append(f'top-level findings add {100 * total:.1f}% of the errors (more than all)')
+    for s in findings:
+        if s.get('added_errors') is None or s['added_errors'] > s['errors']:
+            problems.append(
+                f'{s["slice"]!r} adds {s.get("added_errors")} of its {s["errors"]} errors'
+            )
+    return problems
 
 
 def _counts_agree(report: Dict) -> List[str]:
@@ -63,9 +72,9 @@ def _counts_agree(report: Dict) -> List[str]:
 # (what the caption says, the rows, the key they are sorted by, descending)
 _SORTED: Sequence[Callable[[Dict], tuple]] = (
     lambda r: (
-        'findings, largest potential gain first',
+        'findings, the most added gain first',
         _findings(r),
-        lambda s: s['potential_gain'],
+        lambda s: s.get('added_potential_gain'),
         True,
     ),
     lambda r: (
@@ -112,34 +121,21 @@ def _tables_sorted(report: Dict) -> List[str]:
 
 
 def _highlights_held(report: Dict) -> List[str]:
-    """Values marked as used by a failing slice come from held findings only."""
-    used = {(p['feature'], p['label']) for s in _held(report) for p in s['predicates']}
-    return [
-        f'{feature} {label!r} is highlighted but no held finding uses it'
-        for feature, labels in report.get('highlights', {}).items()
-        for label in labels
-        if (feature, label) not in used
-        and not any(f == feature and _inside_range(label, report, feature) for f, _ in used)
-    ]
-
-
-def _inside_range(label: str, report: Dict, feature: str) -> bool:
-    """Whether a per-value label of `feature` lies in a held finding's range on it."""
-    bounds = {
-        (v['feature'], v['label']): v.get('bounds') for v in report['slices']['feature_values']
-    }.get((feature, label))
-    if not bounds:
-        return False
-    for s in _held(report):
-        for p in s['predicates']:
-            if p['feature'] == feature and p.get('is_range'):
-                low = -math.inf if p['low'] is None else p['low']
-                high = math.inf if p['high'] is None else p['high']
-                v_low = -math.inf if bounds[0] is None else bounds[0]
-                v_high = math.inf if bounds[1] is None else bounds[1]
-                if v_low < high and low < v_high:
-                    return True
-    return False
+    """Values marked as used by a failing slice come from held findings only: their feature
+    is in one, and a category is one a held finding names."""
+    held = [p for s in _held(report) for p in s['predicates']]
+    bins = {
+        (v['feature'], v['label']) for v in report['slices']['feature_values'] if v.get('bounds')
+    }
+    problems = []
+    for feature, labels in report.get('highlights', {}).items():
+        for label in labels:
+            on_feature = [p for p in held if p['feature'] == feature]
+            named = any(p['label'] == label for p in on_feature)
+            in_range = (feature, label) in bins and any(p.get('is_range') for p in on_feature)
+            if not (named or in_range):
+                problems.append(f'{label!r} is highlighted but no held finding uses it')
+    return problems
 
 
 def _tfma_per_class(report: Dict) -> List[str]:

@@ -49,7 +49,8 @@ class FailingSlice:
     every other row. potential_gain = (error_rate - error_rate_outside) x size / all rows: the
     accuracy gained if the slice failed like the rest. The p-value is the hold-out test that
     kept it (its rows outside earlier findings vs the rows outside all of them; a refinement:
-    vs the rest of its parent); q_value is that p-value Bonferroni-adjusted.
+    vs the rest of its parent); q_value is that p-value Bonferroni-adjusted. The added_*
+    numbers count a top-level finding only on the rows it adds beyond the findings above it.
     """
 
     predicates: List[Predicate]
@@ -68,6 +69,13 @@ class FailingSlice:
     error_share: float
     potential_gain: float
     parent: Optional[str] = None
+    # Top-level findings only: what it adds beyond the findings listed above it (its rows not
+    # in them), gain counted against the rows outside every finding, so the added shares and
+    # gains of all findings sum to those of their union.
+    added_size: Optional[int] = None
+    added_errors: Optional[int] = None
+    added_error_share: Optional[float] = None
+    added_potential_gain: Optional[float] = None
 
     @property
     def text(self) -> str:
@@ -99,6 +107,7 @@ class FeatureValueStats:
     lift: float
     p_value: float
     q_value: float
+    bounds: Optional[tuple] = None  # (low, high) of a numeric bin (None: open end), else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +179,10 @@ class SliceSearchResult:
                     'error_share': _json_float(failing.error_share),
                     'potential_gain': _json_float(failing.potential_gain),
                     'parent': failing.parent,
+                    'added_size': failing.added_size,
+                    'added_errors': failing.added_errors,
+                    'added_error_share': _optional_float(failing.added_error_share),
+                    'added_potential_gain': _optional_float(failing.added_potential_gain),
                 }
                 for rank, failing in enumerate(self.slices, 1)
             ],
@@ -199,11 +212,19 @@ def summarize(
     totals = state.totals
     search_rows, search_errors, holdout_rows, holdout_errors = (int(t) for t in totals)
     rows, errors = search_rows + holdout_rows, search_errors + holdout_errors
-    chosen = selection.select(table, conditions, totals, config.significance, config.num_slices)
+    chosen = selection.select(
+        table,
+        conditions,
+        totals,
+        config.significance,
+        config.num_slices,
+        ranged=[encoder.num_fine_bins > 0 for encoder in encoders],
+    )
     texts = [ranges.condition_text(c, encoders) for c in conditions]
     holdout_rate = holdout_errors / max(holdout_rows, 1)
+    added = _added_impact(table, chosen, rows, errors)
     slices = []
-    for entry in chosen:
+    for entry in _listing_order(chosen, list(added)):
         counts = entry.counts
         size = int(counts[SEARCH_SIZE] + counts[HOLDOUT_SIZE])
         slice_errors = int(counts[SEARCH_ERRORS] + counts[HOLDOUT_ERRORS])
@@ -247,11 +268,12 @@ def summarize(
                 error_share=slice_errors / errors if errors else 0.0,
                 potential_gain=float(selection.potential_gain(size, slice_errors, rows, errors)),
                 parent=texts[entry.parent] if entry.parent is not None else None,
+                **added.get(entry.index, {}),
             )
         )
     return SliceSearchResult(
         config=config,
-        slices=_by_potential_gain(slices),
+        slices=slices,
         rows=rows,
         errors=errors,
         search_rows=search_rows,
@@ -265,20 +287,52 @@ def summarize(
     )
 
 
-def _by_potential_gain(slices: List[FailingSlice]) -> List[FailingSlice]:
-    """Findings by potential gain over all rows (selection ordered them on the search half),
-    each followed by its refinements; unconfirmed candidates last."""
-    groups: List[List[FailingSlice]] = []
-    unconfirmed = []
-    for failing in slices:
-        if not failing.held:
-            unconfirmed.append(failing)
-        elif failing.parent is None:
-            groups.append([failing])
-        else:
-            groups[-1].append(failing)
-    groups.sort(key=lambda group: -group[0].potential_gain)
-    return [failing for group in groups for failing in group] + unconfirmed
+def _added_impact(
+    table: selection.PatternTable, chosen: Sequence[selection.Selected], rows: int, errors: int
+) -> Dict[int, Dict[str, Any]]:
+    """Candidate index -> added_* fields of each top-level finding, in the order they are
+    listed: greedily, the finding that adds the most gain beyond those above it first. A row
+    counts for the first finding that holds it; gain is against the rate outside every
+    finding, so the added gains sum to the union's (rate inside - rate outside) x share."""
+    findings = [entry for entry in chosen if entry.held and entry.parent is None]
+    if not findings:
+        return {}
+    bits = table.bits(max(entry.index for entry in findings) + 1)
+    sizes = table.counts[:, SEARCH_SIZE] + table.counts[:, HOLDOUT_SIZE]
+    failed = table.counts[:, SEARCH_ERRORS] + table.counts[:, HOLDOUT_ERRORS]
+    union = np.any(bits[:, [entry.index for entry in findings]], axis=1)
+    outside = int(sizes[~union].sum())
+    base_rate = failed[~union].sum() / outside if outside else 0.0
+    covered = np.zeros(len(sizes), dtype=bool)
+    remaining = [entry.index for entry in findings]
+    result: Dict[int, Dict[str, Any]] = {}
+    while remaining:
+        new = [bits[:, index] & ~covered for index in remaining]
+        gains = [(failed[m].sum() - base_rate * sizes[m].sum()) / max(rows, 1) for m in new]
+        best = int(np.argmax(gains))
+        index, mask = remaining.pop(best), new[best]
+        result[index] = {
+            'added_size': int(sizes[mask].sum()),
+            'added_errors': int(failed[mask].sum()),
+            'added_error_share': float(failed[mask].sum() / errors) if errors else 0.0,
+            'added_potential_gain': float(gains[best]),
+        }
+        covered |= bits[:, index]
+    return result
+
+
+def _listing_order(
+    chosen: Sequence[selection.Selected], order: Sequence[int]
+) -> List[selection.Selected]:
+    """Findings in `order` (candidate indices), each followed by its refinements; unconfirmed
+    candidates last."""
+    children: Dict[int, List[selection.Selected]] = {}
+    for entry in chosen:
+        if entry.held and entry.parent is not None:
+            children.setdefault(entry.parent, []).append(entry)
+    by_index = {entry.index: entry for entry in chosen if entry.held and entry.parent is None}
+    listed = [e for index in order for e in [by_index[index], *children.get(index, [])]]
+    return listed + [entry for entry in chosen if not entry.held]
 
 
 def _feature_value_stats(
@@ -289,6 +343,11 @@ def _feature_value_stats(
         return []
     names = [encoder.name for encoder in encoders for _ in encoder.labels]
     labels = [label for encoder in encoders for label in encoder.labels]
+    bounds = [
+        encoder.range_bounds(code, code)
+        for encoder in encoders
+        for code in range(len(encoder.labels))
+    ]
     sizes = state.value_counts[:, SEARCH_SIZE] + state.value_counts[:, HOLDOUT_SIZE]
     errors = state.value_counts[:, SEARCH_ERRORS] + state.value_counts[:, HOLDOUT_ERRORS]
     total_size = int(state.totals[SEARCH_SIZE] + state.totals[HOLDOUT_SIZE])
@@ -311,9 +370,14 @@ def _feature_value_stats(
             lift=float(lifts[i]),
             p_value=float(p_values[i]),
             q_value=float(q_values[i]),
+            bounds=bounds[p],
         )
         for i, p in enumerate(observed.tolist())
     ]
+
+
+def _optional_float(value: Optional[float]) -> Optional[float]:
+    return None if value is None else _json_float(value)
 
 
 def _json_float(value: float) -> Optional[float]:

@@ -13,14 +13,16 @@ over examples:
    outside the slices already accepted still fail significantly more than the rows outside all
    of them, tested on the hold-out half with a Bonferroni bound over the candidates tested (so
    on data without a failure, any finding at all appears with probability <= significance).
-   A candidate whose rows are mostly inside accepted slices is a variant of them, not tested.
+   A candidate whose rows are mostly inside accepted slices is a variant of them, not tested,
+   and so is one that is the same slice as an accepted one (same features and categories,
+   overlapping ranges: search/identity.py): one failure is never two findings.
 3. A candidate nested in an accepted finding that fails significantly more than the rest of
    that finding (hold-out half, Bonferroni over these tests) is shown as its refinement
    (child), never as a rival.
 """
 
 import dataclasses
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -156,15 +158,39 @@ def potential_gain(size, errors, total_size, total_errors) -> np.ndarray:
     return (inside - outside) * size / max(float(total_size), 1.0)
 
 
+def _identity(slice_conditions: np.ndarray, ranged: Sequence[bool]) -> Tuple[tuple, Dict]:
+    """(what must be equal, {feature: (low, high)} ranges that must overlap) for one
+    candidate: a range predicate's identity is its feature, a category's its code."""
+    key, spans = [], {}
+    for feature, low, high in slice_conditions.tolist():
+        if feature == NO_FEATURE:
+            continue
+        if ranged[feature]:
+            key.append((feature, None))
+            spans[feature] = (low, high)
+        else:
+            key.append((feature, low, high))
+    return tuple(sorted(key, key=str)), spans
+
+
+def same_slice(a: Tuple[tuple, Dict], b: Tuple[tuple, Dict]) -> bool:
+    """Whether two candidates' identities (_identity) are one slice."""
+    if a[0] != b[0]:
+        return False
+    return all(low <= b[1][f][1] and b[1][f][0] <= high for f, (low, high) in a[1].items())
+
+
 def select(
     table: PatternTable,
     conditions: np.ndarray,
     totals: np.ndarray,
     significance: float,
     max_findings: int,
+    ranged: Optional[Sequence[bool]] = None,
 ) -> List[Selected]:
     """Findings (held), their refinements (held, with a parent) and a few unconfirmed
-    candidates (not held), findings by potential gain, each followed by its refinements."""
+    candidates (not held), findings by potential gain, each followed by its refinements.
+    ranged[f]: whether feature f's conditions are ranges of ordered bins (None: none are)."""
     num_candidates = min(len(conditions), MAX_CANDIDATES)
     if num_candidates == 0 or not len(table.patterns):
         return []
@@ -175,6 +201,9 @@ def select(
     diluted = _dilutions(bits, counts, per_candidate, totals)
     order = [i for i in np.argsort(-gains, kind='stable') if not diluted[i] and gains[i] > 0]
 
+    if ranged is None:
+        ranged = [False] * (int(conditions[..., 0].max(initial=0)) + 1)
+    identities = [_identity(conditions[i], ranged) for i in range(num_candidates)]
     accepted: List[Selected] = []
     unconfirmed: List[Selected] = []
     covered = np.zeros(len(counts), dtype=bool)
@@ -182,6 +211,8 @@ def select(
     for index in order:
         if len(accepted) == max_findings:
             break
+        if any(same_slice(identities[index], identities[e.index]) for e in accepted + unconfirmed):
+            continue  # a variant of a slice already listed
         inside = bits[:, index]
         residual = _sum(counts, inside & ~covered)
         if _all_rows(residual) < MIN_NEW_ROWS * _all_rows(per_candidate[index]):
