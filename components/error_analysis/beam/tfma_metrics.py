@@ -4,12 +4,14 @@ from typing import Dict, List
 
 import tensorflow_model_analysis as tfma
 
+from components.error_analysis.search.binning import display_value
+
 
 def slice_name(slice_key) -> str:
     """'Overall' or 'payment_type = Cash AND trip_start_hour = 19'."""
     if not slice_key:
         return 'Overall'
-    return ' AND '.join(f'{name} = {value}' for name, value in slice_key)
+    return ' AND '.join(f'{name} = {display_value(value)}' for name, value in slice_key)
 
 
 def _scalar(value) -> float:
@@ -40,6 +42,29 @@ def load_eval_result(uri: str) -> tfma.EvalResult:
     return tfma.load_eval_result(uri, model_name=_candidate_name(uri))
 
 
+def _flatten(by_output: Dict) -> Dict[str, float]:
+    """One slice's metrics: those without a sub key as they are; a metric TFMA computed per
+    class only (multi-class Precision, Recall, ...) as its macro average, 'macro_<name>'
+    (never one class's value under the metric's plain name)."""
+    metrics: Dict[str, float] = {}
+    per_class: Dict[str, List[float]] = {}
+    for by_sub_key in by_output.values():
+        for sub_key, values in by_sub_key.items():
+            for name, value in values.items():
+                number = _scalar(value)
+                if number is None:
+                    continue
+                if sub_key:
+                    per_class.setdefault(name, []).append(number)
+                else:
+                    metrics[name] = number
+    for name, numbers in per_class.items():
+        defined = [n for n in numbers if n == n]  # a class without examples: NaN, left out
+        if name not in metrics and defined:
+            metrics[f'macro_{name}'] = sum(defined) / len(defined)
+    return metrics
+
+
 def sliced_metrics(evaluation_uri: str) -> List[Dict]:
     """One row per slice: {'slice', 'features', 'metrics': {name: value}}, Overall first."""
     # Metrics only: load_eval_result also turns every plot into a dict, which took most of
@@ -54,18 +79,11 @@ def sliced_metrics(evaluation_uri: str) -> List[Dict]:
         if converted is None:
             continue
         slice_key, by_output = converted
-        metrics = {}
-        for by_sub_key in by_output.values():
-            for values in by_sub_key.values():
-                for name, value in values.items():
-                    number = _scalar(value)
-                    if number is not None:
-                        metrics[name] = number
         rows.append(
             {
                 'slice': slice_name(slice_key),
                 'features': [name for name, _ in slice_key],
-                'metrics': metrics,
+                'metrics': _flatten(by_output),
             }
         )
     rows.sort(key=lambda r: (len(r['features']), r['features'], r['slice']))

@@ -5,6 +5,7 @@ from typing import Dict, Iterable, List, Optional
 from components.error_analysis.report import charts
 from components.error_analysis.report.compare_html import render_comparison
 from components.error_analysis.report.markup import escape
+from components.error_analysis.search.binning import display_value
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}
@@ -197,6 +198,8 @@ def _tfma(report: Dict) -> str:
             'auc',
             'precision',
             'recall',
+            'macro_precision',
+            'macro_recall',
         )
         if any(n in r['metrics'] for r in rows)
     ]
@@ -208,7 +211,7 @@ def _tfma(report: Dict) -> str:
                 _td(
                     f'{r["metrics"][n]:.4g}'
                     if r['metrics'].get(n) == r['metrics'].get(n) and n in r['metrics']
-                    else '',
+                    else '–',
                     True,
                 )
                 for n in names
@@ -220,7 +223,12 @@ def _tfma(report: Dict) -> str:
     groups: Dict[tuple, List[Dict]] = {}
     for row in rows:
         groups.setdefault(tuple(row['features']), []).append(row)
-    parts = [table(groups.pop((), []))]
+    parts = [
+        '<p class=muted>–: undefined in that slice (e.g. recall with no positive examples, '
+        'precision with no positive predictions). macro_: the mean over classes of a '
+        'per-class metric.</p>',
+        table(groups.pop((), [])),
+    ]
     for features, group in groups.items():
         group.sort(key=lambda r: -r['metrics'].get('example_count', 0))
         parts.append(
@@ -242,7 +250,7 @@ def _hardest(report: Dict) -> str:
             _td(r['predicted_name']),
             _td(f'{r["confidence"]:.3f}', True),
         ]
-        + [_td(r['features'].get(f)) for f in features]
+        + [_td(display_value(r['features'].get(f))) for f in features]
         for r in rows
     ]
     return _table(['example id', 'true', 'predicted', 'confidence'] + features, body)
@@ -412,7 +420,7 @@ def _label_suspects(report: Dict) -> str:
             _td(r['predicted_name']),
             _td(f'{r["confidence"]:.3f}', True),
         ]
-        + [_td(r['features'].get(f)) for f in features]
+        + [_td(display_value(r['features'].get(f))) for f in features]
         for r in rows
     ]
     overall = diagnosis['overall']

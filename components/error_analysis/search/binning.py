@@ -230,6 +230,24 @@ def format_number(value: float, digits: int = _SIGNIFICANT_DIGITS) -> str:
     return f'{value:.{digits}g}'
 
 
+def display_value(value) -> str:
+    """A feature value as a person reads it: whole numbers without '.0' (ids, epoch seconds,
+    counts), other numbers to 6 significant digits and at least one decimal (no float32 noise
+    like 1.1111112), text
+    as it is, None as empty."""
+    if value is None:
+        return ''
+    if isinstance(value, str):
+        return value
+    value = float(value)
+    if value != value:
+        return ''
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    whole_digits = int(np.floor(np.log10(abs(value)))) + 1 if abs(value) >= 1 else 0
+    return format_number(value, max(6, whole_digits + 1))
+
+
 def round_significant(values: np.ndarray, digits: int = _SIGNIFICANT_DIGITS) -> np.ndarray:
     """Rounds to `digits` significant digits so labels state edges exactly."""
     values = np.asarray(values, dtype=np.float64)
@@ -416,12 +434,26 @@ def categorical_unsliceable(
         return 'empty (missing in every row)'
     if num_distinct > max_values and num_distinct >= ID_LIKE_SHARE * present_rows:
         return (
-            f'identifier-like ({num_distinct:,} distinct values in {present_rows:,} rows): a '
-            'slice would be one row'
+            f'identifier-like ({_distinct_text(num_distinct, present_rows)} in '
+            f'{present_rows:,} rows): a slice would be one row'
         )
     if num_distinct == 1 and not missing:
         return f'constant (one value, {values[0]!r}, in every row)'
     return None
+
+
+def _distinct_text(num_distinct: int, present_rows: int) -> str:
+    """The distinct-value count as the note states it: a sketch's estimate (counts above a
+    thousand are estimated) is 'about', and never more than the rows."""
+    if num_distinct >= present_rows:
+        return (
+            'a distinct value in nearly every row' if present_rows > 1000 else 'all distinct values'
+        )
+    return (
+        f'about {num_distinct:,} distinct values'
+        if num_distinct > 1000
+        else f'{num_distinct:,} distinct values'
+    )
 
 
 def id_like_name(name: str) -> bool:
@@ -466,8 +498,8 @@ def numeric_unsliceable(
     num_distinct: its (estimated) distinct values among the present_rows with one."""
     if numeric_identifier(name, low, high, num_distinct, present_rows, integral, max_values):
         return (
-            f'identifier-like (integers, {num_distinct:,} distinct values in {present_rows:,} '
-            'rows): a slice would be one row'
+            f'identifier-like (integers, {_distinct_text(num_distinct, present_rows)} in '
+            f'{present_rows:,} rows): a slice would be one row'
         )
     if num_distinct == 1 and not missing:
         return f'constant (one value, {format_number(low)}, in every row)'

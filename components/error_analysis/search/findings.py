@@ -223,6 +223,7 @@ def summarize(
     texts = [ranges.condition_text(c, encoders) for c in conditions]
     holdout_rate = holdout_errors / max(holdout_rows, 1)
     added = _added_impact(table, chosen, rows, errors)
+    duplicates = _duplicate_date_parts(state, encoders)
     slices = []
     for entry in _listing_order(chosen, list(added)):
         counts = entry.counts
@@ -282,8 +283,18 @@ def summarize(
         holdout_errors=holdout_errors,
         min_support_rows=state.min_support_rows,
         level_sizes=list(state.level_sizes),
-        feature_values=_feature_value_stats(state, encoders),
-        feature_notes={encoder.name: encoder.note for encoder in encoders if encoder.note},
+        feature_values=[
+            value
+            for value in _feature_value_stats(state, encoders)
+            if value.feature not in duplicates
+        ],
+        feature_notes={
+            **{encoder.name: encoder.note for encoder in encoders if encoder.note},
+            **{
+                part: f'not listed: its values hold the same rows as those of {column}'
+                for part, column in duplicates.items()
+            },
+        },
     )
 
 
@@ -335,6 +346,36 @@ def _listing_order(
     return listed + [entry for entry in chosen if not entry.held]
 
 
+def _duplicate_date_parts(
+    state: SearchState, encoders: Sequence[binning.FeatureEncoder]
+) -> Dict[str, str]:
+    """Date part -> the column whose values hold the same rows (e.g. a weekday part beside a
+    day-of-week column): their values' counts in both halves match one to one. Listing both
+    would show one slice twice."""
+    offsets = np.cumsum([0] + [encoder.cardinality for encoder in encoders])
+
+    def signature(f: int) -> tuple:
+        counts = state.value_counts[offsets[f] : offsets[f + 1]]
+        return tuple(
+            sorted(
+                map(tuple, counts[counts[:, SEARCH_SIZE] + counts[:, HOLDOUT_SIZE] > 0].tolist())
+            )
+        )
+
+    if state.value_counts.size == 0:
+        return {}
+    signatures = [signature(f) for f in range(len(encoders))]
+    duplicates = {}
+    for f, encoder in enumerate(encoders):
+        if encoder.kind != binning.DATE_PART or len(signatures[f]) < 2:
+            continue
+        for g, other in enumerate(encoders):
+            if g != f and other.name not in duplicates and signatures[g] == signatures[f]:
+                duplicates[encoder.name] = other.name
+                break
+    return duplicates
+
+
 def _feature_value_stats(
     state: SearchState, encoders: Sequence[binning.FeatureEncoder]
 ) -> List[FeatureValueStats]:
@@ -357,7 +398,11 @@ def _feature_value_stats(
     rates = stats.error_rate(errors, sizes)
     low, high = stats.wilson_interval(errors, sizes)
     lifts = stats.lift(rates, total_errors / max(total_size, 1))
-    p_values = stats.greater_rate_p_value(errors, sizes, total_errors - errors, total_size - sizes)
+    # Exact (Fisher), as for findings: the normal approximation is far too eager on a value
+    # with a handful of rows (2 errors in 7 rows looked like q = 0.001).
+    p_values = stats.exact_greater_rate_p_value(
+        errors, sizes, total_errors - errors, total_size - sizes
+    )
     q_values = stats.benjamini_hochberg(p_values)
     return [
         FeatureValueStats(

@@ -211,8 +211,12 @@ def select(
     for index in order:
         if len(accepted) == max_findings:
             break
-        if any(same_slice(identities[index], identities[e.index]) for e in accepted + unconfirmed):
-            continue  # a variant of a slice already listed
+        if any(
+            same_slice(identities[index], identities[e.index])
+            or np.array_equal(bits[:, index], bits[:, e.index])
+            for e in accepted + unconfirmed
+        ):
+            continue  # a variant of a slice already listed, or the same rows under other names
         inside = bits[:, index]
         residual = _sum(counts, inside & ~covered)
         if _all_rows(residual) < MIN_NEW_ROWS * _all_rows(per_candidate[index]):
