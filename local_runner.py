@@ -6,22 +6,31 @@
     python local_runner.py compare [RUN_A RUN_B]    # failing slices new / resolved / persisting
     python local_runner.py review-sheet --out mistakes.csv   # mistakes to tag; back with --tags
 
-Progress goes to the console; TFX's full log of each run goes to
-OUTPUT_DIR/logs/<pipeline>-<run id>.log. Every check of the input runs before TensorFlow is
-imported; one run at a time per output folder (pipelines/run_lock.py); Ctrl-C stops a run,
-cancelling it in ML Metadata (pipelines/stop_on_signal.py, review/interrupts.py).
+The console shows the run's own lines; TFX's full log of each run, and whatever the libraries
+print, go to OUTPUT_DIR/logs/<pipeline>-<run id>.log. Every check of the input runs before
+TensorFlow is imported; one run at a time per output folder (pipelines/run_lock.py); Ctrl-C
+stops a run at any instant, cancelling it in ML Metadata (pipelines/stop_on_signal.py,
+review/interrupts.py).
 """
 
-import argparse
-import dataclasses
-import datetime
-import logging
-import os
-import signal
-import sys
-import time
-from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+if __name__ == '__main__':  # first of all: from here on, Ctrl-C ends the process in one line
+    from pipelines import stop_on_signal
+
+    stop_on_signal.install()
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import dataclasses  # noqa: E402
+import datetime  # noqa: E402
+import difflib  # noqa: E402
+import errno  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Dict, Iterator, List, NoReturn, Optional, TextIO, Tuple  # noqa: E402
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -32,12 +41,43 @@ from components.error_analysis.settings import SettingsError  # noqa: E402
 from pipelines import layout, preflight, run_lock  # noqa: E402
 from pipelines.config import RunConfig  # noqa: E402
 from pipelines.datasets import Dataset, dataset_for  # noqa: E402
-from pipelines.stop_on_signal import exit_on_signal  # noqa: E402
+from pipelines.stop_on_signal import exit_on_signal, how  # noqa: E402
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line refusals, the problem and its fix: no usage block (--help)."""
+
+    def error(self, message: str) -> NoReturn:
+        unknown = message.partition('unrecognized arguments: ')[2].split()
+        if unknown:
+            flag = unknown[0].split('=')[0]
+            close = difflib.get_close_matches(flag, list(self._option_string_actions), n=1)
+            message += f' (did you mean {close[0]}?)' if close else ' (see --help)'
+        self.exit(2, f'error: {message}\n')
+
+
+def _settings_error(e: SettingsError, flags: argparse.Namespace) -> str:
+    """A bad ErrorAnalysis setting in one line naming the flag and the value given (for a
+    repeatable flag, the one item that is wrong, not the list)."""
+    field = next(f for f in dataclasses.fields(ErrorAnalysisSettings) if f.name == e.setting)
+    flag = field.metadata['flag'] or '--' + field.name.replace('_', '-')
+    given = getattr(flags, f'ea_{field.name}', None)
+    if isinstance(given, list) and given and not isinstance(field.default, dict):
+        for item in given:
+            problem = field.metadata['check']((item,))
+            if problem:
+                return (
+                    f'{flag}: {problem}'
+                    if item and item in problem
+                    else f'{flag} {problem}, got {item!r}'
+                )
+    return str(e)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
+    """The run's settings from the command line; a bad flag exits with one line (status 2)."""
     defaults = RunConfig()
-    p = argparse.ArgumentParser(
+    p = _Parser(
         description='Run a Blindspot TFX pipeline locally (Beam DirectRunner, SQLite ML '
         'Metadata). The same DAG compiles for Kubeflow with kubeflow/runner.py.'
     )
@@ -117,16 +157,23 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
     p.add_argument('--no-cache', action='store_true', help='re-run every component')
     ErrorAnalysisSettings.add_flags(p)
     a = p.parse_args(argv)
-    if a.train_steps < 1:
-        p.error('--train-steps must be at least 1')
-    if a.workers < 1:
-        p.error('--workers must be at least 1')
-    if not 0 <= a.max_accuracy_drop <= 1:
-        p.error('--max-accuracy-drop must be between 0 and 1')
+    for flag, value in (
+        ('--train-steps', a.train_steps),
+        ('--eval-steps', a.eval_steps),
+        ('--workers', a.workers),
+    ):
+        if value < 1:
+            p.error(f'{flag} must be at least 1, got {value}')
+    for flag, value in (
+        ('--min-accuracy', a.min_accuracy),
+        ('--max-accuracy-drop', a.max_accuracy_drop),
+    ):
+        if not 0 <= value <= 1:  # NaN fails this too
+            p.error(f'{flag} must be a fraction between 0 and 1, got {value}')
     try:
         error_analysis = ErrorAnalysisSettings.from_flags(a)
     except SettingsError as e:
-        p.error(str(e))
+        p.error(_settings_error(e, a))
     return RunConfig(
         pipeline=a.pipeline,
         classes=a.classes,
@@ -226,7 +273,8 @@ def check_inputs(config: RunConfig) -> Tuple[Dataset, Optional[str]]:
         data_root = preflight.check_tfrecord_root(config.data_root)
     settings = config.error_analysis
     file_tags = preflight.check_tags_file(settings.tags_file)
-    if settings.tag_rules:
+    preflight.check_splits(settings.splits)
+    if settings.tag_rules or settings.slice_features:
         if dataset.schema_path:
             features = preflight.schema_feature_names(dataset.schema_path)
             source = f'the schema {dataset.schema_path}'
@@ -235,11 +283,15 @@ def check_inputs(config: RunConfig) -> Tuple[Dataset, Optional[str]]:
         preflight.check_tag_rules(
             settings.tag_rules, features, dataset.transformed_features, source
         )
+        preflight.check_slice_features(
+            settings.slice_features, features, dataset.transformed_features, source
+        )
     preflight.check_tag_references(
         settings.tag_references, settings.tag_rules, file_tags, settings.tags_file
     )
     preflight.check_output_dir(config.output_dir)
     preflight.check_metadata_store(config.output_dir)
+    preflight.check_beam_args(config.beam_args)  # last: it imports Beam (2 s)
     return dataset, data_root
 
 
@@ -303,37 +355,119 @@ def _dag_runner(run_id: str):
 
 class _Interruption:
     """What a stop signal does at each stage of a run: the line to print, after cancelling
-    the run's unfinished executions in ML Metadata once the pipeline runs."""
+    the run's unfinished executions in ML Metadata once the pipeline runs. The main thread
+    is parked meanwhile (pipelines/stop_on_signal.py), so what the line says is what ML
+    Metadata holds."""
 
     def __init__(self, config: RunConfig, run_id: str, log_file: str):
         self.config, self.run_id, self.log_file = config, run_id, log_file
-        self.progress: Optional[_Progress] = None  # set when the pipeline starts
+        self.started = False  # set when the pipeline starts
         self.finished = False  # set when the pipeline has run
 
     def __call__(self, signum: int) -> str:
-        how = 'Ctrl-C' if signum == signal.SIGINT else signal.Signals(signum).name
-        if self.progress is None:
-            return f'✗ stopped ({how}) before the pipeline started: nothing was recorded'
+        stopped = f'✗ stopped ({how(signum)})'
+        if not self.started:
+            return f'{stopped} before the pipeline started: nothing was recorded'
         if self.finished:
-            return f'✗ stopped ({how}) after run {self.run_id} finished; log: {self.log_file}'
+            return f'{stopped} after run {self.run_id} finished; log: {self.log_file}'
         from review import interrupts  # imported before the run: no import here
 
         cancelled = interrupts.cancel_run(
-            self.config.output_dir, self.run_id, f'interrupted by {how}'
+            self.config.output_dir, self.run_id, f'interrupted by {how(signum)}'
         )
         if not cancelled:  # between components, or before one registered its execution
-            running = [c for c in self.progress.started if c not in self.progress.seconds]
             return (
-                f'✗ stopped ({how}) at {", ".join(running) or "the start"}, before it ran: '
-                f'run {self.run_id} has nothing unfinished in ML Metadata; log: {self.log_file}'
+                f'{stopped} between steps: nothing to cancel, run {self.run_id} has no '
+                f'unfinished step in ML Metadata; log: {self.log_file}'
             )
         return (
-            f'✗ stopped ({how}) during {", ".join(cancelled)}: run {self.run_id} is marked '
+            f'{stopped} during {", ".join(cancelled)}: run {self.run_id} is marked '
             f'cancelled in ML Metadata and its partial outputs removed; log: {self.log_file}'
         )
 
 
+@contextlib.contextmanager
+def _library_output_to(log_file: str) -> Iterator[TextIO]:
+    """Sends what libraries print on stderr (TensorFlow's C++ start-up errors, Python
+    warnings, Beam workers' messages) to the run's log; yields a stream to the console's
+    stderr for the run's own lines. The console keeps stdout."""
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    console_fd = os.dup(2)
+    with open(log_file, 'a') as log:
+        os.dup2(log.fileno(), 2)
+    console = open(console_fd, 'w', buffering=1, encoding='utf-8', closefd=False)
+    logging.captureWarnings(True)  # warnings through logging: never to a stream of the console
+    try:
+        yield console
+    finally:
+        logging.captureWarnings(False)
+        console.flush()
+        sys.stderr.flush()
+        os.dup2(console_fd, 2)
+        os.close(console_fd)
+
+
+def _free_space(path: str) -> str:
+    """Free space on the file system of `path` (or its nearest existing parent)."""
+    folder = Path(path).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return 'unknown space'
+    return f'{free / 2**20:.1f} MB' if free < 2**30 else f'{free / 2**30:.1f} GB'
+
+
+def _storage_problem(e: BaseException, output_dir: str) -> Optional[Tuple[str, str]]:
+    """(path, problem) when `e` (or what caused it) is a full disk or an OSError writing the
+    store or an artifact; None for other failures."""
+    store = os.path.join(output_dir, layout.METADATA_FILE)
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = str(e)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return e.filename or output_dir, 'no space left on the device'
+        if 'database or disk is full' in text:
+            return store, 'no space left on the device'
+        if 'No space left on device' in text:
+            return output_dir, 'no space left on the device'
+        if isinstance(e, OSError) and e.filename:
+            return e.filename, e.strerror or type(e).__name__
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _report_failure(
+    e: Exception, failed: str, config: RunConfig, run_id: str, log_file: str, console: TextIO
+) -> None:
+    """The failed step in plain words. A full disk or a write error names the path and the
+    free space, in one line, and the step TFX could not mark failed is marked so here."""
+    problem = _storage_problem(e, config.output_dir)
+    if problem is None:
+        print(f'\n✗ {failed} failed: {type(e).__name__}: {e}', file=console)
+        print(f'  full log: {log_file}', file=console)
+        return
+    path, what = problem
+    from review import interrupts
+
+    try:
+        marked = interrupts.fail_run(config.output_dir, run_id, f'{what}: {path}')
+        recorded = f'{", ".join(marked)} marked failed in ML Metadata' if marked else 'recorded'
+    except Exception:  # the store cannot be written either: the next run's sweep ends it
+        recorded = 'not recorded (ML Metadata cannot be written; the next run cancels it)'
+    print(
+        f'\n✗ {failed} failed: {what} writing {path} ({_free_space(path)} free there): free '
+        f'some space and run again; {recorded}; log: {log_file}',
+        file=console,
+    )
+
+
 def run(config: RunConfig) -> int:
+    """Checks the inputs, takes the output folder and runs the pipeline; the exit status
+    (0 done, 1 a step failed, 2 refused)."""
     run_id = datetime.datetime.now().isoformat()  # TFX's own format for run ids
     try:
         dataset, data_root = check_inputs(config)
@@ -348,31 +482,39 @@ def run(config: RunConfig) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 2
     interruption = _Interruption(config, run_id, log_file)
-    with lock, exit_on_signal(interruption):
-        from review import interrupts
+    with lock, _library_output_to(log_file) as console:
+        with exit_on_signal(interruption, console_fd=console.fileno()):
+            from review import interrupts
 
-        for line in interrupts.sweep_orphans(config.output_dir, lock.previous):
-            print(f'note: {line}', file=sys.stderr)
-        pipeline = build(config, dataset, data_root)
-        progress = _configure_logging(Path(log_file))
-        print(f'Running {pipeline_name} run {run_id} (Beam {config.beam_mode}); log: {log_file}')
-        start = time.time()
-        interruption.progress = progress
-        try:
-            _dag_runner(run_id).run(pipeline)
-        except Exception as e:  # a component failed: say which and why, in plain words
-            failed = next((c for c in progress.started if c not in progress.seconds), 'a component')
-            print(f'\n✗ {failed} failed: {type(e).__name__}: {e}', file=sys.stderr)
-            print(f'  full log: {log_file}', file=sys.stderr)
-            return 1
-        interruption.finished = True
-        from review.summary import print_summary
+            # The store exists before a stop signal can need it to record the stop.
+            interrupts.open_writable(config.output_dir, create=True)
+            for line in interrupts.sweep_orphans(config.output_dir, lock.previous):
+                print(f'note: {line}', file=console)
+            pipeline = build(config, dataset, data_root)
+            progress = _configure_logging(Path(log_file))
+            print(
+                f'Running {pipeline_name} run {run_id} (Beam {config.beam_mode}); log: {log_file}'
+            )
+            start = time.time()
+            interruption.started = True
+            try:
+                _dag_runner(run_id).run(pipeline)
+            except Exception as e:  # a component failed: say which and why, in plain words
+                failed = next(
+                    (c for c in progress.started if c not in progress.seconds), 'a component'
+                )
+                _report_failure(e, failed, config, run_id, log_file, console)
+                return 1
+            interruption.finished = True
+            from review.summary import print_summary
 
-        print_summary(config, pipeline_name, run_id, progress.seconds, time.time() - start)
+            print_summary(config, pipeline_name, run_id, progress.seconds, time.time() - start)
     return 0
 
 
 if __name__ == '__main__':
+    if sys.argv[1:2] in (['history'], ['compare'], ['review-sheet']):
+        stop_on_signal.install(lambda signum: f'✗ stopped ({how(signum)})')
     if sys.argv[1:2] in (['history'], ['compare']):  # review subcommands: review/cli.py
         from review import cli as review_cli
 

@@ -7,6 +7,10 @@ from typing import List, Optional, Sequence, Tuple
 
 from components.error_analysis.settings import Settings as ErrorAnalysisSettings
 
+# The splits ExampleGen makes (pipelines/pipeline.py: train 3/4, eval 1/4 by hash): the names
+# --split may give.
+SPLITS = ('train', 'eval')
+
 
 @dataclasses.dataclass
 class RunConfig:

@@ -33,6 +33,7 @@ from components.error_analysis import (
 )
 from components.error_analysis import files as report_files
 from components.gated_example_validator.component import GatedExampleValidator
+from pipelines import push_executor
 from pipelines.datasets import Dataset
 from pipelines.training import Blessing
 
@@ -176,6 +177,8 @@ def create_pipeline(
                 filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_model_dir)
             ),
         )
+        # The same push, made atomic: a killed push leaves no half-written model version.
+        pusher.executor_spec = executor_spec.ExecutorClassSpec(push_executor.Executor)
 
     return Pipeline(
         pipeline_name=pipeline_name,

@@ -9,7 +9,7 @@ import os
 import sqlite3
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Mapping, NoReturn, Optional, Sequence, Set, Tuple
 
 import components.error_analysis as error_analysis
 from components.csv_example_gen import column_kinds as K
@@ -110,6 +110,84 @@ def check_tag_rules(
                 f'the features in {source} are: {_listing(sorted(features))}'
                 + (f'; Transform outputs: {_listing(sorted(transformed))}' if transformed else '')
             )
+
+
+def check_slice_features(
+    requested: Sequence[str], features: Sequence[str], transformed: Sequence[str], source: str
+) -> None:
+    """Every --slice-feature is a raw feature (`features`, from `source`) or a Transform
+    output, as ErrorAnalysis reads them: else the run would fail there, after training."""
+    known = set(features) | set(transformed)
+    for name in requested:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ''
+        raise PreflightError(
+            f"--slice-feature '{name}' is not a feature{hint}; the features in {source} are: "
+            f'{_listing(sorted(features))}'
+            + (f'; Transform outputs: {_listing(sorted(transformed))}' if transformed else '')
+        )
+
+
+def check_splits(splits: Sequence[str]) -> None:
+    """Every --split is a split ExampleGen makes (else ErrorAnalysis fails after training)."""
+    from pipelines.config import SPLITS
+
+    for split in splits:
+        if split not in SPLITS:
+            close = difflib.get_close_matches(split, SPLITS, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ''
+            raise PreflightError(
+                f"--split '{split}' is not a split of the examples: {hint}they are split "
+                f'into {" and ".join(SPLITS)}'
+            )
+
+
+class _BeamOptionError(Exception):
+    pass
+
+
+def check_beam_args(beam_args: Sequence[str]) -> None:
+    """Every --beam-arg is an option Beam knows, with a value it accepts, parsed the way
+    Beam's PipelineOptions parses them (every PipelineOptions subclass's flags): Beam itself
+    only logs unknown options and runs without them."""
+    for i, arg in enumerate(beam_args):
+        follows_option = i > 0 and beam_args[i - 1].startswith('--') and '=' not in beam_args[i - 1]
+        if not arg.startswith('--') and not follows_option:
+            raise PreflightError(
+                f"--beam-arg '{arg}' is not a Beam option: give one option per --beam-arg, "
+                'as --beam-arg=--name=value'
+            )
+    if not beam_args:
+        return
+    import warnings
+
+    with warnings.catch_warnings():  # google-api-core's Python-version notices, at import
+        warnings.simplefilter('ignore', FutureWarning)
+        from apache_beam.options import pipeline_options
+
+    class Parser(pipeline_options._BeamArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise _BeamOptionError(message)
+
+    parser = Parser(allow_abbrev=False)
+    for options in {str(c): c for c in pipeline_options.PipelineOptions.__subclasses__()}.values():
+        options._add_argparse_args(parser)
+    try:
+        _, unknown = parser.parse_known_args(list(beam_args))
+    except _BeamOptionError as e:
+        raise PreflightError(f'--beam-arg: Beam refuses the options given: {e}') from None
+    unknown = [a for a in unknown if a.startswith('--')]
+    if unknown:
+        name = unknown[0].split('=', 1)[0]
+        known = list(parser._option_string_actions)
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        hint = f'did you mean {close[0]}?' if close else 'fix or remove it'
+        raise PreflightError(
+            f'--beam-arg {unknown[0]}: Beam has no option {name} (it would ignore it without '
+            f'a word): {hint}'
+        )
 
 
 def check_tag_references(

@@ -25,9 +25,12 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 LOCK_FILE = 'run.lock'
-# A lock held by a process that is gone from this host is a brief sweep by `history` or
-# `compare` (they lock, write nothing, unlock): wait this long for it before refusing.
+# A `history` or `compare` sweep holds the lock for a moment (they lock, write nothing,
+# unlock): wait this long for it before refusing.
 _SWEEP_WAIT_SECONDS = 5.0
+# A run records itself in the lock file right after locking it: a holder that is not the
+# recorded one gets this long to show up before it is named as a process, not a run.
+_RECORD_WAIT_SECONDS = 0.5
 
 
 class OutputFolderBusy(RuntimeError):
@@ -61,6 +64,49 @@ class Holder:
         except PermissionError:
             return True
         return True
+
+
+def _process_name(pid: int) -> str:
+    """The command line of a process on this host, shortened, or '' if unreadable."""
+    try:
+        argv = Path(f'/proc/{pid}/cmdline').read_bytes().split(b'\0')
+    except OSError:
+        return ''
+    words = [
+        Path(a.decode(errors='replace')).name if i == 0 else a.decode(errors='replace')
+        for i, a in enumerate(argv)
+        if a
+    ]
+    line = ' '.join(words)
+    return line if len(line) <= 80 else line[:77] + '...'
+
+
+def lock_owner(path: Path) -> Optional[int]:
+    """The PID of the process holding an flock on `path` now, from /proc/locks (Linux; None
+    elsewhere or when it cannot tell)."""
+    try:
+        stat = path.stat()
+        locks = Path('/proc/locks').read_text().splitlines()
+    except OSError:
+        return None
+    device = f'{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}'
+    for line in locks:
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == 'FLOCK' and fields[5] == device:
+            pid = int(fields[4])
+            return pid if pid > 0 else None
+    return None
+
+
+def _busy_message(output_dir: str, recorded: Optional[Holder], owner: Optional[int]) -> str:
+    """Who holds the folder now: the run recorded in the lock file if it is that process;
+    else the process that holds the lock (a `history` sweep, another tool)."""
+    if owner is not None and (recorded is None or recorded.pid != owner):
+        name = _process_name(owner)
+        who = f'PID {owner}' + (f' ({name})' if name else '') + ', not a run'
+    else:
+        who = recorded.describe() if recorded else 'another run'
+    return f'{output_dir} is in use by {who}: wait for it to finish, or pass another --output-dir'
 
 
 def lock_path(output_dir: str) -> Path:
@@ -116,17 +162,20 @@ def acquire(output_dir: str, pipeline: str, run_id: str, log_file: str = '') -> 
     path = lock_path(output_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + _SWEEP_WAIT_SECONDS
+    started = time.monotonic()
     while not _try_flock(fd):
         other = read_holder(output_dir)
-        # No holder yet: a run is writing it. A holder that is gone: a history/compare sweep
-        # holds the lock for a moment. Either way, worth a short wait.
-        if (other is not None and other.is_alive() is not False) or time.monotonic() > deadline:
+        owner = lock_owner(path)
+        if owner is None:  # no /proc/locks: a holder that is gone from this host is a sweep
+            sweeping = other is None or other.is_alive() is False
+            wait = _SWEEP_WAIT_SECONDS if sweeping else 0.0
+        elif {'history', 'compare'} & set(_process_name(owner).split()):
+            wait = _SWEEP_WAIT_SECONDS
+        else:
+            wait = 0.0 if other is not None and other.pid == owner else _RECORD_WAIT_SECONDS
+        if time.monotonic() - started >= wait:
             os.close(fd)
-            raise OutputFolderBusy(
-                f'{output_dir} is in use by {other.describe() if other else "another run"}: '
-                'wait for it to finish, or pass another --output-dir'
-            )
+            raise OutputFolderBusy(_busy_message(output_dir, other, owner))
         time.sleep(0.1)
     previous = read_holder(output_dir)
     holder = Holder(

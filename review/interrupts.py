@@ -8,6 +8,9 @@ that no artifact points at (a report.json can look complete there). Two callers:
 - the local runner's signal handler cancels the executions of the run it is executing;
 - at the start of a run (and in `history`/`compare`), holding the output folder's run lock,
   every execution still RUNNING belongs to a process that no longer exists (an orphan).
+
+The same sweep removes what a killed Pusher leaves under serving_model/ (pipelines/push.py)
+and the empty stateful working folders of executions that never finished.
 """
 
 import datetime
@@ -20,7 +23,7 @@ from typing import List, Optional
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipelines import layout
+from pipelines import layout, push
 from pipelines.run_lock import Holder
 from review import metadata
 
@@ -30,10 +33,13 @@ _UNFINISHED = (metadata_store_pb2.Execution.RUNNING, metadata_store_pb2.Executio
 _SYSTEM_DIR = '.system'
 
 
-def open_writable(output_dir: str) -> metadata_store.MetadataStore:
+def open_writable(output_dir: str, create: bool = False) -> metadata_store.MetadataStore:
+    """The output folder's store, read-write; `create`: made if there is none (a run makes it
+    when it takes the folder, so that a stop signal always finds one to record in)."""
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata.sqlite_path(output_dir)
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
+    mode = metadata_store_pb2.SqliteMetadataSourceConfig
+    config.sqlite.connection_mode = mode.READWRITE_OPENCREATE if create else mode.READWRITE
     return metadata_store.MetadataStore(config)
 
 
@@ -83,19 +89,38 @@ def _cancel(store, output_dir: str, execution, note: str) -> str:
     return metadata.node_id(store, execution)
 
 
+def _unfinished(output_dir: str, run_id: str) -> tuple:
+    """(store, the unfinished executions of run `run_id`); no store yet: (None, [])."""
+    if not os.path.isfile(metadata.sqlite_path(output_dir)):
+        return None, []
+    store = open_writable(output_dir)
+    run = store.get_context_by_type_and_name(metadata.PIPELINE_RUN_CONTEXT, run_id)
+    if run is None:  # before the first component registered its execution
+        return store, []
+    executions = store.get_executions_by_context(run.id)
+    return store, [e for e in executions if e.last_known_state in _UNFINISHED]
+
+
 def cancel_run(output_dir: str, run_id: str, reason: str) -> List[str]:
     """Cancels the unfinished executions of run `run_id` (this process's run, interrupted);
     returns their components."""
-    store = open_writable(output_dir)
-    run = store.get_context_by_type_and_name(metadata.PIPELINE_RUN_CONTEXT, run_id)
-    if run is None:  # interrupted before the first component registered its execution
-        return []
+    store, unfinished = _unfinished(output_dir, run_id)
     note = f'{reason} in PID {os.getpid()} on {socket.gethostname()} at {_now()}'
-    return [
-        _cancel(store, output_dir, e, note)
-        for e in store.get_executions_by_context(run.id)
-        if e.last_known_state in _UNFINISHED
-    ]
+    return [_cancel(store, output_dir, e, note) for e in unfinished]
+
+
+def fail_run(output_dir: str, run_id: str, reason: str) -> List[str]:
+    """Marks FAILED the executions of run `run_id` that its failure left RUNNING (TFX could
+    not record the end: a full disk, a store it could not write), with `reason` as the note;
+    returns their components."""
+    store, unfinished = _unfinished(output_dir, run_id)
+    failed = []
+    for execution in unfinished:
+        execution.last_known_state = metadata_store_pb2.Execution.FAILED
+        execution.custom_properties[NOTE_PROPERTY].string_value = f'{reason} at {_now()}'
+        store.put_executions([execution])
+        failed.append(metadata.node_id(store, execution))
+    return failed
 
 
 def sweep_orphans(output_dir: str, last_holder: Optional[Holder]) -> List[str]:
@@ -123,7 +148,21 @@ def sweep_orphans(output_dir: str, last_holder: Optional[Holder]) -> List[str]:
         why = f'left RUNNING by {who}, which no longer runs; cancelled at {_now()}'
         component = _cancel(store, output_dir, execution, why)
         lines.append(f'run {run_id}: {component} was {why}; its partial outputs were removed')
+    serving_root = Path(layout.serving_model_dir(output_dir, 'any')).parent
+    for pipeline_dir in sorted(serving_root.glob('*')):
+        for path in push.sweep(str(pipeline_dir)):
+            lines.append(f'removed {path}: a model version a push left incomplete')
+    _remove_empty_working_dirs(output_dir)
     return lines
+
+
+def _remove_empty_working_dirs(output_dir: str) -> None:
+    """Removes the empty .system/stateful_working_dir/<id>/ folders of every component: TFX
+    removes them when an execution ends, so an empty one was left by a stopped execution."""
+    root = Path(output_dir) / 'pipelines'
+    for folder in root.glob(f'*/*/{_SYSTEM_DIR}/stateful_working_dir/*'):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def cancellation_note(execution: metadata_store_pb2.Execution) -> Optional[str]:
