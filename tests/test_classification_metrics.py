@@ -132,3 +132,25 @@ def test_blessing_threshold_applies_to_the_one_pass_accuracy(both):
         for failure in per_slice.failures
     }
     assert failed == {ACCURACY}
+
+
+def test_tfma_rows_show_per_class_metrics_as_macro_averages_only():
+    """A multi-class Precision is one value per class: the row shows their mean as
+    macro_precision, never one class's value as the slice's precision."""
+    from components.error_analysis.beam.tfma_metrics import _flatten
+
+    nan = float('nan')
+    metrics = _flatten(
+        {
+            '': {
+                '': {'sparse_categorical_accuracy': 0.9, 'example_count': 30.0},
+                'classId:0': {'precision': 1.0, 'recall': 0.5},
+                'classId:1': {'precision': 0.5, 'recall': nan},
+                'classId:2': {'precision': 0.9474, 'recall': 0.9618},
+            }
+        }
+    )
+    assert 'precision' not in metrics and 'recall' not in metrics
+    assert metrics['macro_precision'] == pytest.approx((1.0 + 0.5 + 0.9474) / 3)
+    assert metrics['macro_recall'] == pytest.approx((0.5 + 0.9618) / 2)  # NaN: no examples
+    assert metrics['sparse_categorical_accuracy'] == 0.9
