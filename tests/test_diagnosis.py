@@ -282,7 +282,7 @@ def test_report_names_underpredicted_classes_and_each_findings_next_step():
     assert report['diagnosis']['label_suspects'][0]['label_name'] == 'rain'
     page = html_page.render(report)
     assert 'What to do next, per finding' in page and 'never predicted' in page
-    assert 'Label suspects (50, most suspicious first)' in page
+    assert 'Label suspects (the 1 most suspicious of 50, most suspicious first)' in page
 
 
 def test_review_sheet_adds_label_suspects_most_suspicious_first(tmp_path):

@@ -424,7 +424,12 @@ def _label_suspects(report: Dict) -> str:
         for r in rows
     ]
     overall = diagnosis['overall']
-    return f'<h2>Label suspects ({overall["suspects"]:,}, most suspicious first)</h2>' + _table(
+    shown = (
+        f'all {len(rows):,}'
+        if len(rows) == overall['suspects']
+        else f'the {len(rows):,} most suspicious of {overall["suspects"]:,}'
+    )
+    return f'<h2>Label suspects ({shown}, most suspicious first)</h2>' + _table(
         ['example id', 'given label', 'its probability', 'predicted', 'confidence'] + features,
         body,
     )
