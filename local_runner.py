@@ -14,9 +14,14 @@ review/interrupts.py).
 """
 
 if __name__ == '__main__':  # first of all: from here on, Ctrl-C ends the process in one line
+    import signal
+
+    _early_signals = []  # any stop signal before the handler below is installed: not lost
+    for _signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_signum, lambda signum, frame: _early_signals.append(signum))
     from pipelines import stop_on_signal
 
-    stop_on_signal.install()
+    stop_on_signal.install(pending=_early_signals)
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402

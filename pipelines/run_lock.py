@@ -77,7 +77,7 @@ def _process_name(pid: int) -> str:
         for i, a in enumerate(argv)
         if a
     ]
-    line = ' '.join(words)
+    line = ' '.join(' '.join(words).split())  # one line, even for `python -c` code
     return line if len(line) <= 80 else line[:77] + '...'
 
 

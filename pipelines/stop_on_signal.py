@@ -25,7 +25,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _PARK_SECONDS = 2.0  # how long the watcher waits for the main thread to stop taking steps
@@ -134,10 +134,15 @@ def _exit_now(status: int) -> None:
     os._exit(status)
 
 
-def install(on_signal: Callable[[int], str] = _before_the_run, grace_seconds: float = 15.0) -> None:
+def install(
+    on_signal: Callable[[int], str] = _before_the_run,
+    grace_seconds: float = 15.0,
+    pending: Sequence[int] = (),
+) -> None:
     """From now on, SIGINT and SIGTERM end the process as described above, saying
     `on_signal(signum)`. Call it first thing in the main thread (elsewhere it does nothing);
-    calling it again only replaces `on_signal`."""
+    `pending`: stop signals that came before (the process then stops at once). Calling it
+    again only replaces `on_signal`."""
     global _stopper
     if threading.current_thread() is not threading.main_thread():
         return
@@ -145,6 +150,8 @@ def install(on_signal: Callable[[int], str] = _before_the_run, grace_seconds: fl
         _stopper = _Stopper(on_signal, grace_seconds)
     else:
         _stopper.on_signal = on_signal
+    if pending:
+        signal.raise_signal(pending[0])
 
 
 @contextlib.contextmanager
