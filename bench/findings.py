@@ -462,7 +462,7 @@ def _misaligned_table(args) -> None:
         )
         seconds = np.mean([r['seconds'] for r in planted['runs']])
         print(
-            f'{rows:>10,} | {per_region:<{37 + 2 * len(", ".join(regions))}} | '
+            f'{rows:>10,} | {per_region:<54} | '
             f'{scores["precision"]:>9.0%} ({scores["findings"]:>3}) | '
             f'{scores["edge_error"]:>10.3f} | {null_text:>7} | {seconds:>6.1f}',
             flush=True,

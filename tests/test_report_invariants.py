@@ -226,7 +226,7 @@ def _analyse(taxi_run, tmp_path, examples_uri):
     report.uri = str(tmp_path / 'report')
     os.makedirs(report.uri)
     inputs = ea_inputs(taxi_run, examples_uri, splits=['eval'])
-    Executor().Do(inputs, {'report': [report]}, dict(EA_PROPS))
+    Executor().Do(inputs, {'report': [report]}, {**EA_PROPS, 'label_key': 'big_tipper'})
     with open(os.path.join(report.uri, 'report.json')) as f:
         return json.load(f), sorted(os.listdir(report.uri))
 

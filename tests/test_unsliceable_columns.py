@@ -40,7 +40,9 @@ def test_numeric_identifiers_need_integers_nearly_one_per_row_and_an_id_name_or_
         )
 
     row_numbers = np.arange(rows)
-    assert reason('Unnamed: 0', row_numbers).startswith('identifier-like (integers, all distinct values in 1,000 rows')
+    assert reason('Unnamed: 0', row_numbers).startswith(
+        'identifier-like (integers, all distinct values in 1,000 rows'
+    )
     # A third of a numbered file (the eval split of it) still spans < 10 x its rows.
     assert reason('n', np.sort(rng.choice(3 * rows, rows, replace=False))) is not None
     large_ids = rng.choice(10**12, rows, replace=False)
