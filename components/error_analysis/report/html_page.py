@@ -1,5 +1,7 @@
-"""report.html: one standalone page (inline CSS, no scripts, no network) from report.json."""
+"""report.html: one standalone page from report.json: inline CSS and SVG, one small inline
+script (sortable and filterable tables), no network."""
 
+import re
 from typing import Dict, Iterable, List, Optional
 
 from components.error_analysis.report import charts
@@ -16,17 +18,71 @@ th{background:#f5f5f5;text-align:left}td.n{text-align:right;font-variant-numeric
 .base{background:#999;height:10px;display:inline-block}.ok{color:#2a7a2a}.no{color:#a33}
 .cm td{width:56px;text-align:center}.gallery{display:flex;flex-wrap:wrap;gap:6px}
 figure{margin:0;text-align:center;font-size:11px}img{image-rendering:pixelated;border:1px solid #ccc}.muted{color:#777}details{margin:6px 0}
+.scroll{overflow-x:auto;max-width:100%}.scroll table{margin:0}
+nav.toc{position:sticky;top:0;z-index:1;background:#fff;border-bottom:1px solid #ddd;padding:6px 0;
+font-size:12px;white-space:nowrap;overflow-x:auto}nav.toc a{margin-right:12px;color:#245}
+th.sort{cursor:pointer}input.filter{margin:4px 0;width:260px}
 """
+
+# Click a header to sort by that column (numbers as numbers: '12.5%', '1,234', '2.1x'); type in
+# the box above a table to keep the rows that contain the text. No network, no library.
+_SCRIPT = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  var head = table.rows[0];
+  Array.prototype.forEach.call(head.cells, function (th, col) {
+    th.classList.add('sort');
+    th.title = 'sort by this column';
+    th.addEventListener('click', function () {
+      var rows = Array.prototype.slice.call(table.rows, 1);
+      var down = th.dataset.dir !== 'desc';
+      th.dataset.dir = down ? 'desc' : 'asc';
+      function key(row) {
+        var text = (row.cells[col] || {}).textContent || '';
+        var number = parseFloat(text.replace(/[,%x]|pts/g, ''));
+        return isNaN(number) ? text.toLowerCase() : number;
+      }
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (typeof x !== typeof y) return typeof x === 'number' ? -1 : 1;
+        return (x < y ? -1 : x > y ? 1 : 0) * (down ? -1 : 1);
+      });
+      rows.forEach(function (row) { table.tBodies[0].appendChild(row); });
+    });
+  });
+});
+document.querySelectorAll('input.filter').forEach(function (input) {
+  var table = input.parentNode.querySelector('table');
+  input.addEventListener('input', function () {
+    var text = input.value.toLowerCase();
+    Array.prototype.slice.call(table.rows, 1).forEach(function (row) {
+      row.style.display = row.textContent.toLowerCase().indexOf(text) < 0 ? 'none' : '';
+    });
+  });
+});
+"""
+# A table with more rows than this gets a filter box.
+_FILTER_ROWS = 10
 
 
 def _pct(x: Optional[float]) -> str:
     return '' if x is None else f'{100 * x:.1f}%'
 
 
-def _table(headers: Iterable[str], rows: Iterable[Iterable[str]], cls: str = '') -> str:
+def _table(headers: Iterable[str], rows: Iterable[Iterable[str]], cls: str = 'sortable') -> str:
+    """A table in its own horizontal scroll box (a wide one never widens the page); sortable
+    by its headers, and with a filter box when it is long."""
     head = ''.join(f'<th>{escape(h)}</th>' for h in headers)
+    rows = list(rows)
     body = ''.join('<tr>' + ''.join(rows_cell for rows_cell in row) + '</tr>' for row in rows)
-    return f'<table class="{cls}"><tr>{head}</tr>{body}</table>'
+    search = (
+        f'<input class="filter" placeholder="filter these {len(rows):,} rows">'
+        if 'sortable' in cls and len(rows) > _FILTER_ROWS
+        else ''
+    )
+    return (
+        f'<div>{search}<div class="scroll"><table class="{cls}"><tbody>'
+        f'<tr>{head}</tr>{body}</tbody></table></div></div>'
+    )
 
 
 def _td(value, numeric: bool = False) -> str:
@@ -447,25 +503,103 @@ def _violations(report: Dict) -> str:
     )
 
 
+def _finding_examples(report: Dict) -> str:
+    """Under each finding, its mistakes: most confident first, the finding's own columns
+    first, then label, prediction, confidence, suspect flag and the other columns (those the
+    label is computed from first); images and ids for image data."""
+    findings = [s for s in report['slices']['slices'] if s['held'] and s.get('examples')]
+    if not findings:
+        return ''
+    blocks = []
+    for s in findings:
+        examples = s['examples']
+        rows = examples['rows']
+        own = list(dict.fromkeys(p['feature'] for p in s['predicates']))
+        context = list(dict.fromkeys(c for r in rows for c in r.get('context', {})))
+        rest = [f for f in dict.fromkeys(f for r in rows for f in r['features']) if f not in own]
+        body = [
+            ([f'<td>{_thumbnail(r)}</td>'] if r.get('png') else [])
+            + [_td(r['example_id'])]
+            + [_td(display_value(r['features'].get(f))) for f in own]
+            + [
+                _td(r['label_name']),
+                _td(r['predicted_name']),
+                _td(f'{r["confidence"]:.3f}', True),
+                _td('suspect' if r.get('label_suspect') else ''),
+            ]
+            + [_td(display_value(r.get('context', {}).get(c))) for c in context]
+            + [_td(display_value(r['features'].get(f))) for f in rest]
+            for r in rows
+        ]
+        headers = (
+            (['image'] if any(r.get('png') for r in rows) else [])
+            + ['example id', *own, 'label', 'predicted', 'confidence', 'label suspect?']
+            + context
+            + rest
+        )
+        shown = (
+            f'all {len(rows):,} mistakes'
+            if len(rows) == examples['mistakes']
+            else f'the {len(rows):,} most confident of its {examples["mistakes"]:,} mistakes'
+        )
+        parent = (
+            f'<span class=muted>↳ within {escape(s["parent"])}:</span> ' if s.get('parent') else ''
+        )
+        blocks.append(
+            f'<details><summary>{parent}<b>{escape(s["slice"])}</b> — {shown}</summary>'
+            + _table(headers, body)
+            + '</details>'
+        )
+    return (
+        '<h2>Mistakes per finding</h2><p class=muted>Open a finding to read its mistakes, '
+        'most confident first (the ones most likely to show a label error or a missing '
+        'signal); the columns the label is computed from, when the examples have them, '
+        'follow the prediction.</p>' + ''.join(blocks)
+    )
+
+
+def _thumbnail(record: Dict) -> str:
+    return (
+        f'<img src="data:image/png;base64,{record["png"]}" width="42" height="42" '
+        f'alt="{escape(record["example_id"])}" title="{escape(record["example_id"])}">'
+    )
+
+
+def _contents(page: str) -> str:
+    """Ids for the page's sections and a sticky list of links to them."""
+    titles = []
+
+    def anchor(match: 're.Match') -> str:
+        titles.append(re.sub('<[^>]+>', '', match.group(2)))
+        return f'<h2 id="s{len(titles)}"{match.group(1)}>{match.group(2)}</h2>'
+
+    page = re.sub(r'<h2([^>]*)>(.*?)</h2>', anchor, page)
+    links = ''.join(f'<a href="#s{i}">{title}</a>' for i, title in enumerate(titles, 1))
+    return f'<nav class="toc">{links}</nav>{page}'
+
+
 def render(report: Dict) -> str:
     overall = report['overall']
     insights = ''.join(f'<li>{escape(line)}</li>' for line in report['insights'])
-    return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>Blindspot error analysis</title><style>{_CSS}</style></head><body>
-<h1>Error analysis — {escape(report.get('label_name') or report['label_key'])} on {escape(', '.join(report['splits']))}</h1>
-<p class=muted>{overall['examples']:,} examples, accuracy {_pct(overall['accuracy'])},
-report v{report['version']} written {escape(report['created'])}</p>
-{_violations(report)}<h2>Insights</h2><ul class="insights">{insights}</ul>
+    sections = f"""{_violations(report)}<h2>Insights</h2><ul class="insights">{insights}</ul>
+<h2>Failing slices found automatically</h2>{_slices(report)}
+{_next_steps(report)}
+{_finding_examples(report)}
+{render_comparison(report)}
 {charts.html_section(report)}
 <h2>Confusion matrix</h2>{_confusion(report)}
 {_classes(report)}
 {_tags(report)}
 {_gallery(report)}
-<h2>Failing slices found automatically</h2>{_slices(report)}
-{_next_steps(report)}
-{render_comparison(report)}
 <h2>Error rate by feature value</h2>{_feature_values(report)}
 <h2>TFMA sliced metrics (Evaluator)</h2>{_tfma(report)}
 <h2>Hardest examples (most confident mistakes)</h2>{_hardest(report)}
-{_label_suspects(report)}
+{_label_suspects(report)}"""
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>Blindspot error analysis</title><style>{_CSS}</style></head><body>
+<h1>Error analysis — {escape(report.get('label_name') or report['label_key'])} on {escape(', '.join(report['splits']))}</h1>
+<p class=muted>{overall['examples']:,} examples, accuracy {_pct(overall['accuracy'])},
+report v{report['version']} written {escape(report['created'])}</p>
+{_contents(sections)}
+<script>{_SCRIPT}</script>
 </body></html>"""
