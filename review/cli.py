@@ -102,9 +102,9 @@ def _side(side: Optional[Dict]) -> str:
 
 
 def _group(title: str, entries: List[Dict]) -> None:
+    from components.error_analysis.report.compare import measure_text
+
     print(f'{title} ({len(entries)}):')
-    if not entries:
-        return
     for e in entries:
         change = e['error_rate_change']
         delta = f'{100 * change:+.1f} pts' if change is not None else ''
@@ -112,6 +112,19 @@ def _group(title: str, entries: List[Dict]) -> None:
             f'  {_clip(e["slice"], 64):64s}  {_side(e["baseline"])}  →  '
             f'{_side(e["current"])}  {delta}'
         )
+        print(f'    {"measured on " if e["measure"] else ""}{measure_text(e)}')
+
+
+def _measured(measured: Dict) -> str:
+    rows = measured.get('rows')
+    if not rows:
+        return f"Not measured on the runs' predictions: {measured['problem']}"
+    return (
+        f"Measured on both runs' predictions: {rows['matched']:,} of B's {rows['current']:,} "
+        f"examples are among A's {rows['baseline']:,} (matched by id); new = failing in B and "
+        f'significantly worse than under A (Bonferroni over {measured["tested"]["worse"]}, '
+        f'level {measured["significance"]:g}), resolved = significantly better'
+    )
 
 
 def print_comparison(c: Dict) -> None:
@@ -134,7 +147,8 @@ def print_comparison(c: Dict) -> None:
         f'{_pct(overall["current"]["error_rate"])}'
         + (f' ({100 * change:+.1f} pts)' if change is not None else '')
     )
-    print('Failing slices (held on held-out data), error rate A → B; * = measured but not held:')
+    print(_measured(c['measured']))
+    print('Failing slices (held on held-out data), error rate A → B; * = not failing there:')
     _group('New', c['new'])
     _group('Resolved', c['resolved'])
     _group('Persisting', c['persisting'])

@@ -348,8 +348,9 @@ class Review:
     ) -> Dict:
         """Run `b` (default: the latest with a report) against run `a` (default: the one with
         a report before `b`):
-        error_analysis.compare_reports, with per-slice accuracy read from the two evaluations
-        (tfma=False: from the copies in the reports, no TFMA import)."""
+        error_analysis.compare_reports, each slice measured on both runs' predictions
+        (_measured), with per-slice accuracy read from the two evaluations (tfma=False: from
+        the copies in the reports, no TFMA import)."""
         runs = self.runs()
         # Defaults skip runs without a report (failed, cancelled): there is nothing to compare.
         reported = [r for r in runs if r.report is not None]
@@ -377,7 +378,11 @@ class Review:
         tfma_a = run_a.tfma_rows() if tfma and run_a.evaluation is not None else None
         tfma_b = run_b.tfma_rows() if tfma and run_b.evaluation is not None else None
         comparison = error_analysis.compare_reports(
-            base, cur, baseline_tfma=tfma_a, current_tfma=tfma_b
+            base,
+            cur,
+            measured=_measured(run_a, run_b),
+            baseline_tfma=tfma_a,
+            current_tfma=tfma_b,
         )
         comparison.update(
             {
@@ -404,6 +409,32 @@ class Review:
         if not results:
             raise ReviewError(f"no evaluations among the runs of '{self.pipeline}'")
         return tfma.make_eval_results(results, tfma.MODEL_CENTRIC_MODE)
+
+
+def _measured(run_a: Run, run_b: Run) -> Dict:
+    """Both runs' models on the same examples (beam/comparison.py): the measure run B's
+    ErrorAnalysis made when it compared itself with run A's report, else measured now from
+    the two reports' predictions on a local Beam pipeline (seconds on an eval split)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from components.error_analysis.beam import comparison
+
+    stored = FileSystems.join(run_b.report.uri, comparison.PART_COMPARISON)
+    compared_with = (run_b.report_json().get('comparison') or {}).get('baseline_artifact_id')
+    if compared_with == run_a.report.id and FileSystems.exists(stored):
+        with FileSystems.open(stored) as f:
+            measured = json.loads(f.read())
+        if measured:
+            return measured
+    from pipelines.config import DIRECT_RUNNER_ARGS
+
+    return comparison.measure_reports(
+        run_a.report.uri,
+        run_a.report_json(),
+        run_b.report.uri,
+        run_b.report_json(),
+        [*DIRECT_RUNNER_ARGS, '--direct_running_mode=in_memory', '--direct_num_workers=1'],
+    )
 
 
 def _run_ref(run: Run) -> Dict:

@@ -1,5 +1,7 @@
-"""The pure report comparison (report_compare.py), its insights and HTML, and the resolver
-strategy that finds the latest blessed model's report (on an in-memory ML Metadata store)."""
+"""The pure report comparison (report/compare.py) from the two reports' own numbers (the
+fallback without the baseline's predictions; measured comparisons: test_measured_comparison.py),
+its insights and HTML, and the resolver strategy that finds the latest blessed model's report
+(on an in-memory ML Metadata store)."""
 
 import pytest
 
@@ -23,6 +25,7 @@ def _slice(*predicates, size=100, errors=40, held=True):
         'error_rate_outside': 0.1,
         'error_share': errors / 100,
         'potential_gain': (errors / size - 0.1) * size / 1000,
+        'added_potential_gain': (errors / size - 0.1) * size / 1000,
         'parent': None,
     }
 
@@ -71,7 +74,11 @@ def test_new_resolved_persisting_matched_by_predicate_sets():
     assert persisting['error_rate_change'] == pytest.approx(-0.05)
     resolved = c['resolved'][0]
     assert resolved['current'] == {'error_rate': 0.12, 'size': 100, 'errors': 12, 'held': False}
-    assert c['new'][0]['baseline'] is None  # not measured before
+    assert c['new'][0]['baseline'] is None  # not measured before: new by the listing rule
+    assert c['new'][0]['not_measured'] == "the baseline's predictions were not measured"
+    # Measured by the reports' numbers: 50% -> 45% is not worse, 30% -> 12% is better.
+    assert persisting['measure']['kind'] == 'reports'
+    assert resolved['measure']['test'] == 'better' and resolved['measure']['p_value'] < 0.01
     assert c['overall']['error_rate_change'] == pytest.approx(0.1)
     assert (c['baseline_created'], c['current_created']) == ('t', 'u')
 
@@ -151,10 +158,18 @@ def test_insights_name_new_and_fixed_slices():
     lines = rc.comparison_insights(rc.compare_reports(before, after))
     assert lines == [
         'New failing slice since the last blessed model: trip_start_day = 7 '
-        '(60% error rate, not measured before).',
+        "(60% error rate, not measured before: the baseline's predictions were not measured).",
         'Fixed since the last blessed model: payment_type = Credit Card '
-        '(was 50% error rate, no longer found).',
+        "(was 50% error rate, no longer found (the baseline's predictions were not measured)).",
     ]
+    # Measured on the reports' numbers: a rate that went up is worse, as the sentence says.
+    day_before = _report([_slice(CARD, errors=50), _slice(DAY, errors=20, held=False)])
+    lines = rc.comparison_insights(rc.compare_reports(day_before, after))
+    assert lines[0] == (
+        'New failing slice since the last blessed model: trip_start_day = 7 (60% error rate, '
+        "was 20%; the two reports' numbers (the baseline's predictions were not measured); "
+        'adjusted p = 5.3e-09).'
+    )
     many = _report([_slice((f'f{i}', f'f{i} = x'), errors=60) for i in range(5)])
     lines = rc.comparison_insights(rc.compare_reports(_report([]), many), since='run 1')
     assert lines[-1] == '... and 2 more new failing slice(s) since run 1.'
@@ -183,7 +198,9 @@ def test_html_fragment():
     page = render_comparison({'comparison': comparison})
     assert page.startswith('<h2>Since the last blessed model</h2>')
     assert '7.85 &lt;= fare &lt; 12.4' in page and '<fare' not in page
-    assert 'New failing slices (1)' in page and 'Fixed (1)' in page
+    assert 'New blind spots (failing significantly more) (1)' in page and 'Fixed (1)' in page
+    assert "Not measured on the baseline's predictions" in page
+    assert 'not measured: the baseline&#x27;s predictions were not measured' in page
     assert '/x/report/3' in page and '-0.100' in page
 
 

@@ -59,3 +59,42 @@ def test_summary_names_the_blocking_slice(gated_runs):
     assert 'Slice gate (new): BLOCKED: push blocked by slice' in blocked
     assert 'trip_start_day = 7' in blocked and 'Model pushed: no' in blocked
     assert 'Model pushed: yes' in summaries[2]
+
+
+def test_comparison_is_measured_on_both_models_predictions(gated_runs, gated_taxi_runs, capsys):
+    """Run 2's comparison counts each slice on both models' predictions, joined by example
+    id: the Saturday trips whose labels were flipped are other examples now (an id is a hash
+    of the bytes), so the day is compared on each model's own rows, and every count of a
+    failing slice on the current rows is the search's own count."""
+    import json
+    import os
+
+    from components.error_analysis.beam.comparison import PART_COMPARISON
+    from review import cli as review_cli
+
+    runs, _ = gated_runs
+    comparison = runs[1].report_json()['comparison']
+    rows = comparison['measured']['rows']
+    assert comparison['measured']['problem'] is None
+    assert rows['baseline'] > 0 and 0.7 * rows['current'] < rows['matched'] < rows['current']
+    day = [e for e in comparison['new'] if 'trip_start_day = 7' in e['slice']]
+    assert day and day[0]['measure']['kind'] == 'unpaired'
+    assert day[0]['baseline']['error_rate'] < day[0]['current']['error_rate']
+    with open(os.path.join(runs[1].report.uri, PART_COMPARISON)) as f:
+        measured = {m['slice']: m for m in json.load(f)['slices']}
+    for s in runs[1].failing_slices():
+        counted = measured[s['slice']]['current']
+        assert (counted['rows'], counted['errors']) == (s['size'], s['errors']), s['slice']
+
+    # `compare` of runs 1 and 2 shows the measured "before"; runs 2 and 3 (one model, the
+    # same examples) are measured now, paired, and nothing differs.
+    out_dir = gated_taxi_runs[0]
+    assert review_cli.main(['compare', '1', '2', '--output-dir', out_dir, '--no-tfma']) == 0
+    out = capsys.readouterr().out
+    new_section = out.split('New (')[1].split('Resolved (')[0]
+    assert 'measured on different examples' in new_section and 'not measured' not in out
+    assert review_cli.main(['compare', '2', '3', '--output-dir', out_dir, '--no-tfma']) == 0
+    out = capsys.readouterr().out
+    assert 'New (0)' in out and 'Resolved (0)' in out and 'not measured' not in out
+    persisting = out.split('Persisting (')[1]
+    assert persisting.count('measured on the same') == int(persisting.split(')')[0])

@@ -123,8 +123,10 @@ class LatestBlessedModelReportStrategy(resolver.ResolverStrategy):
 
 
 def read_baseline(artifacts: List[types.Artifact]) -> Optional[Dict]:
-    """The executor's side: {'report': the baseline's report.json, 'info': where it came from}
-    for build_report, or None without a (readable) baseline report."""
+    """The executor's side: {'report': the baseline's report.json, 'info': where it came from,
+    'predictions': the glob of its predictions Parquet and 'predictions_columns' their feature
+    columns, for measuring both models on the same examples (beam/comparison.py), or None
+    and 'predictions_problem' why not}, or None without a (readable) baseline report."""
     if not artifacts:
         return None
     import json
@@ -141,8 +143,16 @@ def read_baseline(artifacts: List[types.Artifact]) -> Optional[Dict]:
     except (tf.errors.OpError, ValueError) as e:
         logging.warning('Baseline report %s could not be read (%s): no comparison.', path, e)
         return None
+    from components.error_analysis.beam.comparison import predictions_of
+
+    predictions, columns, problem = predictions_of(artifact.uri, data)
+    if problem:
+        logging.warning('Baseline predictions not measured: %s.', problem)
     return {
         'report': data,
+        'predictions': predictions,
+        'predictions_columns': columns,
+        'predictions_problem': problem or None,
         'info': {
             'baseline_label': 'the latest blessed model',
             'baseline_uri': artifact.uri,

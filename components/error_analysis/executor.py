@@ -16,6 +16,7 @@ from tfx.utils import io_utils, path_utils
 from components.error_analysis import spec
 from components.error_analysis.baseline import read_baseline
 from components.error_analysis.beam import analysis as beam_analysis
+from components.error_analysis.beam import comparison as beam_comparison
 from components.error_analysis.beam.predictions import InputError, Predictor
 from components.error_analysis.report import build as report_build
 from components.error_analysis.report import files, html_page
@@ -184,6 +185,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                     output.uri,
                     train_patterns=_train_files(examples, list(settings.splits)),
                     manual=manual,
+                    baseline=baseline,
                 )
             tags = None
             if rules or manual:
@@ -257,6 +259,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             label_suspects=beam_analysis.read_part(output.uri, beam_analysis.PART_SUSPECTS),
             tfma_rows=tfma_rows,
             baseline=baseline,
+            measured=beam_analysis.read_part(output.uri, beam_comparison.PART_COMPARISON),
             gallery=gallery,
             tags=tags,
             gate=gate,

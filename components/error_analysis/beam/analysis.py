@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
+from components.error_analysis.beam import comparison as beam_comparison
 from components.error_analysis.beam import diagnosis as beam_diagnosis
 from components.error_analysis.beam import slices as beam_slices
 from components.error_analysis.beam.predictions import PredictionBatch
@@ -210,7 +211,12 @@ def _to_table(batch: PredictionBatch, schema: pa.Schema) -> pa.Table:
 
 # Parts that can have no value (no mistakes, no label suspects, no tags): written as these, so
 # every part a report reads exists whatever the data.
-PART_DEFAULTS = {PART_HARDEST: [], PART_SUSPECTS: [], PART_GALLERY: []}
+PART_DEFAULTS = {
+    PART_HARDEST: [],
+    PART_SUSPECTS: [],
+    PART_GALLERY: [],
+    beam_comparison.PART_COMPARISON: None,  # no baseline predictions measured
+}
 
 
 class _WriteParts(beam.DoFn):
@@ -256,13 +262,16 @@ def build_analysis(
     output_dir: str,
     train_patterns: Sequence[str] = (),
     manual: Optional[Dict] = None,
+    baseline: Optional[Dict] = None,
 ) -> beam.PCollection:
     """Adds the analysis to `pipeline`; parts land in output_dir when it runs. Returns the
     prediction batches for further aggregations. `train_patterns`: the training split's
     files, read for each finding's and rule tag's coverage in training (none: coverage
     unknown). With tag rules (params) or manual tags (example id -> (tags, weight)), the tags
     part counts and diagnoses each tag. The files must hold at least one example (the executor
-    checks first): the global aggregations give no value for empty input (combine_globally)."""
+    checks first): the global aggregations give no value for empty input (combine_globally).
+    `baseline` (baseline.read_baseline): the report to measure the slices on both models'
+    predictions against (beam/comparison.py)."""
     serialized = (
         pipeline
         | 'Patterns' >> beam.Create(list(file_patterns))
@@ -374,6 +383,11 @@ def build_analysis(
     if params.tag_rules or manual:
         tags = batches | 'CountTags' >> CountTags(params.tag_rules, manual or {}, train_columns)
         parts[PART_TAGS] = tags
+    parts.update(
+        beam_comparison.analysis_parts(
+            batches, slices, encoders, list(params.slice_features), baseline
+        )
+    )
     _write_parts(parts, output_dir)
     return batches
 

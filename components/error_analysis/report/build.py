@@ -54,8 +54,10 @@ by SliceLine score):
                      with itself); shown at the top of the page when not empty
   files              {predictions: glob of the per-example Parquet files, html: report.html}
   comparison         only when the pipeline gave a baseline (the report of the latest blessed
-                     model): failing slices new / resolved / persisting since then, overall
-                     and per-TFMA-slice accuracy changes (see report_compare.py), plus
+                     model): failing slices new / resolved / persisting since then, each
+                     measured on both models' predictions (paired on the same examples when
+                     it can) with its test, `measured` (rows matched, why not measured),
+                     overall and per-TFMA-slice accuracy changes (see report/compare.py), plus
                      baseline_label, baseline_uri and baseline_artifact_id (its ML Metadata id)
 """
 
@@ -171,15 +173,17 @@ def build_report(
     gallery: Sequence[Dict] = (),
     tags: Optional[Dict] = None,
     baseline: Optional[Dict] = None,
+    measured: Optional[Dict] = None,
     gate: Optional[Dict] = None,
     diagnosis: Optional[Dict] = None,
     label_suspects: Sequence[Dict] = (),
 ) -> Dict:
     """`baseline`: {'report': a baseline report.json, 'info': {...}} (baseline.read_baseline),
-    to compare with. `gate`: the slice gate's settings (gate.slice_gate's keyword arguments
-    mode, max_slice_error_rate, significance); None: off. `diagnosis`: the Beam part
-    {overall, thresholds, candidates: slice text -> diagnosis}; `label_suspects`: the most
-    suspicious examples."""
+    to compare with; `measured`: the comparison part of beam/comparison.py (None: the
+    baseline's predictions were not measured). `gate`: the slice gate's settings
+    (gate.slice_gate's keyword arguments mode, max_slice_error_rate, significance); None:
+    off. `diagnosis`: the Beam part {overall, thresholds, candidates: slice text ->
+    diagnosis}; `label_suspects`: the most suspicious examples."""
     matrix = np.asarray(totals['confusion'], dtype=np.int64)
     examples = int(matrix.sum())
     correct = int(np.trace(matrix))
@@ -218,7 +222,12 @@ def build_report(
     }
     if baseline is not None:
         report['comparison'] = {
-            **report_compare.compare_reports(baseline['report'], report),
+            **report_compare.compare_reports(
+                baseline['report'],
+                report,
+                measured=measured or {'problem': baseline.get('predictions_problem')},
+                significance=(gate or {}).get('significance'),
+            ),
             **baseline.get('info', {}),
         }
     report['gate'] = slice_gate.slice_gate(

@@ -1,40 +1,76 @@
-"""Comparing two error-analysis reports: which failing slices are new, resolved or persisting.
+"""Comparing two error-analysis reports: which failing slices are new, resolved or persisting,
+judged on both models' predictions.
 
-Pure logic (no TensorFlow, no ML Metadata): two report.json dicts in, one comparison dict out.
-The ErrorAnalysis component stores it as report.json's `comparison` key (against the report of
-the latest blessed model, see report.py); `python local_runner.py compare` prints it for any
-two runs.
+Pure logic (no TensorFlow, no Beam, no ML Metadata): two report.json dicts and, when there is
+one, the measure of beam/comparison.py in; one comparison dict out. The ErrorAnalysis
+component stores it as report.json's `comparison` key (against the report of the latest
+blessed model, see baseline.py); `python local_runner.py compare` prints it for any two runs.
 
-A failing slice is a slice the report found and that *held* on held-out data. Slices are
-matched by their predicates, as a set of (feature, label) pairs, e.g.
-{('payment_type', 'payment_type = Cash'), ('trip_start_hour', 'trip_start_hour = 19')}.
-Numeric predicates carry their bin edges in the label ('7.85 <= fare < 12.4'): when the data
-moves, the edges move and the slice counts as a different one.
+A failing slice is a slice a report found and that *held* on held-out data (a finding or one of
+its refinements). The comparison covers the failing slices of either report, matched by
+identity (search/identity.py: the same predicates, numeric ranges by overlap); a slice failing
+in both is described by its current predicates.
+
+Each is measured, best first, as:
+  paired     both models on the same examples: the current analysis' rows joined with the
+             baseline report's predictions by example_id (beam/comparison.py). Used when the
+             matched rows are at least PAIRED_MIN_SHARE of the slice's rows in either run (the
+             eval split holds the same examples). Test: exact one-sided McNemar on the
+             discordant pairs (stats.paired_worse_p_value).
+  unpaired   each model on its own examples, when the examples differ (new data, edited
+             labels: an example's id is a hash of its bytes): the slice's rows in the current
+             analysis and in the baseline's predictions. Test: one-sided Fisher exact.
+  reports    without the baseline's predictions, or for a slice they cannot evaluate: the two
+             reports' own numbers (the slice's entry in a slice list, or a single predicate's
+             per-value row). Fisher exact.
+  (none)     no measure: `not_measured` says why.
+
+Status, judged on the measure with a Bonferroni bound over the slices tested (is_new,
+is_resolved):
+  new         failing now and significantly worse than under the baseline model: a new blind
+              spot. A slice newly listed that failed as much before (a refinement inside a
+              persisting finding, a slice the baseline's search ranked out) is not new.
+              Without any measure: failing now and not listed by the baseline.
+  resolved    failing before, not now, and significantly better now; without any measure:
+              failing before and not listed now.
+  persisting  the rest: failing now and not significantly worse, or no longer listed but not
+              significantly better.
 
 The comparison dict:
   baseline_created, current_created   the two reports' `created` times
   overall      {baseline: {examples, errors, error_rate, accuracy}, current: {...},
                 error_rate_change: current - baseline}
-  new          failing in `current`, not in `baseline`
-  resolved     failing in `baseline`, not in `current`
-  persisting   failing in both
-               each a list of {slice, predicates, baseline, current, error_rate_change}, where
-               baseline/current are {error_rate, size, held} measured in that report (a slice
-               found but not held, or a single-predicate slice's feature value), or None when
-               the report has no number for that slice
+  new, resolved, persisting
+               lists of {slice, slice_id, predicates, listed: {baseline, current} (failing
+               in that report), baseline, current: {error_rate, size, errors, held} on the rows
+               measured (paired: the same matched examples) or None, error_rate_change,
+               measure: {kind ('paired', 'unpaired' or 'reports'), note (what was measured,
+               for people), rows_matched, worse and better (paired: the discordant pairs,
+               wrong now and right before / the other way), test ('worse' for a slice failing
+               now, else 'better'), p_value, adjusted_p_value (Bonferroni)} or None,
+               not_measured: why there is no measure (None when there is one)}
+  measured     {rows: {current, baseline, matched} (examples in each run's predictions and
+                those matched by id) or None, problem (why the baseline's predictions were not
+                measured, else None), paired_min_share, significance, tested: {worse, better}
+                (slices in each Bonferroni family)}
   accuracy     per-slice accuracy from the Evaluator (TFMA) rows of the two reports:
                {metric, min_examples, rows: [{slice, features, baseline, current, change,
                baseline_examples, current_examples}] (largest change first, slices with at
                least min_examples in both), only_in_baseline, only_in_current}
 """
 
-from typing import Dict, List, Optional, Sequence
+import json
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from components.error_analysis.search import identity
+from components.error_analysis.search import identity, stats
 from components.error_analysis.search.identity import same_slice
 
 ACCURACY_KEYS = ('binary_accuracy', 'sparse_categorical_accuracy', 'accuracy')
 MIN_EXAMPLES = 30
+# Matched rows needed, as a share of the slice's rows in the run where it has more, to call
+# them the same examples (else each model is measured on its own rows).
+PAIRED_MIN_SHARE = 0.9
+SIGNIFICANCE = 0.05  # when neither the caller nor the current report's search config says
 
 
 def _slices(report: Dict) -> List[Dict]:
@@ -48,6 +84,37 @@ def failing_slices(report: Dict) -> List[Dict]:
 
 def _find(slices: Sequence[Dict], predicates: Sequence[Dict]) -> Optional[Dict]:
     return next((s for s in slices if same_slice(s['predicates'], predicates)), None)
+
+
+def _union(was: Sequence[Dict], now: Sequence[Dict]) -> List[Tuple[Dict, bool, bool]]:
+    """(slice, failing before, failing now) for the failing slices of either side: those
+    failing now first (their current predicates), then those only failing before."""
+    return [(s, _find(was, s['predicates']) is not None, True) for s in now] + [
+        (s, True, False) for s in was if _find(now, s['predicates']) is None
+    ]
+
+
+def slices_to_measure(
+    baseline_failing: Sequence[Dict], current_slices: Sequence[Dict]
+) -> List[Dict]:
+    """[{slice, predicates}] a comparison measures on rows, from the baseline report's failing
+    slices and the current search's slice list (SliceSearchResult.to_dict()['slices'])."""
+    now = [s for s in current_slices if s.get('held')]
+    return [
+        {'slice': s['slice'], 'predicates': s['predicates']}
+        for s, _, _ in _union(baseline_failing, now)
+    ]
+
+
+def predicates_key(predicates: Sequence[Dict]) -> str:
+    """The exact predicates (ranges with their bounds), order-free: matches a slice to its
+    measure."""
+    return json.dumps(
+        sorted(
+            [p['feature'], p['label'], bool(p.get('is_range')), p.get('low'), p.get('high')]
+            for p in predicates
+        )
+    )
 
 
 def _measure(report: Dict, predicates: Sequence[Dict]) -> Optional[Dict]:
@@ -77,20 +144,158 @@ def _measure(report: Dict, predicates: Sequence[Dict]) -> Optional[Dict]:
     return None
 
 
-def _entry(source: Dict, baseline: Dict, current: Dict) -> Dict:
-    before = _measure(baseline, source['predicates'])
-    after = _measure(current, source['predicates'])
+def _side(errors: int, size: int, held: bool) -> Dict:
+    return {
+        'error_rate': errors / size if size else None,
+        'size': size,
+        'errors': errors,
+        'held': held,
+    }
+
+
+def _fisher(after: Dict, before: Dict) -> Tuple[float, float]:
+    """(p worse, p better): one-sided Fisher exact tests of two {errors, size}."""
+    worse = stats.exact_greater_rate_p_value(
+        after['errors'], after['size'], before['errors'], before['size']
+    )
+    better = stats.exact_greater_rate_p_value(
+        before['errors'], before['size'], after['errors'], after['size']
+    )
+    return float(worse), float(better)
+
+
+def _on_rows(measure: Dict, listed_before: bool, listed_now: bool) -> Tuple[Optional[Dict], str]:
+    """(the measure, '') from a slice's rows in both runs' predictions: paired when they are
+    the same examples, else each run's own; or (None, why the rows do not measure it)."""
+    now, base, pair = measure['current'], measure['baseline'], measure['paired']
+    largest = max(now['rows'], base['rows'] if base else 0)
+    if pair['rows'] and pair['rows'] >= PAIRED_MIN_SHARE * largest:
+        before = _side(pair['errors_before'], pair['rows'], listed_before)
+        after = _side(pair['errors_now'], pair['rows'], listed_now)
+        worse, better = pair['worse'], pair['better']
+        p_values = (
+            float(stats.paired_worse_p_value(worse, better)),
+            float(stats.paired_worse_p_value(better, worse)),
+        )
+        return {
+            'before': before,
+            'after': after,
+            'kind': 'paired',
+            'note': f'the same {pair["rows"]:,} examples',
+            'rows_matched': pair['rows'],
+            'worse': worse,
+            'better': better,
+            'p_values': p_values,
+        }, ''
+    if base is None:
+        return (
+            None,
+            f"the baseline's predictions cannot place their rows: {measure['baseline_problem']}",
+        )
+    if not base['rows']:
+        return None, "no example of the baseline's predictions falls in it"
+    if not now['rows']:
+        return None, 'no example falls in it now'
+    before = _side(base['errors'], base['rows'], listed_before)
+    after = _side(now['errors'], now['rows'], listed_now)
+    return {
+        'before': before,
+        'after': after,
+        'kind': 'unpaired',
+        'note': (
+            f'different examples: {after["size"]:,} now, {before["size"]:,} before, '
+            f'{pair["rows"]:,} of them matched by id'
+        ),
+        'rows_matched': pair['rows'],
+        'worse': None,
+        'better': None,
+        'p_values': _fisher(after, before),
+    }, ''
+
+
+def _entry(
+    source: Dict,
+    listed_before: bool,
+    listed_now: bool,
+    baseline: Dict,
+    current: Dict,
+    measures: Dict[str, Dict],
+    problem: str,
+) -> Dict:
+    """One slice of the comparison, measured as well as the inputs allow (module docstring)."""
+    predicates = source['predicates']
+    measure = measures.get(predicates_key(predicates))
+    found, why = None, problem
+    if measure is not None and measure.get('problem'):
+        why = measure['problem']
+    elif measure is not None:
+        found, why = _on_rows(measure, listed_before, listed_now)
+    before, after = _measure(baseline, predicates), _measure(current, predicates)
+    if found is None and before and after and before['size'] and after['size']:
+        found = {
+            'before': before,
+            'after': after,
+            'kind': 'reports',
+            'note': f"the two reports' numbers ({why})",
+            'rows_matched': None,
+            'worse': None,
+            'better': None,
+            'p_values': _fisher(after, before),
+        }
+    if found is not None:
+        before, after = found['before'], found['after']
     change = None
     if before and after and before['error_rate'] is not None and after['error_rate'] is not None:
         change = after['error_rate'] - before['error_rate']
+    test = None
+    if found is not None:
+        test = {
+            'kind': found['kind'],
+            'note': found['note'],
+            'rows_matched': found['rows_matched'],
+            'worse': found['worse'],
+            'better': found['better'],
+            'test': 'worse' if listed_now else 'better',
+            'p_value': found['p_values'][0 if listed_now else 1],
+            'adjusted_p_value': None,  # set over the family (_adjust)
+        }
     return {
         'slice': source['slice'],
-        'slice_id': identity.slice_id(source['predicates']),
-        'predicates': source['predicates'],
+        'slice_id': identity.slice_id(predicates),
+        'predicates': predicates,
+        'listed': {'baseline': listed_before, 'current': listed_now},
         'baseline': before,
         'current': after,
         'error_rate_change': change,
+        'measure': test,
+        'not_measured': None if test else why,
     }
+
+
+def _adjust(entries: Sequence[Dict]) -> int:
+    """Bonferroni over the entries that have a test; returns how many that is."""
+    tested = [e['measure'] for e in entries if e['measure']]
+    for measure, adjusted in zip(tested, stats.bonferroni([m['p_value'] for m in tested])):
+        measure['adjusted_p_value'] = float(adjusted)
+    return len(tested)
+
+
+def is_new(entry: Dict, significance: float) -> bool:
+    """A new blind spot: failing now and significantly worse than under the baseline model
+    (Bonferroni-adjusted); without any measure, failing now and not listed by the baseline."""
+    if not entry['listed']['current']:
+        return False
+    if entry['measure'] is None:
+        return not entry['listed']['baseline']
+    return entry['measure']['adjusted_p_value'] < significance
+
+
+def is_resolved(entry: Dict, significance: float) -> bool:
+    """Failing before, not listed now, and significantly better now; without any measure,
+    no longer listed."""
+    if entry['listed']['current']:
+        return False
+    return entry['measure'] is None or entry['measure']['adjusted_p_value'] < significance
 
 
 def _overall(report: Dict) -> Dict:
@@ -151,17 +356,43 @@ def compare_reports(
     baseline: Dict,
     current: Dict,
     *,
+    measured: Optional[Dict] = None,
+    significance: Optional[float] = None,
     baseline_tfma: Optional[Sequence[Dict]] = None,
     current_tfma: Optional[Sequence[Dict]] = None,
     min_examples: int = MIN_EXAMPLES,
 ) -> Dict:
     """The comparison of `current` with `baseline` (see the module docstring).
 
-    TFMA rows default to the ones each report carries (its `tfma` key)."""
-    was, now = failing_slices(baseline), failing_slices(current)
-    new = [_entry(s, baseline, current) for s in now if _find(was, s['predicates']) is None]
-    persisting = [_entry(s, baseline, current) for s in now if _find(was, s['predicates'])]
-    resolved = [_entry(s, baseline, current) for s in was if _find(now, s['predicates']) is None]
+    `measured`: the part beam/comparison.py wrote for these two reports, or {'problem': why
+    there is none}; None: not measured. `significance`: the family-wise level of the tests
+    (default: the current report's search significance). TFMA rows default to the ones each
+    report carries (its `tfma` key)."""
+    if significance is None:
+        config = (current.get('slices') or {}).get('config') or {}
+        significance = config.get('significance') or SIGNIFICANCE
+    measured = measured or {}
+    measures = {predicates_key(m['predicates']): m for m in measured.get('slices') or []}
+    problem = measured.get('problem') or (
+        "the baseline's predictions were not measured"
+        if measured.get('slices') is None
+        else 'not among the slices measured'
+    )
+    entries = [
+        _entry(s, before, now, baseline, current, measures, problem)
+        for s, before, now in _union(failing_slices(baseline), failing_slices(current))
+    ]
+    tested = {
+        'worse': _adjust([e for e in entries if e['listed']['current']]),
+        'better': _adjust([e for e in entries if not e['listed']['current']]),
+    }
+    status = [
+        'new' if is_new(e, significance) else 'resolved' if is_resolved(e, significance) else ''
+        for e in entries
+    ]
+    new = [e for e, s in zip(entries, status) if s == 'new']
+    resolved = [e for e, s in zip(entries, status) if s == 'resolved']
+    persisting = [e for e, s in zip(entries, status) if not s]
     base_overall, cur_overall = _overall(baseline), _overall(current)
     change = (
         cur_overall['error_rate'] - base_overall['error_rate']
@@ -175,6 +406,13 @@ def compare_reports(
         'new': new,
         'resolved': resolved,
         'persisting': persisting,
+        'measured': {
+            'rows': measured.get('rows'),
+            'problem': None if measured.get('rows') else problem,
+            'paired_min_share': PAIRED_MIN_SHARE,
+            'significance': significance,
+            'tested': tested,
+        },
         'accuracy': compare_accuracy(
             baseline.get('tfma') or [] if baseline_tfma is None else baseline_tfma,
             current.get('tfma') or [] if current_tfma is None else current_tfma,
@@ -193,17 +431,32 @@ def _rate(side: Optional[Dict]) -> Optional[float]:
     return side.get('error_rate') if side else None
 
 
+def measure_text(entry: Dict) -> str:
+    """How the entry was measured, for people: 'the same 344 examples; adjusted p = 0.003'
+    (Bonferroni) or 'not measured: why'."""
+    measure = entry['measure']
+    if measure is None:
+        return f'not measured: {entry["not_measured"]}'
+    return f'{measure["note"]}; adjusted p = {measure["adjusted_p_value"]:.2g}'
+
+
 def comparison_insights(
     comparison: Dict, since: str = 'the last blessed model', max_slices: int = 3
 ) -> List[str]:
     """Plain sentences about what changed, for the report's insights."""
     lines = []
     for entry in comparison['new'][:max_slices]:
-        before = _rate(entry['baseline'])
-        was = f'was {_pct(before)}' if before is not None else 'not measured before'
+        before, after = _rate(entry['baseline']), _rate(entry['current'])
+        if entry['measure'] is None:
+            lines.append(
+                f'New failing slice since {since}: {entry["slice"]} ({_pct(after)} error rate, '
+                f'not measured before: {entry["not_measured"]}).'
+            )
+            continue
+        head = 'New failing slice' if not entry['listed']['baseline'] else 'Failing more'
         lines.append(
-            f'New failing slice since {since}: {entry["slice"]} '
-            f'({_pct(_rate(entry["current"]))} error rate, {was}).'
+            f'{head} since {since}: {entry["slice"]} ({_pct(after)} error rate, was '
+            f'{_pct(before)}; {measure_text(entry)}).'
         )
     if len(comparison['new']) > max_slices:
         lines.append(
@@ -211,11 +464,14 @@ def comparison_insights(
             f'slice(s) since {since}.'
         )
     for entry in comparison['resolved'][:max_slices]:
-        after = _rate(entry['current'])
-        now = f'now {_pct(after)}' if after is not None else 'no longer found'
+        before, after = _rate(entry['baseline']), _rate(entry['current'])
+        now = (
+            f'no longer found ({entry["not_measured"]})'
+            if entry['measure'] is None
+            else f'now {_pct(after)}; {measure_text(entry)}'
+        )
         lines.append(
-            f'Fixed since {since}: {entry["slice"]} '
-            f'(was {_pct(_rate(entry["baseline"]))} error rate, {now}).'
+            f'Fixed since {since}: {entry["slice"]} (was {_pct(before)} error rate, {now}).'
         )
     if len(comparison['resolved']) > max_slices:
         lines.append(

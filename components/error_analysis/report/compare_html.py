@@ -1,9 +1,10 @@
-"""The HTML fragment for report.json's `comparison` (see report_compare.py): a section meant
+"""The HTML fragment for report.json's `comparison` (see report/compare.py): a section meant
 for report.html right after "Failing slices found automatically". Empty when the report has no
 comparison (no blessed model yet, or run without the report resolver)."""
 
 from typing import Dict, List, Optional
 
+from components.error_analysis.report.compare import measure_text
 from components.error_analysis.report.markup import escape
 
 MAX_ACCURACY_ROWS = 15
@@ -19,8 +20,8 @@ def _pts(x: Optional[float]) -> str:
 
 def _side(side: Optional[Dict]) -> str:
     if not side:
-        return '<td class="n muted">not measured</td>'
-    held = '' if side.get('held') else ' <span class=muted>(not held)</span>'
+        return '<td class="n muted">not measured</td>'  # the reason is in the last column
+    held = '' if side.get('held') else ' <span class=muted>(not failing)</span>'
     size = f' <span class=muted>n={side["size"]:,}</span>' if side.get('size') else ''
     return f'<td class="n">{_pct(side.get("error_rate"))}{size}{held}</td>'
 
@@ -30,13 +31,33 @@ def _group(title: str, css: str, entries: List[Dict]) -> str:
         return f'<h3>{escape(title)} (0)</h3>'
     rows = ''.join(
         f'<tr><td>{escape(e["slice"])}</td>{_side(e["baseline"])}{_side(e["current"])}'
-        f'<td class="n">{_pts(e["error_rate_change"])}</td></tr>'
+        f'<td class="n">{_pts(e["error_rate_change"])}</td>'
+        f'<td class=muted>{escape(measure_text(e))}</td></tr>'
         for e in entries
     )
     return (
         f'<h3 class="{css}">{escape(title)} ({len(entries)})</h3><table>'
         '<tr><th>slice</th><th>error rate before</th><th>error rate now</th>'
-        f'<th>change</th></tr>{rows}</table>'
+        f'<th>change</th><th>measured on</th></tr>{rows}</table>'
+    )
+
+
+def _measured(measured: Dict) -> str:
+    """Which rows the before/after numbers come from."""
+    rows = measured.get('rows')
+    if not rows:
+        return (
+            f"Not measured on the baseline's predictions ({escape(measured.get('problem'))}): "
+            "the numbers are the two reports' own where they have them."
+        )
+    return (
+        f"Measured on both models' predictions: {rows['matched']:,} of the {rows['current']:,} "
+        f"examples analysed now are in the baseline's {rows['baseline']:,} (matched by id). "
+        'A slice is compared on the same examples when they hold at least '
+        f'{measured["paired_min_share"]:.0%} of its rows (exact McNemar test), else on each '
+        "model's own (Fisher's exact test). New: failing now and significantly worse "
+        f'(Bonferroni over {measured["tested"]["worse"]} slices, level '
+        f'{measured["significance"]:g}); fixed: significantly better.'
     )
 
 
@@ -73,7 +94,9 @@ def render_comparison(report: Dict, title: str = 'Since the last blessed model')
         f' written {escape(comparison.get("baseline_created"))}'
         + (f' (<code>{escape(source)}</code>)' if source else '')
         + '. Slices are matched by '
-        'their predicates; "failing" means held on held-out data.</p>'
+        'their predicates; "failing" means held on held-out data. '
+        + _measured(comparison.get('measured') or {})
+        + '</p>'
     )
     summary = (
         f'<p>Error rate {_pct(before.get("error_rate"))} → {_pct(now.get("error_rate"))}'
@@ -85,7 +108,7 @@ def render_comparison(report: Dict, title: str = 'Since the last blessed model')
         f'<h2>{escape(title)}</h2>'
         + note
         + summary
-        + _group('New failing slices', 'no', comparison['new'])
+        + _group('New blind spots (failing significantly more)', 'no', comparison['new'])
         + _group('Fixed', 'ok', comparison['resolved'])
         + _group('Still failing', '', comparison['persisting'])
         + _accuracy(comparison.get('accuracy') or {})

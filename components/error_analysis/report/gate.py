@@ -4,8 +4,12 @@ TFMA's blessing guards only the slices someone declared in advance; this guards 
 ErrorAnalysis found. Modes (the `slice_gate` setting):
 
   off   always passes.
-  new   fails on a held finding that is new since the latest blessed model's report, or that
-        fails significantly more than it did there (one-sided test at `significance`).
+  new   fails on a new blind spot: a failing slice (finding or refinement) that fails
+        significantly more than under the latest blessed model, measured on both models'
+        predictions (report/compare.py: paired on the same examples when it can; Bonferroni
+        over the failing slices tested, family-wise level `significance`). Being listed for the
+        first time is not enough: a refinement inside a finding that persists, failing as
+        before, passes. Only a slice nothing measures falls back to "not listed before".
         Without a baseline report (the first model, or open-source Kubeflow, which has no
         resolver for it) there is nothing to compare with and it passes, saying so.
   any   fails on any held finding whose error rate is above `max_slice_error_rate`.
@@ -13,7 +17,7 @@ ErrorAnalysis found. Modes (the `slice_gate` setting):
 
 from typing import Dict, List, Optional
 
-from components.error_analysis.search import stats
+from components.error_analysis.report import compare
 
 MODES = ('off', 'new', 'any')
 OVERRIDE = 'to push anyway, run with --slice-gate off'
@@ -21,16 +25,6 @@ OVERRIDE = 'to push anyway, run with --slice-gate off'
 
 def _pct(x: Optional[float]) -> str:
     return '?' if x is None else f'{100 * x:.0f}%'
-
-
-def _worse(entry: Dict, significance: float) -> bool:
-    before, after = entry.get('baseline') or {}, entry.get('current') or {}
-    if before.get('errors') is None or after.get('errors') is None:
-        return False
-    p_value = stats.greater_rate_p_value(
-        after['errors'], after['size'], before['errors'], before['size']
-    )
-    return bool(p_value < significance)
 
 
 def slice_gate(report: Dict, mode: str, max_slice_error_rate: float, significance: float) -> Dict:
@@ -44,12 +38,10 @@ def slice_gate(report: Dict, mode: str, max_slice_error_rate: float, significanc
         if comparison is None:
             reason = 'no blessed model to compare with: nothing can be new'
         else:
-            for entry in comparison['new']:
-                blocking.append(_blocker(entry, 'new since the last blessed model'))
-            for entry in comparison['persisting']:
-                if _worse(entry, significance):
-                    blocking.append(_blocker(entry, 'significantly worse than before'))
-            reason = 'no failing slice is new or worse since the last blessed model'
+            for entry in comparison['new'] + comparison['persisting']:
+                if compare.is_new(entry, significance):
+                    blocking.append(_blocker(entry, _why(entry)))
+            reason = 'no failing slice fails significantly more than under the last blessed model'
     elif mode == 'any':
         for s in report['slices']['slices']:
             if s['held'] and (s['error_rate'] or 0) > max_slice_error_rate:
@@ -78,6 +70,13 @@ def slice_gate(report: Dict, mode: str, max_slice_error_rate: float, significanc
             + f'): {first["why"]}{more}; {OVERRIDE}'
         )
     return {'mode': mode, 'passed': not blocking, 'reason': reason, 'blocking': blocking}
+
+
+def _why(entry: Dict) -> str:
+    how = compare.measure_text(entry)
+    if entry['measure'] is None:
+        return f'new since the last blessed model ({how})'
+    return f'fails significantly more than under the last blessed model ({how})'
 
 
 def _blocker(entry: Dict, why: str) -> Dict:
