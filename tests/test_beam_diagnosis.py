@@ -11,6 +11,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from components.error_analysis.beam import diagnosis as beam_diagnosis
 from components.error_analysis.beam import slices as beam_slices
 from components.error_analysis.beam.analysis import example_row
+from components.error_analysis.beam.finding_examples import FindingExamples
 from components.error_analysis.beam.predictions import PredictionBatch
 from components.error_analysis.search import lattice
 from components.error_analysis.settings import Settings
@@ -75,12 +76,17 @@ def test_planted_random_labels_and_rare_training_region_are_diagnosed(tmp_path):
             | beam.FlatMap(beam_diagnosis.suspect_rows, 5, example_row)
             | beam.combiners.Top.Of(5, key=lambda r: -r['label_probability'])
         )
+        examples = flagged | FindingExamples(
+            ['zone'], encoders, discover.conditions, 7, example_row
+        )
         _ = result | 'SaveResult' >> beam.Map(save, 'result')
+        _ = examples | 'SaveExamples' >> beam.Map(save, 'examples')
         _ = diagnoses | 'SaveDiagnoses' >> beam.Map(save, 'diagnoses')
         _ = suspects | 'SaveSuspects' >> beam.Map(save, 'suspects')
     result = pickle.loads((tmp_path / 'result').read_bytes())
     diagnoses = pickle.loads((tmp_path / 'diagnoses').read_bytes())
     suspects = pickle.loads((tmp_path / 'suspects').read_bytes())
+    examples = pickle.loads((tmp_path / 'examples').read_bytes())
 
     findings = {s.text for s in result.significant_slices}
     assert {'zone = a', 'zone = b'} <= findings
@@ -97,6 +103,16 @@ def test_planted_random_labels_and_rare_training_region_are_diagnosed(tmp_path):
     probabilities = [r['label_probability'] for r in suspects]
     assert probabilities == sorted(probabilities) and probabilities[0] < 0.1
     assert diagnoses['overall']['train_rows'] == len(np.concatenate([t['zone'] for t in train]))
+    # Under each finding, its own mistakes, the 7 most confident of them first.
+    for zone in 'ab':
+        rows = examples[f'zone = {zone}']
+        assert len(rows) == 7
+        assert all(r['features']['zone'] == zone and r['label'] != r['predicted'] for r in rows)
+        confidence = [r['confidence'] for r in rows]
+        assert confidence == sorted(confidence, reverse=True)
+        mistakes = [b.confidence[(b.errors > 0) & (b.columns['zone'] == zone)] for b in batches]
+        assert confidence[0] == max(np.concatenate(mistakes))
+    assert any(r['label_suspect'] for r in examples['zone = a'])
 
 
 def test_each_tag_gets_the_diagnosis_of_its_rows_in_the_table(tmp_path):

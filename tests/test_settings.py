@@ -23,6 +23,7 @@ CHANGED = {
     'num_slices': (4, ['--num-slices', '4']),
     'significance': (0.05, ['--significance', '0.05']),
     'num_hardest_examples': (3, ['--num-hardest-examples', '3']),
+    'mistakes_per_finding': (7, ['--mistakes-per-finding', '7']),
     'slice_gate': ('off', ['--slice-gate', 'off']),
     'max_slice_error_rate': (0.3, ['--max-slice-error-rate', '0.3']),
     'tags_file': ('reviewed.csv', ['--tags', 'reviewed.csv']),

@@ -153,6 +153,9 @@ class Settings:
     num_hardest_examples: int = _setting(
         20, _positive_int, 'most confident mistakes listed in the report'
     )
+    mistakes_per_finding: int = _setting(
+        50, _positive_int, 'most mistakes listed under each finding (most confident first)'
+    )
     slice_gate: str = _setting(
         'new',
         _gate_mode,

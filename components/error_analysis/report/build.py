@@ -24,6 +24,9 @@ by SliceLine score):
                      columns left out of slicing and why)
   highlights         feature -> per-value labels that a held finding uses (a category it
                      names, a numeric bin at least half in its range): red in the charts
+                     Each held entry of slices.slices also gets `examples`: {mistakes (its
+                     errors), rows: its most confident mistakes, as hardest_examples plus
+                     label_suspect}
   hardest_examples   most confident mistakes: {example_id, label, predicted, confidence,
                      loss, features}
   classes            per class: {class, support, predicted, correct, precision, recall}
@@ -177,18 +180,28 @@ def build_report(
     gate: Optional[Dict] = None,
     diagnosis: Optional[Dict] = None,
     label_suspects: Sequence[Dict] = (),
+    finding_examples: Optional[Dict[str, List[Dict]]] = None,
 ) -> Dict:
     """`baseline`: {'report': a baseline report.json, 'info': {...}} (baseline.read_baseline),
     to compare with; `measured`: the comparison part of beam/comparison.py (None: the
     baseline's predictions were not measured). `gate`: the slice gate's settings
     (gate.slice_gate's keyword arguments mode, max_slice_error_rate, significance); None:
     off. `diagnosis`: the Beam part {overall, thresholds, candidates: slice text ->
-    diagnosis}; `label_suspects`: the most suspicious examples."""
+    diagnosis}; `label_suspects`: the most suspicious examples; `finding_examples`: slice
+    text -> its most confident mistakes (shown under each held finding)."""
     matrix = np.asarray(totals['confusion'], dtype=np.int64)
     examples = int(matrix.sum())
     correct = int(np.trace(matrix))
     names = list(class_names)
-    for row in [*hardest, *label_suspects]:
+    mistakes = finding_examples or {}
+    for s in slices['slices']:
+        if s['held'] and s['slice'] in mistakes:
+            s['examples'] = {'mistakes': s['errors'], 'rows': mistakes[s['slice']]}
+    for row in [
+        *hardest,
+        *label_suspects,
+        *(r for s in slices['slices'] for r in s.get('examples', {}).get('rows', [])),
+    ]:
         row['label_name'] = names[row['label']]
         row['predicted_name'] = names[row['predicted']]
     report = {
