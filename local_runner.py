@@ -413,6 +413,20 @@ def _library_output_to(log_file: str) -> Iterator[TextIO]:
         os.close(console_fd)
 
 
+# A file the run keeps in its output folder and deletes when the disk is full, so that the
+# failed step can still be marked failed in ML Metadata (SQLite needs room to write).
+_DISK_RESERVE = '.disk-reserve'
+_DISK_RESERVE_BYTES = 1 << 20
+
+
+def _keep_disk_reserve(output_dir: str) -> None:
+    path = Path(output_dir) / _DISK_RESERVE
+    if path.exists():
+        return
+    with contextlib.suppress(OSError):  # no room for it: the run fails soon enough anyway
+        path.write_bytes(b'\0' * _DISK_RESERVE_BYTES)
+
+
 def _free_space(path: str) -> str:
     """Free space on the file system of `path` (or its nearest existing parent)."""
     folder = Path(path).absolute()
@@ -426,22 +440,23 @@ def _free_space(path: str) -> str:
 
 
 def _storage_problem(e: BaseException, output_dir: str) -> Optional[Tuple[str, str]]:
-    """(path, problem) when `e` (or what caused it) is a full disk or an OSError writing the
-    store or an artifact; None for other failures."""
-    store = os.path.join(output_dir, layout.METADATA_FILE)
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        text = str(e)
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            return e.filename or output_dir, 'no space left on the device'
-        if 'database or disk is full' in text:
-            return store, 'no space left on the device'
-        if 'No space left on device' in text:
-            return output_dir, 'no space left on the device'
-        if isinstance(e, OSError) and e.filename:
-            return e.filename, e.strerror or type(e).__name__
+    """(path, problem) when `e` or what led to it is a full disk or an OSError writing the
+    store or an artifact (the first cause that names a file); None for other failures."""
+    chain: List[BaseException] = []
+    while e is not None and e not in chain:
+        chain.append(e)
         e = e.__cause__ or e.__context__
+    full = 'no space left on the device'
+    for cause in chain:
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return cause.filename or output_dir, full
+    if any('No space left on device' in str(c) for c in chain):
+        return output_dir, full
+    if any('database or disk is full' in str(c) for c in chain):
+        return os.path.join(output_dir, layout.METADATA_FILE), full
+    for cause in chain:
+        if isinstance(cause, OSError) and cause.filename:
+            return cause.filename, cause.strerror or type(cause).__name__
     return None
 
 
@@ -456,15 +471,18 @@ def _report_failure(
         print(f'  full log: {log_file}', file=console)
         return
     path, what = problem
+    free = _free_space(path)
     from review import interrupts
 
+    with contextlib.suppress(OSError):  # room for ML Metadata to record the failure
+        (Path(config.output_dir) / _DISK_RESERVE).unlink()
     try:
         marked = interrupts.fail_run(config.output_dir, run_id, f'{what}: {path}')
         recorded = f'{", ".join(marked)} marked failed in ML Metadata' if marked else 'recorded'
     except Exception:  # the store cannot be written either: the next run's sweep ends it
         recorded = 'not recorded (ML Metadata cannot be written; the next run cancels it)'
     print(
-        f'\n✗ {failed} failed: {what} writing {path} ({_free_space(path)} free there): free '
+        f'\n✗ {failed} failed: {what} writing {path} ({free} free there): free '
         f'some space and run again; {recorded}; log: {log_file}',
         file=console,
     )
@@ -493,6 +511,7 @@ def run(config: RunConfig) -> int:
 
             # The store exists before a stop signal can need it to record the stop.
             interrupts.open_writable(config.output_dir, create=True)
+            _keep_disk_reserve(config.output_dir)
             for line in interrupts.sweep_orphans(config.output_dir, lock.previous):
                 print(f'note: {line}', file=console)
             pipeline = build(config, dataset, data_root)

@@ -332,3 +332,44 @@ def test_lock_held_by_another_process_names_it(tmp_path, data):
     assert f'is in use by PID {holder.pid} (' in err[0] and 'not a run' in err[0], err
     assert '2020-01-01' not in err[0]
     assert seconds < REFUSAL_SECONDS
+
+
+# --- A full disk: one line naming the path and the free space; the step marked failed ------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 MB tmpfs (needs root and a kernel that lets this process mount)."""
+    mount = tmp_path / 'disk'
+    mount.mkdir()
+    made = subprocess.run(
+        ['mount', '-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip('cannot mount a small file system here (needs root)')
+    yield mount
+    subprocess.run(['umount', '-l', str(mount)], check=False)
+
+
+def test_disk_full_during_a_step(small_disk, data, tmp_path):
+    out, logs = small_disk / 'out', tmp_path
+    proc = _start(out, logs, 'full', '--data-root', str(data), *RUN_ARGS)
+    _wait_for(lambda: '▶ CsvExampleGen' in (logs / 'full.out').read_text(), proc, 'a step')
+    with open(small_disk / 'filler', 'wb') as filler:  # fill the disk while the steps write
+        with pytest.raises(OSError):
+            while True:
+                filler.write(b'\0' * (1 << 20))
+                filler.flush()
+    assert proc.wait(timeout=RUN_TIMEOUT) == 1
+    err = _lines(logs, 'full')
+    assert len(err) == 1, err
+    failed = re.match(
+        rf'✗ (\w+) failed: no space left on the device writing {re.escape(str(out))}\S* '
+        r'\([\d.]+ [MG]B free there\): free some space and run again; (\w+) marked failed '
+        'in ML Metadata; log: ',
+        err[0],
+    )
+    assert failed and failed[1] == failed[2], err
+    states = dict(_executions(out, _run_id(logs, 'full')))
+    assert states[failed[1]] == 'FAILED', states
+    assert 'RUNNING' not in states.values()
