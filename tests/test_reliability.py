@@ -373,3 +373,38 @@ def test_disk_full_during_a_step(small_disk, data, tmp_path):
     states = dict(_executions(out, _run_id(logs, 'full')))
     assert states[failed[1]] == 'FAILED', states
     assert 'RUNNING' not in states.values()
+
+
+# --- Multi-process Beam: the workers end with the run ----------------------------------------
+
+
+def test_ctrl_c_with_beam_workers_ends_them(tmp_path, data):
+    """Beam's multi-process workers are the run's: a stop signal ends them, and nothing is
+    printed after the ✗ line (they used to print connection errors for two minutes)."""
+    import psutil
+
+    out, logs = tmp_path / 'out', tmp_path
+    proc = _start(
+        out, logs, 'mp', '--data-root', str(data), *RUN_ARGS,
+        '--beam-mode', 'multi_process', '--workers', '2',
+    )  # fmt: skip
+
+    def workers():
+        found = []
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if 'sdk_worker_main' in ' '.join(child.cmdline()):
+                    found.append(child)
+            except psutil.Error:  # ended meanwhile
+                continue
+        return found
+
+    running = _wait_for(workers, proc, 'Beam workers')
+    assert _stop(proc, signal.SIGINT) < STOP_SECONDS
+    assert proc.returncode == 130
+    gone, alive = psutil.wait_procs(running, timeout=2)
+    assert alive == []
+    time.sleep(2)  # anything a worker would still print
+    err = _lines(logs, 'mp')
+    assert len(err) == 1 and err[0].startswith('✗ stopped (Ctrl-C) '), err
+    _assert_stop_line_matches_metadata(err[0], out, _run_id(logs, 'mp'))
