@@ -177,11 +177,15 @@ def _on_rows(measure: Dict, listed_before: bool, listed_now: bool) -> Tuple[Opti
             float(stats.paired_worse_p_value(worse, better)),
             float(stats.paired_worse_p_value(better, worse)),
         )
+        note = f'the same {pair["rows"]:,} examples'
+        if pair['rows'] < largest:
+            of_before = f', {base["rows"]:,} before' if base else ''
+            note += f' (of {now["rows"]:,} now{of_before})'
         return {
             'before': before,
             'after': after,
             'kind': 'paired',
-            'note': f'the same {pair["rows"]:,} examples',
+            'note': note,
             'rows_matched': pair['rows'],
             'worse': worse,
             'better': better,
