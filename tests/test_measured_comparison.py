@@ -65,11 +65,11 @@ def _slice(predicates, wrong, columns, encoders, parent=None):
     }
 
 
-def _write_run(folder, ids, wrong, columns, failing, encoders, drop=()):
+def _write_run(folder, ids, wrong, columns, failing, encoders):
     """A report artifact folder: report.json, the predictions Parquet, encoders.json."""
     (folder / 'predictions').mkdir(parents=True)
     table = {'example_id': list(ids), 'correct': ~wrong}
-    table.update({FEATURE_COLUMN_PREFIX + n: v for n, v in columns.items() if n not in drop})
+    table.update({FEATURE_COLUMN_PREFIX + n: v for n, v in columns.items()})
     pq.write_table(pa.table(table), folder / 'predictions' / 'predictions-00000.parquet')
     (folder / comparison.PART_ENCODERS).write_text(
         json.dumps(membership.encoders_to_json(list(encoders.values())))
@@ -88,7 +88,8 @@ def _write_run(folder, ids, wrong, columns, failing, encoders, drop=()):
 @pytest.fixture(scope='module')
 def two_runs(tmp_path_factory):
     """Writes the two runs (module docstring) and the same baseline with the cash examples'
-    ids changed (as edited examples get: an id is a hash of the bytes) and no fare column."""
+    ids changed (as edited examples get: an id is a hash of the bytes) and the fare as text
+    (as a run that read it as a category would have stored it)."""
     root = tmp_path_factory.mktemp('measured')
     columns, before, now = _runs()
     encoders = membership.by_name(
@@ -108,7 +109,8 @@ def two_runs(tmp_path_factory):
     current = _write_run(root / 'now', ids, now, columns, failing_now, encoders)
     edited = ids.copy()
     edited[1000:] = [f'edited{i}' for i in range(600)]
-    other = _write_run(root / 'edited', edited, before, columns, [card], encoders, drop={'fare'})
+    as_text = {**columns, 'fare': columns['fare'].astype(str).astype(object)}
+    other = _write_run(root / 'edited', edited, before, as_text, [card], encoders)
     return baseline, current, other
 
 
@@ -167,8 +169,9 @@ def test_refinement_of_a_persisting_finding_passes_a_worse_slice_blocks(two_runs
 
 
 def test_other_examples_are_measured_on_each_models_own_rows(two_runs):
-    """Cash's examples changed (new ids) and the baseline lost its fare column: cash is
-    measured on each model's own rows, the fare band still paired on its matched rows."""
+    """Cash's examples changed (new ids) and the baseline's fare column is text: cash is
+    measured on each model's own rows; the fare band cannot be read from the baseline's rows,
+    but is still paired on its matched rows (placed by the current run's values)."""
     _, (cur_uri, cur), (other_uri, other) = two_runs
     measured = comparison.measure_reports(other_uri, other, cur_uri, cur, BEAM_ARGS)
     assert measured['rows'] == {'current': 1600, 'baseline': 1600, 'matched': 1000}

@@ -125,7 +125,7 @@ class LatestBlessedModelReportStrategy(resolver.ResolverStrategy):
 def read_baseline(artifacts: List[types.Artifact]) -> Optional[Dict]:
     """The executor's side: {'report': the baseline's report.json, 'info': where it came from,
     'predictions': the glob of its predictions Parquet and 'predictions_columns' their feature
-    columns, for measuring both models on the same examples (beam/comparison.py), or None
+    columns' types, for measuring both models on the same examples (beam/comparison.py), or None
     and 'predictions_problem' why not}, or None without a (readable) baseline report."""
     if not artifacts:
         return None

@@ -383,11 +383,7 @@ def build_analysis(
     if params.tag_rules or manual:
         tags = batches | 'CountTags' >> CountTags(params.tag_rules, manual or {}, train_columns)
         parts[PART_TAGS] = tags
-    parts.update(
-        beam_comparison.analysis_parts(
-            batches, slices, encoders, list(params.slice_features), baseline
-        )
-    )
+    parts.update(beam_comparison.analysis_parts(batches, slices, encoders, schema, baseline))
     _write_parts(parts, output_dir)
     return batches
 

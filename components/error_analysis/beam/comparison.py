@@ -69,26 +69,37 @@ def rows_of_table(table: pa.Table) -> Rows:
     )
 
 
-def predictions_of(report_uri: str, report: Dict) -> Tuple[Optional[str], List[str], str]:
-    """(glob of a report's predictions Parquet files, their feature columns, '') or (None, [],
-    why they cannot be read)."""
+def feature_types(schema: pa.Schema) -> Dict[str, str]:
+    """Raw column name -> Arrow type name of a predictions schema's feature columns."""
+    prefix = files.FEATURE_COLUMN_PREFIX
+    return {f.name[len(prefix) :]: str(f.type) for f in schema if f.name.startswith(prefix)}
+
+
+def comparable(baseline: Dict[str, str], current: Dict[str, str]) -> List[str]:
+    """The baseline's feature columns that hold values of the same type as the current run's
+    (a feature read as a category in one run and as a number in the other is not)."""
+    return [name for name, kind in baseline.items() if current.get(name) == kind]
+
+
+def predictions_of(report_uri: str, report: Dict) -> Tuple[Optional[str], Dict[str, str], str]:
+    """(glob of a report's predictions Parquet files, their feature types (feature_types),
+    '') or (None, {}, why they cannot be read)."""
     import pyarrow.parquet as pq
     from apache_beam.io.filesystems import FileSystems
 
     relative = (report.get('files') or {}).get('predictions')
     if not relative:
-        return None, [], 'the report names no predictions files'
+        return None, {}, 'the report names no predictions files'
     pattern = FileSystems.join(report_uri, relative)
     found = FileSystems.match([pattern])[0].metadata_list
     if not found:
-        return None, [], f'no file matches {pattern}'
+        return None, {}, f'no file matches {pattern}'
     with FileSystems.open(found[0].path) as f:
-        names = pq.read_schema(f).names
-    missing = {'example_id', 'correct'} - set(names)
+        schema = pq.read_schema(f)
+    missing = {'example_id', 'correct'} - set(schema.names)
     if missing:
-        return None, [], f'{found[0].path} has no column {", ".join(sorted(missing))}'
-    prefix = files.FEATURE_COLUMN_PREFIX
-    return pattern, [n[len(prefix) :] for n in names if n.startswith(prefix)], ''
+        return None, {}, f'{found[0].path} has no column {", ".join(sorted(missing))}'
+    return pattern, feature_types(schema), ''
 
 
 def _memberships(rows: Rows, slices: Sequence[Dict], encoders: List[FeatureEncoder]) -> np.ndarray:
@@ -260,10 +271,10 @@ def measure_reports(
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    now_pattern, now_columns, problem = predictions_of(current_uri, current)
+    now_pattern, now_types, problem = predictions_of(current_uri, current)
     if problem:
         return {'problem': f"the newer run's predictions: {problem}"}
-    base_pattern, base_columns, problem = predictions_of(baseline_uri, baseline)
+    base_pattern, base_types, problem = predictions_of(baseline_uri, baseline)
     if problem:
         return {'problem': f"the older run's predictions: {problem}"}
     encoders_path = FileSystems.join(current_uri, PART_ENCODERS)
@@ -274,7 +285,7 @@ def measure_reports(
     slices = compare.slices_to_measure(
         compare.failing_slices(baseline), (current.get('slices') or {}).get('slices') or []
     )
-    read = ['example_id', 'correct'] + [files.FEATURE_COLUMN_PREFIX + n for n in now_columns]
+    read = ['example_id', 'correct'] + [files.FEATURE_COLUMN_PREFIX + n for n in now_types]
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, PART_COMPARISON)
         with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
@@ -287,8 +298,8 @@ def measure_reports(
                     pipeline | 'Slices' >> beam.Create([slices]),
                     pipeline | 'Encoders' >> beam.Create([encoders]),
                     base_pattern,
-                    base_columns,
-                    now_columns,
+                    comparable(base_types, now_types),
+                    list(now_types),
                 )
             )
             _ = measured | 'Save' >> beam.Map(_save_json, path)
@@ -305,14 +316,14 @@ def analysis_parts(
     batches: beam.PCollection,
     slices: beam.PCollection,
     encoders: beam.PCollection,
-    columns: Sequence[str],
+    schema: pa.Schema,
     baseline: Optional[Dict],
 ) -> Dict[str, beam.PCollection]:
     """The analysis' parts for comparisons: its encoders (PART_ENCODERS, so `compare` can
     place its slices on rows later) and, with a baseline whose predictions can be read
     (baseline.read_baseline), the measure against them (PART_COMPARISON; else empty, and the
     part is written as its default). `slices`: the singleton search result
-    (SliceSearchResult.to_dict()); `columns`: the raw columns of the batches."""
+    (SliceSearchResult.to_dict()); `schema`: the batches' predictions schema."""
     parts = {PART_ENCODERS: encoders | 'EncodersToJson' >> beam.Map(membership.encoders_to_json)}
     if not (baseline and baseline.get('predictions')):
         parts[PART_COMPARISON] = batches.pipeline | 'NotCompared' >> beam.Create([])
@@ -329,8 +340,8 @@ def analysis_parts(
             to_measure,
             encoders,
             baseline['predictions'],
-            baseline['predictions_columns'],
-            columns,
+            comparable(baseline['predictions_columns'], feature_types(schema)),
+            list(feature_types(schema)),
         )
     )
     return parts
