@@ -128,7 +128,7 @@ def test_error_analysis_report_in_metadata(taxi_run):
 
     with open(os.path.join(report.uri, 'report.json')) as f:
         data = json.load(f)
-    assert data['version'] == 3
+    assert data['version'] == 4
     assert sum(map(sum, data['confusion']['matrix'])) == n_eval
     assert metadata.custom_value(report, keys.NUM_ERRORS) == data['overall']['errors']
     assert (
@@ -154,8 +154,14 @@ def test_error_analysis_report_in_metadata(taxi_run):
         predicate_sets = [frozenset(p['label'] for p in s['predicates']) for s in findings]
         for first, second in itertools.permutations(predicate_sets, 2):
             assert not first < second
-        gains = [s['potential_gain'] for s in findings]
+        gains = [s['added_potential_gain'] for s in findings]
         assert gains == sorted(gains, reverse=True)
+        assert sum(s['added_error_share'] for s in findings) <= 1 + 1e-9
+        # Under each finding, its mistakes with the columns the label is computed from.
+        rows = findings[0]['examples']['rows']
+        assert 0 < len(rows) <= min(findings[0]['errors'], 50)
+        assert all('tips' in r['features'] and r['label'] != r['predicted'] for r in rows)
+    assert data['invariant_violations'] == []
     # TFMA's sliced metrics are carried into the report.
     assert any(r['slice'] == 'Overall' for r in data['tfma'])
 
@@ -167,8 +173,8 @@ def test_error_analysis_report_in_metadata(taxi_run):
     parser = _Sections()
     with open(os.path.join(report.uri, 'report.html')) as f:
         parser.feed(f.read())
-    # The sections a reader needs first, in this order (charts and diagnosis sit between).
-    order = ['Insights', 'Charts', 'Confusion matrix', 'Failing slices found automatically']
+    # The sections a reader needs first, in this order (diagnosis and mistakes sit between).
+    order = ['Insights', 'Failing slices found automatically', 'Charts', 'Confusion matrix']
     assert [h for h in parser.headings if h in order] == order
     assert 'TFMA sliced metrics (Evaluator)' in parser.headings
     assert parser.tables >= 3

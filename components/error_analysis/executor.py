@@ -139,6 +139,17 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         if rule_raw:  # (an empty request would mean every feature)
             features.update(slice_feature_types(schema, rule_raw, label_key, max_values))
         transformed += [f for f in rule_only if f not in schema_names]
+        # The columns the label is computed from (kept out of serving by the schema): not
+        # sliced on, but shown beside each finding's mistakes to judge the label by.
+        context = [
+            f.name
+            for f in schema.feature
+            if 'SERVING' in f.not_in_environment
+            and f.name != label_key
+            and f.type in _TYPE_NAMES
+            and f.name not in features
+        ]
+        features.update(slice_feature_types(schema, context, label_key, max_values))
         image = json.loads(exec_properties.get(spec.IMAGE_KEY) or '[]') or None
         patterns = _split_files(examples, list(settings.splits))
         model_dir = path_utils.serving_model_path(model.uri)
@@ -170,7 +181,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             transformed_features=tuple(transformed),
             image=image,
             tag_rules=tuple(rules),
-            rule_only_features=tuple(rule_only),
+            unsliced_features=tuple(sorted({*rule_only, *context})),
+            mistakes_per_finding=settings.mistakes_per_finding,
             num_bins=settings.num_bins,
             max_values_per_feature=max_values,
             finder=lattice.SliceFinderConfig.from_settings(settings),
@@ -257,6 +269,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             hardest=beam_analysis.read_part(output.uri, beam_analysis.PART_HARDEST),
             diagnosis=beam_analysis.read_part(output.uri, beam_analysis.PART_DIAGNOSIS),
             label_suspects=beam_analysis.read_part(output.uri, beam_analysis.PART_SUSPECTS),
+            finding_examples=beam_analysis.read_part(
+                output.uri, beam_analysis.PART_FINDING_EXAMPLES
+            ),
             tfma_rows=tfma_rows,
             baseline=baseline,
             measured=beam_analysis.read_part(output.uri, beam_comparison.PART_COMPARISON),

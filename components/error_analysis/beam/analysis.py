@@ -16,6 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 from components.error_analysis.beam import comparison as beam_comparison
 from components.error_analysis.beam import diagnosis as beam_diagnosis
 from components.error_analysis.beam import slices as beam_slices
+from components.error_analysis.beam.finding_examples import FindingExamples
 from components.error_analysis.beam.predictions import PredictionBatch
 from components.error_analysis.report.files import FEATURE_COLUMN_PREFIX, PREDICTIONS_DIR
 from components.error_analysis.search import confusion, diagnosis, lattice
@@ -28,6 +29,7 @@ PART_GALLERY = 'gallery.json'
 PART_TAGS = 'tags.json'
 PART_DIAGNOSIS = 'diagnosis.json'
 PART_SUSPECTS = 'suspects.json'
+PART_FINDING_EXAMPLES = 'finding_examples.json'
 GALLERY_PER_PAIR = 12
 
 
@@ -44,7 +46,10 @@ class AnalysisParams:
     transformed_features: Tuple[str, ...] = ()  # slice features read from Transform
     image: Optional[Tuple[str, int, int]] = None  # (raw bytes feature, height, width)
     tag_rules: Tuple[TagRule, ...] = ()  # parsed once by the executor
-    rule_only_features: Tuple[str, ...] = ()  # read for the rules, not sliced on
+    # Read, not sliced on: features the tag rules use, and those the label is computed from
+    # (kept out of serving by the schema), shown beside each finding's mistakes.
+    unsliced_features: Tuple[str, ...] = ()
+    mistakes_per_finding: int = 50
 
 
 class _Predict(beam.DoFn):
@@ -351,7 +356,7 @@ def build_analysis(
     )
     parts[PART_SUSPECTS] = suspects
 
-    slice_names = [n for n in params.slice_features if n not in params.rule_only_features]
+    slice_names = [n for n in params.slice_features if n not in params.unsliced_features]
     columns = batches | 'ToColumns' >> beam.Map(
         lambda b: lattice.ColumnBatch(
             {n: b.columns[n] for n in slice_names}, b.errors, b.example_ids
@@ -380,6 +385,9 @@ def build_analysis(
         slice_names, encoders, discover.conditions, thresholds, train_columns
     )
     parts[PART_DIAGNOSIS] = diagnoses
+    parts[PART_FINDING_EXAMPLES] = batches | 'FindingExamples' >> FindingExamples(
+        slice_names, encoders, discover.conditions, params.mistakes_per_finding, example_row
+    )
     if params.tag_rules or manual:
         tags = batches | 'CountTags' >> CountTags(params.tag_rules, manual or {}, train_columns)
         parts[PART_TAGS] = tags

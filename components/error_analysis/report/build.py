@@ -1,8 +1,9 @@
 """report.json: the versioned structure every Blindspot error-analysis report follows.
 
-Version 3 (top-level keys; 2 had no diagnosis per tag, 1 no impact fields and listed slices
-by SliceLine score):
-  version            3
+Version 4 (top-level keys; 3 had no added_* numbers per finding, no highlights, no examples
+per finding, no invariant_violations, and compared reports without measuring; 2 had no
+diagnosis per tag, 1 no impact fields and listed slices by SliceLine score):
+  version            4
   created            ISO time the report was written
   label_key, splits, class_names
   label_name         the label as the user named it (the raw column when the model's label
@@ -11,16 +12,19 @@ by SliceLine score):
   confusion          {matrix: counts[true][predicted], normalized: row rates,
                       top_pairs: [{true, predicted, count, share_of_errors, rate_in_true_class}]}
   slices             the slice search (see SliceSearchResult.to_dict): config, overall,
-                     levels, slices: findings by potential gain, each followed by its
-                     refinements, then up to 3 unconfirmed candidates; each with slice,
-                     predicates, size, errors, error_rate, error_rate_outside, error_share
-                     (of all errors), potential_gain ((rate - rate outside) x share of rows),
+                     levels, slices: findings by the gain each adds beyond those above it,
+                     each followed by its refinements, then up to 3 unconfirmed candidates;
+                     each with slice, predicates, size, errors, error_rate,
+                     error_rate_outside, error_share (of all errors), potential_gain ((rate -
+                     rate outside) x share of rows), and for a finding added_size,
+                     added_errors, added_error_share, added_potential_gain (on its rows not
+                     in the findings above it, against the rate outside every finding),
                      parent (the finding a refinement lies in, else null), score (SliceLine,
                      search half), slice_id (identity across runs: search/identity.py),
                      search_*/holdout_* counts, p_value and q_value (its
                      hold-out test, Bonferroni-adjusted), held;
                      feature_values (per feature value: size, error rate, 95% CI, lift,
-                     p-value, BH q-value), feature_notes (capping and binning notes,
+                     exact p-value, BH q-value, bounds of a numeric bin), feature_notes (capping and binning notes,
                      columns left out of slicing and why)
   highlights         feature -> per-value labels that a held finding uses (a category it
                      names, a numeric bin at least half in its range): red in the charts
@@ -75,7 +79,7 @@ from components.error_analysis.report import insights, invariants
 from components.error_analysis.search import confusion
 from components.error_analysis.tags import prioritize
 
-REPORT_VERSION = 3
+REPORT_VERSION = 4
 GALLERY_PAIRS = 8
 
 
