@@ -159,9 +159,9 @@ class Settings:
     slice_gate: str = _setting(
         'new',
         _gate_mode,
-        'push only if the failing slices pass: off; new (no held finding new or significantly '
-        "worse since the latest blessed model's report); any (no held finding above "
-        '--max-slice-error-rate)',
+        'push only if the failing slices pass: off; new (no failing slice fails significantly '
+        'more than under the latest blessed model, measured on both models\' predictions); any '
+        '(no held finding above --max-slice-error-rate)',
     )
     max_slice_error_rate: float = _setting(
         0.5, _fraction, 'with --slice-gate any: highest error rate a held finding may have'
