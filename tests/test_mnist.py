@@ -85,5 +85,13 @@ def test_mnist_pipeline_report_has_gallery_and_shape_slices(mnist_run):
     # Slices and per-value stats cover the shape features computed in Transform.
     features = {v['feature'] for v in data_['slices']['feature_values']}
     assert set(F.SHAPE_FEATURES) | {F.LABEL_KEY} == features
+    # Every listed example is a picture with its id: label suspects, hardest examples, the
+    # mistakes under each finding.
+    listed = data_['hardest_examples'] + data_['diagnosis']['label_suspects']
+    listed += [r for s in data_['slices']['slices'] for r in s.get('examples', {}).get('rows', [])]
+    assert data_['diagnosis']['label_suspects'] and listed
+    assert all(r.get('png') and r['example_id'] for r in listed)
     with open(os.path.join(report.uri, 'report.html')) as f:
-        assert f.read().count('data:image/png;base64,') >= len(first)
+        page = f.read()
+    assert page.count('data:image/png;base64,') >= len(first) + len(listed)
+    assert f'title="example {first[0]["example_id"]}"' in page

@@ -247,13 +247,17 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         gate: Optional[Dict] = None,
         label_name: Optional[str] = None,
     ) -> Dict:
-        gallery = []
-        if image:
-            gallery = _thumbnails(
-                beam_analysis.read_part(output.uri, beam_analysis.PART_GALLERY),
-                height=int(image[1]),
-                width=int(image[2]),
-            )
+        def part(name: str):
+            return beam_analysis.read_part(output.uri, name)
+
+        gallery = part(beam_analysis.PART_GALLERY) if image else []
+        hardest = part(beam_analysis.PART_HARDEST)
+        suspects = part(beam_analysis.PART_SUSPECTS)
+        finding_examples = part(beam_analysis.PART_FINDING_EXAMPLES)
+        if image:  # every listed example as a picture
+            records = [r for pair in gallery for r in pair['examples']] + hardest + suspects
+            records += [r for rows in finding_examples.values() for r in rows]
+            _to_png(records, height=int(image[1]), width=int(image[2]))
         tfma_rows = []
         if evaluation is not None:
             from components.error_analysis.beam.tfma_metrics import sliced_metrics
@@ -264,17 +268,15 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             label_name=label_name,
             splits=splits,
             class_names=class_names,
-            totals=beam_analysis.read_part(output.uri, beam_analysis.PART_TOTALS),
-            slices=beam_analysis.read_part(output.uri, beam_analysis.PART_SLICES),
-            hardest=beam_analysis.read_part(output.uri, beam_analysis.PART_HARDEST),
-            diagnosis=beam_analysis.read_part(output.uri, beam_analysis.PART_DIAGNOSIS),
-            label_suspects=beam_analysis.read_part(output.uri, beam_analysis.PART_SUSPECTS),
-            finding_examples=beam_analysis.read_part(
-                output.uri, beam_analysis.PART_FINDING_EXAMPLES
-            ),
+            totals=part(beam_analysis.PART_TOTALS),
+            slices=part(beam_analysis.PART_SLICES),
+            hardest=hardest,
+            diagnosis=part(beam_analysis.PART_DIAGNOSIS),
+            label_suspects=suspects,
+            finding_examples=finding_examples,
             tfma_rows=tfma_rows,
             baseline=baseline,
-            measured=beam_analysis.read_part(output.uri, beam_comparison.PART_COMPARISON),
+            measured=part(beam_comparison.PART_COMPARISON),
             gallery=gallery,
             tags=tags,
             gate=gate,
@@ -323,18 +325,17 @@ def _saved_lines(model_dir: str, name: str) -> List[str]:
         return [line.rstrip('\n') for line in f if line.strip()]
 
 
-def _thumbnails(pairs: List[Dict], height: int, width: int) -> List[Dict]:
-    """Raw grayscale bytes -> base64 PNG, per confusion pair."""
+def _to_png(records: List[Dict], height: int, width: int) -> None:
+    """Each record's raw grayscale `image` bytes -> a base64 PNG `png`, in place."""
     import base64
 
     import numpy as np
 
-    for pair in pairs:
-        for record in pair['examples']:
+    for record in records:
+        if 'image' in record:
             pixels = np.frombuffer(base64.b64decode(record.pop('image')), np.uint8)
             png = tf.io.encode_png(pixels.reshape(height, width, 1)).numpy()
             record['png'] = base64.b64encode(png).decode()
-    return pairs
 
 
 def _record_summary(output: types.Artifact, data: Dict) -> None:

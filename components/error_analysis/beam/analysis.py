@@ -84,9 +84,8 @@ class _Predict(beam.DoFn):
         batch = self._predictor.predict(serialized)
         _ids_to_categories(batch.columns, self._params.slice_features)
         if self._params.image:
-            yield beam.pvalue.TaggedOutput(
-                'gallery', _mistaken_images(batch, serialized, self._params.image[0])
-            )
+            batch = dataclasses.replace(batch, images=_images(serialized, self._params.image[0]))
+            yield beam.pvalue.TaggedOutput('gallery', _mistaken_images(batch))
         yield batch
 
 
@@ -110,28 +109,26 @@ def _ids_to_categories(columns: Dict[str, np.ndarray], slice_features: Dict[str,
             columns[name] = _ids_as_text(columns[name])
 
 
-def _mistaken_images(
-    batch: PredictionBatch, serialized: List[bytes], image_key: str
-) -> List[Tuple[Tuple[int, int], Dict]]:
-    """((true, predicted), record with the raw image) for each mistake of the batch."""
+def _images(serialized: List[bytes], image_key: str) -> np.ndarray:
+    """Each example's raw image bytes (an object array)."""
     import tensorflow as tf
 
-    wrong = np.flatnonzero(batch.errors > 0)
-    if not len(wrong):
-        return []
-    images = tf.io.parse_example(
-        [serialized[i] for i in wrong], {image_key: tf.io.FixedLenFeature([], tf.string)}
-    )[image_key].numpy()
+    parsed = tf.io.parse_example(serialized, {image_key: tf.io.FixedLenFeature([], tf.string)})
+    return np.array(list(parsed[image_key].numpy()), dtype=object)
+
+
+def _mistaken_images(batch: PredictionBatch) -> List[Tuple[Tuple[int, int], Dict]]:
+    """((true, predicted), record with the raw image) for each mistake of the batch."""
     return [
         (
             (int(batch.labels[i]), int(batch.predicted[i])),
             {
                 'example_id': str(batch.example_ids[i]),
                 'confidence': float(batch.confidence[i]),
-                'image': base64.b64encode(image).decode(),
+                'image': base64.b64encode(batch.images[i]).decode(),
             },
         )
-        for i, image in zip(wrong, images)
+        for i in np.flatnonzero(batch.errors > 0)
     ]
 
 
@@ -166,7 +163,7 @@ def example_row(batch: PredictionBatch, i: int) -> Dict:
             if value is None or (isinstance(value, float) and np.isnan(value))
             else (value if isinstance(value, str) else float(value))
         )
-    return {
+    row = {
         'example_id': str(batch.example_ids[i]),
         'label': int(batch.labels[i]),
         'predicted': int(batch.predicted[i]),
@@ -174,6 +171,9 @@ def example_row(batch: PredictionBatch, i: int) -> Dict:
         'loss': float(batch.loss[i]),
         'features': features,
     }
+    if batch.images is not None:
+        row['image'] = base64.b64encode(batch.images[i]).decode()
+    return row
 
 
 def predictions_schema(slice_features: Dict[str, str], num_classes: int) -> pa.Schema:

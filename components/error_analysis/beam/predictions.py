@@ -31,6 +31,9 @@ class PredictionBatch:
     columns: Dict[str, np.ndarray]
     # Confident-learning label-issue flag per example, once the class thresholds are known.
     label_suspect: Optional[np.ndarray] = None
+    # Image data only: each example's raw image bytes, so any example the report lists can
+    # be shown as a picture.
+    images: Optional[np.ndarray] = None
 
     @property
     def predicted(self) -> np.ndarray:

@@ -304,10 +304,23 @@ def encode_columns(
     return codes
 
 
+def fine_from_codes(
+    codes: np.ndarray, columns: Dict[str, np.ndarray], encoders: Sequence[binning.FeatureEncoder]
+) -> np.ndarray:
+    """encode_columns(columns, encoders, fine=True) given the codes: only the split numeric
+    columns are encoded again (the others' fine codes are their codes)."""
+    fine = codes.copy()
+    for column, encoder in enumerate(encoders):
+        if encoder.fine_edges:
+            fine[:, column] = encoder.encode_fine(columns[encoder.source_column])
+    return fine
+
+
 def _encode(batch: lattice.ColumnBatch, encoders: Sequence[binning.FeatureEncoder]) -> EncodedBatch:
+    codes = encode_columns(batch.columns, encoders)
     return EncodedBatch(
-        codes=encode_columns(batch.columns, encoders),
-        fine=encode_columns(batch.columns, encoders, fine=True),
+        codes=codes,
+        fine=fine_from_codes(codes, batch.columns, encoders),
         errors=np.asarray(batch.errors, dtype=np.int8),
         holdout=lattice.holdout_mask(batch.example_ids),
     )

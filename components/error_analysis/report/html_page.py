@@ -299,8 +299,10 @@ def _hardest(report: Dict) -> str:
     if not rows:
         return '<p>No mistakes.</p>'
     features = list(rows[0]['features'])
+    images = any(r.get('png') for r in rows)
     body = [
-        [
+        ([f'<td>{_thumbnail(r)}</td>'] if images else [])
+        + [
             _td(r['example_id']),
             _td(r['label_name']),
             _td(r['predicted_name']),
@@ -309,7 +311,8 @@ def _hardest(report: Dict) -> str:
         + [_td(display_value(r['features'].get(f))) for f in features]
         for r in rows
     ]
-    return _table(['example id', 'true', 'predicted', 'confidence'] + features, body)
+    headers = (['image'] if images else []) + ['example id', 'true', 'predicted', 'confidence']
+    return _table(headers + features, body)
 
 
 def _gallery(report: Dict) -> str:
@@ -319,7 +322,9 @@ def _gallery(report: Dict) -> str:
     for pair in report['gallery']:
         images = ''.join(
             f'<figure><img src="data:image/png;base64,{r["png"]}" width="56" height="56" '
-            f'alt="{escape(r["example_id"])}"><figcaption>{r["confidence"]:.2f}</figcaption></figure>'
+            f'alt="{escape(r["example_id"])}" title="example {escape(r["example_id"])}">'
+            f'<figcaption>{r["confidence"]:.2f}<br><span class=muted>'
+            f'{escape(r["example_id"][:8])}</span></figcaption></figure>'
             for r in pair['examples']
         )
         blocks.append(
@@ -468,8 +473,10 @@ def _label_suspects(report: Dict) -> str:
         return ''
     rows = diagnosis['label_suspects']
     features = list(rows[0]['features'])
+    images = any(r.get('png') for r in rows)
     body = [
-        [
+        ([f'<td>{_thumbnail(r)}</td>'] if images else [])
+        + [
             _td(r['example_id']),
             _td(r['label_name']),
             _td(f'{r["label_probability"]:.3f}', True),
@@ -485,9 +492,9 @@ def _label_suspects(report: Dict) -> str:
         if len(rows) == overall['suspects']
         else f'the {len(rows):,} most suspicious of {overall["suspects"]:,}'
     )
+    headers = ['example id', 'given label', 'its probability', 'predicted', 'confidence']
     return f'<h2>Label suspects ({shown}, most suspicious first)</h2>' + _table(
-        ['example id', 'given label', 'its probability', 'predicted', 'confidence'] + features,
-        body,
+        (['image'] if images else []) + headers + features, body
     )
 
 
