@@ -4,10 +4,12 @@ vega_datasets' local tables), plus generated edge cases, each written to a CSV a
 `local_runner.py --pipeline csv` in its own output folder. Printed: one row per table with its
 accuracy, held findings and whether the report agrees with itself (report/invariants.py,
 re-checked on the report.json read back through ML Metadata), then the details of every
-table that crashed or broke a rule, with the command that reproduces it.
+table that crashed or broke a rule, with the command that reproduces it; the exit status is 1
+when any did. Each run is in this process, one after another, with few training steps.
 
     python bench/corpus.py                        # make bench-corpus
     python bench/corpus.py --only wine,rows_20 --out /tmp/corpus   # keep the outputs
+    python bench/corpus.py --list                 # the tables and where they come from
 
 vega_datasets tables used, each with its class column (the rest have none, or one only by
 contrivance: a time series, a two-column table, or fewer rows than the pipeline accepts):
@@ -15,7 +17,9 @@ iris/species (scikit-learn's iris with text labels and camelCase names), cars/Or
 identifier-like Name, missing numbers, a date), seattle_weather/weather (five imbalanced
 classes, a date per row), stocks/symbol (a date and a price only: the date is sliced by its
 parts), barley/site (120 rows, text columns), airports/state (56 classes, identifier-like
-columns, a nearly constant country), la_riots/type (63 rows, names and addresses).
+columns, a nearly constant country; its 12 rows without a state dropped, as the preflight
+asks), la_riots/type (63 rows, names and addresses). Generated: no errors, one error, 99:1,
+50 classes, categorical-only, numeric-only, constant columns, 20 rows.
 """
 
 import argparse
@@ -251,7 +255,7 @@ TABLES: Dict[str, Table] = {
         Table(
             'breast_cancer', 'target', lambda: sklearn_table('load_breast_cancer'), 'scikit-learn'
         ),
-        Table('digits', 'target', lambda: sklearn_table('load_digits'), 'scikit-learn, 8x8 pixels'),
+        Table('digits', 'target', lambda: sklearn_table('load_digits'), 'scikit-learn: 8x8 pixels'),
         Table('penguins', 'species', penguins, 'palmerpenguins'),
         _vega('vega_iris', 'iris', 'species', 'text labels'),
         _vega('cars', 'cars', 'Origin', 'id-like Name, missing values, a date'),
@@ -268,12 +272,12 @@ TABLES: Dict[str, Table] = {
         _vega('la_riots', 'la_riots', 'type', '63 rows, names and addresses'),
         Table('no_errors', 'side', separable, 'generated: perfectly separable'),
         Table('one_error', 'side', one_error, 'generated: one flipped label in eval'),
-        Table('imbalance_99_1', 'outcome', imbalanced, 'generated'),
-        Table('classes_50', 'kind', many_classes, 'generated'),
-        Table('categorical_only', 'liked', categorical_only, 'generated'),
-        Table('numeric_only', 'grade', numeric_only, 'generated'),
-        Table('constant_column', 'y', constant_column, 'generated'),
-        Table('rows_20', 'side', twenty_rows, 'generated'),
+        Table('imbalance_99_1', 'outcome', imbalanced, 'generated: 99:1, 2,000 rows'),
+        Table('classes_50', 'kind', many_classes, 'generated: 50 classes of 40 rows'),
+        Table('categorical_only', 'liked', categorical_only, 'generated: text columns only'),
+        Table('numeric_only', 'grade', numeric_only, 'generated: numbers only'),
+        Table('constant_column', 'y', constant_column, 'generated: a constant number and text'),
+        Table('rows_20', 'side', twenty_rows, 'generated: the fewest rows accepted'),
     ]
 }
 
@@ -482,7 +486,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     p.add_argument('--train-steps', type=int, default=TRAIN_STEPS, help='(default: %(default)s)')
     p.add_argument('--out', metavar='DIR', help='work here and keep the outputs')
+    p.add_argument('--list', action='store_true', help='list the tables and exit')
     args = p.parse_args(argv)
+    if args.list:
+        print('\n'.join(f'{t.name:17s} label {t.label:9s} {t.source}' for t in TABLES.values()))
+        return 0
     names = args.only.split(',') if args.only else list(TABLES)
     unknown = [n for n in names if n not in TABLES]
     if unknown:
