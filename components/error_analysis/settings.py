@@ -160,7 +160,7 @@ class Settings:
         'new',
         _gate_mode,
         'push only if the failing slices pass: off; new (no failing slice fails significantly '
-        'more than under the latest blessed model, measured on both models\' predictions); any '
+        "more than under the latest blessed model, measured on both models' predictions); any "
         '(no held finding above --max-slice-error-rate)',
     )
     max_slice_error_rate: float = _setting(
