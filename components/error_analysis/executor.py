@@ -3,7 +3,7 @@ report files and records the summary in ML Metadata custom properties."""
 
 import json
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 from absl import logging
@@ -222,6 +222,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                     'significance': settings.significance,
                 },
                 label_name=(_saved_lines(model_dir, 'label_name.txt') or [label_key])[0],
+                label_sources=context,
             )
         except Exception:
             # Leave nothing behind that could pass for a report.
@@ -246,6 +247,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         baseline: Optional[Dict] = None,
         gate: Optional[Dict] = None,
         label_name: Optional[str] = None,
+        label_sources: Sequence[str] = (),
     ) -> Dict:
         def part(name: str):
             return beam_analysis.read_part(output.uri, name)
@@ -266,6 +268,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         data = report_build.build_report(
             label_key=label_key,
             label_name=label_name,
+            label_sources=label_sources,
             splits=splits,
             class_names=class_names,
             totals=part(beam_analysis.PART_TOTALS),

@@ -171,6 +171,7 @@ def build_report(
     label_key: str,
     splits: Sequence[str],
     label_name: Optional[str] = None,
+    label_sources: Sequence[str] = (),
     class_names: Sequence[str],
     totals: Dict,
     slices: Dict,
@@ -213,6 +214,7 @@ def build_report(
         'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'label_key': label_key,
         'label_name': label_name or label_key,
+        'label_sources': list(label_sources),
         'splits': list(splits),
         'class_names': names,
         'overall': {

@@ -400,7 +400,7 @@ def _classes(report: Dict) -> str:
 
 
 def _num(x: Optional[float], digits: int = 2) -> str:
-    return '' if x is None else f'{x:.{digits}f}'
+    return '–' if x is None else f'{x:.{digits}f}'
 
 
 def _next_steps(report: Dict) -> str:
@@ -450,8 +450,8 @@ def _diagnosis_cells(d: Optional[Dict]) -> List[str]:
             True,
         ),
         _td(
-            f'{_pct(inside["suspect_share_of_errors"])} vs '
-            f'{_pct(outside["suspect_share_of_errors"])}',
+            f'{_pct(inside["suspect_share_of_errors"]) or "–"} vs '
+            f'{_pct(outside["suspect_share_of_errors"]) or "– (no errors)"}',
             True,
         ),
         _td(
@@ -522,8 +522,9 @@ def _finding_examples(report: Dict) -> str:
         examples = s['examples']
         rows = examples['rows']
         own = list(dict.fromkeys(p['feature'] for p in s['predicates']))
-        context = list(dict.fromkeys(c for r in rows for c in r.get('context', {})))
-        rest = [f for f in dict.fromkeys(f for r in rows for f in r['features']) if f not in own]
+        present = list(dict.fromkeys(f for r in rows for f in r['features']))
+        context = [f for f in report.get('label_sources', []) if f in present and f not in own]
+        rest = [f for f in present if f not in own and f not in context]
         body = [
             ([f'<td>{_thumbnail(r)}</td>'] if r.get('png') else [])
             + [_td(r['example_id'])]
@@ -534,7 +535,7 @@ def _finding_examples(report: Dict) -> str:
                 _td(f'{r["confidence"]:.3f}', True),
                 _td('suspect' if r.get('label_suspect') else ''),
             ]
-            + [_td(display_value(r.get('context', {}).get(c))) for c in context]
+            + [_td(display_value(r['features'].get(c))) for c in context]
             + [_td(display_value(r['features'].get(f))) for f in rest]
             for r in rows
         ]
