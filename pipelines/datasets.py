@@ -126,7 +126,7 @@ def _mnist(classes: Optional[str] = None, model: Optional[str] = None) -> Datase
         example_format='tfrecord',
         trainer_config={'num_classes': len(chosen), 'model': model or 'dense'},
         class_names=tuple(str(d) for d in chosen),
-        slice_features=(F.LABEL_KEY,) + F.SHAPE_FEATURES,
+        slice_features=F.SHAPE_FEATURES,  # never the label: the per-class table covers it
         image=(F.IMAGE_KEY, F.HEIGHT, F.WIDTH),
         prepare_data=functools.partial(_mnist_prepare, classes=chosen),
         transformed_features=F.SHAPE_FEATURES + tuple(map(F.bucket_name, F.SHAPE_FEATURES)),

@@ -84,7 +84,7 @@ def test_mnist_pipeline_report_has_gallery_and_shape_slices(mnist_run):
     assert png.shape == (28, 28, 1) and png.max() > 0
     # Slices and per-value stats cover the shape features computed in Transform.
     features = {v['feature'] for v in data_['slices']['feature_values']}
-    assert set(F.SHAPE_FEATURES) | {F.LABEL_KEY} == features
+    assert set(F.SHAPE_FEATURES) == features  # never the label: a slice would restate it
     # Every listed example is a picture with its id: label suspects, hardest examples, the
     # mistakes under each finding.
     listed = data_['hardest_examples'] + data_['diagnosis']['label_suspects']

@@ -59,7 +59,7 @@ def report():
         for i in range(5)
     ]
     return report_build.build_report(
-        label_key='y',
+        label_key='label',
         splits=['eval'],
         class_names=['no', 'yes'],
         totals={'confusion': [[rows - errors, 0], [errors, 0]], 'loss_sum': 1.0},
@@ -152,6 +152,13 @@ def test_a_highlight_from_an_unconfirmed_slice_is_caught(report):
         r['highlights'].setdefault('c', []).append('c = b')
 
     assert any("'c = b' is highlighted" in p for p in _broken(report, mark))
+
+
+def test_a_slice_on_the_label_is_caught(report):
+    def on_label(r):
+        r['label_name'] = 'c'  # as if the column c were the label
+
+    assert any("the label 'c' is sliced on" in p for p in _broken(report, on_label))
 
 
 def test_one_class_precision_under_a_slice_name_is_caught(report):

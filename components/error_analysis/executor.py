@@ -127,7 +127,20 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         label_key = exec_properties[spec.LABEL_KEY_KEY]
         requested = list(settings.slice_features)
         max_values = settings.max_values_per_feature
+        model_dir = path_utils.serving_model_path(model.uri)
+        # The label as the user named it (the raw column when label_key is a transformed
+        # feature): neither it nor label_key is ever a slice feature, a finding would restate
+        # the label (the confusion matrix and per-class table already split errors by class).
+        raw_label = (_saved_lines(model_dir, 'label_name.txt') or [label_key])[0]
+        labels = {label_key, raw_label}
+        asked = sorted(labels & set(requested))
+        if asked:
+            raise InputError(
+                f"slice feature '{asked[0]}' is the label: a slice on it would restate the "
+                'label (the per-class table covers it); leave it out of the slice features'
+            )
         features = slice_feature_types(schema, requested, label_key, max_values)
+        features = {name: kind for name, kind in features.items() if name not in labels}
         transformed = [name for name in requested if name not in features]
         rules, manual = _tag_inputs(settings)
         # Features the rules read but slice discovery does not use.
@@ -145,14 +158,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             f.name
             for f in schema.feature
             if 'SERVING' in f.not_in_environment
-            and f.name != label_key
+            and f.name not in labels
             and f.type in _TYPE_NAMES
             and f.name not in features
         ]
         features.update(slice_feature_types(schema, context, label_key, max_values))
         image = json.loads(exec_properties.get(spec.IMAGE_KEY) or '[]') or None
         patterns = _split_files(examples, list(settings.splits))
-        model_dir = path_utils.serving_model_path(model.uri)
 
         # Fail fast, before any Beam work, on labels, outputs or features that do not fit.
         # `checker` stays referenced through the Beam run: its model is the one the in-process
@@ -221,7 +233,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                     'max_slice_error_rate': settings.max_slice_error_rate,
                     'significance': settings.significance,
                 },
-                label_name=(_saved_lines(model_dir, 'label_name.txt') or [label_key])[0],
+                label_name=raw_label,
                 label_sources=context,
             )
         except Exception:

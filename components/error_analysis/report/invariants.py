@@ -138,6 +138,14 @@ def _highlights_held(report: Dict) -> List[str]:
     return problems
 
 
+def _label_not_sliced(report: Dict) -> List[str]:
+    """No slice or per-value row is on the label itself: it would restate the label."""
+    labels = {report['label_key'], report.get('label_name')}
+    used = {p['feature'] for s in report['slices']['slices'] for p in s['predicates']}
+    used |= {v['feature'] for v in report['slices']['feature_values']}
+    return [f'the label {name!r} is sliced on' for name in sorted(used & labels)]
+
+
 def _tfma_per_class(report: Dict) -> List[str]:
     """With more than two classes, an unqualified precision/recall would be one class's value
     shown under the slice's name: only macro (or per-class) values may be shown."""
@@ -180,6 +188,7 @@ CHECKS = (
     _counts_agree,
     _tables_sorted,
     _highlights_held,
+    _label_not_sliced,
     _tfma_per_class,
     _gate_consistent,
     _qualifiers,
