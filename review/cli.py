@@ -4,10 +4,16 @@
     python local_runner.py compare [RUN_A [RUN_B]] [--output-dir D] [--pipeline P] [--no-tfma]
 
 Runs are named by their run id (as `history` prints it, or a unique prefix) or their number
-(1 = oldest, -1 = latest). `compare` defaults to the last two runs with a report; with one
-run, that run against the latest with a report. Both first cancel the executions an ended
-process left RUNNING (review/interrupts.py). Exit status 2 with a one-line error when the
-store, the pipeline or a run is not there.
+(1 = oldest, -1 = latest). `compare` defaults to the latest run with a report against the run
+whose report it was compared with by its ErrorAnalysis (that comparison is stored: nothing is
+measured again); with one run, that run against the latest with a report. Both first cancel
+the executions an ended process left RUNNING (review/interrupts.py). Exit status 2 with a
+one-line error when the store, the pipeline or a run is not there.
+
+Fast as `git log`: ML Metadata and the report files only. TensorFlow, TFMA and Beam are never
+imported unless a comparison has to be measured afresh (Beam, a few seconds, said first on
+stderr) or a report has no copy of its TFMA metrics (TFMA); tests/test_review_cli.py checks a
+fresh process.
 """
 
 import argparse
@@ -37,11 +43,12 @@ def _clip(text: str, width: int) -> str:
 def _parser(command: str) -> argparse.ArgumentParser:
     descriptions = {
         'history': 'One line per run of a pipeline, read from ML Metadata: time, run id, '
-        'pipeline, blessed, accuracy, error rate, failing slices (held on held-out '
-        'data), the top one.',
+        'pipeline, outcome (pushed, gate blocked, blessed but not pushed, not blessed, '
+        'cancelled, failed), accuracy, error rate, failing slices (held on held-out data), '
+        'the top one.',
         'compare': 'Failing slices new, resolved and persisting between two runs (default: '
-        'the last two with a report), error rates side by side, and per-slice accuracy changes '
-        "from the two runs' evaluations.",
+        'the latest with a report against the run it was compared with when it ran), error '
+        "rates side by side, and per-slice accuracy changes from the two runs' evaluations.",
     }
     p = argparse.ArgumentParser(
         prog=f'local_runner.py {command}', description=descriptions[command]
@@ -62,22 +69,26 @@ def _parser(command: str) -> argparse.ArgumentParser:
             'runs',
             nargs='*',
             metavar='RUN',
-            help='RUN_A RUN_B: run ids or numbers from `history` (default: the last '
-            'two runs with a report; one RUN: that run against the latest with one)',
+            help='RUN_A RUN_B: run ids or numbers from `history` (default: the latest run '
+            'with a report against the run whose report it was compared with; one RUN: that '
+            'run against the latest with one). A pair its ErrorAnalysis did not compare is '
+            "measured on both runs' predictions in a local Beam pipeline (a few seconds)",
         )
         p.add_argument(
             '--no-tfma',
             action='store_true',
-            help="per-slice accuracy from the reports' copies of the TFMA metrics "
-            '(faster: no TFMA import)',
+            help="per-slice accuracy only from the reports' copies of the TFMA metrics, never "
+            'from an evaluation (by default an evaluation is read, importing TFMA, only for a '
+            'report without a copy)',
         )
     return p
 
 
 def print_history(rows: List[Dict], pipeline: str, where: str) -> None:
+    """One line per run; `outcome` says what became of its model (Run.outcome)."""
     print(f'{pipeline}: {len(rows)} run(s) in {where}')
     header = (
-        f'{"#":>3}  {"time":19s}  {"run id":26s}  {"pipeline":16s}  {"blessed":7s}  '
+        f'{"#":>3}  {"time":19s}  {"run id":26s}  {"pipeline":16s}  {"outcome":19s}  '
         f'{"accuracy":>8s}  {"error rate":>10s}  {"failing":>7s}  top slice'
     )
     print(header)
@@ -89,7 +100,7 @@ def print_history(rows: List[Dict], pipeline: str, where: str) -> None:
         failing = '-' if r['failing_slices'] is None else str(r['failing_slices'])
         print(
             f'{r["number"]:>3}  {r["time"]:19s}  {r["run_id"]:26s}  {r["pipeline"]:16s}  '
-            f'{_yes_no(r["blessed"]):7s}  {_num(r["accuracy"]):>8s}  '
+            f'{r["outcome"]:19s}  {_num(r["accuracy"]):>8s}  '
             f'{_pct(r["error_rate"]):>10s}  {failing:>7s}  {_clip(top, TOP_SLICE_WIDTH)}'
         )
 
@@ -134,12 +145,12 @@ def print_comparison(c: Dict) -> None:
         f'run #{a["number"]} {a["run_id"]}'
     )
     for label, ref in (('A', a), ('B', b)):
-        print(
-            f'  {label}  #{ref["number"]:<3} blessed {_yes_no(ref["blessed"]):3s}  '
-            f'report {ref["report_uri"]}'
-        )
+        outcome = ref.get('outcome') or f'blessed {_yes_no(ref.get("blessed"))}'
+        print(f'  {label}  #{ref["number"]:<3} {outcome:19s}  report {ref["report_uri"]}')
     if c.get('same_report'):
         print('  (both runs point at the same report: ErrorAnalysis was served from the cache)')
+    if c.get('source'):
+        print(f'  comparison {c["source"]}')
     overall = c['overall']
     change = overall['error_rate_change']
     print(
@@ -186,12 +197,16 @@ def history(argv: List[str]) -> int:
     try:
         r = review.Review(a.output_dir, a.pipeline)
         cancel_orphans(a.output_dir)
-        rows = r.history()
+        rows = r.history(read_evaluation=False)  # accuracy from the reports: no TFMA
     except review.ReviewError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     print_history(rows, r.pipeline, r.where)
     return 0
+
+
+def _note(line: str) -> None:
+    print(f'note: {line}', file=sys.stderr, flush=True)
 
 
 def compare(argv: List[str]) -> int:
@@ -204,12 +219,16 @@ def compare(argv: List[str]) -> int:
     refs = a.runs + [None] * (2 - len(a.runs))
     import logging
 
-    for name in ('tensorflow', 'absl'):  # TFMA's deprecation and per-slice plot warnings
+    # Only when a library is imported (a fresh measure: Beam; an evaluation: TFMA): their
+    # warnings and per-slice plot messages stay off the console.
+    for name in ('tensorflow', 'absl', 'apache_beam'):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
         r = review.Review(a.output_dir, a.pipeline)
         cancel_orphans(a.output_dir)
-        comparison = r.compare(refs[0], refs[1], tfma=not a.no_tfma)
+        comparison = r.compare(
+            refs[0], refs[1], tfma=False if a.no_tfma else None, on_measure=_note
+        )
     except review.ReviewError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

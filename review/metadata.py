@@ -1,4 +1,7 @@
-"""Finding runs, executions and artifacts in ML Metadata, never by guessing paths."""
+"""Finding runs, executions and artifacts in ML Metadata, never by guessing paths.
+
+Light: ML Metadata only, no TensorFlow or TFX (`history`, `compare`, `review-sheet` read the
+store through this in well under a second)."""
 
 import dataclasses
 import os
@@ -6,7 +9,6 @@ from typing import Dict, List, Optional
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tfx.orchestration import metadata as tfx_metadata
 
 from components.error_analysis import files
 from pipelines import layout
@@ -21,6 +23,10 @@ def sqlite_path(output_dir: str) -> str:
 
 
 def sqlite_config(output_dir: str) -> metadata_store_pb2.ConnectionConfig:
+    """TFX's connection config for the local store (for the pipeline run, which imports TFX
+    anyway: imported here, not at the top, so reading the store never loads TensorFlow)."""
+    from tfx.orchestration import metadata as tfx_metadata
+
     return tfx_metadata.sqlite_metadata_connection_config(sqlite_path(output_dir))
 
 

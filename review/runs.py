@@ -17,13 +17,19 @@ report (the same artifact id).
 
 Errors (no store, unknown pipeline, unknown run, nothing to compare) raise ReviewError, whose
 message says what was looked for and what exists.
+
+Light to import: ML Metadata, the report files and numpy. TensorFlow, TFMA and Beam are imported
+only by what needs them (Run.eval_result, Review.eval_results, TFMA rows read from an
+evaluation rather than a report, a comparison measured afresh), so `history`, `compare` and
+`review-sheet` start in well under a second.
 """
 
 import dataclasses
 import datetime
 import json
 import os
-from typing import Dict, List, Optional, Sequence, Union
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -35,6 +41,18 @@ from review import metadata
 PIPELINE_PREFIX = 'blindspot-'
 DEFAULT_PIPELINE = 'blindspot-taxi'
 _SHOWN_RUNS = 8
+# Files an ErrorAnalysis report stores beside itself: the measure made when it compared itself
+# with a baseline report, and the run's feature encoders (to place its slices on rows). They
+# are named in components/error_analysis/beam/comparison.py (PART_COMPARISON, PART_ENCODERS),
+# which imports Beam: repeated here, and tests/test_review_cli.py checks the two agree.
+PART_COMPARISON = 'comparison.json'
+PART_ENCODERS = 'encoders.json'
+
+# Run.outcome: what became of a run's model.
+PUSHED = 'pushed'
+BLESSED_NOT_PUSHED = 'blessed, not pushed'
+GATE_BLOCKED = 'gate blocked'
+NOT_BLESSED = 'not blessed'
 
 Source = Union[
     str,
@@ -50,13 +68,21 @@ class ReviewError(LookupError):
 
 
 def _read_text(path: str) -> str:
-    if '://' in path:  # gs:// and other remote file systems
+    if '://' in path:  # gs:// and other remote file systems (TensorFlow's file systems)
         import tensorflow as tf
 
         with tf.io.gfile.GFile(path) as f:
             return f.read()
     with open(path) as f:
         return f.read()
+
+
+def _exists(path: str) -> bool:
+    if '://' in path:
+        import tensorflow as tf
+
+        return tf.io.gfile.exists(path)
+    return os.path.exists(path)
 
 
 def connect(source: Source):
@@ -139,7 +165,9 @@ class Run:
     pipeline: str
     context: metadata_store_pb2.Context
     components: Dict[str, metadata.ComponentRun]
-    _report: Optional[Dict] = dataclasses.field(default=None, repr=False)
+    # Loaded report.json files by report artifact id, shared by a Review's runs: the runs
+    # served from the cache point at one report, read once.
+    _reports: Dict[int, Dict] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def time(self) -> datetime.datetime:
@@ -197,13 +225,39 @@ class Run:
             return 'running'
         return 'complete'
 
+    def gate_passed(self) -> Optional[bool]:
+        """The slice gate's verdict on this run's report (None: no report, or one written
+        before the gate)."""
+        if self.report is None:
+            return None
+        passed = metadata.custom_value(self.report, error_analysis.files.SLICE_GATE_PASSED)
+        return None if passed is None else bool(passed)
+
+    @property
+    def outcome(self) -> str:
+        """What became of the run's model, in `history`'s words: 'pushed'; 'gate blocked'
+        (blessed, but the slice gate kept the Pusher from running); 'blessed, not pushed'
+        (blessed, and the Pusher did not push for another reason); 'not blessed'; else the
+        status's first word ('cancelled', 'failed', 'running') or '-' (no evaluation)."""
+        if self.model_pushed:
+            return PUSHED
+        if self.status != 'complete':
+            return self.status.split()[0]
+        if self.blessed is None:
+            return '-'
+        if not self.blessed:
+            return NOT_BLESSED
+        return GATE_BLOCKED if self.gate_passed() is False else BLESSED_NOT_PUSHED
+
     def report_json(self) -> Optional[Dict]:
         """The loaded report.json of this run's ErrorAnalysis report (None without one)."""
-        if self._report is None and self.report is not None:
-            self._report = json.loads(
+        if self.report is None:
+            return None
+        if self.report.id not in self._reports:
+            self._reports[self.report.id] = json.loads(
                 _read_text(os.path.join(self.report.uri, error_analysis.files.REPORT_JSON))
             )
-        return self._report
+        return self._reports[self.report.id]
 
     def report_html_path(self) -> Optional[str]:
         return (
@@ -239,12 +293,13 @@ class Run:
             raise ReviewError(f'run {self.run_id} has no evaluation ({self.status})')
         return error_analysis.load_eval_result(self.evaluation.uri)
 
-    def accuracy(self) -> Optional[float]:
+    def accuracy(self, read_evaluation: bool = True) -> Optional[float]:
         """Overall accuracy from the Evaluator (as carried in the report, else read from the
-        evaluation), else the report's own."""
+        evaluation, which imports TFMA: not with read_evaluation=False), else the report's
+        own."""
         data = self.report_json()
         rows = (data or {}).get('tfma') or []
-        if not rows and self.evaluation is not None:
+        if not rows and self.evaluation is not None and read_evaluation:
             rows = self.tfma_rows()
         metric = error_analysis.accuracy_metric(rows)
         overall = next((r for r in rows if not r['features']), None)
@@ -256,8 +311,8 @@ class Run:
         data = self.report_json()
         return data['overall']['error_rate'] if data else None
 
-    def summary(self) -> Dict:
-        """One history row."""
+    def summary(self, read_evaluation: bool = True) -> Dict:
+        """One history row (read_evaluation=False: accuracy only from the report, no TFMA)."""
         failing = self.failing_slices()
         return {
             'number': self.number,
@@ -265,8 +320,11 @@ class Run:
             'run_id': self.run_id,
             'pipeline': self.pipeline,
             'status': self.status,
+            'outcome': self.outcome,
             'blessed': self.blessed,
-            'accuracy': self.accuracy(),
+            'pushed': self.model_pushed,
+            'gate_passed': self.gate_passed(),
+            'accuracy': self.accuracy(read_evaluation),
             'error_rate': self.error_rate(),
             'failing_slices': len(failing) if self.report is not None else None,
             'top_slice': failing[0]['slice'] if failing else None,
@@ -281,13 +339,21 @@ class Review:
         self.store, self.where = connect(source)
         self.pipeline = resolve_pipeline(self.store, pipeline, self.where)
         self._runs: Optional[List[Run]] = None
+        self._reports: Dict[int, Dict] = {}
 
     def runs(self) -> List[Run]:
         """Every run of the pipeline, oldest first."""
         if self._runs is None:
             contexts = metadata.pipeline_runs(self.store, self.pipeline)
             self._runs = [
-                Run(i + 1, c.name, self.pipeline, c, metadata.component_runs(self.store, c))
+                Run(
+                    i + 1,
+                    c.name,
+                    self.pipeline,
+                    c,
+                    metadata.component_runs(self.store, c),
+                    self._reports,
+                )
                 for i, c in enumerate(contexts)
             ]
         return self._runs
@@ -330,8 +396,9 @@ class Review:
     def latest(self) -> Run:
         return self.run()
 
-    def history(self) -> List[Dict]:
-        return [r.summary() for r in self.runs()]
+    def history(self, read_evaluation: bool = True) -> List[Dict]:
+        """One row per run (Run.summary), oldest first."""
+        return [r.summary(read_evaluation) for r in self.runs()]
 
     def _with_report(self, run: Run) -> Dict:
         data = run.report_json()
@@ -343,25 +410,62 @@ class Review:
             )
         return data
 
+    def baseline_of(self, run: Run) -> Optional[Run]:
+        """The latest run before `run` holding the report that `run`'s ErrorAnalysis compared
+        itself with (the last blessed model's, when it ran), or None."""
+        data = run.report_json() or {}
+        report_id = (data.get('comparison') or {}).get('baseline_artifact_id')
+        holders = [
+            r
+            for r in self.runs()
+            if r.number < run.number and r.report is not None and r.report.id == report_id
+        ]
+        return holders[-1] if holders else None
+
+    def _default_pair(self, reported: List[Run]) -> Sequence[Run]:
+        """The latest run with a report, against the run whose report it compared itself with
+        (its measure is stored: no Beam), else the latest earlier run with another report
+        (runs served from the cache share one), else the one before it."""
+        run_b = reported[-1]
+        run_a = self.baseline_of(run_b)
+        if run_a is None:
+            earlier = [r for r in reported if r.number < run_b.number]
+            other = [r for r in earlier if r.report.id != run_b.report.id]
+            run_a = (other or earlier)[-1]
+        return run_a, run_b
+
     def compare(
-        self, a: Union[None, int, str] = None, b: Union[None, int, str] = None, tfma: bool = True
+        self,
+        a: Union[None, int, str] = None,
+        b: Union[None, int, str] = None,
+        tfma: Optional[bool] = None,
+        on_measure: Optional[Callable[[str], None]] = None,
     ) -> Dict:
-        """Run `b` (default: the latest with a report) against run `a` (default: the one with
-        a report before `b`):
-        error_analysis.compare_reports, each slice measured on both runs' predictions
-        (_measured), with per-slice accuracy read from the two evaluations (tfma=False: from
-        the copies in the reports, no TFMA import)."""
+        """Run `b` (default: the latest with a report) against run `a` (default: the run whose
+        report `b`'s ErrorAnalysis compared itself with, else the latest earlier run with
+        another report): error_analysis.compare_reports, each slice measured on both runs'
+        predictions (_measured).
+
+        When `b`'s report was compared with `a`'s (the default pair, mostly), that stored
+        comparison is the answer: nothing is measured again. Otherwise the two reports'
+        predictions are measured on a local Beam pipeline (seconds; `on_measure` is called
+        with a line saying so first). Per-slice accuracy: tfma=None the copies of the TFMA
+        metrics in the reports (the Evaluator's numbers), read from an evaluation only for a
+        report without them; True: from the two evaluations (imports TFMA); False: the
+        reports' copies only."""
         runs = self.runs()
         # Defaults skip runs without a report (failed, cancelled): there is nothing to compare.
         reported = [r for r in runs if r.report is not None]
         if a is None and b is None:
-            pool = reported if len(reported) >= 2 else runs  # else the error names the runs
-            if len(pool) < 2:
-                raise ReviewError(
-                    f"pipeline '{self.pipeline}' has {self._listing()} in "
-                    f'{self.where}: need two runs to compare'
-                )
-            run_a, run_b = pool[-2], pool[-1]
+            if len(reported) < 2:  # then the error names the runs
+                if len(runs) < 2:
+                    raise ReviewError(
+                        f"pipeline '{self.pipeline}' has {self._listing()} in "
+                        f'{self.where}: need two runs to compare'
+                    )
+                run_a, run_b = runs[-2], runs[-1]
+            else:
+                run_a, run_b = self._default_pair(reported)
         else:
             run_b = self.run(b) if b is not None or not reported else reported[-1]
             if a is not None:
@@ -375,15 +479,26 @@ class Review:
                     )
                 run_a = earlier[-1]
         base, cur = self._with_report(run_a), self._with_report(run_b)
-        tfma_a = run_a.tfma_rows() if tfma and run_a.evaluation is not None else None
-        tfma_b = run_b.tfma_rows() if tfma and run_b.evaluation is not None else None
-        comparison = error_analysis.compare_reports(
-            base,
-            cur,
-            measured=_measured(run_a, run_b),
-            baseline_tfma=tfma_a,
-            current_tfma=tfma_b,
-        )
+        stored = (cur.get('comparison') or {}) if _compared_with(cur, run_a) else {}
+        if stored and tfma is not True and 'accuracy' in stored:
+            comparison = dict(stored)  # what ErrorAnalysis found, and the gate judged on
+            source = f"stored in run #{run_b.number}'s report (ErrorAnalysis compared the two)"
+        else:
+            started = time.time()
+            measured, stored_measure = _measured(run_a, run_b, on_measure)
+            comparison = error_analysis.compare_reports(
+                base,
+                cur,
+                measured=measured,
+                baseline_tfma=_tfma_rows(run_a, base, tfma),
+                current_tfma=_tfma_rows(run_b, cur, tfma),
+            )
+            source = (
+                f"stored beside run #{run_b.number}'s report"
+                if stored_measure
+                else "measured now on both runs' predictions (a local Beam pipeline, "
+                f'{time.time() - started:.1f} s)'
+            )
         comparison.update(
             {
                 'pipeline': self.pipeline,
@@ -391,6 +506,7 @@ class Review:
                 'baseline_run': _run_ref(run_a),
                 'current_run': _run_ref(run_b),
                 'same_report': run_a.report.id == run_b.report.id,
+                'source': source,
             }
         )
         return comparison
@@ -411,30 +527,48 @@ class Review:
         return tfma.make_eval_results(results, tfma.MODEL_CENTRIC_MODE)
 
 
-def _measured(run_a: Run, run_b: Run) -> Dict:
-    """Both runs' models on the same examples (beam/comparison.py): the measure run B's
-    ErrorAnalysis made when it compared itself with run A's report, else measured now from
-    the two reports' predictions on a local Beam pipeline (seconds on an eval split)."""
-    from apache_beam.io.filesystems import FileSystems
+def _compared_with(report: Dict, run: Run) -> bool:
+    """Whether `report`'s ErrorAnalysis compared itself with `run`'s report."""
+    compared = (report.get('comparison') or {}).get('baseline_artifact_id')
+    return run.report is not None and compared == run.report.id
 
-    from components.error_analysis.beam import comparison
 
-    stored = FileSystems.join(run_b.report.uri, comparison.PART_COMPARISON)
-    compared_with = (run_b.report_json().get('comparison') or {}).get('baseline_artifact_id')
-    if compared_with == run_a.report.id and FileSystems.exists(stored):
-        with FileSystems.open(stored) as f:
-            measured = json.loads(f.read())
+def _tfma_rows(run: Run, report: Dict, tfma: Optional[bool]) -> Optional[List[Dict]]:
+    """The TFMA rows to compare accuracy on: None (the report's copy) unless the evaluation
+    must be read (tfma=True, or a report without a copy and tfma not False)."""
+    if tfma is False or run.evaluation is None:
+        return None
+    if tfma is None and report.get('tfma'):
+        return None
+    return run.tfma_rows()
+
+
+def _measured(run_a: Run, run_b: Run, on_measure: Optional[Callable[[str], None]] = None):
+    """(measure, whether it was stored): both runs' models on the same examples
+    (beam/comparison.py): the measure run B's ErrorAnalysis made when it compared itself
+    with run A's report, else measured now from the two reports' predictions on a local Beam
+    pipeline (Beam imported here, only then: seconds on an eval split)."""
+    stored = os.path.join(run_b.report.uri, PART_COMPARISON)
+    if _compared_with(run_b.report_json(), run_a) and _exists(stored):
+        measured = json.loads(_read_text(stored))
         if measured:
-            return measured
+            return measured, True
+    if on_measure is not None:
+        on_measure(
+            f"measuring run #{run_a.number} and run #{run_b.number} on both runs' predictions "
+            '(a local Beam pipeline: a few seconds)'
+        )
+    from components.error_analysis.beam import comparison
     from pipelines.config import DIRECT_RUNNER_ARGS
 
-    return comparison.measure_reports(
+    measured = comparison.measure_reports(
         run_a.report.uri,
         run_a.report_json(),
         run_b.report.uri,
         run_b.report_json(),
         [*DIRECT_RUNNER_ARGS, '--direct_running_mode=in_memory', '--direct_num_workers=1'],
     )
+    return measured, False
 
 
 def _run_ref(run: Run) -> Dict:
@@ -442,6 +576,7 @@ def _run_ref(run: Run) -> Dict:
         'number': run.number,
         'run_id': run.run_id,
         'blessed': run.blessed,
+        'outcome': run.outcome,
         'report_id': run.report.id if run.report is not None else None,
         'report_uri': run.report.uri if run.report is not None else None,
         'evaluation_uri': run.evaluation.uri if run.evaluation is not None else None,
@@ -464,6 +599,6 @@ def compare_runs(
     a: Union[None, int, str] = None,
     b: Union[None, int, str] = None,
     pipeline: Optional[str] = None,
-    tfma: bool = True,
+    tfma: Optional[bool] = None,
 ) -> Dict:
     return Review(source, pipeline).compare(a, b, tfma=tfma)

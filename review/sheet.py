@@ -1,12 +1,20 @@
 """`python local_runner.py review-sheet`: a spreadsheet of mistakes to tag by hand.
 
-Label-noise suspects (confident learning's `label_suspect` flag, see README "What to do next")
-come first, most suspicious (lowest probability of the given label) first: they are the
-examples whose labels most need a look. Then mistakes sampled per confusion pair (true class,
-predicted class), so rare confusions are not drowned by frequent ones, plus a sample of correct
+Label-noise suspects (confident learning's `label_suspect` flag, see docs/method.md) come
+first, most suspicious (lowest probability of the given label) first: they are the examples
+whose labels most need a look. Then mistakes sampled per confusion pair (true class, predicted
+class), so rare confusions are not drowned by frequent ones, plus a sample of correct
 predictions so that tags can also say how accurate the model is on a category. Each row's
 `weight` is how many examples of its stratum it stands for; `--tags` uses it to estimate
-shares and accuracies for the whole split.
+shares and accuracies for the whole split. Each row's `finding` names the held finding it is
+in (the first by rank), and the columns the label is computed from (taxi: tips) come first
+among the features, to judge the label by.
+
+`--finding N` (N: a finding's rank in the report, or its slice id) writes one finding's
+mistakes instead, most confident first, with report.html's drill-down columns: Ng's "look at
+the misclassified examples", one finding at a time.
+
+Reads the report files only (Parquet, report.json, the run's encoders): no TensorFlow.
 """
 
 import argparse
@@ -15,11 +23,12 @@ import glob
 import json
 import os
 import sys
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 import components.error_analysis as error_analysis
+from review.runs import PART_ENCODERS
 
 TAG_COLUMNS = ('tags', 'notes')
 
@@ -64,11 +73,8 @@ def sample_rows(
     return chosen
 
 
-def write_sheet(
-    report_uri: str, out: str, per_pair: int, correct: int, seed: int, suspects: int = 20
-) -> int:
-    """Writes the sheet for one ErrorAnalysis report, with up to `suspects` label suspects
-    first; returns the number of rows."""
+def _read(report_uri: str):
+    """(report.json, the predictions table) of one ErrorAnalysis report."""
     import pyarrow.parquet as pq
 
     with open(os.path.join(report_uri, error_analysis.files.REPORT_JSON)) as f:
@@ -76,7 +82,95 @@ def write_sheet(
     files = sorted(glob.glob(os.path.join(report_uri, report['files']['predictions'])))
     if not files:
         raise FileNotFoundError(f'no per-example predictions under {report_uri}')
-    table = pq.read_table(files)
+    return report, pq.read_table(files)
+
+
+def _encoders(report_uri: str) -> Dict:
+    """Feature name -> the run's FeatureEncoder (saved beside the report), {} without them."""
+    from components.error_analysis.search import membership
+
+    path = os.path.join(report_uri, PART_ENCODERS)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return membership.by_name(membership.encoders_from_json(json.load(f)))
+
+
+def _features(table) -> Dict[str, np.ndarray]:
+    """Raw feature columns by name (the predictions' `feature.` columns, prefix dropped)."""
+    prefix = error_analysis.files.FEATURE_COLUMN_PREFIX
+    return {
+        name[len(prefix) :]: table.column(name).to_numpy()
+        for name in table.column_names
+        if name.startswith(prefix)
+    }
+
+
+def held_findings(report: Dict) -> List[Dict]:
+    """The report's findings (slices that held on held-out data), in its order (rank)."""
+    return [s for s in report['slices']['slices'] if s.get('held')]
+
+
+def finding_name(finding: Dict) -> str:
+    return f'#{finding["rank"]} {finding["slice"]}'
+
+
+def finding_of_rows(report: Dict, columns: Dict[str, np.ndarray], encoders: Dict) -> List[str]:
+    """Per row, the first held finding (in rank order) it is in, as '#rank slice', else '':
+    the report counts a row for the first finding above it too ("adds")."""
+    from components.error_analysis.search import membership
+
+    findings = held_findings(report)
+    inside = membership.memberships([s['predicates'] for s in findings], columns, encoders)
+    names = [finding_name(s) for s in findings] + ['']
+    first = np.where(inside.any(axis=1), inside.argmax(axis=1), len(findings))
+    return [names[j] for j in first]
+
+
+def find_finding(report: Dict, ref: str) -> Dict:
+    """A held finding by its rank in the report ('2') or its slice id (or a unique prefix)."""
+    findings = held_findings(report)
+    text = str(ref).strip()
+    chosen = [s for s in findings if str(s['rank']) == text] or [
+        s for s in findings if s.get('slice_id') and s['slice_id'].startswith(text)
+    ]
+    if len(chosen) == 1:
+        return chosen[0]
+    listing = '; '.join(f'{finding_name(s)} (id {s.get("slice_id")})' for s in findings)
+    raise LookupError(
+        f"no finding '{text}' in the report (a rank or a slice id); its findings: "
+        + (listing or 'none held')
+    )
+
+
+def _context_columns(report: Dict, features: Sequence[str], encoders: Dict) -> List[str]:
+    """The columns the label is computed from (taxi: tips), shown beside it: the feature
+    columns no slice reads (kept out of serving by the schema, so not sliced on), or the ones
+    the report's example rows name as their context."""
+    named = [
+        c
+        for s in held_findings(report)
+        for r in (s.get('examples') or {}).get('rows', [])
+        for c in r.get('context', {})
+    ]
+    read = {e.source_column for e in encoders.values()}
+    unread = [f for f in features if f not in read] if encoders else []
+    return [c for c in dict.fromkeys(named + unread) if c in features]
+
+
+def _cell(value) -> str:
+    from components.error_analysis.search.binning import display_value
+
+    return display_value(value)
+
+
+def write_sheet(
+    report_uri: str, out: str, per_pair: int, correct: int, seed: int, suspects: int = 20
+) -> int:
+    """Writes the sheet for one ErrorAnalysis report, with up to `suspects` label suspects
+    first; returns the number of rows. Each row says which held finding it is in
+    (finding_of_rows), and the columns the label is computed from follow that."""
+    report, table = _read(report_uri)
     labels = table.column('label').to_numpy()
     predicted = table.column('predicted').to_numpy()
     # Confident-learning flag (reports before it have no such column: no suspects stratum).
@@ -103,32 +197,94 @@ def write_sheet(
         ),
     )
     names = report['class_names']
-    features = [
-        c for c in table.column_names if c.startswith(error_analysis.files.FEATURE_COLUMN_PREFIX)
-    ]
-    columns = {c: table.column(c).to_pylist() for c in ['example_id', 'confidence'] + features}
+    columns = _features(table)
+    encoders = _encoders(report_uri)
+    context = _context_columns(report, list(columns), encoders)
+    features = context + [f for f in columns if f not in context]
+    finding = finding_of_rows(report, columns, encoders)
+    ids = table.column('example_id').to_pylist()
+    confidence = table.column('confidence').to_numpy()
     with open(out, 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(
             ['example_id', 'weight', 'true', 'predicted', 'correct', 'confidence', 'label_suspect']
-            + [c[len(error_analysis.files.FEATURE_COLUMN_PREFIX) :] for c in features]
-            + list(TAG_COLUMNS)
+            + ['finding', *features, *TAG_COLUMNS]
         )
         for i in order:
             writer.writerow(
                 [
-                    columns['example_id'][i],
+                    ids[i],
                     f'{chosen[i]:.4g}',
                     names[labels[i]],
                     names[predicted[i]],
                     labels[i] == predicted[i],
-                    f'{columns["confidence"][i]:.4f}',
+                    f'{confidence[i]:.4f}',
                     bool(flagged[i]) if has_flag else '',
+                    finding[i],
                 ]
-                + [columns[c][i] for c in features]
+                + [_cell(columns[c][i]) for c in features]
                 + [''] * len(TAG_COLUMNS)
             )
     return len(order)
+
+
+def write_finding_sheet(report_uri: str, out: str, ref: str, max_rows: int = 100) -> Dict:
+    """Writes one held finding's mistakes (rank or slice id `ref`), most confident first (the
+    ones most likely to show a label error or a missing signal), at most `max_rows`, with
+    report.html's drill-down columns: the finding's own columns, then label, prediction,
+    confidence, suspect flag, the columns the label is computed from, the other features.
+    Each row's weight is how many of the finding's mistakes it stands for. Returns
+    {'finding', 'rows', 'mistakes'}."""
+    from components.error_analysis.search import membership
+
+    report, table = _read(report_uri)
+    finding = find_finding(report, ref)
+    columns = _features(table)
+    encoders = _encoders(report_uri)
+    problem = membership.slice_problem(finding['predicates'], encoders, columns)
+    if problem:
+        raise LookupError(f'cannot place the rows of {finding_name(finding)}: {problem}')
+    inside = membership.slice_mask(finding['predicates'], columns, encoders)
+    labels = table.column('label').to_numpy()
+    predicted = table.column('predicted').to_numpy()
+    confidence = table.column('confidence').to_numpy()
+    mistakes = np.flatnonzero(inside & (labels != predicted))
+    shown = mistakes[np.argsort(-confidence[mistakes], kind='stable')][:max_rows]
+    flagged = (
+        table.column('label_suspect').to_numpy().astype(bool)
+        if 'label_suspect' in table.column_names
+        else None
+    )
+    own = [
+        p['feature'] if p.get('is_range') else encoders[p['feature']].source_column
+        for p in finding['predicates']
+    ]
+    own = [c for c in dict.fromkeys(own) if c in columns]
+    context = [c for c in _context_columns(report, list(columns), encoders) if c not in own]
+    rest = [c for c in columns if c not in own and c not in context]
+    names = report['class_names']
+    ids = table.column('example_id').to_pylist()
+    weight = len(mistakes) / len(shown) if len(shown) else 0.0
+    with open(out, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ['example_id', 'weight', *own, 'true', 'predicted', 'confidence', 'label_suspect']
+            + [*context, *rest, *TAG_COLUMNS]
+        )
+        for i in shown:
+            writer.writerow(
+                [ids[i], f'{weight:.4g}']
+                + [_cell(columns[c][i]) for c in own]
+                + [
+                    names[labels[i]],
+                    names[predicted[i]],
+                    f'{confidence[i]:.4f}',
+                    bool(flagged[i]) if flagged is not None else '',
+                ]
+                + [_cell(columns[c][i]) for c in context + rest]
+                + [''] * len(TAG_COLUMNS)
+            )
+    return {'finding': finding, 'rows': len(shown), 'mistakes': len(mistakes)}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -151,19 +307,40 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         '--suspects', type=int, default=20, help='label suspects to include, most suspicious first'
     )
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument(
+        '--finding',
+        default=None,
+        metavar='N',
+        help="only this finding's mistakes, most confident first: its rank in the report "
+        '(the # column of report.html and `history`) or its slice id',
+    )
+    p.add_argument(
+        '--max-rows',
+        type=int,
+        default=100,
+        help='with --finding: most mistakes to write (default: %(default)s)',
+    )
     a = p.parse_args(argv)
     import review
 
     try:
         run = review.get_run(a.output_dir, None if a.run == 'latest' else a.run, a.pipeline)
         if run.report is None:
-            raise LookupError(f'run {run.run_id} has no ErrorAnalysis report (did it fail?)')
-        rows = write_sheet(run.report.uri, a.out, a.per_pair, a.correct, a.seed, a.suspects)
+            raise LookupError(f'run {run.run_id} has no ErrorAnalysis report ({run.status})')
+        if a.finding is not None:
+            written = write_finding_sheet(run.report.uri, a.out, a.finding, a.max_rows)
+        else:
+            rows = write_sheet(run.report.uri, a.out, a.per_pair, a.correct, a.seed, a.suspects)
     except (FileNotFoundError, LookupError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    print(
-        f'{a.out}: {rows} examples from run {run.run_id} to review; fill the tags column '
-        "(several tags separated by ';'), then pass it back with --tags"
-    )
+    if a.finding is not None:
+        rows, mistakes = written['rows'], written['mistakes']
+        print(
+            f'{a.out}: {rows} of the {mistakes} mistakes of finding '
+            f'{finding_name(written["finding"])} (run {run.run_id}), most confident first'
+        )
+    else:
+        print(f'{a.out}: {rows} examples from run {run.run_id} to review')
+    print("Fill the tags column (several tags separated by ';'), then pass it back with --tags")
     return 0

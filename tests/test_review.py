@@ -93,11 +93,14 @@ def test_history_cli(two_runs, capsys):
         assert f'{100 * run.error_rate():.1f}%' in line
         assert f'{run.accuracy():.3f}' in line
         assert f' {len(run.failing_slices())} ' in line
-    assert ' yes ' in lines[0]
+    # Run 1 pushed; run 2 blessed by the Evaluator but blocked by the slice gate (its Pusher
+    # never ran); run 3, the same model with the gate off, pushed.
+    assert ' pushed ' in lines[0] and ' gate blocked ' in lines[1] and ' pushed ' in lines[2]
     assert runs[1].failing_slices()[0]['slice'][:60] in lines[1]
 
 
 def test_compare_cli_new_and_resolved(two_runs, capsys):
+    import review
     from review import cli as review_cli
 
     # Run 1 against run 2: the corrupted day is a new failing slice.
@@ -106,8 +109,17 @@ def test_compare_cli_new_and_resolved(two_runs, capsys):
     new_section = out.split('New (')[1].split('Resolved (')[0]
     assert f'trip_start_day = {CORRUPT_DAY}' in new_section
     assert 'Accuracy by TFMA slice (binary_accuracy' in out
-    # Default: the last two runs (2 and 3, the same data), where the day persists.
-    assert review_cli.main(['compare', '--output-dir', two_runs, '--no-tfma']) == 0
+    # Default: the latest run (3) against the run whose report its ErrorAnalysis compared
+    # itself with (1, the last blessed model whose report passed the gate), stored.
+    assert review_cli.main(['compare', '--output-dir', two_runs]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith(
+        f'compared with run #1 {review.Review(two_runs).run(1).run_id}'
+    )
+    assert "comparison stored in run #3's report" in out
+    assert f'trip_start_day = {CORRUPT_DAY}' in out.split('New (')[1].split('Resolved (')[0]
+    # Runs 2 and 3 (the same data and model), measured now: the day persists.
+    assert review_cli.main(['compare', '2', '3', '--output-dir', two_runs, '--no-tfma']) == 0
     out = capsys.readouterr().out
     assert f'trip_start_day = {CORRUPT_DAY}' in out.split('Persisting (')[1]
     assert f'trip_start_day = {CORRUPT_DAY}' not in out.split('New (')[1].split('Resolved (')[0]
@@ -127,6 +139,11 @@ def test_compare_api_accuracy_changes(two_runs):
     assert overall['change'] < 0
     assert _has_day(comparison['new'])
     assert comparison['baseline_run']['number'] == 1 and comparison['current_run']['number'] == 2
+    # By default the reports' copies of the Evaluator's metrics (no TFMA import); read from the
+    # two evaluations with TFMA they are the same numbers.
+    from_evaluations = review.compare_runs(two_runs, 1, 2, tfma=True)
+    assert from_evaluations['accuracy'] == comparison['accuracy']
+    assert from_evaluations['new'] == comparison['new']
 
 
 def test_unknown_run_and_pipeline(two_runs, capsys):
