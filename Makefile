@@ -18,7 +18,7 @@ for c in "$(PYTHON)" python3.10 \
 done; exit 1
 endef
 
-.PHONY: run test lint format bench bench-findings bench-pipeline bench-corpus kubeflow image notebook clean-venv
+.PHONY: run test lint format bench bench-findings bench-pipeline bench-corpus kubeflow image notebook notebook-classic clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@py=$$($(find_python310)) || { echo "error: Python 3.10 not found (TFX 1.16 needs 3.9-3.10). Install it (e.g. 'pyenv install 3.10.13') or pass PYTHON=/path/to/python3.10." >&2; exit 1; }; \
@@ -68,10 +68,17 @@ bench-corpus: $(STAMP)
 
 bench: bench-findings bench-pipeline bench-corpus
 
-# The review notebook in Jupyter Notebook classic, where TFMA's widgets draw (README, "Review
-# runs"); Notebook 7 and JupyterLab do not load TFMA's extension.
+# The review notebook in JupyterLab (docs/review.md): Blindspot's own views, no network needed
+# (no news or update checks either). notebook-classic: Jupyter Notebook classic with TFMA's
+# optional widgets on (they draw only there, their charts with internet access).
 notebook: $(STAMP)
-	$(VENV)/bin/jupyter nbclassic $$([ "$$(id -u)" = 0 ] && echo --allow-root) \
+	$(VENV)/bin/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) \
+	  --LabApp.news_url= --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+	  $(ARGS) notebooks/review.ipynb
+
+notebook-classic: $(STAMP)
+	BLINDSPOT_TFMA_WIDGETS=1 $(VENV)/bin/jupyter nbclassic $$([ "$$(id -u)" = 0 ] && echo --allow-root) \
+	  --NotebookApp.show_banner=False \
 	  --NotebookApp.default_url=/nbclassic/notebooks/notebooks/review.ipynb $(ARGS)
 
 kubeflow: $(STAMP)
