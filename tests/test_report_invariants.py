@@ -16,15 +16,19 @@ from components.error_analysis.search import binning, findings, lattice
 from components.error_analysis.settings import Settings
 
 
-def _search(rows: int = 20_000, seed: int = 0):
-    """Two planted failing ranges and a planted category on generated rows, searched in
-    memory with the default settings."""
+PLANTED = {'x': [(0.6, 0.7, 0.4)], 'y': [(0.33, 0.41, 0.35)]}
+
+
+def _search(rows: int = 20_000, seed: int = 0, planted=PLANTED):
+    """Failing ranges planted on generated rows ({feature: [(low, high, error rate)]}),
+    searched in memory with the default settings."""
     rng = np.random.default_rng(seed)
     columns = {'c': np.array(list('abcd'), dtype=object)[rng.integers(0, 4, rows)]}
     columns.update({name: rng.random(rows) for name in ('x', 'y')})
     rates = np.full(rows, 0.08)
-    rates[(columns['x'] >= 0.6) & (columns['x'] < 0.7)] = 0.4
-    rates[(columns['y'] >= 0.33) & (columns['y'] < 0.41)] = 0.35
+    for name, ranges in planted.items():
+        for low, high, rate in ranges:
+            rates[(columns[name] >= low) & (columns[name] < high)] = rate
     errors = (rng.random(rows) < rates).astype(np.int8)
     ids = np.array([f'{seed}-{i}' for i in range(rows)])
     values, counts = np.unique(columns['c'], return_counts=True)
@@ -92,6 +96,17 @@ def test_ranges_off_the_bin_edges_are_one_finding_each_with_sub_bin_edges(report
     for feature, (low, high) in {'x': (0.6, 0.7), 'y': (0.33, 0.41)}.items():
         assert abs(found[feature]['low'] - low) <= 0.02, found[feature]
         assert abs(found[feature]['high'] - high) <= 0.02, found[feature]
+
+
+def test_two_failing_ranges_on_one_feature_are_one_finding_and_its_variant():
+    """Disjoint ranges of one feature share a slice identity: the second is listed with the
+    first as its variant, never as a second finding with the same slice id."""
+    slices, _, _ = _search(planted={'x': [(0.1, 0.2, 0.4), (0.7, 0.8, 0.4)]})
+    held = [s for s in slices['slices'] if s['held'] and not s['parent']]
+    on_x = [s for s in held if [p['feature'] for p in s['predicates']] == ['x']]
+    assert len(on_x) == 1, [s['slice'] for s in held]
+    assert any('x <' in v for v in on_x[0]['variants']), on_x[0]['variants']
+    assert len({s['slice_id'] for s in held}) == len(held)
 
 
 def _broken(report, edit):

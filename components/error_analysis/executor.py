@@ -162,7 +162,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             and f.type in _TYPE_NAMES
             and f.name not in features
         ]
-        features.update(slice_feature_types(schema, context, label_key, max_values))
+        if context:  # (an empty request would mean every feature)
+            features.update(slice_feature_types(schema, context, label_key, max_values))
         image = json.loads(exec_properties.get(spec.IMAGE_KEY) or '[]') or None
         patterns = _split_files(examples, list(settings.splits))
 

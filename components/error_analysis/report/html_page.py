@@ -149,6 +149,10 @@ def _slices(report: Dict) -> str:
             if s.get('parent')
             else escape(s['slice'])
         )
+        if s.get('variants'):
+            name += '<br><span class="muted">also found as (the same slice, one entry): ' + (
+                '; '.join(escape(v) for v in s['variants']) + '</span>'
+            )
         added = s.get('added_potential_gain')
         rows.append(
             [

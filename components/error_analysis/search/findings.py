@@ -76,6 +76,8 @@ class FailingSlice:
     added_errors: Optional[int] = None
     added_error_share: Optional[float] = None
     added_potential_gain: Optional[float] = None
+    # The same slice found again with other edges (a finding only): listed with it.
+    variants: List[str] = dataclasses.field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -183,6 +185,7 @@ class SliceSearchResult:
                     'added_errors': failing.added_errors,
                     'added_error_share': _optional_float(failing.added_error_share),
                     'added_potential_gain': _optional_float(failing.added_potential_gain),
+                    'variants': list(failing.variants),
                 }
                 for rank, failing in enumerate(self.slices, 1)
             ],
@@ -218,7 +221,7 @@ def summarize(
         totals,
         config.significance,
         config.num_slices,
-        ranged=[encoder.num_fine_bins > 0 for encoder in encoders],
+        ordered_bins=[encoder.num_fine_bins for encoder in encoders],
     )
     texts = [ranges.condition_text(c, encoders) for c in conditions]
     holdout_rate = holdout_errors / max(holdout_rows, 1)
@@ -269,6 +272,7 @@ def summarize(
                 error_share=slice_errors / errors if errors else 0.0,
                 potential_gain=float(selection.potential_gain(size, slice_errors, rows, errors)),
                 parent=texts[entry.parent] if entry.parent is not None else None,
+                variants=[texts[i] for i in entry.variants],
                 **added.get(entry.index, {}),
             )
         )

@@ -126,6 +126,9 @@ class Selected:
     adjusted_p_value: float  # Bonferroni over the tests of its kind
     held: bool
     parent: Optional[int] = None  # candidate index of the finding it refines
+    # Candidates with the same identity (search/identity.py) as this finding: its variants,
+    # listed with it, never as findings of their own.
+    variants: Tuple[int, ...] = ()
 
 
 def _sum(counts: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -158,26 +161,16 @@ def potential_gain(size, errors, total_size, total_errors) -> np.ndarray:
     return (inside - outside) * size / max(float(total_size), 1.0)
 
 
-def _identity(slice_conditions: np.ndarray, ranged: Sequence[bool]) -> Tuple[tuple, Dict]:
-    """(what must be equal, {feature: (low, high)} ranges that must overlap) for one
-    candidate: a range predicate's identity is its feature, a category's its code."""
-    key, spans = [], {}
+def identity(slice_conditions: np.ndarray, ordered_bins: Sequence[int]) -> tuple:
+    """A candidate's identity, as search/identity.py's slice_id sees it: a range predicate
+    (codes below ordered_bins[feature]) counts by its feature, any other by its code."""
+    key = []
     for feature, low, high in slice_conditions.tolist():
         if feature == NO_FEATURE:
             continue
-        if ranged[feature]:
-            key.append((feature, None))
-            spans[feature] = (low, high)
-        else:
-            key.append((feature, low, high))
-    return tuple(sorted(key, key=str)), spans
-
-
-def same_slice(a: Tuple[tuple, Dict], b: Tuple[tuple, Dict]) -> bool:
-    """Whether two candidates' identities (_identity) are one slice."""
-    if a[0] != b[0]:
-        return False
-    return all(low <= b[1][f][1] and b[1][f][0] <= high for f, (low, high) in a[1].items())
+        ranged = low < ordered_bins[feature]
+        key.append((feature, None) if ranged else (feature, low, high))
+    return tuple(sorted(key))
 
 
 def select(
@@ -186,11 +179,12 @@ def select(
     totals: np.ndarray,
     significance: float,
     max_findings: int,
-    ranged: Optional[Sequence[bool]] = None,
+    ordered_bins: Optional[Sequence[int]] = None,
 ) -> List[Selected]:
     """Findings (held), their refinements (held, with a parent) and a few unconfirmed
     candidates (not held), findings by potential gain, each followed by its refinements.
-    ranged[f]: whether feature f's conditions are ranges of ordered bins (None: none are)."""
+    ordered_bins[f]: feature f's ordered (fine) bins, whose codes make ranges (None: no
+    feature has any). A candidate with the identity of a listed one is its variant."""
     num_candidates = min(len(conditions), MAX_CANDIDATES)
     if num_candidates == 0 or not len(table.patterns):
         return []
@@ -201,22 +195,30 @@ def select(
     diluted = _dilutions(bits, counts, per_candidate, totals)
     order = [i for i in np.argsort(-gains, kind='stable') if not diluted[i] and gains[i] > 0]
 
-    if ranged is None:
-        ranged = [False] * (int(conditions[..., 0].max(initial=0)) + 1)
-    identities = [_identity(conditions[i], ranged) for i in range(num_candidates)]
+    if ordered_bins is None:
+        ordered_bins = [0] * (int(conditions[..., 0].max(initial=0)) + 1)
+    identities = [identity(conditions[i], ordered_bins) for i in range(num_candidates)]
     accepted: List[Selected] = []
     unconfirmed: List[Selected] = []
+    variants: Dict[int, List[int]] = {}
     covered = np.zeros(len(counts), dtype=bool)
     tests = max(len(order), 1)
     for index in order:
         if len(accepted) == max_findings:
             break
-        if any(
-            same_slice(identities[index], identities[e.index])
-            or np.array_equal(bits[:, index], bits[:, e.index])
-            for e in accepted + unconfirmed
-        ):
-            continue  # a variant of a slice already listed, or the same rows under other names
+        twin = next(
+            (
+                e
+                for e in accepted + unconfirmed
+                if identities[index] == identities[e.index]
+                or np.array_equal(bits[:, index], bits[:, e.index])
+            ),
+            None,
+        )
+        if twin is not None:  # the same slice (or rows) as one listed: one failure, one entry
+            if twin.held:
+                variants.setdefault(twin.index, []).append(index)
+            continue
         inside = bits[:, index]
         residual = _sum(counts, inside & ~covered)
         if _all_rows(residual) < MIN_NEW_ROWS * _all_rows(per_candidate[index]):
@@ -241,8 +243,9 @@ def select(
     feature_sets = [
         frozenset(int(f) for f in c[:, 0] if f != NO_FEATURE) for c in conditions[:num_candidates]
     ]
+    accepted = [dataclasses.replace(e, variants=tuple(variants.get(e.index, ()))) for e in accepted]
     children = _refinements(
-        bits, counts, per_candidate, gains, accepted, significance, feature_sets
+        bits, counts, per_candidate, gains, accepted, significance, feature_sets, identities
     )
     result: List[Selected] = []
     for finding in accepted:
@@ -291,6 +294,7 @@ def _refinements(
     accepted: List[Selected],
     significance: float,
     feature_sets: List[frozenset],
+    identities: List[tuple],
 ) -> Dict[int, List[Selected]]:
     """Candidates nested in a finding, on more features than it, that fail significantly more
     than the rest of it (a narrower range on the same features is a variant, not news)."""
@@ -320,10 +324,11 @@ def _refinements(
             tests.append((parent, child, p_value))
     children: Dict[int, List[Selected]] = {}
     used = set()
+    held_ids = {identities[finding.index] for finding in accepted}
     shown = {finding.index: np.zeros(len(counts), dtype=bool) for finding in accepted}
     for parent, child, p_value in sorted(tests, key=lambda t: -gains[t[1]]):
         adjusted = min(1.0, p_value * len(tests))
-        if adjusted >= significance or child in used:
+        if adjusted >= significance or child in used or identities[child] in held_ids:
             continue
         if len(children.get(parent, [])) == MAX_CHILDREN:
             continue
@@ -332,6 +337,7 @@ def _refinements(
             continue  # a variant of a refinement already shown
         shown[parent] |= bits[:, child]
         used.add(child)
+        held_ids.add(identities[child])
         children.setdefault(parent, []).append(
             Selected(child, per_candidate[child], p_value, adjusted, True, parent=parent)
         )
