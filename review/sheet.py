@@ -108,19 +108,23 @@ def _features(table) -> Dict[str, np.ndarray]:
 
 def held_findings(report: Dict) -> List[Dict]:
     """The report's findings (slices that held on held-out data), in its order (rank)."""
-    return [s for s in report['slices']['slices'] if s.get('held')]
+    return [s for s in (report.get('slices') or {}).get('slices') or [] if s.get('held')]
 
 
 def finding_name(finding: Dict) -> str:
     return f'#{finding["rank"]} {finding["slice"]}'
 
 
-def finding_of_rows(report: Dict, columns: Dict[str, np.ndarray], encoders: Dict) -> List[str]:
+def finding_of_rows(
+    report: Dict, columns: Dict[str, np.ndarray], encoders: Dict, rows: int
+) -> List[str]:
     """Per row, the first held finding (in rank order) it is in, as '#rank slice', else '':
     the report counts a row for the first finding above it too ("adds")."""
     from components.error_analysis.search import membership
 
     findings = held_findings(report)
+    if not findings or not columns:
+        return [''] * rows
     inside = membership.memberships([s['predicates'] for s in findings], columns, encoders)
     names = [finding_name(s) for s in findings] + ['']
     first = np.where(inside.any(axis=1), inside.argmax(axis=1), len(findings))
@@ -201,7 +205,7 @@ def write_sheet(
     encoders = _encoders(report_uri)
     context = _context_columns(report, list(columns), encoders)
     features = context + [f for f in columns if f not in context]
-    finding = finding_of_rows(report, columns, encoders)
+    finding = finding_of_rows(report, columns, encoders, table.num_rows)
     ids = table.column('example_id').to_pylist()
     confidence = table.column('confidence').to_numpy()
     with open(out, 'w', newline='') as f:
