@@ -64,7 +64,11 @@ class _Parser(argparse.ArgumentParser):
 def _settings_error(e: SettingsError, flags: argparse.Namespace) -> str:
     """A bad ErrorAnalysis setting in one line naming the flag and the value given (for a
     repeatable flag, the one item that is wrong, not the list)."""
-    field = next(f for f in dataclasses.fields(ErrorAnalysisSettings) if f.name == e.setting)
+    field = next(
+        (f for f in dataclasses.fields(ErrorAnalysisSettings) if f.name == e.setting), None
+    )
+    if field is None:  # a message that names its flag itself (e.g. --tag-reference's)
+        return str(e)
     flag = field.metadata['flag'] or '--' + field.name.replace('_', '-')
     given = getattr(flags, f'ea_{field.name}', None)
     if isinstance(given, list) and given and not isinstance(field.default, dict):

@@ -7,7 +7,7 @@ from review import metadata
 from tests.conftest import write_sample
 
 
-def test_schema_anomalies_stop_before_trainer(tmp_path, capsys):
+def test_schema_anomalies_stop_before_trainer(tmp_path, capfd):
     def bad_hour(i, row):
         if i % 3 == 0:
             row['trip_start_hour'] = '42'  # outside the schema's 0..23
@@ -16,7 +16,7 @@ def test_schema_anomalies_stop_before_trainer(tmp_path, capsys):
     data = write_sample(tmp_path / 'data', rows=600, edit=bad_hour)
     config = RunConfig(output_dir=str(tmp_path / 'out'), data_root=str(data), train_steps=5)
     assert local_runner.run(config) != 0
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err  # the run writes its lines to the console fd itself
     assert 'ExampleValidator failed' in err
     assert "feature 'trip_start_hour'" in err
 

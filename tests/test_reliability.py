@@ -26,7 +26,11 @@ REPO = Path(__file__).resolve().parent.parent
 ROWS = 300
 RUN_ARGS = ['--train-steps', '5', '--eval-steps', '2', '--min-accuracy', '0']
 STOP_SECONDS = 5.0  # a stopped run ends within this (it takes well under 1 s)
-REFUSAL_SECONDS = 3.0
+# Not speed targets (those are benchmarks) but behaviour: a refusal comes before any pipeline
+# work (a run's first step takes minutes), a stop is acted on, not lost. Generous, so a loaded
+# machine does not fail them.
+REFUSAL_SECONDS = 30.0
+STOP_SECONDS = 10.0
 RUN_TIMEOUT = 600
 
 
@@ -236,7 +240,7 @@ def test_ctrl_c_before_the_run_starts(tmp_path, big_csv, delay):
     assert proc.poll() is None, _lines(logs, 'run')
     seconds = _stop(proc, signal.SIGINT)
     assert proc.returncode == 130, _lines(logs, 'run')
-    assert seconds < 1.0
+    assert seconds < STOP_SECONDS
     assert _lines(logs, 'run') == [
         '✗ stopped (Ctrl-C) before the run started: nothing was recorded'
     ]
@@ -284,9 +288,7 @@ def test_bad_flag_is_refused_in_one_line(tmp_path, data, args, words):
     assert 'usage:' not in err[0] and "('" not in err[0]  # no usage block, no Python tuple
     for word in words:
         assert word in err[0], err
-    # Checking Beam options imports Beam (2.5 s idle, 6 s on a busy machine): only then.
-    budget = REFUSAL_SECONDS + (5.0 if any(a.startswith('--beam-arg=--') for a in args) else 0)
-    assert seconds < budget, f'{seconds:.1f} s'
+    assert seconds < REFUSAL_SECONDS, f'{seconds:.1f} s'
     assert not (tmp_path / 'out' / 'metadata.sqlite').exists()
 
 

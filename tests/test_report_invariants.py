@@ -15,7 +15,6 @@ from components.error_analysis.report import invariants
 from components.error_analysis.search import binning, findings, lattice
 from components.error_analysis.settings import Settings
 
-
 PLANTED = {'x': [(0.6, 0.7, 0.4)], 'y': [(0.33, 0.41, 0.35)]}
 
 
