@@ -49,7 +49,12 @@ format: $(STAMP)
 # overhead, so two runs at once use this 2-core machine better (TEST_WORKERS=0: one process).
 TEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest tests $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) $(ARGS)
+	$(PY) -m pytest tests -m 'not soak' $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) $(ARGS)
+
+# The slow reliability cases (tests/test_reliability.py, marked soak): a full disk on a small
+# tmpfs (needs root to mount; skipped otherwise) and Ctrl-C with multi-process Beam workers.
+soak: $(STAMP)
+	$(PY) -m pytest tests/test_reliability.py -m soak -p no:xdist $(ARGS)
 
 # Planted failures and null data through the real Beam path, beside the sliceline package.
 bench-findings: $(STAMP)

@@ -353,6 +353,7 @@ def small_disk(tmp_path):
     subprocess.run(['umount', '-l', str(mount)], check=False)
 
 
+@pytest.mark.soak
 def test_disk_full_during_a_step(small_disk, data, tmp_path):
     out, logs = small_disk / 'out', tmp_path
     proc = _start(out, logs, 'full', '--data-root', str(data), *RUN_ARGS)
@@ -380,6 +381,7 @@ def test_disk_full_during_a_step(small_disk, data, tmp_path):
 # --- Multi-process Beam: the workers end with the run ----------------------------------------
 
 
+@pytest.mark.soak
 def test_ctrl_c_with_beam_workers_ends_them(tmp_path, data):
     """Beam's multi-process workers are the run's: a stop signal ends them, and nothing is
     printed after the ✗ line (they used to print connection errors for two minutes)."""
