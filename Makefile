@@ -18,7 +18,7 @@ for c in "$(PYTHON)" python3.10 \
 done; exit 1
 endef
 
-.PHONY: run test lint format bench bench-findings bench-pipeline bench-corpus kubeflow image notebook notebook-classic clean-venv
+.PHONY: run test soak lint format bench bench-findings bench-pipeline bench-corpus kubeflow image notebook notebook-classic clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@py=$$($(find_python310)) || { echo "error: Python 3.10 not found (TFX 1.16 needs 3.9-3.10). Install it (e.g. 'pyenv install 3.10.13') or pass PYTHON=/path/to/python3.10." >&2; exit 1; }; \
