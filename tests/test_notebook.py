@@ -1,8 +1,11 @@
-"""notebooks/review.ipynb runs top to bottom, headless, on a real run (the taxi_run fixture).
+"""notebooks/review.ipynb runs top to bottom, headless, on a real run (the taxi_run fixture),
+with TFMA's optional widgets on (BLINDSPOT_TFMA_WIDGETS=1, as `make notebook-classic` sets it).
 
 The kernel is the interpreter running the tests (the project's venv), from a kernelspec written
-here, so a user-level 'python3' kernel cannot stand in for it. Widgets need a notebook front end
-to draw; headless they are only recorded, the code that loads their data runs for real."""
+here, so a user-level 'python3' kernel cannot stand in for it. Blindspot's views are HTML and
+are checked for their numbers here; widgets need a notebook front end to draw (headless they are
+only recorded, the code that loads their data runs for real): tests/test_browser.py draws both.
+"""
 
 import json
 import os
@@ -10,6 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from components.error_analysis.report.markup import escape
+from pipelines.taxi import features as taxi_features
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / 'notebooks' / 'review.ipynb'
 KERNEL = 'blindspot-test-venv'
@@ -53,6 +59,7 @@ def test_review_notebook_runs_headless(taxi_run, venv_kernel, monkeypatch):
     import review
 
     monkeypatch.setenv('BLINDSPOT_OUTPUT_DIR', os.path.abspath(taxi_run['config'].output_dir))
+    monkeypatch.setenv('BLINDSPOT_TFMA_WIDGETS', '1')
     monkeypatch.delenv('BLINDSPOT_RUN', raising=False)
     monkeypatch.delenv('BLINDSPOT_PIPELINE', raising=False)
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -66,15 +73,31 @@ def test_review_notebook_runs_headless(taxi_run, venv_kernel, monkeypatch):
 
     outputs = [o for cell in nb.cells if cell.cell_type == 'code' for o in cell.outputs]
     assert not [o for o in outputs if o.get('output_type') == 'error']
+    # Nothing on stderr: no library warnings or TensorFlow chatter in the cells.
+    assert not [o for o in outputs if o.get('name') == 'stderr'], [
+        o['text'] for o in outputs if o.get('name') == 'stderr'
+    ]
     text = '\n'.join(_text(o) for o in outputs)
     assert f'KERNEL {sys.executable}' in text
-    run = review.get_run(taxi_run['config'].output_dir)
+    r = review.Review(taxi_run['config'].output_dir)
+    run = r.run()
     assert f'run #{run.number} {run.run_id}' in text
+    report = run.report_json()
     for line in run.insights():
-        assert f'- {line}' in text
-    # TFMA widgets: one per declared slicing spec, plots, time series.
+        assert escape(line) in text
+    for past in r.runs():
+        assert past.run_id in text  # the runs table
+    overall = next(row for row in report['tfma'] if not row['features'])['metrics']
+    assert f'{overall["binary_accuracy"]:.4g}' in text  # TFMA's metrics, overall
+    assert text.count('aria-label="calibration, ') >= 1 and 'aria-label="ROC, Overall"' in text
+    assert 'aria-label="overall metrics by run"' in text
+    for s in report['slices']['slices']:
+        if s['held']:
+            assert escape(s['slice']) in text  # each finding, with its mistakes
+            for row in (s.get('examples') or {}).get('rows', [])[:3]:
+                assert row['example_id'] in text
+    # TFMA widgets (the optional cell): one per declared slicing spec, a plot, a time series.
     widgets = [
         o for o in outputs if 'application/vnd.jupyter.widget-view+json' in o.get('data', {})
     ]
-    assert len(widgets) >= 4 + 2 + 1
-    assert 'Error analysis' in text  # report.html, inline
+    assert len(widgets) == len(taxi_features.SLICE_FEATURES) + 2
