@@ -148,18 +148,15 @@ def find_finding(report: Dict, ref: str) -> Dict:
 
 
 def _context_columns(report: Dict, features: Sequence[str], encoders: Dict) -> List[str]:
-    """The columns the label is computed from (taxi: tips), shown beside it: the feature
-    columns no slice reads (kept out of serving by the schema, so not sliced on), or the ones
-    the report's example rows name as their context."""
-    named = [
-        c
-        for s in held_findings(report)
-        for r in (s.get('examples') or {}).get('rows', [])
-        for c in r.get('context', {})
-    ]
-    read = {e.source_column for e in encoders.values()}
-    unread = [f for f in features if f not in read] if encoders else []
-    return [c for c in dict.fromkeys(named + unread) if c in features]
+    """The columns the label is computed from (taxi: tips), shown beside it as report.html
+    does: report.json's `label_sources`; for a report without that key, the feature columns
+    no slice reads (kept out of serving by the schema, so never sliced on)."""
+    if 'label_sources' in report:
+        named = list(report['label_sources'])
+    else:
+        read = {e.source_column for e in encoders.values()}
+        named = [f for f in features if f not in read] if encoders else []
+    return [c for c in named if c in features]
 
 
 def _cell(value) -> str:
