@@ -30,7 +30,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@out=$$($(VENV)/bin/jupyter nbclassic-extension enable --sys-prefix \
 	  tensorflow_model_analysis/extension 2>&1) || { echo "$$out" >&2; exit 1; }
-	$(PY) -c 'import tfx_bsl.beam, tensorflow_model_analysis, components, pipelines'
+	$(PY) -c 'import tfx_bsl.beam, tensorflow_model_analysis, blindspot, blindspot.pipelines'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -87,7 +87,7 @@ notebook-classic: $(STAMP)
 	  --NotebookApp.default_url=/nbclassic/notebooks/notebooks/review.ipynb $(ARGS)
 
 kubeflow: $(STAMP)
-	$(PY) -m kubeflow.runner $(or $(ARGS),--config kubeflow/config.example.yaml)
+	$(PY) -m blindspot.kubeflow.runner $(or $(ARGS),--config kubeflow/config.example.yaml)
 
 # The Kubeflow image (kubeflow/Dockerfile), tagged IMAGE (default: blindspot:<commit>) and
 # blindspot:local, the tag tests/test_kubeflow_local_run.py runs the ErrorAnalysis step in.

@@ -19,7 +19,7 @@ if __name__ == '__main__':  # first of all: from here on, Ctrl-C ends the proces
     _early_signals = []  # any stop signal before the handler below is installed: not lost
     for _signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(_signum, lambda signum, frame: _early_signals.append(signum))
-    from pipelines import stop_on_signal
+    from blindspot.pipelines import stop_on_signal
 
     stop_on_signal.install(pending=_early_signals)
 
@@ -41,12 +41,12 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 # Light imports only (no TensorFlow, TFX or TFMA): refusals must come in moments.
-from components.error_analysis.settings import Settings as ErrorAnalysisSettings  # noqa: E402
-from components.error_analysis.settings import SettingsError  # noqa: E402
-from pipelines import layout, preflight, run_lock  # noqa: E402
-from pipelines.config import RunConfig  # noqa: E402
-from pipelines.datasets import Dataset, dataset_for  # noqa: E402
-from pipelines.stop_on_signal import exit_on_signal, how  # noqa: E402
+from blindspot.error_analysis.settings import Settings as ErrorAnalysisSettings  # noqa: E402
+from blindspot.error_analysis.settings import SettingsError  # noqa: E402
+from blindspot.pipelines import layout, preflight, run_lock  # noqa: E402
+from blindspot.pipelines.config import RunConfig  # noqa: E402
+from blindspot.pipelines.datasets import Dataset, dataset_for  # noqa: E402
+from blindspot.pipelines.stop_on_signal import exit_on_signal, how  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -310,8 +310,8 @@ def build(config: RunConfig, dataset: Dataset, data_root: Optional[str]):
     if data_root is None:
         data_root = dataset.prepare_data(output_dir)
 
-    from pipelines.pipeline import create_pipeline
-    from review import metadata
+    from blindspot.pipelines.pipeline import create_pipeline
+    from blindspot.review import metadata
 
     return create_pipeline(
         pipeline_name=dataset.pipeline_name,
@@ -347,7 +347,7 @@ def _dag_runner(run_id: str):
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
     from tfx.orchestration.portable import runtime_parameter_utils
 
-    from pipelines.training import skip_autograph_for_tf_keras
+    from blindspot.pipelines.training import skip_autograph_for_tf_keras
 
     # Every step runs in this process: the Trainer, and TFMA loading the Keras model, too.
     skip_autograph_for_tf_keras()
@@ -379,7 +379,7 @@ class _Interruption:
             return f'{stopped} before the pipeline started: nothing was recorded'
         if self.finished:
             return f'{stopped} after run {self.run_id} finished; log: {self.log_file}'
-        from review import interrupts  # imported before the run: no import here
+        from blindspot.review import interrupts  # imported before the run: no import here
 
         cancelled = interrupts.cancel_run(
             self.config.output_dir, self.run_id, f'interrupted by {how(signum)}'
@@ -476,7 +476,7 @@ def _report_failure(
         return
     path, what = problem
     free = _free_space(path)
-    from review import interrupts
+    from blindspot.review import interrupts
 
     with contextlib.suppress(OSError):  # room for ML Metadata to record the failure
         (Path(config.output_dir) / _DISK_RESERVE).unlink()
@@ -511,7 +511,7 @@ def run(config: RunConfig) -> int:
     interruption = _Interruption(config, run_id, log_file)
     with lock, _library_output_to(log_file) as console:
         with exit_on_signal(interruption, console_fd=console.fileno()):
-            from review import interrupts
+            from blindspot.review import interrupts
 
             # The store exists before a stop signal can need it to record the stop.
             interrupts.open_writable(config.output_dir, create=True)
@@ -534,7 +534,7 @@ def run(config: RunConfig) -> int:
                 _report_failure(e, failed, config, run_id, log_file, console)
                 return 1
             interruption.finished = True
-            from review.summary import print_summary
+            from blindspot.review.summary import print_summary
 
             print_summary(config, pipeline_name, run_id, progress.seconds, time.time() - start)
     return 0
@@ -544,11 +544,11 @@ if __name__ == '__main__':
     if sys.argv[1:2] in (['history'], ['compare'], ['review-sheet']):
         stop_on_signal.install(lambda signum: f'✗ stopped ({how(signum)})')
     if sys.argv[1:2] in (['history'], ['compare']):  # review subcommands: review/cli.py
-        from review import cli as review_cli
+        from blindspot.review import cli as review_cli
 
         sys.exit(review_cli.main(sys.argv[1:]))
     if sys.argv[1:2] == ['review-sheet']:
-        from review import sheet as review_sheet
+        from blindspot.review import sheet as review_sheet
 
         sys.exit(review_sheet.main(sys.argv[2:]))
     sys.exit(run(parse_args()))

@@ -44,9 +44,9 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 
 import local_runner  # noqa: E402  (sets TensorFlow's environment before it is imported)
-from components.error_analysis import files  # noqa: E402
-from components.error_analysis.report.invariants import violations  # noqa: E402
-from pipelines.csv import features as F  # noqa: E402
+from blindspot.error_analysis import files  # noqa: E402
+from blindspot.error_analysis.report.invariants import violations  # noqa: E402
+from blindspot.pipelines.csv import features as F  # noqa: E402
 
 TRAIN_STEPS = 200
 EVAL_STEPS = 10
@@ -120,8 +120,8 @@ def eval_rows(path: Path) -> List[int]:
     from tfx.components.example_gen import base_example_gen_executor as base
     from tfx.proto import example_gen_pb2
 
-    from components.csv_example_gen import column_kinds as K
-    from components.csv_example_gen.executor import encode_rows
+    from blindspot.csv_example_gen import column_kinds as K
+    from blindspot.csv_example_gen.executor import encode_rows
 
     with open(path, newline='') as f:
         reader = csv.reader(f)
@@ -289,7 +289,7 @@ def expected_parts() -> List[str]:
     """What the ErrorAnalysis output folder of a csv run holds, whatever the data: the report,
     its page and every JSON part the Beam analysis writes (the gallery is for image data and
     the tags part for runs with tags, so neither is expected here)."""
-    from components.error_analysis.beam import analysis
+    from blindspot.error_analysis.beam import analysis
 
     return [
         files.REPORT_JSON,
@@ -382,8 +382,8 @@ def _first_error(text: str) -> Optional[str]:
 
 def read_report(output_dir: str, argv: Sequence[str]) -> Optional[str]:
     """The ErrorAnalysis report folder of the latest run in `output_dir`, from ML Metadata."""
-    from pipelines.datasets import dataset_for
-    from review import metadata
+    from blindspot.pipelines.datasets import dataset_for
+    from blindspot.review import metadata
 
     config = local_runner.parse_args(list(argv))
     store = metadata.open_store(output_dir)

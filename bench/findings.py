@@ -48,8 +48,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components.error_analysis.search import lattice  # noqa: E402
-from components.error_analysis.settings import Settings  # noqa: E402
+from blindspot.error_analysis.search import lattice  # noqa: E402
+from blindspot.error_analysis.settings import Settings  # noqa: E402
 
 SHARD_ROWS = 50_000
 CATEGORICAL = [f'c{i}' for i in range(8)]
@@ -198,7 +198,7 @@ def _beam_worker(rows: int, seeds: List[int], planted: bool, scenario: str) -> D
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from components.error_analysis.beam import slices as beam_slices
+    from blindspot.error_analysis.beam import slices as beam_slices
 
     config = lattice.SliceFinderConfig.from_settings(SETTINGS)
     runs = []

@@ -128,7 +128,7 @@ def component_seconds(sqlite: Path) -> Dict[str, float]:
     from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
-    from review import metadata
+    from blindspot.review import metadata
 
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = str(sqlite)
@@ -312,7 +312,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     work.mkdir(parents=True, exist_ok=True)
     try:
         if not args.no_taxi:
-            from pipelines.datasets import get_dataset
+            from blindspot.pipelines.datasets import get_dataset
 
             data = str(get_dataset('taxi').default_data_root())
             driver = prepare_template(work)

@@ -1,7 +1,7 @@
 """Blindspot's custom TFX components.
 
 `ErrorAnalysisReport` is importable from here because Kubeflow V2 resolves a custom artifact
-type by its TYPE_NAME ('components.ErrorAnalysisReport') as an import path in the container.
+type by its TYPE_NAME ('blindspot.ErrorAnalysisReport') as an import path in the container.
 It is loaded lazily so the pure-logic modules below this package import without TensorFlow.
 """
 
@@ -14,7 +14,7 @@ __all__ = ['ErrorAnalysisReport']
 
 def __getattr__(name: str):
     if name == 'ErrorAnalysisReport':
-        from components.error_analysis.artifact import ErrorAnalysisReport
+        from blindspot.error_analysis.artifact import ErrorAnalysisReport
 
         return ErrorAnalysisReport
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

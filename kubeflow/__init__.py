@@ -1,2 +1,2 @@
-"""Compiles Blindspot's pipelines for Kubeflow Pipelines (`python -m kubeflow.runner`) and builds
+"""Compiles Blindspot's pipelines for Kubeflow Pipelines (`python -m blindspot.kubeflow.runner`) and builds
 the container image they run in (kubeflow/Dockerfile)."""

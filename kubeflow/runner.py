@@ -1,11 +1,11 @@
 """Compile Blindspot's pipelines for Kubeflow Pipelines.
 
-    python -m kubeflow.runner --image REGISTRY/blindspot:TAG --pipeline-root gs://BUCKET/blindspot
-    python -m kubeflow.runner --config kubeflow/config.example.yaml --train-steps 2000
-    python -m kubeflow.runner --help
+    python -m blindspot.kubeflow.runner --image REGISTRY/blindspot:TAG --pipeline-root gs://BUCKET/blindspot
+    python -m blindspot.kubeflow.runner --config kubeflow/config.example.yaml --train-steps 2000
+    python -m blindspot.kubeflow.runner --help
 
 Each pipeline (`--pipeline all`, the default, is every packaged one,
-pipelines.datasets.PACKAGED) is built by the same `pipelines.pipeline.create_pipeline` the local
+blindspot.pipelines.datasets.PACKAGED) is built by the same `blindspot.pipelines.pipeline.create_pipeline` the local
 runner calls and compiled by TFX's KubeflowV2DagRunner into
 
     OUTPUT_DIR/<pipeline>.yaml      the pipeline spec (KFP IR, schema 2.1.0) that open-source
@@ -29,9 +29,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from components.error_analysis.settings import Settings as ErrorAnalysisSettings  # noqa: E402
-from components.error_analysis.settings import SettingsError as ErrorAnalysisSettingsError  # noqa: E402
-from pipelines.config import RunConfig  # noqa: E402  (light: no TensorFlow)
+from blindspot.error_analysis.settings import Settings as ErrorAnalysisSettings  # noqa: E402
+from blindspot.error_analysis.settings import SettingsError as ErrorAnalysisSettingsError  # noqa: E402
+from blindspot.pipelines.config import RunConfig  # noqa: E402  (light: no TensorFlow)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Where kubeflow/Dockerfile puts the repository inside the image (its WORKDIR). Paths baked into
@@ -277,7 +277,7 @@ class KubeflowSettings:
 
     @staticmethod
     def pipeline_name(pipeline: str) -> str:
-        from pipelines.datasets import get_dataset
+        from blindspot.pipelines.datasets import get_dataset
 
         return get_dataset(pipeline).pipeline_name
 
@@ -376,8 +376,8 @@ def container_path(local_path: os.PathLike) -> str:
 
 def build_pipeline(settings: KubeflowSettings, pipeline: str):
     """The TFX pipeline, from the same create_pipeline the local runner uses."""
-    from pipelines.datasets import get_dataset
-    from pipelines.pipeline import create_pipeline
+    from blindspot.pipelines.datasets import get_dataset
+    from blindspot.pipelines.pipeline import create_pipeline
 
     dataset = get_dataset(pipeline)
     return create_pipeline(
@@ -470,7 +470,7 @@ def write_outputs(job: Dict[str, Any], output_dir: str, pipeline: str) -> Tuple[
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog='python -m kubeflow.runner',
+        prog='python -m blindspot.kubeflow.runner',
         description='Compile Blindspot pipelines (the same create_pipeline as local_runner.py) '
         'for Kubeflow Pipelines: OUTPUT_DIR/<pipeline>.yaml (the spec to upload) and '
         'OUTPUT_DIR/<pipeline>_job.json (the PipelineJob). Settings: defaults, then '
@@ -571,7 +571,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # Importing the registry imports TFMA (and TensorFlow): only after the cheap checks.
         warnings.filterwarnings('ignore', category=FutureWarning)
         warnings.filterwarnings('ignore', category=DeprecationWarning)
-        from pipelines.datasets import PACKAGED  # csv needs local data options: not here
+        from blindspot.pipelines.datasets import PACKAGED  # csv needs local data options: not here
 
         names = select_pipelines(settings.pipeline, list(PACKAGED))
         data_roots = check_data_roots(settings, names)

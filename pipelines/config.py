@@ -5,7 +5,7 @@ ErrorAnalysis settings live with the component (components/error_analysis/settin
 import dataclasses
 from typing import List, Optional, Sequence, Tuple
 
-from components.error_analysis.settings import Settings as ErrorAnalysisSettings
+from blindspot.error_analysis.settings import Settings as ErrorAnalysisSettings
 
 # The splits ExampleGen makes (pipelines/pipeline.py: train 3/4, eval 1/4 by hash): the names
 # --split may give.

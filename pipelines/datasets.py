@@ -85,16 +85,18 @@ def _taxi_data_root() -> Path:
 def _taxi(classes: Optional[str] = None, model: Optional[str] = None) -> Dataset:
     if classes or model:
         raise ValueError('--classes and --model apply to the mnist pipeline only')
-    from pipelines.taxi import features
+    from blindspot.pipelines.taxi import features
 
     return Dataset(
         name='taxi',
         schema_path=REPO_ROOT / 'schemas' / 'taxi' / 'schema.pbtxt',
-        preprocessing_fn='pipelines.taxi.preprocessing.preprocessing_fn',
-        run_fn='pipelines.taxi.model.run_fn',
+        preprocessing_fn='blindspot.pipelines.taxi.preprocessing.preprocessing_fn',
+        run_fn='blindspot.pipelines.taxi.model.run_fn',
         label_key=features.LABEL_KEY,
         label_source_columns=features.LABEL_SOURCE_COLUMNS,
-        eval_config=functools.partial(_imported_call, 'pipelines.taxi.evaluation:eval_config'),
+        eval_config=functools.partial(
+            _imported_call, 'blindspot.pipelines.taxi.evaluation:eval_config'
+        ),
         default_data_root=_taxi_data_root,
         class_names=('not big tipper', 'big tipper'),
         transformed_features=tuple(map(features.transformed_name, features.RAW_FEATURES))
@@ -103,12 +105,12 @@ def _taxi(classes: Optional[str] = None, model: Optional[str] = None) -> Dataset
 
 
 def _mnist(classes: Optional[str] = None, model: Optional[str] = None) -> Dataset:
-    from pipelines.mnist import data
-    from pipelines.mnist import features as F
+    from blindspot.pipelines.mnist import data
+    from blindspot.pipelines.mnist import features as F
 
     chosen = data.parse_classes(classes)
     if model:
-        from pipelines.mnist.model import MODELS  # imports TensorFlow: only for --model
+        from blindspot.pipelines.mnist.model import MODELS  # imports TensorFlow: only for --model
 
         if model not in MODELS:
             raise ValueError(f"--model must be one of {', '.join(MODELS)}, got '{model}'")
@@ -116,11 +118,13 @@ def _mnist(classes: Optional[str] = None, model: Optional[str] = None) -> Datase
         name='mnist',
         variant='' if chosen == data.DIGITS else ''.join(map(str, chosen)),
         schema_path=REPO_ROOT / 'schemas' / 'mnist' / 'schema.pbtxt',
-        preprocessing_fn='pipelines.mnist.preprocessing.preprocessing_fn',
-        run_fn='pipelines.mnist.model.run_fn',
+        preprocessing_fn='blindspot.pipelines.mnist.preprocessing.preprocessing_fn',
+        run_fn='blindspot.pipelines.mnist.model.run_fn',
         label_key=F.LABEL_KEY,
         eval_config=functools.partial(
-            _imported_call, 'pipelines.mnist.evaluation:eval_config', num_classes=len(chosen)
+            _imported_call,
+            'blindspot.pipelines.mnist.evaluation:eval_config',
+            num_classes=len(chosen),
         ),
         default_data_root=lambda: None,
         example_format='tfrecord',
@@ -134,7 +138,7 @@ def _mnist(classes: Optional[str] = None, model: Optional[str] = None) -> Datase
 
 
 def _mnist_prepare(output_dir: str, classes: Sequence[int]) -> str:
-    from pipelines.mnist import data
+    from blindspot.pipelines.mnist import data
 
     return data.prepare(output_dir, classes)
 
@@ -148,8 +152,8 @@ def _csv(
 ) -> Dataset:
     """Any CSV file (or folder of CSV files) with a label column: the columns, their types,
     the classes and the slices come from one preflight scan of the data."""
-    from pipelines import preflight
-    from pipelines.csv import features as F
+    from blindspot.pipelines import preflight
+    from blindspot.pipelines.csv import features as F
 
     if not data:
         raise preflight.PreflightError(
@@ -184,13 +188,13 @@ def _csv(
         # Different data or labels must not share a pipeline: its model baseline and cache.
         variant=_slug(f'{path.stem if path.is_file() else path.resolve().name}-{label}'),
         schema_path=Path(schema) if schema else None,
-        preprocessing_fn='pipelines.csv.preprocessing.preprocessing_fn',
-        run_fn='pipelines.csv.model.run_fn',
+        preprocessing_fn='blindspot.pipelines.csv.preprocessing.preprocessing_fn',
+        run_fn='blindspot.pipelines.csv.model.run_fn',
         label_key=F.LABEL_KEY,
         label_source_columns=(label,),
         eval_config=functools.partial(
             _imported_call,
-            'pipelines.csv.evaluation:eval_config',
+            'blindspot.pipelines.csv.evaluation:eval_config',
             num_classes=len(classes),
             slice_columns=tuple(slices),
         ),
@@ -222,7 +226,7 @@ def _csv(
 def _csv_prepare(
     output_dir: str, files: Sequence[Path], missing_tokens: Dict[str, Tuple[str, ...]]
 ) -> str:
-    from pipelines.csv import data
+    from blindspot.pipelines.csv import data
 
     return data.prepare(output_dir, files, missing_tokens)
 

@@ -24,18 +24,18 @@ from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
 from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
-from components.csv_example_gen import executor as csv_example_gen
-from components.error_analysis import (
+from blindspot.csv_example_gen import executor as csv_example_gen
+from blindspot.error_analysis import (
     ErrorAnalysis,
     ErrorAnalysisReport,
     LatestBlessedModelReportStrategy,
     Settings,
 )
-from components.error_analysis import files as report_files
-from components.gated_example_validator.component import GatedExampleValidator
-from pipelines import push_executor
-from pipelines.datasets import Dataset
-from pipelines.training import Blessing
+from blindspot.error_analysis import files as report_files
+from blindspot.gated_example_validator.component import GatedExampleValidator
+from blindspot.pipelines import push_executor
+from blindspot.pipelines.datasets import Dataset
+from blindspot.pipelines.training import Blessing
 
 
 def create_pipeline(

@@ -11,9 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, NoReturn, Optional, Sequence, Set, Tuple
 
-import components.error_analysis as error_analysis
-from components.csv_example_gen import column_kinds as K
-from pipelines import layout
+import blindspot.error_analysis as error_analysis
+from blindspot.csv_example_gen import column_kinds as K
+from blindspot.pipelines import layout
 
 _NAMES_SHOWN = 30
 
@@ -132,7 +132,7 @@ def check_slice_features(
 
 def check_splits(splits: Sequence[str]) -> None:
     """Every --split is a split ExampleGen makes (else ErrorAnalysis fails after training)."""
-    from pipelines.config import SPLITS
+    from blindspot.pipelines.config import SPLITS
 
     for split in splits:
         if split not in SPLITS:
@@ -367,7 +367,7 @@ def _check_text_file(path: Path) -> None:
 
 
 def _check_header(path: Path, header: List[str], label: Optional[str]) -> None:
-    from pipelines.csv import features as F
+    from blindspot.pipelines.csv import features as F
 
     if len(header) == 1:
         other = next((d for d in (';', '\t', '|') if d in header[0]), None)
@@ -445,7 +445,7 @@ def scan_csv(data: str, label: str) -> CsvScan:
 
 @functools.lru_cache(maxsize=8)
 def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
-    from pipelines.csv import features as F
+    from blindspot.pipelines.csv import features as F
 
     files = tuple(Path(s[0]) for s in stamp)
     header: List[str] = []

@@ -11,7 +11,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from pipelines.push import STAGING_PREFIX
+from blindspot.pipelines.push import STAGING_PREFIX
 
 
 class Executor(pusher_executor.Executor):

@@ -134,7 +134,7 @@ def multiclass_eval_config(
     """Accuracy (deciding the blessing), example count, the multiclass confusion matrix and
     per-class precision/recall, on the given slices, all from one pass
     (pipelines/classification_metrics.py)."""
-    module = 'pipelines.classification_metrics'
+    module = 'blindspot.pipelines.classification_metrics'
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(

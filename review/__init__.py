@@ -2,12 +2,12 @@
 compare commands (cli.py), the review sheet of mistakes to tag (sheet.py) and the end-of-run
 summary (summary.py). It reads what the pipelines wrote; nothing here defines a pipeline.
 
-    import review
+    from blindspot import review
     r = review.Review('outputs')
     run = r.run()            # latest
 """
 
-from review.runs import (
+from blindspot.review.runs import (
     Review,
     ReviewError,
     Run,

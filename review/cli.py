@@ -113,7 +113,7 @@ def _side(side: Optional[Dict]) -> str:
 
 
 def _group(title: str, entries: List[Dict]) -> None:
-    from components.error_analysis.report.compare import measure_text
+    from blindspot.error_analysis.report.compare import measure_text
 
     print(f'{title} ({len(entries)}):')
     for e in entries:
@@ -181,8 +181,8 @@ def cancel_orphans(output_dir: str) -> None:
     """Cancels (with a note) the executions a process that no longer exists left RUNNING, so
     they show as cancelled, not running for ever; not while a run holds the folder, whose
     RUNNING executions may be its own."""
-    from pipelines import run_lock
-    from review import interrupts
+    from blindspot.pipelines import run_lock
+    from blindspot.review import interrupts
 
     with run_lock.when_idle(output_dir) as idle:
         if idle is not None:
@@ -191,7 +191,7 @@ def cancel_orphans(output_dir: str) -> None:
 
 
 def history(argv: List[str]) -> int:
-    import review
+    from blindspot import review
 
     a = _parser('history').parse_args(argv)
     try:
@@ -210,7 +210,7 @@ def _note(line: str) -> None:
 
 
 def compare(argv: List[str]) -> int:
-    import review
+    from blindspot import review
 
     p = _parser('compare')
     a = p.parse_args(argv)

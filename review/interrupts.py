@@ -23,9 +23,9 @@ from typing import List, Optional
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipelines import layout, push
-from pipelines.run_lock import Holder
-from review import metadata
+from blindspot.pipelines import layout, push
+from blindspot.pipelines.run_lock import Holder
+from blindspot.review import metadata
 
 # Custom property on a cancelled execution: who cancelled it, when and why.
 NOTE_PROPERTY = 'blindspot_cancelled'

@@ -10,8 +10,8 @@ from typing import Dict, List, Optional
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components.error_analysis import files
-from pipelines import layout
+from blindspot.error_analysis import files
+from blindspot.pipelines import layout
 
 PIPELINE_RUN_CONTEXT = 'pipeline_run'
 PIPELINE_CONTEXT = 'pipeline'

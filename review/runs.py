@@ -6,7 +6,7 @@ events. A component served from the cache in run N has an execution in run N who
 point at the artifacts an earlier run produced, so `run.report` of a cached run is the earlier
 report (the same artifact id).
 
-    import review
+    from blindspot import review
     r = review.Review('outputs')                 # or an MLMD ConnectionConfig / MetadataStore
     for run in r.runs():                         # oldest first
         print(run.number, run.run_id, run.blessed, run.accuracy(), run.error_rate())
@@ -34,9 +34,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-import components.error_analysis as error_analysis
-from pipelines import preflight
-from review import metadata
+import blindspot.error_analysis as error_analysis
+from blindspot.pipelines import preflight
+from blindspot.review import metadata
 
 PIPELINE_PREFIX = 'blindspot-'
 DEFAULT_PIPELINE = 'blindspot-taxi'
@@ -558,8 +558,8 @@ def _measured(run_a: Run, run_b: Run, on_measure: Optional[Callable[[str], None]
             f"measuring run #{run_a.number} and run #{run_b.number} on both runs' predictions "
             '(a local Beam pipeline: a few seconds)'
         )
-    from components.error_analysis.beam import comparison
-    from pipelines.config import DIRECT_RUNNER_ARGS
+    from blindspot.error_analysis.beam import comparison
+    from blindspot.pipelines.config import DIRECT_RUNNER_ARGS
 
     measured = comparison.measure_reports(
         run_a.report.uri,

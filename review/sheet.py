@@ -27,8 +27,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-import components.error_analysis as error_analysis
-from review.runs import PART_ENCODERS
+import blindspot.error_analysis as error_analysis
+from blindspot.review.runs import PART_ENCODERS
 
 TAG_COLUMNS = ('tags', 'notes')
 
@@ -87,7 +87,7 @@ def _read(report_uri: str):
 
 def _encoders(report_uri: str) -> Dict:
     """Feature name -> the run's FeatureEncoder (saved beside the report), {} without them."""
-    from components.error_analysis.search import membership
+    from blindspot.error_analysis.search import membership
 
     path = os.path.join(report_uri, PART_ENCODERS)
     if not os.path.exists(path):
@@ -120,7 +120,7 @@ def finding_of_rows(
 ) -> List[str]:
     """Per row, the first held finding (in rank order) it is in, as '#rank slice', else '':
     the report counts a row for the first finding above it too ("adds")."""
-    from components.error_analysis.search import membership
+    from blindspot.error_analysis.search import membership
 
     findings = held_findings(report)
     if not findings or not columns:
@@ -160,7 +160,7 @@ def _context_columns(report: Dict, features: Sequence[str], encoders: Dict) -> L
 
 
 def _cell(value) -> str:
-    from components.error_analysis.search.binning import display_value
+    from blindspot.error_analysis.search.binning import display_value
 
     return display_value(value)
 
@@ -236,7 +236,7 @@ def write_finding_sheet(report_uri: str, out: str, ref: str, max_rows: int = 100
     confidence, suspect flag, the columns the label is computed from, the other features.
     Each row's weight is how many of the finding's mistakes it stands for. Returns
     {'finding', 'rows', 'mistakes'}."""
-    from components.error_analysis.search import membership
+    from blindspot.error_analysis.search import membership
 
     report, table = _read(report_uri)
     finding = find_finding(report, ref)
@@ -322,7 +322,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help='with --finding: most mistakes to write (default: %(default)s)',
     )
     a = p.parse_args(argv)
-    import review
+    from blindspot import review
 
     try:
         run = review.get_run(a.output_dir, None if a.run == 'latest' else a.run, a.pipeline)

@@ -3,10 +3,10 @@
 import os
 from typing import Dict
 
-import components.error_analysis as error_analysis
-import review
-from pipelines.config import RunConfig
-from review import metadata
+import blindspot.error_analysis as error_analysis
+from blindspot import review
+from blindspot.pipelines.config import RunConfig
+from blindspot.review import metadata
 
 WORST_SLICES_SHOWN = 3
 

@@ -17,11 +17,11 @@ import re
 import uuid
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from components.error_analysis.report import charts, html_page
-from components.error_analysis.report.compare import accuracy_metric
-from components.error_analysis.report.compare_html import render_comparison
-from components.error_analysis.report.markup import escape
-from components.error_analysis.search.binning import display_value
+from blindspot.error_analysis.report import charts, html_page
+from blindspot.error_analysis.report.compare import accuracy_metric
+from blindspot.error_analysis.report.compare_html import render_comparison
+from blindspot.error_analysis.report.markup import escape
+from blindspot.error_analysis.search.binning import display_value
 
 # Metrics shown across runs when the evaluations have them (the accuracy metric first).
 RUN_METRICS = ('auc', 'precision', 'recall')
@@ -195,7 +195,7 @@ def comparison(c: Dict, title: str) -> str:
     return page(render_comparison({'comparison': c}, title) or '<p>Nothing to compare.</p>')
 
 
-# Views across runs (review.Review).
+# Views across runs (blindspot.review.Review).
 
 
 def runs(review) -> str:
@@ -286,7 +286,7 @@ def read_plots(evaluation_uri: str, slices: Sequence[Tuple]) -> Dict[Tuple, Dict
     plot takes tens of seconds)."""
     from tensorflow_model_analysis.writers import metrics_plots_and_validations_writer as writer
 
-    from components.error_analysis.beam.tfma_metrics import _candidate_name
+    from blindspot.error_analysis.beam.tfma_metrics import _candidate_name
 
     candidate = _candidate_name(evaluation_uri) or ''
     found: Dict[Tuple, Dict] = {}

@@ -17,7 +17,7 @@ E2E_TRAIN_STEPS = 60
 
 
 def taxi_csv() -> Path:
-    from pipelines.datasets import get_dataset
+    from blindspot.pipelines.datasets import get_dataset
 
     return get_dataset('taxi').default_data_root() / 'data.csv'
 
@@ -47,7 +47,7 @@ def hold_run_lock(out: Path) -> subprocess.Popen:
             sys.executable,
             '-c',
             'import time\n'
-            'from pipelines import run_lock\n'
+            'from blindspot.pipelines import run_lock\n'
             f"lock = run_lock.acquire({str(out)!r}, 'blindspot-taxi', {HELD_RUN_ID!r})\n"
             "print('locked', flush=True)\n"
             'time.sleep(120)\n',
@@ -68,9 +68,9 @@ def taxi_run(tmp_path_factory):
     Evaluator has a new input (run 1's model is now the latest blessed baseline), so it and
     its dependants run again. Run 3 has exactly run 2's inputs: all cache hits."""
     import local_runner
-    from pipelines.config import RunConfig
-    from pipelines.datasets import dataset_for
-    from review import metadata
+    from blindspot.pipelines.config import RunConfig
+    from blindspot.pipelines.datasets import dataset_for
+    from blindspot.review import metadata
 
     root = tmp_path_factory.mktemp('taxi_e2e')
     data = write_sample(root / 'data')
@@ -134,7 +134,7 @@ def gated_taxi_runs(tmp_path_factory):
     import io
 
     import local_runner
-    from pipelines.config import ErrorAnalysisSettings, RunConfig
+    from blindspot.pipelines.config import ErrorAnalysisSettings, RunConfig
 
     root = tmp_path_factory.mktemp('gated')
     out = str(root / 'out')
@@ -178,7 +178,7 @@ def ea_inputs(taxi_run, examples_uri=None, splits=('train', 'eval')):
     """Real artifacts of the taxi run, to call the ErrorAnalysis executor directly."""
     from tfx.types import artifact_utils, standard_artifacts
 
-    from review import metadata
+    from blindspot.review import metadata
 
     first = taxi_run['first']
     examples = standard_artifacts.Examples()

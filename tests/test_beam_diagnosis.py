@@ -8,13 +8,13 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from components.error_analysis.beam import diagnosis as beam_diagnosis
-from components.error_analysis.beam import slices as beam_slices
-from components.error_analysis.beam.analysis import example_row
-from components.error_analysis.beam.finding_examples import FindingExamples
-from components.error_analysis.beam.predictions import PredictionBatch
-from components.error_analysis.search import lattice
-from components.error_analysis.settings import Settings
+from blindspot.error_analysis.beam import diagnosis as beam_diagnosis
+from blindspot.error_analysis.beam import slices as beam_slices
+from blindspot.error_analysis.beam.analysis import example_row
+from blindspot.error_analysis.beam.finding_examples import FindingExamples
+from blindspot.error_analysis.beam.predictions import PredictionBatch
+from blindspot.error_analysis.search import lattice
+from blindspot.error_analysis.settings import Settings
 
 ROWS = 6000
 
@@ -116,10 +116,10 @@ def test_planted_random_labels_and_rare_training_region_are_diagnosed(tmp_path):
 
 
 def test_each_tag_gets_the_diagnosis_of_its_rows_in_the_table(tmp_path):
-    from components.error_analysis.beam.analysis import CountTags
-    from components.error_analysis.report import build as report_build
-    from components.error_analysis.report import html_page
-    from components.error_analysis.tags import tag_rules
+    from blindspot.error_analysis.beam.analysis import CountTags
+    from blindspot.error_analysis.report import build as report_build
+    from blindspot.error_analysis.report import html_page
+    from blindspot.error_analysis.tags import tag_rules
 
     batches, train = _planted()
     rules = tag_rules.parse_rules(['random labels: zone == "a"', 'rare in train: zone == "b"'])

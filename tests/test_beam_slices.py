@@ -1,4 +1,4 @@
-"""Tests for components.error_analysis.beam_slices (in-process DirectRunner)."""
+"""Tests for blindspot.error_analysis.beam_slices (in-process DirectRunner)."""
 
 import collections
 import pickle
@@ -7,10 +7,10 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from components.error_analysis.beam import slices as beam_slices
-from components.error_analysis.search import findings
-from components.error_analysis.search import lattice as sf
-from components.error_analysis.settings import Settings
+from blindspot.error_analysis.beam import slices as beam_slices
+from blindspot.error_analysis.search import findings
+from blindspot.error_analysis.search import lattice as sf
+from blindspot.error_analysis.settings import Settings
 
 
 def _config(**overrides):

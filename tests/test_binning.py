@@ -1,11 +1,11 @@
-"""Tests for components.error_analysis.binning."""
+"""Tests for blindspot.error_analysis.binning."""
 
 import collections
 
 import numpy as np
 import pytest
 
-from components.error_analysis.search import binning
+from blindspot.error_analysis.search import binning
 
 
 def test_categorical_encoder_caps_high_cardinality_with_a_note():

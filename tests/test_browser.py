@@ -23,7 +23,7 @@ from typing import Dict, Iterator, List
 
 import pytest
 
-from pipelines.taxi import features as taxi_features
+from blindspot.pipelines.taxi import features as taxi_features
 from tests.test_notebook import NOTEBOOK, write_venv_kernel
 
 REPO = NOTEBOOK.parent.parent
@@ -319,8 +319,8 @@ def _click_menu(driver, *labels: str) -> None:
 
 
 def test_review_notebook_in_jupyterlab_and_notebook7(lab_url, browser, taxi_run, tmp_path):
-    import review
-    from components.error_analysis.search.binning import display_value
+    from blindspot import review
+    from blindspot.error_analysis.search.binning import display_value
 
     notebook_bytes = NOTEBOOK.read_bytes()
     base = lab_url.split('/', 3)[:3]
@@ -484,7 +484,7 @@ def test_tfma_widgets_draw_in_nbclassic(classic_url, browser, tmp_path):
 
 
 def test_report_html_renders_its_charts_offline(taxi_run, browser, tmp_path):
-    import review
+    from blindspot import review
 
     run = review.get_run(taxi_run['config'].output_dir)
     page = Path(run.report.uri) / 'report.html'

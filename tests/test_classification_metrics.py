@@ -8,10 +8,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
-from pipelines.classification_metrics import ACCURACY
+from blindspot.pipelines.classification_metrics import ACCURACY
 
 NUM_CLASSES = 3
-MODULE = 'pipelines.classification_metrics'
+MODULE = 'blindspot.pipelines.classification_metrics'
 
 
 @pytest.fixture(scope='module')
@@ -137,7 +137,7 @@ def test_blessing_threshold_applies_to_the_one_pass_accuracy(both):
 def test_tfma_rows_show_per_class_metrics_as_macro_averages_only():
     """A multi-class Precision is one value per class: the row shows their mean as
     macro_precision, never one class's value as the slice's precision."""
-    from components.error_analysis.beam.tfma_metrics import _flatten
+    from blindspot.error_analysis.beam.tfma_metrics import _flatten
 
     nan = float('nan')
     metrics = _flatten(

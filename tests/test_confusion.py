@@ -1,6 +1,6 @@
 import numpy as np
 
-from components.error_analysis.search import confusion
+from blindspot.error_analysis.search import confusion
 
 
 def test_counts_match_hand_computation():

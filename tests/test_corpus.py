@@ -10,7 +10,7 @@ from typing import Callable
 import pytest
 
 from bench import corpus
-from components.error_analysis.report.invariants import violations
+from blindspot.error_analysis.report.invariants import violations
 
 # wine: 178 rows, 13 numbers, 3 classes. rows_20: the fewest rows the preflight accepts, two
 # classes far apart, so also a report without a single mistake (no_errors' case, one run less).

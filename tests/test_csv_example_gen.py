@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 from tfx.components.example_gen.csv_example_gen import executor as stock
 
-from components.csv_example_gen import column_kinds as K
-from components.csv_example_gen import executor as batched
+from blindspot.csv_example_gen import column_kinds as K
+from blindspot.csv_example_gen import executor as batched
 
 HEADER = 'id,price,count,code,note,blank,big\n'
 ROWS = [

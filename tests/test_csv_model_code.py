@@ -11,9 +11,9 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from pipelines.csv import features as F
-from pipelines.csv.model import build_keras_model
-from pipelines.csv.preprocessing import preprocessing_fn
+from blindspot.pipelines.csv import features as F
+from blindspot.pipelines.csv.model import build_keras_model
+from blindspot.pipelines.csv.preprocessing import preprocessing_fn
 
 # Columns as SchemaGen infers them with infer_feature_shape=False: variable length, so an
 # empty CSV cell is a missing value.

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 import local_runner
-from pipelines import preflight
-from pipelines.config import RunConfig
-from pipelines.csv import features as F
-from pipelines.datasets import dataset_for
-from review import metadata
+from blindspot.pipelines import preflight
+from blindspot.pipelines.config import RunConfig
+from blindspot.pipelines.csv import features as F
+from blindspot.pipelines.datasets import dataset_for
+from blindspot.review import metadata
 
 TRAIN_STEPS = 100
 
@@ -187,7 +187,7 @@ def test_string_label_csv_runs_every_component_and_reports(customers_run):
 
 
 def test_string_label_csv_is_sliced_by_low_cardinality_columns(customers_run):
-    from components.error_analysis.beam.tfma_metrics import sliced_metrics
+    from blindspot.error_analysis.beam.tfma_metrics import sliced_metrics
 
     _, runs = customers_run
     rows = sliced_metrics(metadata.output_artifact(runs, 'Evaluator', 'evaluation').uri)
@@ -386,7 +386,7 @@ def test_scan_keeps_the_values_of_columns_with_at_most_vocab_top_k_of_them(tmp_p
 
 
 def test_data_is_copied_to_a_folder_named_by_its_content(tmp_path):
-    from pipelines.csv import data
+    from blindspot.pipelines.csv import data
 
     source = Path(_csv(tmp_path, '\ufeffa,y\n1,2\n'))
     first = data.prepare(str(tmp_path / 'out'), [source])

@@ -1,9 +1,9 @@
 """Data that breaks the schema stops the pipeline at ExampleValidator, before Trainer."""
 
 import local_runner
-from pipelines.config import RunConfig
-from pipelines.datasets import dataset_for
-from review import metadata
+from blindspot.pipelines.config import RunConfig
+from blindspot.pipelines.datasets import dataset_for
+from blindspot.review import metadata
 from tests.conftest import write_sample
 
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from components.error_analysis.report import build as report_build
-from components.error_analysis.report import html_page
-from components.error_analysis.search import binning, confusion, diagnosis
-from components.error_analysis.search.ranges import NO_FEATURE
+from blindspot.error_analysis.report import build as report_build
+from blindspot.error_analysis.report import html_page
+from blindspot.error_analysis.search import binning, confusion, diagnosis
+from blindspot.error_analysis.search.ranges import NO_FEATURE
 
 
 def test_per_class_counts_precision_recall_and_names_classes_never_or_rarely_predicted():
@@ -292,7 +292,7 @@ def test_review_sheet_adds_label_suspects_most_suspicious_first(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from review import sheet
+    from blindspot.review import sheet
 
     rng = np.random.default_rng(4)
     rows = 300

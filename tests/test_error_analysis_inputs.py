@@ -7,10 +7,10 @@ import os
 import pytest
 from tfx.utils import path_utils
 
-from components.error_analysis.artifact import ErrorAnalysisReport
-from components.error_analysis.beam.predictions import InputError, Predictor
-from components.error_analysis.executor import Executor, slice_feature_types
-from review import metadata
+from blindspot.error_analysis.artifact import ErrorAnalysisReport
+from blindspot.error_analysis.beam.predictions import InputError, Predictor
+from blindspot.error_analysis.executor import Executor, slice_feature_types
+from blindspot.review import metadata
 from tests.conftest import EA_PROPS as PROPS
 from tests.conftest import ea_inputs as _inputs
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from review import metadata
+from blindspot.review import metadata
 from tests.test_csv_pipeline import _run_pipeline
 
 # Labels are random in these two regions; elsewhere they follow the sign of x1.

@@ -5,8 +5,8 @@ whose answers are known."""
 import numpy as np
 import pytest
 
-from components.error_analysis.search import binning, ranges, selection
-from components.error_analysis.search.lattice import HOLDOUT_SIZE, SEARCH_SIZE
+from blindspot.error_analysis.search import binning, ranges, selection
+from blindspot.error_analysis.search.lattice import HOLDOUT_SIZE, SEARCH_SIZE
 
 SIGNIFICANCE = 0.05
 

@@ -4,8 +4,8 @@ predictions: test_measured_comparison.py)."""
 
 import pytest
 
-from components.error_analysis.report import compare, gate
-from components.error_analysis.search import identity
+from blindspot.error_analysis.report import compare, gate
+from blindspot.error_analysis.search import identity
 
 
 def _range(feature, low, high):

@@ -79,7 +79,7 @@ def _running(out: Path) -> Dict[str, object]:
     """{component: execution} of the executions RUNNING in the store now."""
     from ml_metadata.proto import metadata_store_pb2
 
-    from review import metadata
+    from blindspot.review import metadata
 
     if not (out / 'metadata.sqlite').exists():
         return {}
@@ -113,7 +113,7 @@ def _output_dirs(out: Path, component: str, execution_id: int) -> List[Path]:
 
 
 def _execution(out: Path, execution_id: int):
-    from review import metadata
+    from blindspot.review import metadata
 
     return metadata.open_store(str(out)).get_executions_by_id([execution_id])[0]
 
@@ -197,7 +197,7 @@ def test_ctrl_c_stops_the_run_in_one_line_and_cancels_it(soak):
     ]
     from ml_metadata.proto import metadata_store_pb2
 
-    from review import interrupts
+    from blindspot.review import interrupts
 
     trainer = _execution(out, soak['C_execution'])
     assert trainer.last_known_state == metadata_store_pb2.Execution.CANCELED
@@ -210,7 +210,7 @@ def test_orphan_swept_at_the_start_of_the_next_run(soak):
     it, naming the killed process, and removes the folder."""
     from ml_metadata.proto import metadata_store_pb2
 
-    from review import interrupts
+    from blindspot.review import interrupts
 
     out, b = soak['out'], soak['B']
     assert b.status == -signal.SIGKILL
@@ -257,8 +257,8 @@ def test_summary_and_log_belong_to_this_run(soak):
 def test_soak_leaves_a_consistent_store(soak):
     from ml_metadata.proto import metadata_store_pb2
 
-    from pipelines import preflight
-    from review import metadata
+    from blindspot.pipelines import preflight
+    from blindspot.review import metadata
 
     out = soak['out']
     preflight.check_metadata_store(str(out))  # SQLite's own check passes

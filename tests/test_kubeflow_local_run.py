@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from components.error_analysis import files
-from kubeflow import runner
-from kubeflow.local_run import LocalKfpRun, condition_holds, task_order
-from pipelines.config import DIRECT_RUNNER_ARGS
-from review.metadata import custom_value
+from blindspot.error_analysis import files
+from blindspot.kubeflow import runner
+from blindspot.kubeflow.local_run import LocalKfpRun, condition_holds, task_order
+from blindspot.pipelines.config import DIRECT_RUNNER_ARGS
+from blindspot.review.metadata import custom_value
 from tests.conftest import write_sample
 
 ROOT = 'gs://blindspot-local-kfp/root'
@@ -140,7 +140,7 @@ def test_report_files_and_custom_properties(kfp_run):
     assert metadata[files.ERROR_RATE] == pytest.approx(data['overall']['error_rate'])
     assert metadata[files.REPORT_VERSION] == float(data['version'])
     assert metadata['display_name'] == 'report'
-    assert report.type['instanceSchema'].splitlines()[0] == 'title: components.ErrorAnalysisReport'
+    assert report.type['instanceSchema'].splitlines()[0] == 'title: blindspot.ErrorAnalysisReport'
 
 
 def test_pusher_runs_only_if_the_slice_gate_passed(kfp_run):

@@ -1,4 +1,4 @@
-"""The Kubeflow spec, checked without a cluster: compile the taxi pipeline with kubeflow.runner
+"""The Kubeflow spec, checked without a cluster: compile the taxi pipeline with blindspot.kubeflow.runner
 (as `make kubeflow` does) and read the result back as KFP's PipelineSpec proto."""
 
 import json
@@ -9,9 +9,9 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from components.error_analysis.settings import Settings
-from kubeflow import runner
-from pipelines.config import DIRECT_RUNNER_ARGS
+from blindspot.error_analysis.settings import Settings
+from blindspot.kubeflow import runner
+from blindspot.pipelines.config import DIRECT_RUNNER_ARGS
 
 IMAGE = 'registry.example.com/blindspot/blindspot:spec-test'
 ROOT = 'gs://test-bucket/root'
@@ -254,9 +254,9 @@ def test_every_container_runs_the_image(compiled):
         args[args.index('--executor_class_path') + 1]
         for args in (_container(spec, name)['args'] for name in containers)
     }
-    assert 'components.error_analysis.executor.Executor' in executors
-    assert 'components.gated_example_validator.executor.Executor' in executors
-    assert 'components.csv_example_gen.executor.Executor' in executors  # batched CSV reading
+    assert 'blindspot.error_analysis.executor.Executor' in executors
+    assert 'blindspot.gated_example_validator.executor.Executor' in executors
+    assert 'blindspot.csv_example_gen.executor.Executor' in executors  # batched CSV reading
 
 
 def test_parameters_as_configured(compiled):
@@ -267,7 +267,7 @@ def test_parameters_as_configured(compiled):
     assert json.loads(_param(spec, 'Trainer', 'eval_args').string_value) == {
         'num_steps': EVAL_STEPS
     }
-    assert _param(spec, 'Trainer', 'run_fn').string_value == 'pipelines.taxi.model.run_fn'
+    assert _param(spec, 'Trainer', 'run_fn').string_value == 'blindspot.pipelines.taxi.model.run_fn'
     assert _param(spec, 'CsvExampleGen', 'input_base').string_value == ROOT + '/data/taxi'
     assert json.loads(_param(spec, 'Pusher', 'push_destination').string_value) == {
         'filesystem': {'base_directory': ROOT + '/serving_model/taxi'}
@@ -332,7 +332,7 @@ def test_another_runner_replaces_the_direct_runner_options():
 def test_tfx_stages_no_package_for_the_direct_runner_but_does_for_another():
     from tfx.utils import dependency_utils
 
-    from pipelines.config import RunConfig
+    from blindspot.pipelines.config import RunConfig
 
     direct = RunConfig().beam_pipeline_args()
     assert dependency_utils.make_beam_dependency_flags(direct) == direct
@@ -365,10 +365,10 @@ def test_error_analysis(compiled):
         report.artifact_type.schema_title
         or yaml.safe_load(report.artifact_type.instance_schema)['title']
     )
-    assert title == 'components.ErrorAnalysisReport'
+    assert title == 'blindspot.ErrorAnalysisReport'
     from tfx.utils import import_utils
 
-    from components.error_analysis.artifact import ErrorAnalysisReport
+    from blindspot.error_analysis.artifact import ErrorAnalysisReport
 
     assert import_utils.import_class_by_path(title) is ErrorAnalysisReport
 
@@ -584,7 +584,7 @@ def test_mnist_compiles_with_import_example_gen(tmp_path):
 
 def test_local_runs_get_the_same_runner_options():
     """local_runner.py and the compiler share RunConfig.beam_pipeline_args."""
-    from pipelines.config import RunConfig, beam_runner
+    from blindspot.pipelines.config import RunConfig, beam_runner
 
     assert RunConfig().beam_pipeline_args() == [
         *DIRECT_RUNNER_ARGS,

@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from components.error_analysis.beam import comparison
-from components.error_analysis.report import compare, gate
-from components.error_analysis.report.files import FEATURE_COLUMN_PREFIX
-from components.error_analysis.search import binning, identity, membership
-from pipelines.config import DIRECT_RUNNER_ARGS
+from blindspot.error_analysis.beam import comparison
+from blindspot.error_analysis.report import compare, gate
+from blindspot.error_analysis.report.files import FEATURE_COLUMN_PREFIX
+from blindspot.error_analysis.search import binning, identity, membership
+from blindspot.pipelines.config import DIRECT_RUNNER_ARGS
 
 BEAM_ARGS = [*DIRECT_RUNNER_ARGS, '--direct_running_mode=in_memory', '--direct_num_workers=1']
 CARD = {'feature': 'payment_type', 'label': 'payment_type = Credit Card', 'low': None,
@@ -148,7 +148,7 @@ def test_refinement_of_a_persisting_finding_passes_a_worse_slice_blocks(two_runs
         'fails significantly more than under the last blessed model (the same 600 examples; adjusted p ='
     )
 
-    from review import cli
+    from blindspot.review import cli
 
     cli.print_comparison(
         {

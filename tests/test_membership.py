@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from components.error_analysis.search import binning, membership
+from blindspot.error_analysis.search import binning, membership
 
 PAYMENT = binning.categorical_encoder(
     'payment_type', {'Cash': 30, 'Credit Card': 50, 'Dispute': 1}, missing_count=2, max_values=2

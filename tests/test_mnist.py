@@ -8,11 +8,11 @@ import pytest
 import tensorflow as tf
 
 import local_runner
-from pipelines.config import RunConfig
-from pipelines.mnist import data
-from pipelines.mnist import features as F
-from pipelines.mnist.preprocessing import image_features
-from review import metadata
+from blindspot.pipelines.config import RunConfig
+from blindspot.pipelines.mnist import data
+from blindspot.pipelines.mnist import features as F
+from blindspot.pipelines.mnist.preprocessing import image_features
+from blindspot.review import metadata
 
 
 def test_shape_features_of_a_drawn_bar():

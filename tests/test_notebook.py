@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from components.error_analysis.report.markup import escape
-from pipelines.taxi import features as taxi_features
+from blindspot.error_analysis.report.markup import escape
+from blindspot.pipelines.taxi import features as taxi_features
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / 'notebooks' / 'review.ipynb'
 KERNEL = 'blindspot-test-venv'
@@ -56,7 +56,7 @@ def test_review_notebook_runs_headless(taxi_run, venv_kernel, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
-    import review
+    from blindspot import review
 
     monkeypatch.setenv('BLINDSPOT_OUTPUT_DIR', os.path.abspath(taxi_run['config'].output_dir))
     monkeypatch.setenv('BLINDSPOT_TFMA_WIDGETS', '1')

@@ -9,9 +9,9 @@ from html.parser import HTMLParser
 import pyarrow.parquet as pq
 import tensorflow as tf
 
-from components.error_analysis import files as keys
-from pipelines.taxi import features
-from review import metadata
+from blindspot.error_analysis import files as keys
+from blindspot.pipelines.taxi import features
+from blindspot.review import metadata
 
 COMPONENTS = {
     'CsvExampleGen',
@@ -81,7 +81,7 @@ def test_reruns_are_served_from_cache(taxi_run):
 
 
 def test_evaluation_has_declared_slices(taxi_run):
-    from components.error_analysis.beam.tfma_metrics import sliced_metrics
+    from blindspot.error_analysis.beam.tfma_metrics import sliced_metrics
 
     evaluation = metadata.output_artifact(taxi_run['first'], 'Evaluator', 'evaluation')
     rows = sliced_metrics(evaluation.uri)
@@ -122,7 +122,7 @@ def test_error_analysis_report_in_metadata(taxi_run):
     report = metadata.output_artifact(first, 'ErrorAnalysis', 'report')
     assert report is not None
     artifact_type = taxi_run['store'].get_artifact_types_by_id([report.type_id])[0]
-    assert artifact_type.name == 'components.ErrorAnalysisReport'
+    assert artifact_type.name == 'blindspot.ErrorAnalysisReport'
     n_eval = _eval_examples(first)
     assert metadata.custom_value(report, keys.NUM_EXAMPLES) == n_eval
 

@@ -56,7 +56,7 @@ def test_flags_are_checked(capsys):
 
 
 def test_split_names_are_the_examples_splits():
-    from pipelines import preflight
+    from blindspot.pipelines import preflight
 
     preflight.check_splits(['eval', 'train'])
     with pytest.raises(preflight.PreflightError, match="did you mean 'train'"):
@@ -64,7 +64,7 @@ def test_split_names_are_the_examples_splits():
 
 
 def test_slice_feature_may_be_raw_or_a_transform_output():
-    from pipelines import preflight
+    from blindspot.pipelines import preflight
 
     preflight.check_slice_features(['hour', 'miles_xf'], ['hour', 'miles'], ['miles_xf'], 'x')
     with pytest.raises(preflight.PreflightError, match="'hours'.*did you mean 'hour'.*CSV"):
@@ -74,7 +74,7 @@ def test_slice_feature_may_be_raw_or_a_transform_output():
 def test_beam_args_are_parsed_by_beams_own_options():
     """Options of any of Beam's option groups pass (the --runner X form too); an unknown
     option or a bad value is refused, where Beam would only log and drop it."""
-    from pipelines import preflight
+    from blindspot.pipelines import preflight
 
     preflight.check_beam_args(
         ['--runner', 'FlinkRunner', '--flink_master=host:8081', '--direct_num_workers=3']
@@ -88,7 +88,7 @@ def test_beam_args_are_parsed_by_beams_own_options():
 def test_sweep_removes_staging_and_incomplete_versions(tmp_path):
     """What a killed push leaves: a staging folder, a version without saved_model.pb (the stock
     Pusher copies it last); a complete version stays."""
-    from pipelines import push
+    from blindspot.pipelines import push
 
     complete, partial, staging = tmp_path / '100', tmp_path / '200', tmp_path / '.pushing-ab'
     for folder in (complete, partial, staging):

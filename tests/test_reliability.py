@@ -72,7 +72,7 @@ def _executions(out: Path, run_id: str) -> List[Tuple[str, str]]:
     """(component, state) of run `run_id`'s executions in ML Metadata."""
     from ml_metadata.proto import metadata_store_pb2
 
-    from review import metadata
+    from blindspot.review import metadata
 
     store = metadata.open_store(str(out))
     run = store.get_context_by_type_and_name(metadata.PIPELINE_RUN_CONTEXT, run_id)
@@ -175,7 +175,7 @@ def test_a_complete_run_prints_only_its_own_lines(matrix):
 
 
 def test_kill_9_during_the_pusher_leaves_no_broken_version(matrix):
-    from pipelines import push
+    from blindspot.pipelines import push
 
     assert matrix['B'] == -signal.SIGKILL
     # Right after the kill: the half-pushed version is a staging folder, not a version.

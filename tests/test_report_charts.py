@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from components.error_analysis.report import build as report_build
-from components.error_analysis.report import charts, html_page
+from blindspot.error_analysis.report import build as report_build
+from blindspot.error_analysis.report import charts, html_page
 
 
 def _tfma_row(features, values, accuracy, count):

@@ -5,8 +5,8 @@ its insights and HTML, and the resolver strategy that finds the latest blessed m
 
 import pytest
 
-from components.error_analysis.report import compare as rc
-from components.error_analysis.report.compare_html import render_comparison
+from blindspot.error_analysis.report import compare as rc
+from blindspot.error_analysis.report.compare_html import render_comparison
 
 
 def _slice(*predicates, size=100, errors=40, held=True):
@@ -176,7 +176,7 @@ def test_insights_name_new_and_fixed_slices():
 
 
 def test_report_insights_include_the_comparison():
-    from components.error_analysis.report import insights
+    from blindspot.error_analysis.report import insights
 
     report = _report([_slice(DAY, errors=60)], error_rate=0.2)
     report['confusion'] = {'top_pairs': []}
@@ -251,8 +251,8 @@ def _artifacts(store, cls, n, **custom):
 def test_strategy_picks_first_report_of_latest_blessed_model(fake_store):
     from tfx.types import standard_artifacts
 
-    from components.error_analysis.artifact import ErrorAnalysisReport
-    from components.error_analysis.baseline import LatestBlessedModelReportStrategy
+    from blindspot.error_analysis.artifact import ErrorAnalysisReport
+    from blindspot.error_analysis.baseline import LatestBlessedModelReportStrategy
 
     m1, m2, m3 = _artifacts(fake_store, standard_artifacts.Model, 3)
     r1, r2a, r2b, r3 = _artifacts(fake_store, ErrorAnalysisReport, 4)

@@ -10,10 +10,10 @@ import os
 import numpy as np
 import pytest
 
-from components.error_analysis.report import build as report_build
-from components.error_analysis.report import invariants
-from components.error_analysis.search import binning, findings, lattice
-from components.error_analysis.settings import Settings
+from blindspot.error_analysis.report import build as report_build
+from blindspot.error_analysis.report import invariants
+from blindspot.error_analysis.search import binning, findings, lattice
+from blindspot.error_analysis.settings import Settings
 
 PLANTED = {'x': [(0.6, 0.7, 0.4)], 'y': [(0.33, 0.41, 0.35)]}
 
@@ -206,8 +206,8 @@ def _rewrite_eval(taxi_run, folder, rows=None, label=None):
     import tensorflow as tf
     from tfx.utils import path_utils
 
-    from components.error_analysis.beam.predictions import Predictor
-    from review import metadata
+    from blindspot.error_analysis.beam.predictions import Predictor
+    from blindspot.review import metadata
 
     first = taxi_run['first']
     source = os.path.join(
@@ -239,8 +239,8 @@ def _rewrite_eval(taxi_run, folder, rows=None, label=None):
 
 
 def _analyse(taxi_run, tmp_path, examples_uri):
-    from components.error_analysis.artifact import ErrorAnalysisReport
-    from components.error_analysis.executor import Executor
+    from blindspot.error_analysis.artifact import ErrorAnalysisReport
+    from blindspot.error_analysis.executor import Executor
     from tests.conftest import EA_PROPS, ea_inputs
 
     report = ErrorAnalysisReport()

@@ -29,7 +29,7 @@ def two_runs(gated_taxi_runs):
 
 
 def test_api_lists_runs_and_their_artifacts(two_runs):
-    import review
+    from blindspot import review
 
     r = review.Review(two_runs, 'taxi')
     assert r.pipeline == 'blindspot-taxi'
@@ -51,9 +51,9 @@ def test_api_lists_runs_and_their_artifacts(two_runs):
 
 
 def test_component_compares_with_the_blessed_report(two_runs):
-    import components.error_analysis as error_analysis
-    import review
-    from review import metadata
+    import blindspot.error_analysis as error_analysis
+    from blindspot import review
+    from blindspot.review import metadata
 
     first, second, _ = review.list_runs(two_runs)
     assert 'comparison' not in first.report_json()  # no blessed model before run 1
@@ -80,8 +80,8 @@ def test_component_compares_with_the_blessed_report(two_runs):
 
 
 def test_history_cli(two_runs, capsys):
-    import review
-    from review import cli as review_cli
+    from blindspot import review
+    from blindspot.review import cli as review_cli
 
     assert review_cli.main(['history', '--output-dir', two_runs, '--pipeline', 'taxi']) == 0
     out = capsys.readouterr().out
@@ -100,8 +100,8 @@ def test_history_cli(two_runs, capsys):
 
 
 def test_compare_cli_new_and_resolved(two_runs, capsys):
-    import review
-    from review import cli as review_cli
+    from blindspot import review
+    from blindspot.review import cli as review_cli
 
     # Run 1 against run 2: the corrupted day is a new failing slice.
     assert review_cli.main(['compare', '1', '2', '--output-dir', two_runs]) == 0
@@ -131,7 +131,7 @@ def test_compare_cli_new_and_resolved(two_runs, capsys):
 
 
 def test_compare_api_accuracy_changes(two_runs):
-    import review
+    from blindspot import review
 
     comparison = review.compare_runs(two_runs, 1, 2)
     assert comparison['accuracy']['metric'] == 'binary_accuracy'
@@ -147,7 +147,7 @@ def test_compare_api_accuracy_changes(two_runs):
 
 
 def test_unknown_run_and_pipeline(two_runs, capsys):
-    from review import cli as review_cli
+    from blindspot.review import cli as review_cli
 
     assert review_cli.main(['compare', 'no-such-run', '--output-dir', two_runs]) == 2
     err = capsys.readouterr().err
@@ -206,8 +206,8 @@ def _store(folder, pipelines=(), runs=0):
 
 
 def test_no_store(tmp_path, capsys):
-    import review
-    from review import cli as review_cli
+    from blindspot import review
+    from blindspot.review import cli as review_cli
 
     (tmp_path / 'logs').mkdir()
     assert review_cli.main(['history', '--output-dir', str(tmp_path)]) == 2
@@ -221,7 +221,7 @@ def test_no_store(tmp_path, capsys):
 
 
 def test_store_of_another_pipeline(tmp_path, capsys):
-    from review import cli as review_cli
+    from blindspot.review import cli as review_cli
 
     out = _store(tmp_path / 'mnist', pipelines=['blindspot-mnist'], runs=1)
     assert review_cli.main(['history', '--output-dir', out, '--pipeline', 'taxi']) == 2
@@ -233,7 +233,7 @@ def test_store_of_another_pipeline(tmp_path, capsys):
 
 
 def test_compare_needs_two_runs_with_reports(tmp_path, capsys):
-    from review import cli as review_cli
+    from blindspot.review import cli as review_cli
 
     one = _store(tmp_path / 'one', pipelines=['blindspot-taxi'], runs=1)
     assert review_cli.main(['compare', '--output-dir', one]) == 2

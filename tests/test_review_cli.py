@@ -65,7 +65,7 @@ def _heavy(modules: List[str]) -> List[str]:
 
 @pytest.fixture(scope='module')
 def gated(gated_taxi_runs):
-    import review
+    from blindspot import review
 
     out = gated_taxi_runs[0]
     return out, review.Review(out)
@@ -232,8 +232,8 @@ def test_review_sheet_of_one_finding(gated, tmp_path):
 
 
 def test_file_names_agree_with_the_beam_module():
-    from components.error_analysis.beam import comparison
-    from review import runs
+    from blindspot.error_analysis.beam import comparison
+    from blindspot.review import runs
 
     assert runs.PART_COMPARISON == comparison.PART_COMPARISON
     assert runs.PART_ENCODERS == comparison.PART_ENCODERS
@@ -311,8 +311,8 @@ def _outcome_store(folder: Path, runs: List[Dict]) -> str:
 
 
 def test_outcomes(tmp_path, capsys):
-    import review
-    from review import cli as review_cli
+    from blindspot import review
+    from blindspot.review import cli as review_cli
 
     done = {'Trainer': 'COMPLETE', 'Evaluator': 'COMPLETE', 'ErrorAnalysis': 'COMPLETE'}
     out = _outcome_store(

@@ -9,8 +9,8 @@ import json
 import pytest
 
 import local_runner
-from components.error_analysis.settings import Settings, SettingsError, flag_name, kind_of
-from kubeflow import runner
+from blindspot.error_analysis.settings import Settings, SettingsError, flag_name, kind_of
+from blindspot.kubeflow import runner
 
 # A value other than the default for every setting, and how it is written on a command line.
 CHANGED = {

@@ -1,4 +1,4 @@
-"""Tests for components.error_analysis.lattice."""
+"""Tests for blindspot.error_analysis.lattice."""
 
 import itertools
 import json
@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from components.error_analysis.search import binning, findings, stats
-from components.error_analysis.search import lattice as sf
-from components.error_analysis.settings import Settings
+from blindspot.error_analysis.search import binning, findings, stats
+from blindspot.error_analysis.search import lattice as sf
+from blindspot.error_analysis.settings import Settings
 
 
 def _config(**overrides):

@@ -11,7 +11,7 @@ import pytest
 
 @pytest.fixture(scope='module')
 def gated_runs(gated_taxi_runs):
-    import review
+    from blindspot import review
 
     out, summaries = gated_taxi_runs
     return review.list_runs(out), summaries
@@ -34,7 +34,7 @@ def test_new_blind_spot_blocks_the_push_of_a_blessed_model(gated_runs):
     first_insight = second.insights()[0]
     assert first_insight.startswith('Slice gate (new): push blocked by slice')
     assert '--slice-gate off' in first_insight
-    from review import metadata
+    from blindspot.review import metadata
 
     assert metadata.custom_value(second.report, 'slice_gate_passed') == 0
     assert 'trip_start_day = 7' in metadata.custom_value(second.report, 'slice_gate')
@@ -69,8 +69,8 @@ def test_comparison_is_measured_on_both_models_predictions(gated_runs, gated_tax
     import json
     import os
 
-    from components.error_analysis.beam.comparison import PART_COMPARISON
-    from review import cli as review_cli
+    from blindspot.error_analysis.beam.comparison import PART_COMPARISON
+    from blindspot.review import cli as review_cli
 
     runs, _ = gated_runs
     comparison = runs[1].report_json()['comparison']

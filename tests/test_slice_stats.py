@@ -1,10 +1,10 @@
-"""Tests for components.error_analysis.slice_stats."""
+"""Tests for blindspot.error_analysis.slice_stats."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from components.error_analysis.search import stats as slice_stats
+from blindspot.error_analysis.search import stats as slice_stats
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from components.error_analysis.artifact import ErrorAnalysisReport
-from components.error_analysis.executor import Executor
-from review import metadata
-from review import sheet as review_sheet
+from blindspot.error_analysis.artifact import ErrorAnalysisReport
+from blindspot.error_analysis.executor import Executor
+from blindspot.review import metadata
+from blindspot.review import sheet as review_sheet
 from tests.conftest import EA_PROPS as PROPS
 from tests.conftest import ea_inputs as _inputs
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from components.error_analysis.tags import prioritize, tag_rules
+from blindspot.error_analysis.tags import prioritize, tag_rules
 
 
 def test_rule_selects_rows_and_skips_missing():

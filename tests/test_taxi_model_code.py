@@ -8,9 +8,9 @@ import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from pipelines.taxi import features as F
-from pipelines.taxi.model import build_keras_model
-from pipelines.taxi.preprocessing import preprocessing_fn
+from blindspot.pipelines.taxi import features as F
+from blindspot.pipelines.taxi.model import build_keras_model
+from blindspot.pipelines.taxi.preprocessing import preprocessing_fn
 
 
 def _raw_spec():
@@ -130,7 +130,7 @@ def test_tf_keras_code_is_left_to_run_unconverted_by_autograph():
     script = (
         'import tf_keras\n'
         'from tensorflow.python.autograph.impl import conversion\n'
-        'from pipelines.training import skip_autograph_for_tf_keras\n'
+        'from blindspot.pipelines.training import skip_autograph_for_tf_keras\n'
         'step = tf_keras.Model.train_step\n'
         'print(conversion.is_allowlisted(step))\n'
         'skip_autograph_for_tf_keras()\n'

@@ -6,9 +6,9 @@ import datetime
 
 import numpy as np
 
-from components.error_analysis.beam.predictions import as_written
-from components.error_analysis.search import binning, findings, lattice
-from components.error_analysis.settings import Settings
+from blindspot.error_analysis.beam.predictions import as_written
+from blindspot.error_analysis.search import binning, findings, lattice
+from blindspot.error_analysis.settings import Settings
 
 
 def test_identifier_like_and_constant_text_columns_are_named_with_why():
@@ -120,7 +120,7 @@ def test_float32_values_print_as_written():
 
 
 def test_encoder_sketches_leave_out_ids_and_split_a_date_and_a_timestamp_column():
-    from components.error_analysis.beam import slices as beam_slices
+    from blindspot.error_analysis.beam import slices as beam_slices
 
     rows = 600
     rng = np.random.default_rng(1)
@@ -168,7 +168,7 @@ def test_encoder_sketches_leave_out_ids_and_split_a_date_and_a_timestamp_column(
 
 
 def test_a_failing_weekday_is_found_and_printed_as_a_part():
-    from components.error_analysis.beam import slices as beam_slices
+    from blindspot.error_analysis.beam import slices as beam_slices
 
     rng = np.random.default_rng(5)
     rows = 6000

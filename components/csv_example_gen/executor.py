@@ -25,7 +25,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 from tfx_bsl.coders import example_coder
 
-from components.csv_example_gen import column_kinds as K
+from blindspot.csv_example_gen import column_kinds as K
 
 BATCH_ROWS = 2048
 

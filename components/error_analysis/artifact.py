@@ -8,4 +8,4 @@ from tfx.types import artifact
 
 
 class ErrorAnalysisReport(artifact.Artifact):
-    TYPE_NAME = 'components.ErrorAnalysisReport'
+    TYPE_NAME = 'blindspot.ErrorAnalysisReport'

@@ -28,8 +28,8 @@ from tfx import types
 from tfx.dsl.components.common import resolver
 from tfx.types import standard_artifacts
 
-from components.error_analysis.artifact import ErrorAnalysisReport
-from components.error_analysis.report import files
+from blindspot.error_analysis.artifact import ErrorAnalysisReport
+from blindspot.error_analysis.report import files
 
 _CURRENT_MODEL_ID = 'current_model_id'  # tfx.components.evaluator.constants
 _BLESSED = 'blessed'
@@ -143,7 +143,7 @@ def read_baseline(artifacts: List[types.Artifact]) -> Optional[Dict]:
     except (tf.errors.OpError, ValueError) as e:
         logging.warning('Baseline report %s could not be read (%s): no comparison.', path, e)
         return None
-    from components.error_analysis.beam.comparison import predictions_of
+    from blindspot.error_analysis.beam.comparison import predictions_of
 
     predictions, columns, problem = predictions_of(artifact.uri, data)
     if problem:

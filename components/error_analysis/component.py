@@ -13,9 +13,9 @@ from typing import Optional, Sequence, Tuple
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, executor_spec
 
-from components.error_analysis import executor, spec
-from components.error_analysis.artifact import ErrorAnalysisReport
-from components.error_analysis.settings import Settings
+from blindspot.error_analysis import executor, spec
+from blindspot.error_analysis.artifact import ErrorAnalysisReport
+from blindspot.error_analysis.settings import Settings
 
 
 class ErrorAnalysis(base_beam_component.BaseBeamComponent):

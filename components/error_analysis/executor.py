@@ -13,16 +13,16 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from components.error_analysis import spec
-from components.error_analysis.baseline import read_baseline
-from components.error_analysis.beam import analysis as beam_analysis
-from components.error_analysis.beam import comparison as beam_comparison
-from components.error_analysis.beam.predictions import InputError, Predictor
-from components.error_analysis.report import build as report_build
-from components.error_analysis.report import files, html_page
-from components.error_analysis.search import lattice
-from components.error_analysis.settings import Settings, SettingsError
-from components.error_analysis.tags import manual_tags, tag_rules
+from blindspot.error_analysis import spec
+from blindspot.error_analysis.baseline import read_baseline
+from blindspot.error_analysis.beam import analysis as beam_analysis
+from blindspot.error_analysis.beam import comparison as beam_comparison
+from blindspot.error_analysis.beam.predictions import InputError, Predictor
+from blindspot.error_analysis.report import build as report_build
+from blindspot.error_analysis.report import files, html_page
+from blindspot.error_analysis.search import lattice
+from blindspot.error_analysis.settings import Settings, SettingsError
+from blindspot.error_analysis.tags import manual_tags, tag_rules
 
 _SAMPLE_SIZE = 64
 TRAIN_SPLIT = 'train'  # read for each finding's coverage in training, when not analysed
@@ -275,7 +275,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             _to_png(records, height=int(image[1]), width=int(image[2]))
         tfma_rows = []
         if evaluation is not None:
-            from components.error_analysis.beam.tfma_metrics import sliced_metrics
+            from blindspot.error_analysis.beam.tfma_metrics import sliced_metrics
 
             tfma_rows = sliced_metrics(evaluation.uri)
         data = report_build.build_report(

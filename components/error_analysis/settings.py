@@ -61,7 +61,7 @@ def _nonempty_names(value: Any) -> Optional[str]:
 
 
 def _tag_rules(value: Any) -> Optional[str]:
-    from components.error_analysis.tags import tag_rules
+    from blindspot.error_analysis.tags import tag_rules
 
     if _names(value):
         return "must be a list of 'name: expression' rules"
@@ -86,7 +86,7 @@ def _references(value: Any) -> Optional[str]:
 
 
 def _gate_mode(value: Any) -> Optional[str]:
-    from components.error_analysis.report.gate import MODES
+    from blindspot.error_analysis.report.gate import MODES
 
     return None if value in MODES else f'must be one of {", ".join(MODES)}'
 

@@ -6,8 +6,8 @@ import dataclasses
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components.error_analysis.artifact import ErrorAnalysisReport
-from components.error_analysis.settings import Settings, kind_of
+from blindspot.error_analysis.artifact import ErrorAnalysisReport
+from blindspot.error_analysis.settings import Settings, kind_of
 
 # Inputs and output.
 EXAMPLES_KEY = 'examples'

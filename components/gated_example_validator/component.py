@@ -8,7 +8,7 @@ plain words, so Transform and Trainer never run on it.
 from tfx.components import ExampleValidator
 from tfx.dsl.components.base import executor_spec
 
-from components.gated_example_validator import executor
+from blindspot.gated_example_validator import executor
 
 
 class GatedExampleValidator(ExampleValidator):

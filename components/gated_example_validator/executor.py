@@ -9,7 +9,7 @@ from tfx.components.example_validator import executor as example_validator_execu
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
-from components.gated_example_validator.anomalies_text import describe
+from blindspot.gated_example_validator.anomalies_text import describe
 
 
 class DataAnomaliesError(RuntimeError):

@@ -4,8 +4,8 @@ from typing import Sequence
 
 import tensorflow_model_analysis as tfma
 
-from pipelines.csv import features as F
-from pipelines.training import Blessing, multiclass_eval_config
+from blindspot.pipelines.csv import features as F
+from blindspot.pipelines.training import Blessing, multiclass_eval_config
 
 
 def eval_config(

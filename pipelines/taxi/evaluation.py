@@ -2,8 +2,8 @@
 
 import tensorflow_model_analysis as tfma
 
-from pipelines.taxi import features as F
-from pipelines.training import Blessing, blessing_accuracy, eval_options
+from blindspot.pipelines.taxi import features as F
+from blindspot.pipelines.training import Blessing, blessing_accuracy, eval_options
 
 
 def eval_config(blessing: Blessing) -> tfma.EvalConfig:

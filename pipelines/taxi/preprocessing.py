@@ -5,7 +5,7 @@ from typing import Dict
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipelines.taxi import features as F
+from blindspot.pipelines.taxi import features as F
 
 
 def _dense(x: tf.Tensor, default) -> tf.Tensor:

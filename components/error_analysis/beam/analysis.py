@@ -13,14 +13,14 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from components.error_analysis.beam import comparison as beam_comparison
-from components.error_analysis.beam import diagnosis as beam_diagnosis
-from components.error_analysis.beam import slices as beam_slices
-from components.error_analysis.beam.finding_examples import FindingExamples
-from components.error_analysis.beam.predictions import PredictionBatch
-from components.error_analysis.report.files import FEATURE_COLUMN_PREFIX, PREDICTIONS_DIR
-from components.error_analysis.search import confusion, diagnosis, lattice
-from components.error_analysis.tags.tag_rules import TagRule
+from blindspot.error_analysis.beam import comparison as beam_comparison
+from blindspot.error_analysis.beam import diagnosis as beam_diagnosis
+from blindspot.error_analysis.beam import slices as beam_slices
+from blindspot.error_analysis.beam.finding_examples import FindingExamples
+from blindspot.error_analysis.beam.predictions import PredictionBatch
+from blindspot.error_analysis.report.files import FEATURE_COLUMN_PREFIX, PREDICTIONS_DIR
+from blindspot.error_analysis.search import confusion, diagnosis, lattice
+from blindspot.error_analysis.tags.tag_rules import TagRule
 
 PART_TOTALS = 'totals.json'
 PART_HARDEST = 'hardest.json'
@@ -62,7 +62,7 @@ class _Predict(beam.DoFn):
     def setup(self):
         import tensorflow as tf
 
-        from components.error_analysis.beam.predictions import Predictor
+        from blindspot.error_analysis.beam.predictions import Predictor
 
         dtypes = {
             'int': tf.int64,

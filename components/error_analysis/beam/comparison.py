@@ -29,10 +29,10 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from components.error_analysis.beam import slices as beam_slices
-from components.error_analysis.report import compare, files
-from components.error_analysis.search import membership
-from components.error_analysis.search.binning import FeatureEncoder
+from blindspot.error_analysis.beam import slices as beam_slices
+from blindspot.error_analysis.report import compare, files
+from blindspot.error_analysis.search import membership
+from blindspot.error_analysis.search.binning import FeatureEncoder
 
 PART_COMPARISON = 'comparison.json'
 PART_ENCODERS = 'encoders.json'  # the run's FeatureEncoders (membership.encoders_to_json)

@@ -8,9 +8,9 @@ from typing import Dict, List, Sequence
 import apache_beam as beam
 import numpy as np
 
-from components.error_analysis.beam import slices as beam_slices
-from components.error_analysis.beam.predictions import PredictionBatch
-from components.error_analysis.search import binning, diagnosis
+from blindspot.error_analysis.beam import slices as beam_slices
+from blindspot.error_analysis.beam.predictions import PredictionBatch
+from blindspot.error_analysis.search import binning, diagnosis
 
 
 class FlagLabelSuspects(beam.PTransform):

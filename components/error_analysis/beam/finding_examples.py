@@ -8,9 +8,9 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import apache_beam as beam
 import numpy as np
 
-from components.error_analysis.beam import slices as beam_slices
-from components.error_analysis.beam.predictions import PredictionBatch
-from components.error_analysis.search import binning, ranges, selection
+from blindspot.error_analysis.beam import slices as beam_slices
+from blindspot.error_analysis.beam.predictions import PredictionBatch
+from blindspot.error_analysis.search import binning, ranges, selection
 
 
 def _most_confident_mistakes(

@@ -16,7 +16,7 @@ import pyarrow as pa
 from apache_beam.transforms import window
 from tfx_bsl import sketches
 
-from components.error_analysis.search import binning, findings, lattice, ranges, selection
+from blindspot.error_analysis.search import binning, findings, lattice, ranges, selection
 
 # Large batches make per-element overhead negligible in the counting passes.
 DEFAULT_ROWS_PER_BATCH = 50_000

@@ -4,7 +4,7 @@ from typing import Dict, List
 
 import tensorflow_model_analysis as tfma
 
-from components.error_analysis.search.binning import display_value
+from blindspot.error_analysis.search.binning import display_value
 
 
 def slice_name(slice_key) -> str:

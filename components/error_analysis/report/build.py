@@ -73,11 +73,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from components.error_analysis.report import compare as report_compare
-from components.error_analysis.report import gate as slice_gate
-from components.error_analysis.report import insights, invariants
-from components.error_analysis.search import confusion
-from components.error_analysis.tags import prioritize
+from blindspot.error_analysis.report import compare as report_compare
+from blindspot.error_analysis.report import gate as slice_gate
+from blindspot.error_analysis.report import insights, invariants
+from blindspot.error_analysis.search import confusion
+from blindspot.error_analysis.tags import prioritize
 
 REPORT_VERSION = 4
 GALLERY_PAIRS = 8

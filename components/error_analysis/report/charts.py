@@ -13,9 +13,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from components.error_analysis.report.compare import accuracy_metric
-from components.error_analysis.report.markup import escape
-from components.error_analysis.search import stats
+from blindspot.error_analysis.report.compare import accuracy_metric
+from blindspot.error_analysis.report.markup import escape
+from blindspot.error_analysis.search import stats
 
 MAX_BARS = 20  # slices or feature values per chart: the largest ones
 MAX_ANNOTATED_CLASSES = 12  # beyond this the heat map's cells are too small for numbers

@@ -62,8 +62,8 @@ The comparison dict:
 import json
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from components.error_analysis.search import identity, stats
-from components.error_analysis.search.identity import same_slice
+from blindspot.error_analysis.search import identity, stats
+from blindspot.error_analysis.search.identity import same_slice
 
 ACCURACY_KEYS = ('binary_accuracy', 'sparse_categorical_accuracy', 'accuracy')
 MIN_EXAMPLES = 30

@@ -4,8 +4,8 @@ comparison (no blessed model yet, or run without the report resolver)."""
 
 from typing import Dict, List, Optional
 
-from components.error_analysis.report.compare import measure_text
-from components.error_analysis.report.markup import escape
+from blindspot.error_analysis.report.compare import measure_text
+from blindspot.error_analysis.report.markup import escape
 
 MAX_ACCURACY_ROWS = 15
 

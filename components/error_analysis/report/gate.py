@@ -17,7 +17,7 @@ ErrorAnalysis found. Modes (the `slice_gate` setting):
 
 from typing import Dict, List, Optional
 
-from components.error_analysis.report import compare
+from blindspot.error_analysis.report import compare
 
 MODES = ('off', 'new', 'any')
 OVERRIDE = 'to push anyway, run with --slice-gate off'

@@ -4,10 +4,10 @@ script (sortable and filterable tables), no network."""
 import re
 from typing import Dict, Iterable, List, Optional
 
-from components.error_analysis.report import charts
-from components.error_analysis.report.compare_html import render_comparison
-from components.error_analysis.report.markup import escape
-from components.error_analysis.search.binning import display_value
+from blindspot.error_analysis.report import charts
+from blindspot.error_analysis.report.compare_html import render_comparison
+from blindspot.error_analysis.report.markup import escape
+from blindspot.error_analysis.search.binning import display_value
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}

@@ -2,8 +2,8 @@
 
 from typing import Dict, List, Sequence
 
-from components.error_analysis.report.compare import comparison_insights
-from components.error_analysis.search.confusion import underpredicted
+from blindspot.error_analysis.report.compare import comparison_insights
+from blindspot.error_analysis.search.confusion import underpredicted
 
 
 def _pct(x: float) -> str:
@@ -53,7 +53,7 @@ def insights(report: Dict, max_slices: int = 3) -> List[str]:
     lines += diagnosis_insights(report, findings[:max_slices])
     tags = report.get('tags')
     if tags:
-        from components.error_analysis.tags.prioritize import gain_sentence
+        from blindspot.error_analysis.tags.prioritize import gain_sentence
 
         sentence = gain_sentence(tags['prioritization'])
         if sentence:

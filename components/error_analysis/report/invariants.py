@@ -6,7 +6,7 @@ would otherwise catch by hand."""
 import math
 from typing import Callable, Dict, List, Sequence
 
-from components.error_analysis.search import identity
+from blindspot.error_analysis.search import identity
 
 _TOLERANCE = 1e-9
 
@@ -168,7 +168,7 @@ def _gate_consistent(report: Dict) -> List[str]:
 
 def _qualifiers(report: Dict) -> List[str]:
     """Every qualifier a diagnosis sentence uses is the one its number gives."""
-    from components.error_analysis.search.diagnosis import qualifier_violations
+    from blindspot.error_analysis.search.diagnosis import qualifier_violations
 
     problems = []
     entries = [(s['slice'], s.get('diagnosis')) for s in report['slices']['slices']]

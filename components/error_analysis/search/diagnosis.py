@@ -39,7 +39,7 @@ from typing import Collection, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from components.error_analysis.search import binning, ranges, selection
+from blindspot.error_analysis.search import binning, ranges, selection
 
 UNDER_REPRESENTED = 0.5
 MIN_TRAIN_ROWS = 20

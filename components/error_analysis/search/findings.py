@@ -16,8 +16,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from components.error_analysis.search import binning, identity, lattice, ranges, selection, stats
-from components.error_analysis.search.lattice import (
+from blindspot.error_analysis.search import binning, identity, lattice, ranges, selection, stats
+from blindspot.error_analysis.search.lattice import (
     HOLDOUT_ERRORS,
     HOLDOUT_SIZE,
     SEARCH_ERRORS,

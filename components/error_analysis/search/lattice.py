@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from components.error_analysis.search import stats
+from blindspot.error_analysis.search import stats
 
 # Columns of the count arrays: search half rows/errors, hold-out rows/errors.
 SEARCH_SIZE, SEARCH_ERRORS, HOLDOUT_SIZE, HOLDOUT_ERRORS = range(4)

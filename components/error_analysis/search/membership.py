@@ -19,7 +19,7 @@ from typing import Collection, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from components.error_analysis.search.binning import FeatureEncoder
+from blindspot.error_analysis.search.binning import FeatureEncoder
 
 
 def slice_problem(

@@ -25,8 +25,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from components.error_analysis.search import binning
-from components.error_analysis.search.lattice import (
+from blindspot.error_analysis.search import binning
+from blindspot.error_analysis.search.lattice import (
     SEARCH_ERRORS,
     SEARCH_SIZE,
     SearchState,

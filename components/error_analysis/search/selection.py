@@ -26,14 +26,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from components.error_analysis.search import stats
-from components.error_analysis.search.lattice import (
+from blindspot.error_analysis.search import stats
+from blindspot.error_analysis.search.lattice import (
     HOLDOUT_ERRORS,
     HOLDOUT_SIZE,
     SEARCH_ERRORS,
     SEARCH_SIZE,
 )
-from components.error_analysis.search.ranges import NO_FEATURE
+from blindspot.error_analysis.search.ranges import NO_FEATURE
 
 # A candidate with less than this share of its rows outside accepted findings is a variant.
 MIN_NEW_ROWS = 0.5
