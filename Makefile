@@ -18,9 +18,9 @@ for c in "$(PYTHON)" python3.10 \
 done; exit 1
 endef
 
-.PHONY: run test soak lint format bench bench-findings bench-pipeline bench-corpus kubeflow image notebook notebook-classic clean-venv
+.PHONY: run test test-foreign test-install soak lint format bench bench-findings bench-pipeline bench-corpus kubeflow image notebook notebook-classic clean-venv
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml setup.py
 	@py=$$($(find_python310)) || { echo "error: Python 3.10 not found (TFX 1.16 needs 3.9-3.10). Install it (e.g. 'pyenv install 3.10.13') or pass PYTHON=/path/to/python3.10." >&2; exit 1; }; \
 	echo "Using $$py"; \
 	if [ ! -x $(PY) ] || [ "$$($(PY) -c 'import sys; print(sys.version_info[:2] == (3, 10))' 2>/dev/null)" != True ]; then \
@@ -48,8 +48,21 @@ format: $(STAMP)
 # Two pytest-xdist workers: most of a pipeline run is single-threaded start-up and Beam
 # overhead, so two runs at once use this 2-core machine better (TEST_WORKERS=0: one process).
 TEST_WORKERS ?= 2
+# The full runs of pipelines the project did not write (TFX's penguin example, the stock taxi
+# template, minutes each: `make test-foreign`) and the clean-venv install (`make test-install`)
+# are left out; their quick checks (both DAGs built and compiled with the user code) are in.
 test: lint
-	$(PY) -m pytest tests -m 'not soak' $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) $(ARGS)
+	$(PY) -m pytest tests -m 'not soak and not foreign and not install' $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) $(ARGS)
+
+# ErrorAnalysis added to TFX's own penguin example and to the stock TFX taxi template (README,
+# "Add ErrorAnalysis to your pipeline"), each run to a report in its own process.
+test-foreign: $(STAMP)
+	$(PY) -m pytest tests/test_foreign_pipelines.py -m foreign $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(ARGS)
+
+# A fresh venv with only `pip install .` (no lock: PyPI resolves TFX 1.16's set, GBs), then
+# `from blindspot import ErrorAnalysis`; prints the install time.
+test-install: $(STAMP)
+	$(PY) -m pytest tests/test_packaging.py -m install -s $(ARGS)
 
 # The slow reliability cases (tests/test_reliability.py, marked soak): a full disk on a small
 # tmpfs (needs root to mount; skipped otherwise) and Ctrl-C with multi-process Beam workers.

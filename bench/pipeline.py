@@ -36,6 +36,9 @@ from typing import Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# Both pipelines' processes inherit it (Keras 2 for tf.Transform and TFMA, as the local runs);
+# importing blindspot sets nothing.
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 TEMPLATE_NAME = 'taxi-template'
 COMPONENT_ORDER = [

@@ -1,7 +1,6 @@
-"""Blindspot's TFX pipelines: the DAG (`pipeline.py`) and per-dataset model code."""
+"""Blindspot's own TFX pipelines: the DAG (`pipeline.py`) and per-dataset model code.
 
-import os
-
-# TFX 1.16 / TF 2.16: tf.Transform and TFMA work with Keras 2 (tf-keras). Set it before
-# anything imports TensorFlow so that `tf.keras` means the same thing everywhere.
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+Their model code is Keras 2 (tf-keras), as tf.Transform and TFMA 0.47 need: the project's
+runners (local_runner.py, blindspot.kubeflow.runner, the Kubeflow image, the tests) set
+TF_USE_LEGACY_KERAS=1 before TensorFlow is imported. Importing this package sets nothing.
+"""

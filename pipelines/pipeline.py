@@ -27,11 +27,10 @@ from tfx.types.channel import Channel
 from blindspot.csv_example_gen import executor as csv_example_gen
 from blindspot.error_analysis import (
     ErrorAnalysis,
-    ErrorAnalysisReport,
-    LatestBlessedModelReportStrategy,
     Settings,
+    latest_blessed_report,
+    slice_gate_condition,
 )
-from blindspot.error_analysis import files as report_files
 from blindspot.gated_example_validator.component import GatedExampleValidator
 from blindspot.pipelines import push_executor
 from blindspot.pipelines.datasets import Dataset
@@ -133,15 +132,7 @@ def create_pipeline(
     )
 
     # The report of the latest blessed model, for ErrorAnalysis to compare with.
-    report_resolver = (
-        Resolver(
-            strategy_class=LatestBlessedModelReportStrategy,
-            model_blessing=Channel(type=standard_artifacts.ModelBlessing),
-            report=Channel(type=ErrorAnalysisReport),
-        ).with_id('latest_blessed_report_resolver')
-        if compare_to_blessed and compare_reports
-        else None
-    )
+    report_resolver = latest_blessed_report() if compare_to_blessed and compare_reports else None
 
     # Error analysis: where the model fails, beside TFMA's sliced metrics.
     error_analysis_step = ErrorAnalysis(
@@ -164,12 +155,7 @@ def create_pipeline(
     # The Pusher runs only if the report's slice gate passed (see the slice_gate setting), and
     # pushes only if the Evaluator blessed the model: TFMA guards the declared slices, the gate
     # the ones ErrorAnalysis found.
-    gate_passed = (
-        error_analysis_step.outputs['report']
-        .future()[0]
-        .custom_property(report_files.SLICE_GATE_PASSED)
-    )
-    with Cond(gate_passed == 1):
+    with Cond(slice_gate_condition(error_analysis_step)):
         pusher = Pusher(
             model=trainer.outputs['model'],
             model_blessing=evaluator.outputs['blessing'],

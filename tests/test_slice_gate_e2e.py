@@ -49,6 +49,7 @@ def test_gate_off_pushes_the_same_model(gated_runs):
         'passed': True,
         'reason': 'slice gate off',
         'blocking': [],
+        'wired': True,  # the Pusher is under slice_gate_condition (pipelines/pipeline.py)
     }
     assert third.model_pushed
 

@@ -3,6 +3,7 @@ this public API; the folders below show the layers:
 
     settings.py   every setting once (defaults, checks, help); both runners build flags from it
     spec.py, component.py, executor.py, artifact.py, baseline.py   the TFX glue
+    wiring.py     latest_blessed_report() and slice_gate_condition(): wiring it into a DAG
     beam/         the Beam pipeline over examples (inference, counting passes)
     search/       pure numpy: slice lattice search, selection of findings, binning, statistics
     tags/         tag rules, manual tags, prioritisation by potential gain
@@ -19,6 +20,8 @@ _EXPORTS = {
     'ErrorAnalysis': 'component',
     'ErrorAnalysisReport': 'artifact',
     'LatestBlessedModelReportStrategy': 'baseline',
+    'latest_blessed_report': 'wiring',
+    'slice_gate_condition': 'wiring',
     'compare_reports': 'report.compare',
     'accuracy_metric': 'report.compare',
     'ACCURACY_KEYS': 'report.compare',

@@ -17,7 +17,13 @@ from blindspot.error_analysis import spec
 from blindspot.error_analysis.baseline import read_baseline
 from blindspot.error_analysis.beam import analysis as beam_analysis
 from blindspot.error_analysis.beam import comparison as beam_comparison
-from blindspot.error_analysis.beam.predictions import InputError, Predictor
+from blindspot.error_analysis.beam.predictions import (
+    InputError,
+    Predictor,
+    raw_label_for,
+    transform_dependents,
+    vocabulary_in_assets,
+)
 from blindspot.error_analysis.report import build as report_build
 from blindspot.error_analysis.report import files, html_page
 from blindspot.error_analysis.search import lattice
@@ -91,6 +97,62 @@ def slice_feature_types(
         and 'SERVING' not in f.not_in_environment
         and not f.HasField('image_domain')
     }
+
+
+def _is_text(schema: schema_pb2.Schema, name: str) -> bool:
+    return any(f.name == name and f.type == schema_pb2.BYTES for f in schema.feature)
+
+
+def _gate_wired(exec_properties: Dict[str, Any]) -> Optional[bool]:
+    """True once slice_gate_condition() put something under the gate, False when the
+    component was built without it, None when the DAG did not say (direct executor calls)."""
+    value = exec_properties.get(spec.GATE_WIRED_KEY)
+    return None if value is None else bool(value)
+
+
+def _raw_label(
+    checker: Predictor, sample: List[bytes], schema: schema_pb2.Schema, label_key: str
+) -> Optional[str]:
+    """The raw column of the label: label_key itself when the examples hold it, else the
+    column a transformed label_key (an output of the model's transform_features signature,
+    e.g. 'species_xf') is computed from (predictions.raw_label_for); None when there is no
+    single such column."""
+    raw_names = [f.name for f in schema.feature if f.type in _TYPE_NAMES]
+    if label_key in raw_names:
+        return label_key
+    if not checker.has_transform:
+        return None
+    raw_label = raw_label_for(label_key, transform_dependents(checker, sample, raw_names))
+    if raw_label is not None:
+        logging.info("ErrorAnalysis: label '%s' is computed from '%s'", label_key, raw_label)
+    return raw_label
+
+
+def _label_vocabulary(
+    checker: Predictor,
+    sample: List[bytes],
+    model_dir: str,
+    num_classes: int,
+    raw_label: Optional[str],
+    schema: schema_pb2.Schema,
+) -> List[str]:
+    """Class names from the Transform's vocabulary of a string label (a file among the
+    model's assets; checked against the sample's raw labels and, when the label is a
+    transformed id, line id = raw value); [] without one."""
+    if raw_label is None or not _is_text(schema, raw_label):
+        return []
+    parsed = tf.io.parse_example(tf.constant(sample), {raw_label: tf.io.VarLenFeature(tf.string)})[
+        raw_label
+    ]
+    raw = [v.decode('utf-8', 'replace') for v in parsed.values.numpy()]
+    ids = None
+    if checker.label_key != raw_label and checker.has_transform:
+        values = checker.transform(sample).get(checker.label_key)
+        if values is not None and values.dtype.kind in 'iu':
+            ids = values.reshape(len(sample), -1)[:, 0].tolist()
+            if len(raw) != len(ids):
+                ids = None
+    return vocabulary_in_assets(model_dir, num_classes, raw, ids)
 
 
 def _sample(patterns: List[str]) -> List[bytes]:
@@ -171,15 +233,42 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         # `checker` stays referenced through the Beam run: its model is the one the in-process
         # DoFns acquire (predictions.load_model), so the SavedModel is loaded once, not twice.
         checker = Predictor(model_dir, label_key, {}, transformed)
-        sample = checker.predict(_sample(patterns))
-        for name in transformed:
-            features[name] = 'string' if sample.columns[name].dtype == object else 'float'
-        num_classes = sample.probabilities.shape[1]
+        sample_rows = _sample(patterns)
+        if raw_label == label_key and label_key not in schema_names:
+            # A transformed label_key and no label_name.txt beside the model (any TFX
+            # pipeline's model, e.g. the penguin example's 'species_xf'): its raw column,
+            # found by running the model's Transform, is the label too.
+            mapped = _raw_label(checker, sample_rows, schema, label_key)
+            if mapped is not None:
+                if mapped in requested:
+                    raise InputError(
+                        f"slice feature '{mapped}' is the label ('{label_key}' is computed "
+                        'from it): a slice on it would restate the label (the per-class table '
+                        'covers it); leave it out of the slice features'
+                    )
+                raw_label = mapped
+                if mapped not in rule_only:
+                    features.pop(mapped, None)
+                context = [name for name in context if name != mapped]
+        num_classes = checker.num_classes(sample_rows)
         class_names = (
             json.loads(exec_properties.get(spec.CLASS_NAMES_KEY) or '[]')
             or _saved_lines(model_dir, 'class_names.txt')
-            or [str(c) for c in range(num_classes)]
+            or _label_vocabulary(checker, sample_rows, model_dir, num_classes, raw_label, schema)
         )
+        label_is_text = _is_text(schema, label_key)
+        if label_is_text and not class_names:
+            raise InputError(
+                f"label '{label_key}' holds strings: give class_names (one per class id, in the "
+                "order of the model's outputs), or as label_key the Transform output that maps "
+                'them to ids'
+            )
+        vocabulary = class_names if label_is_text else []
+        checker = Predictor(model_dir, label_key, {}, transformed, vocabulary)
+        sample = checker.predict(sample_rows)
+        for name in transformed:
+            features[name] = 'string' if sample.columns[name].dtype == object else 'float'
+        class_names = class_names or [str(c) for c in range(num_classes)]
         if len(class_names) != num_classes:
             raise InputError(
                 f'{len(class_names)} class names were given but the model has '
@@ -190,6 +279,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             model_dir=model_dir,
             label_key=label_key,
             num_classes=num_classes,
+            label_vocabulary=tuple(vocabulary),
             slice_features=features,
             transformed_features=tuple(transformed),
             image=image,
@@ -233,6 +323,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                     'mode': settings.slice_gate,
                     'max_slice_error_rate': settings.max_slice_error_rate,
                     'significance': settings.significance,
+                    'wired': _gate_wired(exec_properties),
                 },
                 label_name=raw_label,
                 label_sources=context,

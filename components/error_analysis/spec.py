@@ -21,6 +21,8 @@ REPORT_KEY = 'report'
 LABEL_KEY_KEY = 'label_key'
 CLASS_NAMES_KEY = 'class_names'  # JSON list, one name per class id ([]: saved or ids)
 IMAGE_KEY = 'image'  # JSON [raw bytes feature, height, width] or []
+# 1 once slice_gate_condition (wiring.py) put something under the gate; 0: nothing acts on it.
+GATE_WIRED_KEY = 'gate_wired'
 
 _PRIMITIVE = {tuple: str, dict: str, int: int, float: float, str: str}
 
@@ -39,6 +41,7 @@ class ErrorAnalysisSpec(ComponentSpec):
         LABEL_KEY_KEY: ExecutionParameter(type=str),
         CLASS_NAMES_KEY: ExecutionParameter(type=str),
         IMAGE_KEY: ExecutionParameter(type=str),
+        GATE_WIRED_KEY: ExecutionParameter(type=int, optional=True),
         **_setting_parameters(),
     }
     INPUTS = {

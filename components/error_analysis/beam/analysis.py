@@ -50,6 +50,7 @@ class AnalysisParams:
     # (kept out of serving by the schema), shown beside each finding's mistakes.
     unsliced_features: Tuple[str, ...] = ()
     mistakes_per_finding: int = 50
+    label_vocabulary: Tuple[str, ...] = ()  # class names, for a raw label holding strings
 
 
 class _Predict(beam.DoFn):
@@ -77,7 +78,11 @@ class _Predict(beam.DoFn):
             if name not in transformed
         }
         self._predictor = Predictor(
-            self._params.model_dir, self._params.label_key, spec, transformed
+            self._params.model_dir,
+            self._params.label_key,
+            spec,
+            transformed,
+            self._params.label_vocabulary,
         )
 
     def process(self, serialized: List[bytes]):

@@ -55,8 +55,10 @@ diagnosis per tag, 1 no impact fields and listed slices by SliceLine score):
                      analysed examples only)}] ranked by potential_gain, references,
                      manual: {file, ids, matched}}
   gate               the slice gate's verdict (report/gate.py): {mode, passed, reason,
-                     blocking: [{slice, slice_id, error_rate, baseline_error_rate, why}]}
-  insights           plain sentences, most important first (the gate's verdict first when on)
+                     blocking: [{slice, slice_id, error_rate, baseline_error_rate, why}],
+                     wired: whether the pipeline's Pusher is under it (None: not known)}
+  insights           plain sentences, most important first (the gate's verdict first when on,
+                     then, if the gate is not wired, a note saying so)
   invariant_violations  rules of report/invariants.py the report breaks (empty: it agrees
                      with itself); shown at the top of the page when not empty
   files              {predictions: glob of the per-example Parquet files, html: report.html}
@@ -190,8 +192,8 @@ def build_report(
     """`baseline`: {'report': a baseline report.json, 'info': {...}} (baseline.read_baseline),
     to compare with; `measured`: the comparison part of beam/comparison.py (None: the
     baseline's predictions were not measured). `gate`: the slice gate's settings
-    (gate.slice_gate's keyword arguments mode, max_slice_error_rate, significance); None:
-    off. `diagnosis`: the Beam part {overall, thresholds, candidates: slice text ->
+    (gate.slice_gate's keyword arguments mode, max_slice_error_rate, significance,
+    wired); None: off. `diagnosis`: the Beam part {overall, thresholds, candidates: slice text ->
     diagnosis}; `label_suspects`: the most suspicious examples; `finding_examples`: slice
     text -> its most confident mistakes (shown under each held finding)."""
     matrix = np.asarray(totals['confusion'], dtype=np.int64)
@@ -255,6 +257,9 @@ def build_report(
     report['insights'] = insights.insights(report)
     if report['gate']['mode'] != 'off':
         report['insights'].insert(0, slice_gate.gate_sentence(report['gate']))
+        note = slice_gate.not_wired_note(report['gate'])
+        if note:
+            report['insights'].insert(1, note)
     # Last, over everything above: what the page would contradict itself on (empty: nothing).
     report['invariant_violations'] = invariants.violations(report)
     return report

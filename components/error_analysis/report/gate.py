@@ -27,9 +27,16 @@ def _pct(x: Optional[float]) -> str:
     return '?' if x is None else f'{100 * x:.0f}%'
 
 
-def slice_gate(report: Dict, mode: str, max_slice_error_rate: float, significance: float) -> Dict:
+def slice_gate(
+    report: Dict,
+    mode: str,
+    max_slice_error_rate: float,
+    significance: float,
+    wired: Optional[bool] = None,
+) -> Dict:
     """{mode, passed, reason, blocking: [{slice, slice_id, error_rate, baseline_error_rate,
-    why}]} for a built report (with its comparison, if any)."""
+    why}], wired} for a built report (with its comparison, if any). `wired`: whether the
+    pipeline put its Pusher under the gate (slice_gate_condition); None: not known."""
     blocking: List[Dict] = []
     if mode == 'off':
         reason = 'slice gate off'
@@ -69,7 +76,13 @@ def slice_gate(report: Dict, mode: str, max_slice_error_rate: float, significanc
             )
             + f'): {first["why"]}{more}; {OVERRIDE}'
         )
-    return {'mode': mode, 'passed': not blocking, 'reason': reason, 'blocking': blocking}
+    return {
+        'mode': mode,
+        'passed': not blocking,
+        'reason': reason,
+        'blocking': blocking,
+        'wired': wired,
+    }
 
 
 def _why(entry: Dict) -> str:
@@ -95,3 +108,15 @@ def gate_sentence(gate: Dict) -> str:
     if gate['passed']:
         return f'Slice gate ({gate["mode"]}) passed: {gate["reason"]}.'
     return f'Slice gate ({gate["mode"]}): {gate["reason"]}.'
+
+
+def not_wired_note(gate: Dict) -> Optional[str]:
+    """The insight for a gate that is on but that nothing in the pipeline acts on."""
+    if gate['mode'] == 'off' or gate.get('wired') is not False:
+        return None
+    return (
+        'Slice gate not wired: nothing in this pipeline acts on its verdict, so a push does not '
+        'wait for it; put the Pusher under '
+        'tfx.dsl.Cond(slice_gate_condition(error_analysis)) (README, "Add ErrorAnalysis to '
+        "your pipeline\"), or set slice_gate='off'."
+    )
