@@ -41,12 +41,8 @@ from blindspot.review import metadata
 PIPELINE_PREFIX = 'blindspot-'
 DEFAULT_PIPELINE = 'blindspot-taxi'
 _SHOWN_RUNS = 8
-# Files an ErrorAnalysis report stores beside itself: the measure made when it compared itself
-# with a baseline report, and the run's feature encoders (to place its slices on rows). They
-# are named in components/error_analysis/beam/comparison.py (PART_COMPARISON, PART_ENCODERS),
-# which imports Beam: repeated here, and tests/test_review_cli.py checks the two agree.
-PART_COMPARISON = 'comparison.json'
-PART_ENCODERS = 'encoders.json'
+PART_COMPARISON = error_analysis.files.PART_COMPARISON
+PART_ENCODERS = error_analysis.files.PART_ENCODERS
 
 # Run.outcome: what became of a run's model.
 PUSHED = 'pushed'

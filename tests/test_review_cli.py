@@ -231,14 +231,6 @@ def test_review_sheet_of_one_finding(gated, tmp_path):
     assert f'#{finding["rank"]} {finding["slice"]} (id {finding["slice_id"]})' in result['err']
 
 
-def test_file_names_agree_with_the_beam_module():
-    from blindspot.error_analysis.beam import comparison
-    from blindspot.review import runs
-
-    assert runs.PART_COMPARISON == comparison.PART_COMPARISON
-    assert runs.PART_ENCODERS == comparison.PART_ENCODERS
-
-
 # Outcomes on stores built here: the types, contexts and events a TFX run records.
 
 

@@ -34,8 +34,8 @@ from blindspot.error_analysis.report import compare, files
 from blindspot.error_analysis.search import membership
 from blindspot.error_analysis.search.binning import FeatureEncoder
 
-PART_COMPARISON = 'comparison.json'
-PART_ENCODERS = 'encoders.json'  # the run's FeatureEncoders (membership.encoders_to_json)
+PART_COMPARISON = files.PART_COMPARISON
+PART_ENCODERS = files.PART_ENCODERS  # the run's FeatureEncoders (membership.encoders_to_json)
 _NOW, _BEFORE = 'now', 'before'
 # A matched example's cell: 2 x wrong now + wrong before.
 _BETTER, _WORSE, _BOTH_WRONG = 1, 2, 3

@@ -5,6 +5,11 @@ REPORT_JSON = 'report.json'
 REPORT_HTML = 'report.html'
 PREDICTIONS_DIR = 'predictions'
 FEATURE_COLUMN_PREFIX = 'feature.'  # feature columns in the predictions, apart from ours
+# Written beside the report by the analysis (beam/comparison.py): the measure made when it
+# compared itself with a baseline report, and the run's feature encoders (to place its slices
+# on rows, membership.encoders_from_json).
+PART_COMPARISON = 'comparison.json'
+PART_ENCODERS = 'encoders.json'
 
 # Custom properties the executor sets on every report.
 NUM_EXAMPLES = 'num_examples'

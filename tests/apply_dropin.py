@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One import name for Blindspot (issue #26): the mechanical part.
 
-    python apply_dropin.py /path/to/repo [--check] [--ruff PATH|--no-ruff] [--quiet]
+    python tests/apply_dropin.py /path/to/repo [--check] [--ruff PATH|--no-ruff] [--quiet]
 
 The repository keeps its folders; setup.py maps them under one package, `blindspot`:
 
