@@ -379,6 +379,8 @@ def test_taxi_template_runs_to_a_report(tmp_path):
 def test_readme_mentions_each_helper():
     readme = (REPO / 'README.md').read_text()
     section = readme.split('## Add ErrorAnalysis to your pipeline', 1)[1].split('\n## ', 1)[0]
+    assert 'docs/component.md' in section  # the contract, linked from the section
+    section += (REPO / 'docs' / 'component.md').read_text()
     for word in (
         'latest_blessed_report',
         'slice_gate_condition',
