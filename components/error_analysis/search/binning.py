@@ -81,22 +81,13 @@ class FeatureEncoder:
         when the codes are not ordered bins (a category, "missing")."""
         if high >= self.num_ordered_bins:
             return None
-        return (
-            self.edges[low - 1] if low > 0 else None,
-            self.edges[high] if high < len(self.edges) else None,
-        )
+        return _between(self.edges, low, high)
 
     def range_label(self, low: int, high: int) -> str:
         """Readable predicate for codes low..high (inclusive), e.g. "0.6 <= z < 0.7"."""
         if low == high:
             return self.labels[low]
-        lower = self.edge_text[low - 1] if low > 0 else None
-        upper = self.edge_text[high] if high < len(self.edge_text) else None
-        if lower is None:
-            return f'{self.name} < {upper}'
-        if upper is None:
-            return f'{self.name} >= {lower}'
-        return f'{lower} <= {self.name} < {upper}'
+        return _range_text(self.name, *_between(self.edge_text, low, high))
 
     @property
     def cardinality(self) -> int:
@@ -145,10 +136,7 @@ class FeatureEncoder:
             return self.range_bounds(low, high)
         if high >= self.num_fine_bins:
             return None
-        return (
-            self.fine_edges[low - 1] if low > 0 else None,
-            self.fine_edges[high] if high < len(self.fine_edges) else None,
-        )
+        return _between(self.fine_edges, low, high)
 
     def fine_range_label(self, low: int, high: int) -> str:
         """range_label for fine codes low..high."""
@@ -156,13 +144,7 @@ class FeatureEncoder:
             return self.range_label(low, high)
         if high >= self.num_fine_bins:
             return self.labels[self.missing_code]
-        lower = self.fine_edge_text[low - 1] if low > 0 else None
-        upper = self.fine_edge_text[high] if high < len(self.fine_edge_text) else None
-        if lower is None:
-            return f'{self.name} < {upper}'
-        if upper is None:
-            return f'{self.name} >= {lower}'
-        return f'{lower} <= {self.name} < {upper}'
+        return _range_text(self.name, *_between(self.fine_edge_text, low, high))
 
     def encode(self, values: np.ndarray, strict: bool = True) -> np.ndarray:
         """Codes (int32) of a batch of raw values of this feature (all 0 for a feature left
@@ -219,6 +201,20 @@ class FeatureEncoder:
                 'built and no "(other)" code to put them in.'
             )
         return codes
+
+
+def _between(edges: Sequence, low: int, high: int) -> tuple:
+    """(lower, upper) edge of bins low..high of the bins cut at `edges` (None: open end)."""
+    return (edges[low - 1] if low > 0 else None, edges[high] if high < len(edges) else None)
+
+
+def _range_text(name: str, lower: Optional[str], upper: Optional[str]) -> str:
+    """'name < upper', 'name >= lower' or 'lower <= name < upper'."""
+    if lower is None:
+        return f'{name} < {upper}'
+    if upper is None:
+        return f'{name} >= {lower}'
+    return f'{lower} <= {name} < {upper}'
 
 
 def format_number(value: float, digits: int = _SIGNIFICANT_DIGITS) -> str:

@@ -378,7 +378,7 @@ def count_candidates(
         # Code of (flag, cell) is flag * num_cells + cell.
         targets = candidates.cells[start:end, None] + num_cells * np.arange(4)
         flag_counts[start:end] = _count_codes(combined, 4 * num_cells, targets)
-    return _to_search_holdout(flag_counts)
+    return to_search_holdout(flag_counts)
 
 
 def _count_codes(combined: np.ndarray, num_codes: int, targets: np.ndarray) -> np.ndarray:
@@ -390,7 +390,7 @@ def _count_codes(combined: np.ndarray, num_codes: int, targets: np.ndarray) -> n
     return np.where(distinct[position] == targets, occurrences[position], 0)
 
 
-def _to_search_holdout(flag_counts: np.ndarray) -> np.ndarray:
+def to_search_holdout(flag_counts: np.ndarray) -> np.ndarray:
     """Per-flag counts (search ok, search error, hold-out ok, hold-out error)
     to (search size, search errors, hold-out size, hold-out errors)."""
     return np.stack(

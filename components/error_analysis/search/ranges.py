@@ -31,6 +31,7 @@ from blindspot.error_analysis.search.lattice import (
     SEARCH_SIZE,
     SearchState,
     split_predicates,
+    to_search_holdout,
 )
 
 NO_FEATURE = -1
@@ -115,16 +116,7 @@ def count_ranges(
         counts[j] = np.bincount(
             4 * bins[ordered] + flags[mask][ordered], minlength=4 * jobs.num_bins
         )
-    flag_counts = counts.reshape(-1, 4)
-    return np.stack(
-        [
-            flag_counts[:, 0] + flag_counts[:, 1],
-            flag_counts[:, 1],
-            flag_counts[:, 2] + flag_counts[:, 3],
-            flag_counts[:, 3],
-        ],
-        axis=1,
-    ).reshape(jobs.size, jobs.num_bins, 4)
+    return to_search_holdout(counts.reshape(-1, 4)).reshape(jobs.size, jobs.num_bins, 4)
 
 
 def refine(
