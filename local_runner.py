@@ -482,7 +482,11 @@ def _report_failure(
         (Path(config.output_dir) / _DISK_RESERVE).unlink()
     try:
         marked = interrupts.fail_run(config.output_dir, run_id, f'{what}: {path}')
-        recorded = f'{", ".join(marked)} marked failed in ML Metadata' if marked else 'recorded'
+        recorded = (
+            f'{", ".join(marked)} marked failed in ML Metadata'
+            if marked
+            else 'nothing left running in ML Metadata'  # TFX had recorded the failure itself
+        )
     except Exception:  # the store cannot be written either: the next run's sweep ends it
         recorded = 'not recorded (ML Metadata cannot be written; the next run cancels it)'
     print(
