@@ -55,6 +55,10 @@ class RangeJobs:
     def size(self) -> int:
         return len(self.features)
 
+    def other_predicates(self, j: int) -> tuple:
+        """Job j's fixed predicates as ((feature, code), ...), as _job_key writes them."""
+        return tuple((int(f), int(c)) for f, c in self.others[j].tolist() if f != NO_FEATURE)
+
 
 def _job_key(features: np.ndarray, codes: np.ndarray, position: int) -> tuple:
     others = tuple(
@@ -104,7 +108,7 @@ def count_ranges(
     flags = 2 * np.asarray(holdout, np.int64) + np.asarray(errors, np.int64)
     masks: Dict[tuple, np.ndarray] = {}
     for j in range(jobs.size):
-        pairs = tuple((int(f), int(c)) for f, c in jobs.others[j].tolist() if f != NO_FEATURE)
+        pairs = jobs.other_predicates(j)
         mask = masks.get(pairs)
         if mask is None:
             mask = np.ones(len(codes), dtype=bool)
@@ -132,8 +136,7 @@ def refine(
         counts = np.zeros((jobs.size, jobs.num_bins, 4), np.int64)
     index = {}
     for j in range(jobs.size):
-        pairs = tuple((int(f), int(c)) for f, c in jobs.others[j].tolist() if f != NO_FEATURE)
-        index[pairs, int(jobs.features[j])] = j
+        index[jobs.other_predicates(j), int(jobs.features[j])] = j
     width = state.config.max_predicates
     result, seen = [], set()
     for predicates in _top_slices(state):
