@@ -16,7 +16,14 @@ import pyarrow as pa
 from apache_beam.transforms import window
 from tfx_bsl import sketches
 
-from blindspot.error_analysis.search import binning, findings, lattice, ranges, selection
+from blindspot.error_analysis.search import (
+    binning,
+    compact,
+    findings,
+    lattice,
+    ranges,
+    selection,
+)
 
 # Large batches make per-element overhead negligible in the counting passes.
 DEFAULT_ROWS_PER_BATCH = 50_000
@@ -25,16 +32,6 @@ DEFAULT_ROWS_PER_BATCH = 50_000
 _MIN_TRACKED_VALUES = 1000
 _KMV_BUCKETS = 1024
 _QUANTILES_EPSILON = 0.01
-
-
-@dataclasses.dataclass(frozen=True)
-class EncodedBatch:
-    """A ColumnBatch reduced to what every counting pass reads."""
-
-    codes: np.ndarray  # (rows, features) int32
-    fine: np.ndarray  # (rows, features) int32 fine codes (ranges' sub-bins), read after the lattice
-    errors: np.ndarray  # (rows,) 0/1
-    holdout: np.ndarray  # (rows,) bool
 
 
 @dataclasses.dataclass
@@ -304,37 +301,26 @@ def encode_columns(
     return codes
 
 
-def fine_from_codes(
-    codes: np.ndarray, columns: Dict[str, np.ndarray], encoders: Sequence[binning.FeatureEncoder]
-) -> np.ndarray:
-    """encode_columns(columns, encoders, fine=True) given the codes: only the split numeric
-    columns are encoded again (the others' fine codes are their codes)."""
-    fine = codes.copy()
-    for column, encoder in enumerate(encoders):
-        if encoder.fine_edges:
-            fine[:, column] = encoder.encode_fine(columns[encoder.source_column])
-    return fine
-
-
-def _encode(batch: lattice.ColumnBatch, encoders: Sequence[binning.FeatureEncoder]) -> EncodedBatch:
-    codes = encode_columns(batch.columns, encoders)
-    return EncodedBatch(
-        codes=codes,
-        fine=fine_from_codes(codes, batch.columns, encoders),
-        errors=np.asarray(batch.errors, dtype=np.int8),
-        holdout=lattice.holdout_mask(batch.example_ids),
+def _encode(
+    batch: lattice.ColumnBatch, encoders: Sequence[binning.FeatureEncoder]
+) -> compact.EncodedBatch:
+    return compact.EncodedBatch.pack(
+        encode_columns(batch.columns, encoders, fine=True),
+        batch.errors,
+        lattice.holdout_mask(batch.example_ids),
+        encoders,
     )
 
 
-def _count(batch: EncodedBatch, candidates: lattice.Candidates) -> np.ndarray:
-    return lattice.count_candidates(batch.codes, batch.errors, batch.holdout, candidates)
+def _count(batch: compact.EncodedBatch, candidates: lattice.Candidates) -> np.ndarray:
+    return lattice.count_candidates(batch.codes(), batch.errors, batch.holdout, candidates)
 
 
-def _count_ranges(batch: EncodedBatch, jobs: ranges.RangeJobs) -> np.ndarray:
-    return ranges.count_ranges(batch.codes, batch.fine, batch.errors, batch.holdout, jobs)
+def _count_ranges(batch: compact.EncodedBatch, jobs: ranges.RangeJobs) -> np.ndarray:
+    return ranges.count_ranges(batch.codes(), batch.fine, batch.errors, batch.holdout, jobs)
 
 
-def _count_patterns(batch: EncodedBatch, conditions: np.ndarray) -> selection.PatternTable:
+def _count_patterns(batch: compact.EncodedBatch, conditions: np.ndarray) -> selection.PatternTable:
     return selection.PatternTable.count(batch.fine, batch.errors, batch.holdout, conditions)
 
 

@@ -357,7 +357,9 @@ def count_candidates(
     flag_counts = np.zeros((candidates.size, 4), dtype=np.int64)
     if candidates.size == 0 or len(codes) == 0:
         return flag_counts
-    columns = np.ascontiguousarray(np.asarray(codes).T, dtype=np.int64)
+    codes = np.asarray(codes)
+    # Features are widened to int64 one at a time, when a feature set first reads them.
+    columns: Dict[int, np.ndarray] = {}
     flags = 2 * np.asarray(holdout, np.int64) + np.asarray(errors, np.int64)
     cardinalities = candidates.cardinalities
     # Feature sets are sorted, so consecutive ones share prefixes: the code of
@@ -371,6 +373,8 @@ def count_candidates(
             if prefix_features[depth] != prefix:
                 prefix_features[depth] = prefix
                 prefix_codes[depth] = combined * cardinalities[feature]
+                if feature not in columns:
+                    columns[feature] = codes[:, feature].astype(np.int64)
                 prefix_codes[depth] += columns[feature]
             combined = prefix_codes[depth]
         num_cells = int(np.prod(cardinalities[feature_set]))
