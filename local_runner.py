@@ -44,7 +44,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from blindspot.error_analysis.settings import Settings as ErrorAnalysisSettings  # noqa: E402
 from blindspot.error_analysis.settings import SettingsError  # noqa: E402
 from blindspot.pipelines import layout, preflight, run_lock  # noqa: E402
-from blindspot.pipelines.config import RunConfig  # noqa: E402
+from blindspot.pipelines.config import LOSSES, TASKS, RunConfig  # noqa: E402
 from blindspot.pipelines.datasets import Dataset, dataset_for  # noqa: E402
 from blindspot.pipelines.stop_on_signal import exit_on_signal, how  # noqa: E402
 
@@ -93,8 +93,9 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
     p.add_argument(
         '--pipeline',
         default=defaults.pipeline,
-        choices=['taxi', 'mnist', 'csv'],
-        help='which pipeline to run; csv: your own CSV with --data and --label '
+        choices=['taxi', 'mnist', 'csv', 'taxi-regression'],
+        help='which pipeline to run; csv: your own CSV with --data and --label; '
+        "taxi-regression: the csv pipeline predicting the taxi sample's tips in dollars "
         '(default: %(default)s)',
     )
     p.add_argument(
@@ -120,7 +121,30 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
         'csv: a CSV file or a folder of CSV files',
     )
     p.add_argument(
-        '--label', default=None, help='csv: the column to predict (class names or integer ids)'
+        '--label',
+        default=None,
+        help='csv: the column to predict (class names or integer ids, or numbers)',
+    )
+    p.add_argument(
+        '--task',
+        default=None,
+        choices=TASKS,
+        help='csv: classify the label, or predict it as a number (default: regression for a '
+        'label of numbers with more than 20 distinct values, else classification)',
+    )
+    p.add_argument(
+        '--loss',
+        default=None,
+        choices=LOSSES,
+        help="csv regression: the regressor's loss; huber weighs outliers less (default: mse)",
+    )
+    p.add_argument(
+        '--exclude-feature',
+        action='append',
+        default=None,
+        metavar='COLUMN',
+        help='csv: a column the model does not read (a leak of the label, an id), repeatable; '
+        'ErrorAnalysis still slices on it',
     )
     p.add_argument(
         '--schema',
@@ -142,6 +166,26 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
         default=defaults.max_accuracy_drop,
         help='accuracy a new model may lose against the latest blessed one and still be '
         'blessed (default: %(default)s)',
+    )
+    p.add_argument(
+        '--max-rmse',
+        type=float,
+        default=None,
+        help='regression: RMSE the model must not exceed to be blessed and pushed (default: '
+        "the label's standard deviation, i.e. better than predicting the mean)",
+    )
+    p.add_argument(
+        '--max-mae',
+        type=float,
+        default=None,
+        help='regression: bless on mean absolute error instead, at most this',
+    )
+    p.add_argument(
+        '--max-error-increase',
+        type=float,
+        default=defaults.max_error_increase,
+        help='regression: relative increase of that error (RMSE or MAE) a new model may have '
+        'against the latest blessed one and still be blessed, e.g. 0.05 (default: %(default)s)',
     )
     p.add_argument(
         '--beam-mode',
@@ -179,6 +223,13 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
     ):
         if not 0 <= value <= 1:  # NaN fails this too
             p.error(f'{flag} must be a fraction between 0 and 1, got {value}')
+    for flag, value in (('--max-rmse', a.max_rmse), ('--max-mae', a.max_mae)):
+        if value is not None and not 0 < value < float('inf'):
+            p.error(f"{flag} must be a positive number in the label's units, got {value}")
+    if a.max_rmse is not None and a.max_mae is not None:
+        p.error('--max-rmse and --max-mae both given: the blessing decides on one error; drop one')
+    if not 0 <= a.max_error_increase < float('inf'):
+        p.error(f'--max-error-increase must be 0 or more, got {a.max_error_increase}')
     try:
         error_analysis = ErrorAnalysisSettings.from_flags(a)
     except SettingsError as e:
@@ -189,12 +240,18 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
         model=a.model,
         label=a.label,
         schema=a.schema,
+        task=a.task,
+        loss=a.loss,
+        exclude_features=tuple(a.exclude_feature) if a.exclude_feature else None,
         output_dir=a.output_dir,
         data_root=a.data_root,
         train_steps=a.train_steps,
         eval_steps=a.eval_steps,
         min_accuracy=a.min_accuracy,
         max_accuracy_drop=a.max_accuracy_drop,
+        max_rmse=a.max_rmse,
+        max_mae=a.max_mae,
+        max_error_increase=a.max_error_increase,
         beam_mode=a.beam_mode,
         workers=a.workers,
         beam_args=tuple(a.beam_arg),
@@ -270,6 +327,11 @@ def check_inputs(config: RunConfig) -> Tuple[Dataset, Optional[str]]:
     folder; imports no TensorFlow. Returns the dataset and the data path (None: the dataset
     writes its data, see `build`)."""
     dataset = dataset_for(config)  # csv: scans and checks the data, see pipelines/datasets.py
+    if dataset.task != 'regression' and (config.max_rmse, config.max_mae) != (None, None):
+        raise preflight.PreflightError(
+            f'--max-rmse and --max-mae bless a regressor; {dataset.pipeline_name} classifies: '
+            'use --min-accuracy (or, for a csv label of numbers, --task regression)'
+        )
     data_root = None
     for note in dataset.notes:
         print(f'note: {note}', file=sys.stderr)
@@ -327,6 +389,9 @@ def build(config: RunConfig, dataset: Dataset, data_root: Optional[str]):
         eval_steps=config.eval_steps,
         min_accuracy=config.min_accuracy,
         max_accuracy_drop=config.max_accuracy_drop,
+        max_rmse=config.max_rmse,
+        max_mae=config.max_mae,
+        max_error_increase=config.max_error_increase,
         serving_model_dir=layout.serving_model_dir(output_dir, dataset.pipeline_name),
         error_analysis=dataclasses.replace(
             config.error_analysis,

@@ -10,6 +10,10 @@ from blindspot.error_analysis.settings import Settings as ErrorAnalysisSettings
 # The splits ExampleGen makes (pipelines/pipeline.py: train 3/4, eval 1/4 by hash): the names
 # --split may give.
 SPLITS = ('train', 'eval')
+# csv: what the model learns (--task; None: from the label, see pipelines/csv/features.py
+# REGRESSION_MIN_VALUES) and a regressor's loss (--loss; None: 'mse').
+TASKS = ('classification', 'regression')
+LOSSES = ('mse', 'huber')
 
 
 @dataclasses.dataclass
@@ -19,12 +23,21 @@ class RunConfig:
     model: Optional[str] = None  # mnist: 'dense' (default) or 'cnn'
     label: Optional[str] = None  # csv: the column to predict
     schema: Optional[str] = None  # csv: a curated schema.pbtxt (default: inferred)
+    task: Optional[str] = None  # csv: one of TASKS; None: from the label
+    loss: Optional[str] = None  # csv regression: one of LOSSES; None: 'mse'
+    exclude_features: Optional[Tuple[str, ...]] = None  # csv: columns the model does not read
     output_dir: str = 'outputs'
     data_root: Optional[str] = None  # None: the dataset's packaged sample; csv: the data
     train_steps: int = 1000
     eval_steps: int = 100
     min_accuracy: float = 0.7  # value threshold for blessing
     max_accuracy_drop: float = 0.0  # accuracy a new model may lose against the blessed one
+    # Regression blessing (see pipelines/training.py Blessing): an upper bound on the overall
+    # RMSE or MAE (at most one; neither: RMSE at most the label's standard deviation), and the
+    # relative increase of that error allowed against the latest blessed model.
+    max_rmse: Optional[float] = None
+    max_mae: Optional[float] = None
+    max_error_increase: float = 0.0
     beam_mode: str = 'in_process'  # or 'multi_process'
     workers: int = 2
     beam_args: Tuple[str, ...] = ()

@@ -51,6 +51,7 @@ class Dataset:
     transformed_features: Tuple[str, ...] = ()
     # The raw feature names when there is no schema file (csv without --schema: the header).
     columns: Tuple[str, ...] = ()
+    task: str = 'classification'  # or 'regression' (csv: a label of numbers)
 
     @property
     def pipeline_name(self) -> str:
@@ -148,10 +149,18 @@ def _slug(text: str) -> str:
 
 
 def _csv(
-    data: Optional[str] = None, label: Optional[str] = None, schema: Optional[str] = None
+    data: Optional[str] = None,
+    label: Optional[str] = None,
+    schema: Optional[str] = None,
+    task: Optional[str] = None,
+    loss: Optional[str] = None,
+    exclude_features: Optional[Sequence[str]] = None,
+    variant: Optional[str] = None,
 ) -> Dataset:
     """Any CSV file (or folder of CSV files) with a label column: the columns, their types,
-    the classes and the slices come from one preflight scan of the data."""
+    the task (classes or a number), the classes and the slices come from one preflight scan
+    of the data. `exclude_features`: columns the model does not read (ErrorAnalysis still
+    slices on them); `variant`: the pipeline's name suffix (default: from file and label)."""
     from blindspot.pipelines import preflight
     from blindspot.pipelines.csv import features as F
 
@@ -166,10 +175,20 @@ def _csv(
             '--pipeline csv needs --label COLUMN, the column to '
             f'predict; the data has: {columns or "(no columns)"}'
         )
-    scan = preflight.scan_csv(data, label)
+    scan = preflight.scan_csv(data, label, task)
+    if loss and scan.task != 'regression':
+        raise preflight.PreflightError(
+            f"--loss applies to regression; the label '{label}' is classified "
+            '(pass --task regression to predict it as a number)'
+        )
     in_schema = set(preflight.check_csv_schema(schema, label) if schema else scan.columns)
+    excluded = preflight.check_excluded_features(exclude_features or (), scan.columns, label)
     features = [c for c in scan.feature_columns() if c in in_schema]
-    low_cardinality = [c for c in scan.low_cardinality_columns(F.LOW_CARDINALITY) if c in in_schema]
+    low_cardinality = [
+        c
+        for c in scan.low_cardinality_columns(F.LOW_CARDINALITY)
+        if c in in_schema and not (scan.task == 'regression' and c == label)
+    ]
     slices = F.tfma_slice_columns(low_cardinality, scan.distinct, label)
     notes = list(scan.notes)
     rest = [c for c in low_cardinality if c not in slices]
@@ -179,14 +198,15 @@ def _csv(
             f'({", ".join(rest)}) are left to ErrorAnalysis, which searches every column'
         )
     classes = tuple(scan.label_classes)
+    inputs = [c for c in features if c not in excluded]  # what the model reads
     categorical = [
-        c for c in features if scan.types[c] == 'int' and scan.distinct[c] <= F.LOW_CARDINALITY
+        c for c in inputs if scan.types[c] == 'int' and scan.distinct[c] <= F.LOW_CARDINALITY
     ]
     path = Path(data)
     return Dataset(
         name='csv',
         # Different data or labels must not share a pipeline: its model baseline and cache.
-        variant=_slug(f'{path.stem if path.is_file() else path.resolve().name}-{label}'),
+        variant=variant or _slug(f'{path.stem if path.is_file() else path.resolve().name}-{label}'),
         schema_path=Path(schema) if schema else None,
         preprocessing_fn='blindspot.pipelines.csv.preprocessing.preprocessing_fn',
         run_fn='blindspot.pipelines.csv.model.run_fn',
@@ -197,20 +217,26 @@ def _csv(
             'blindspot.pipelines.csv.evaluation:eval_config',
             num_classes=len(classes),
             slice_columns=tuple(slices),
+            label_std=scan.label_stats.std if scan.label_stats else None,
         ),
         default_data_root=lambda: Path(data),
         transform_config={
+            'task': scan.task,
             'label': label,
             'label_classes': list(classes),
             'categorical': categorical,
             'vocabularies': {
                 c: list(scan.values[c])
-                for c in features
+                for c in inputs
                 if c in scan.values and (scan.types[c] == 'string' or c in categorical)
             },
-            'ignore': [c for c in scan.columns if scan.types[c] == 'empty'],
+            'ignore': [c for c in scan.columns if scan.types[c] == 'empty' or c in excluded],
         },
-        trainer_config={'label_column': label},
+        trainer_config={
+            'label_column': label,
+            'task': scan.task,
+            **({'loss': loss or 'mse'} if scan.task == 'regression' else {}),
+        },
         # ErrorAnalysis slices on every column but the label (the label would restate itself).
         slice_features=tuple(features),
         prepare_data=functools.partial(
@@ -218,8 +244,21 @@ def _csv(
         ),
         user_data=True,
         notes=tuple(notes),
-        transformed_features=tuple(F.output_names(features, label)),
+        transformed_features=tuple(F.output_names(inputs, label)),
         columns=scan.columns,
+        task=scan.task,
+    )
+
+
+def _taxi_regression(data: Optional[str] = None) -> Dataset:
+    """The csv pipeline on the packaged taxi trips (or `data`, the same columns), predicting
+    the tip in dollars: regression, every other column a feature (none is computed from the
+    tip)."""
+    return _csv(
+        data=data or str(_taxi_data_root() / 'data.csv'),
+        label='tips',
+        task='regression',
+        variant='taxi-tips',
     )
 
 
@@ -231,7 +270,12 @@ def _csv_prepare(
     return data.prepare(output_dir, files, missing_tokens)
 
 
-DATASETS: Dict[str, Callable[..., Dataset]] = {'taxi': _taxi, 'mnist': _mnist, 'csv': _csv}
+DATASETS: Dict[str, Callable[..., Dataset]] = {
+    'taxi': _taxi,
+    'mnist': _mnist,
+    'csv': _csv,
+    'taxi-regression': _taxi_regression,
+}
 # The pipelines that run without data options (their data ships with the project).
 PACKAGED = ('taxi', 'mnist')
 _OPTION_FLAGS = {
@@ -240,13 +284,17 @@ _OPTION_FLAGS = {
     'data': '--data',
     'label': '--label',
     'schema': '--schema',
+    'task': '--task',
+    'loss': '--loss',
+    'exclude_features': '--exclude-feature',
 }
 
 
 def get_dataset(name: str, **options: Optional[str]) -> Dataset:
     """The dataset `name`, built from run options (None: not given): classes and model
-    (mnist), data, label and schema (csv). `data` goes only to pipelines built from their
-    data (csv); the others take the data path when the pipeline is built."""
+    (mnist), data, label, schema, task, loss and excluded features (csv). `data` goes only
+    to pipelines built from their data (csv, taxi-regression); the others take the data path
+    when the pipeline is built."""
     if name not in DATASETS:
         raise ValueError(f"unknown pipeline '{name}': choose one of {', '.join(sorted(DATASETS))}")
     factory = DATASETS[name]
@@ -263,12 +311,20 @@ def get_dataset(name: str, **options: Optional[str]) -> Dataset:
 
 
 @functools.lru_cache(maxsize=None)
-def _cached_dataset(name: str, classes, model, data, label, schema) -> Dataset:
-    return get_dataset(name, classes=classes, model=model, data=data, label=label, schema=schema)
+def _cached_dataset(name: str, **options) -> Dataset:
+    return get_dataset(name, **options)
 
 
 def dataset_for(config) -> Dataset:
     """The dataset of a RunConfig, built (for csv: scanned and checked) once per process."""
     return _cached_dataset(
-        config.pipeline, config.classes, config.model, config.data_root, config.label, config.schema
+        config.pipeline,
+        classes=config.classes,
+        model=config.model,
+        data=config.data_root,
+        label=config.label,
+        schema=config.schema,
+        task=config.task,
+        loss=config.loss,
+        exclude_features=config.exclude_features,
     )

@@ -55,13 +55,18 @@ def create_pipeline(
     enable_cache: bool = True,
     compare_to_blessed: bool = True,
     compare_reports: bool = False,
+    max_rmse: Optional[float] = None,
+    max_mae: Optional[float] = None,
+    max_error_increase: float = 0.0,
 ) -> Pipeline:
     """ExampleGen → StatisticsGen → (Import)SchemaGen → ExampleValidator (gated) → Transform →
     Trainer → Evaluator → ErrorAnalysis, and Pusher when the Evaluator blesses the model.
 
     `compare_reports` (with `compare_to_blessed`): ErrorAnalysis also compares its report with
     the latest blessed model's, found by a custom resolver strategy. The local runner sets it;
-    the Kubeflow V2 compiler cannot compile custom strategies, so Kubeflow leaves it off."""
+    the Kubeflow V2 compiler cannot compile custom strategies, so Kubeflow leaves it off.
+    `min_accuracy`, `max_accuracy_drop` bless a classifier; `max_rmse`, `max_mae`,
+    `max_error_increase` a regressor (pipelines/training.py Blessing)."""
     code_version = {'code_fingerprint': dataset.code_fingerprint()}
 
     example_gen_class = {
@@ -128,7 +133,9 @@ def create_pipeline(
         examples=example_gen.outputs['examples'],
         model=trainer.outputs['model'],
         baseline_model=model_resolver.outputs['model'] if model_resolver else None,
-        eval_config=dataset.eval_config(Blessing(min_accuracy, max_accuracy_drop)),
+        eval_config=dataset.eval_config(
+            Blessing(min_accuracy, max_accuracy_drop, max_rmse, max_mae, max_error_increase)
+        ),
     )
 
     # The report of the latest blessed model, for ErrorAnalysis to compare with.

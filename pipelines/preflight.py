@@ -297,6 +297,15 @@ RARE_CLASS_ROWS = 10
 
 
 @dataclasses.dataclass(frozen=True)
+class LabelStats:
+    """A numeric label over every row: what a regressor's blessing defaults to (an RMSE no
+    better than this standard deviation is no better than predicting the mean)."""
+
+    mean: float
+    std: float
+
+
+@dataclasses.dataclass(frozen=True)
 class CsvScan:
     """What one pass over the CSV file(s) found: enough to build the csv pipeline."""
 
@@ -307,7 +316,7 @@ class CsvScan:
     distinct: Dict[str, int]  # distinct values, counted up to VOCAB_TOP_K + 1
     missing: Dict[str, int]  # empty cells
     label: str
-    label_classes: Dict[str, int]  # class name, as Transform spells it -> rows
+    label_classes: Dict[str, int]  # class name, as Transform spells it -> rows ({}: regression)
     notes: Tuple[str, ...]  # things worth a warning, not an error
     # Numeric columns with cells like 'NA' (MISSING_TOKENS): column -> those tokens, read as
     # missing values (rewritten as empty cells when the data is copied for CsvExampleGen).
@@ -315,6 +324,8 @@ class CsvScan:
     # Every value of a column with at most VOCAB_TOP_K of them, most rows first (ties by
     # value), as written in the file: the Transform maps them to ids without a vocabulary pass.
     values: Dict[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    task: str = 'classification'  # or 'regression': the label is a number to predict
+    label_stats: Optional[LabelStats] = None  # regression only
 
     def feature_columns(self) -> List[str]:
         """Every column but the label, leaving out columns that are empty in every row."""
@@ -434,17 +445,18 @@ def read_csv_header(data: str) -> List[str]:
         return next(csv.reader(f), [])
 
 
-def scan_csv(data: str, label: str) -> CsvScan:
+def scan_csv(data: str, label: str, task: Optional[str] = None) -> CsvScan:
     """Checks the CSV file(s) at `data` for the csv pipeline in one streaming pass (cached
     while the files are unchanged): a one-line PreflightError for anything the pipeline could
-    not use."""
+    not use. `task` (--task): 'classification', 'regression', or None to decide from the label
+    (label_task)."""
     files = csv_files(data)
     stamp = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    return _scan_csv(stamp, label)
+    return _scan_csv(stamp, label, task)
 
 
 @functools.lru_cache(maxsize=8)
-def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
+def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str, task: Optional[str]) -> CsvScan:
     from blindspot.pipelines.csv import features as F
 
     files = tuple(Path(s[0]) for s in stamp)
@@ -469,8 +481,10 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
                     values: List[Optional[Dict[str, int]]] = [{} for _ in range(n)]
                     numeric, tokens = [0] * n, [dict() for _ in range(n)]
                     number_kinds = [K.UNKNOWN] * n  # the kind of the cells that are numbers
-                    classes: Dict[str, int] = {}
-                    no_label, first_no_label = 0, ''
+                    # Label values -> rows; None past MAX_CLASSES (numbers: a quantity).
+                    classes: Optional[Dict[str, int]] = {}
+                    no_label, first_no_label, first_text = 0, '', ''
+                    numbers = _Moments()  # of the label's numeric cells
                 elif this_header != header:
                     raise PreflightError(
                         f'the header of {path} differs from that of {files[0]}: every CSV in '
@@ -518,14 +532,18 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
                     if not cell:
                         no_label += 1
                         first_no_label = first_no_label or f'line {reader.line_num} of {path}'
+                        continue
+                    if kinds[li] == K.STRING:
+                        first_text = first_text or cell
                     else:
+                        numbers.add(float(cell))
+                    if classes is not None:
                         classes[cell] = classes.get(cell, 0) + 1
                         if len(classes) > F.MAX_CLASSES:
-                            raise PreflightError(
-                                f"the label '{label}' has more than {F.MAX_CLASSES} distinct "
-                                f'values (e.g. {", ".join(list(classes)[:3])}): this pipeline '
-                                'classifies; pick a column of class names or ids'
-                            )
+                            examples = list(classes)[:3]
+                            if task == 'classification' or kinds[li] == K.STRING:
+                                raise _too_many_classes(label, examples, task)
+                            classes = None
                 rows += file_rows
         except UnicodeDecodeError as e:
             raise PreflightError(
@@ -545,14 +563,29 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
             f"{no_label} row(s) have no value in the label column '{label}' "
             f'(first on {first_no_label}): fill them in or drop those rows'
         )
-    classes = _label_classes(label, classes, kinds[li])
-    if len(classes) == 1:
-        only = next(iter(classes))
-        raise PreflightError(
-            f"the label '{label}' has one value only, '{only}', in all {rows} "
-            'rows: a classifier needs at least two classes'
-        )
-    notes = _rare_class_notes(label, classes, rows)
+    if classes is None and kinds[li] == K.STRING:  # numbers at first, text later
+        raise _too_many_classes(label, examples, task)
+    distinct = F.MAX_CLASSES + 1 if classes is None else len(classes)
+    task = label_task(label, task, kinds[li], distinct, first_text)
+    notes: List[str] = []
+    label_stats = None
+    if task == 'regression':
+        label_stats = _regression_label(label, numbers, rows)
+        if distinct > F.NUMERIC_CLASS_LIMIT:
+            notes.append(
+                f"the label '{label}' holds {_distinct_text(distinct)} numbers: the model "
+                'predicts it as a number (regression; --task classification makes them classes)'
+            )
+        classes = {}
+    else:
+        classes = _label_classes(label, classes, kinds[li])
+        if len(classes) == 1:
+            only = next(iter(classes))
+            raise PreflightError(
+                f"the label '{label}' has one value only, '{only}', in all {rows} "
+                'rows: a classifier needs at least two classes'
+            )
+        notes += _rare_class_notes(label, classes, rows)
     missing_tokens: Dict[str, Tuple[str, ...]] = {}
     for i, column in enumerate(header):
         if kinds[i] == K.UNKNOWN:
@@ -590,6 +623,8 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
         missing=dict(zip(header, missing)),
         label=label,
         label_classes=classes,
+        task=task,
+        label_stats=label_stats,
         notes=tuple(notes),
         missing_tokens=missing_tokens,
         values={
@@ -598,6 +633,87 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str) -> CsvScan:
             if v is not None
         },
     )
+
+
+def label_task(
+    label: str, requested: Optional[str], kind: int, distinct: int, text_example: str
+) -> str:
+    """'classification' or 'regression': as --task says (`requested`), else regression for a
+    label of numbers with more than NUMERIC_CLASS_LIMIT distinct values. `kind`: the label
+    column's cell kind; `distinct`: its distinct values (capped); `text_example`: its first
+    cell that is not a number."""
+    from blindspot.pipelines.csv import features as F
+
+    if requested == 'regression':
+        if kind == K.STRING:
+            raise PreflightError(
+                f"--task regression predicts numbers, but the label '{label}' holds text "
+                f'(e.g. {text_example!r}): pick a column of numbers, or leave --task out to '
+                'classify by its values'
+            )
+        return 'regression'
+    if requested == 'classification':
+        return 'classification'
+    numeric = kind in (K.INT, K.FLOAT)
+    return 'regression' if numeric and distinct > F.NUMERIC_CLASS_LIMIT else 'classification'
+
+
+def _too_many_classes(label: str, examples: Sequence[str], task: Optional[str]) -> PreflightError:
+    from blindspot.pipelines.csv import features as F
+
+    shown = ', '.join(examples)
+    if task == 'classification':
+        return PreflightError(
+            f"the label '{label}' has more than {F.MAX_CLASSES} distinct values (e.g. {shown}): "
+            f'too many classes for --task classification; leave --task out to predict a '
+            'column of numbers as a number'
+        )
+    return PreflightError(
+        f"the label '{label}' holds text with more than {F.MAX_CLASSES} distinct values "
+        f'(e.g. {shown}): too many classes; pick a column of class names or ids, or of '
+        'numbers to predict'
+    )
+
+
+def _distinct_text(distinct: int) -> str:
+    from blindspot.pipelines.csv import features as F
+
+    return f'more than {F.MAX_CLASSES}' if distinct > F.MAX_CLASSES else str(distinct)
+
+
+class _Moments:
+    """Count, mean and sum of squared deviations of a stream of numbers (Welford), with the
+    first value that is not finite."""
+
+    def __init__(self):
+        self.count, self.mean, self.squares = 0, 0.0, 0.0
+        self.non_finite: Optional[float] = None
+
+    def add(self, x: float) -> None:
+        if not math.isfinite(x):
+            self.non_finite = x if self.non_finite is None else self.non_finite
+            return
+        self.count += 1
+        delta = x - self.mean
+        self.mean += delta / self.count
+        self.squares += delta * (x - self.mean)
+
+
+def _regression_label(label: str, numbers: _Moments, rows: int) -> LabelStats:
+    """The label's mean and standard deviation; refused when a value is not finite or every
+    row holds the same number."""
+    if numbers.non_finite is not None:
+        raise PreflightError(
+            f"the label '{label}' holds {numbers.non_finite} in some row(s): a regressor needs "
+            'finite numbers; fix or drop those rows'
+        )
+    std = math.sqrt(numbers.squares / numbers.count)
+    if std == 0:
+        raise PreflightError(
+            f"the label '{label}' is {numbers.mean:g} in all {rows} rows: there is nothing "
+            'to predict; pick a column whose values vary'
+        )
+    return LabelStats(mean=numbers.mean, std=std)
 
 
 def _rare_class_notes(label: str, classes: Dict[str, int], rows: int) -> List[str]:
@@ -632,13 +748,33 @@ def _label_classes(label: str, raw: Dict[str, int], kind: int) -> Dict[str, int]
             number = float(value)
             if not math.isfinite(number) or number != int(number):
                 raise PreflightError(
-                    f"the label '{label}' holds non-integer numbers (e.g. "
-                    f'{value}): this pipeline classifies; use class names or '
-                    'integer ids'
+                    f"the label '{label}' holds non-integer numbers (e.g. {value}): classes "
+                    'must be names or integer ids; pass --task regression to predict it as '
+                    'a number'
                 )
             name = str(int(number))
         classes[name] = classes.get(name, 0) + count
     return classes
+
+
+def check_excluded_features(
+    excluded: Sequence[str], columns: Sequence[str], label: str
+) -> Set[str]:
+    """The --exclude-feature columns, each a column of the CSV other than the label."""
+    for name in excluded:
+        if name == label:
+            raise PreflightError(
+                f"--exclude-feature '{name}' is the label: the model never reads the label; "
+                'drop that --exclude-feature'
+            )
+        if name not in columns:
+            close = difflib.get_close_matches(name, list(columns), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ''
+            raise PreflightError(
+                f"--exclude-feature '{name}' is not a column of the data{hint}; its columns "
+                f'are: {_listing(columns)}'
+            )
+    return set(excluded)
 
 
 def check_csv_schema(schema_file: str, label: str) -> List[str]:

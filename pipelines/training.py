@@ -2,7 +2,7 @@
 
 import dataclasses
 import json
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
@@ -43,10 +43,16 @@ def input_fn(
 
 @dataclasses.dataclass(frozen=True)
 class Blessing:
-    """When the Evaluator blesses a model (defaults: pipelines/config.py RunConfig)."""
+    """When the Evaluator blesses a model (defaults: pipelines/config.py RunConfig).
+    Classifiers: accuracy. Regressors: an upper bound on RMSE or MAE (at most one of them;
+    neither: the eval config's default bound on RMSE) and the error's relative increase
+    allowed against the latest blessed model."""
 
     min_accuracy: float
     max_accuracy_drop: float  # accuracy the model may lose against the latest blessed one
+    max_rmse: Optional[float] = None
+    max_mae: Optional[float] = None
+    max_error_increase: float = 0.0  # e.g. 0.05: an error up to 5% above the blessed one's
 
 
 def blessing_accuracy(class_name: str, blessing: Blessing, module: str = '') -> tfma.MetricConfig:
@@ -73,6 +79,47 @@ def blessing_accuracy(class_name: str, blessing: Blessing, module: str = '') -> 
     )
 
 
+def blessing_error(blessing: Blessing, default_max_rmse: float) -> tfma.MetricConfig:
+    """The error metric that decides a regressor's blessing: RMSE (Keras' metric) at most
+    max_rmse, or TFMA's MAE at most max_mae, and at most max_error_increase (relative) above
+    the latest blessed model's, on the overall slice only (see blessing_accuracy)."""
+    if blessing.max_rmse is not None and blessing.max_mae is not None:
+        raise ValueError('give at most one of --max-rmse and --max-mae')
+    class_name, bound = (
+        ('MeanAbsoluteError', blessing.max_mae)
+        if blessing.max_mae is not None
+        else (
+            'RootMeanSquaredError',
+            default_max_rmse if blessing.max_rmse is None else blessing.max_rmse,
+        )
+    )
+    return tfma.MetricConfig(
+        class_name=class_name,
+        per_slice_thresholds=[
+            tfma.PerSliceMetricThreshold(
+                slicing_specs=[tfma.SlicingSpec()],
+                threshold=tfma.MetricThreshold(
+                    value_threshold=tfma.GenericValueThreshold(upper_bound={'value': bound}),
+                    change_threshold=tfma.GenericChangeThreshold(
+                        direction=tfma.MetricDirection.LOWER_IS_BETTER,
+                        relative={'value': max(blessing.max_error_increase, 1e-10)},
+                    ),
+                ),
+            )
+        ],
+    )
+
+
+def serving_model_spec(label_key: str) -> tfma.ModelSpec:
+    """The model as served (serving_default on raw examples), the label read from the
+    Transform's output (transform_features)."""
+    return tfma.ModelSpec(
+        signature_name='serving_default',
+        label_key=label_key,
+        preprocessing_function_names=['transform_features'],
+    )
+
+
 def eval_options() -> tfma.Options:
     """TFMA options for every dataset: only the configured metrics. By default TFMA also
     computes the loss and metrics the model was compiled with, loading the Keras model again
@@ -85,8 +132,9 @@ def eval_options() -> tfma.Options:
 
 
 def epoch_table(history: dict) -> str:
-    """Per-epoch loss and accuracy as a fixed-width table."""
-    keys = [k for k in ('loss', 'accuracy', 'val_loss', 'val_accuracy') if k in history]
+    """Per-epoch loss and accuracy (regressors: MAE and RMSE) as a fixed-width table."""
+    names = ('loss', 'accuracy', 'mae', 'rmse')
+    keys = [k for k in names + tuple('val_' + n for n in names) if k in history]
     lines = ['epoch ' + ' '.join(f'{k:>12s}' for k in keys)]
     for epoch in range(len(history[keys[0]])):
         lines.append(f'{epoch + 1:5d} ' + ' '.join(f'{history[k][epoch]:12.4f}' for k in keys))
@@ -136,13 +184,7 @@ def multiclass_eval_config(
     (pipelines/classification_metrics.py)."""
     module = 'blindspot.pipelines.classification_metrics'
     return tfma.EvalConfig(
-        model_specs=[
-            tfma.ModelSpec(
-                signature_name='serving_default',
-                label_key=label_key,
-                preprocessing_function_names=['transform_features'],
-            )
-        ],
+        model_specs=[serving_model_spec(label_key)],
         slicing_specs=list(slicing),
         options=eval_options(),
         metrics_specs=[
@@ -157,4 +199,33 @@ def multiclass_eval_config(
                 ]
             ),
         ],
+    )
+
+
+def regression_eval_config(
+    blessing: Blessing,
+    label_key: str,
+    slicing: Sequence[tfma.SlicingSpec],
+    default_max_rmse: float,
+) -> tfma.EvalConfig:
+    """Example count, MAE, RMSE, mean prediction and mean label per slice, in the label's
+    units (the model predicts them), with TFMA's own metrics; RMSE or MAE decides the
+    blessing (blessing_error)."""
+    deciding = blessing_error(blessing, default_max_rmse)
+    others = [
+        tfma.MetricConfig(class_name=name)
+        for name in (
+            'ExampleCount',
+            'MeanAbsoluteError',
+            'RootMeanSquaredError',
+            'MeanPrediction',
+            'MeanLabel',
+        )
+        if name != deciding.class_name
+    ]
+    return tfma.EvalConfig(
+        model_specs=[serving_model_spec(label_key)],
+        slicing_specs=list(slicing),
+        options=eval_options(),
+        metrics_specs=[tfma.MetricsSpec(metrics=[deciding, *others])],
     )

@@ -160,6 +160,78 @@ def gated_taxi_runs(tmp_path_factory):
     return out, summaries
 
 
+# The regression csv run (regression_csv_run): a price from numbers and a shop, with a region
+# the model cannot see where the price is PLANTED_OFFSET_SD standard deviations higher.
+REGRESSION_ROWS = 2000
+REGRESSION_TRAIN_STEPS = 100
+PLANTED_REGION = {'colour': 'red', 'size': 'L'}
+PLANTED_OFFSET_SD = 3.0
+PRICE_NOISE_SD = 1.0
+
+
+def write_regression_csv(path: Path, rows: int = REGRESSION_ROWS, seed: int = 0) -> Path:
+    """`price` = 20 + 3·x1 - 2·x2 + a per-shop effect + noise (sd PRICE_NOISE_SD), plus
+    PLANTED_OFFSET_SD standard deviations of that price where colour and size are
+    PLANTED_REGION (1 row in 12). The run excludes colour and size from the model
+    (--exclude-feature), as a column known for analysis but not at prediction time: the model
+    cannot learn the offset and under-predicts the region by about that much, a bias
+    ErrorAnalysis can find by slicing on those columns."""
+    import random
+    import statistics
+
+    rng = random.Random(seed)
+    shop_effect = {1: -1.0, 2: 0.0, 3: 0.5, 4: 1.0, 5: -0.5, 6: 2.0}
+    records = []
+    for _ in range(rows):
+        x1, x2 = rng.gauss(0, 1), rng.gauss(0, 1)
+        shop = rng.randint(1, 6)
+        colour = rng.choice(['red', 'green', 'blue', 'yellow'])
+        size = rng.choice(['S', 'M', 'L'])
+        price = 20 + 3 * x1 - 2 * x2 + shop_effect[shop] + rng.gauss(0, PRICE_NOISE_SD)
+        records.append([x1, x2, shop, colour, size, price])
+    offset = PLANTED_OFFSET_SD * statistics.pstdev(r[-1] for r in records)
+    with open(path, 'w', newline='') as f:
+        out = csv.writer(f)
+        out.writerow(['x1', 'x2', 'shop', 'colour', 'size', 'price'])
+        for x1, x2, shop, colour, size, price in records:
+            planted = {'colour': colour, 'size': size} == PLANTED_REGION
+            out.writerow(
+                [f'{x1:.4f}', f'{x2:.4f}', shop, colour, size, f'{price + planted * offset:.3f}']
+            )
+    return path
+
+
+@pytest.fixture(scope='session')
+def regression_csv_run(tmp_path_factory):
+    """One real csv pipeline run predicting `price` (write_regression_csv; regression, as the
+    label holds more than 20 distinct numbers), colour and size excluded from the model.
+    Returns the config, the exit status, the component runs of the run and the data path."""
+    import local_runner
+    from blindspot.pipelines.datasets import dataset_for
+    from blindspot.review import metadata
+
+    root = tmp_path_factory.mktemp('regression')
+    data = write_regression_csv(root / 'prices.csv')
+    config = local_runner.parse_args(
+        [
+            '--pipeline=csv',
+            f'--data={data}',
+            '--label=price',
+            '--exclude-feature=colour',
+            '--exclude-feature=size',
+            f'--output-dir={root / "out"}',
+            f'--train-steps={REGRESSION_TRAIN_STEPS}',
+            '--eval-steps=10',
+        ]
+    )
+    status = local_runner.run(config)
+    store = metadata.open_store(config.output_dir)
+    runs = metadata.component_runs(
+        store, metadata.latest_run(store, dataset_for(config).pipeline_name)
+    )
+    return {'config': config, 'status': status, 'runs': runs, 'data': data}
+
+
 # ErrorAnalysis executor parameters for direct calls in tests.
 EA_PROPS = {
     'splits': '["eval"]',
@@ -195,10 +267,14 @@ def ea_inputs(taxi_run, examples_uri=None, splits=('train', 'eval')):
 def pytest_collection_modifyitems(config, items):
     """`make test` runs two pytest-xdist workers (--dist loadgroup). A module's tests stay on
     one worker, so each module-scoped pipeline run happens once; the tests that read a
-    session's runs (taxi_run, gated_taxi_runs) share one worker, so they run once too. (xdist
-    3.8 groups by a suffix it adds to `item._nodeid`, which pytest 9 no longer reads:
-    requirements.lock pins 8.4.)"""
+    session's runs (taxi_run, gated_taxi_runs, regression_csv_run) share one worker, so they
+    run once too. (xdist 3.8 groups by a suffix it adds to `item._nodeid`, which pytest 9 no
+    longer reads: requirements.lock pins 8.4.)"""
     for item in items:
-        shared = [f for f in ('taxi_run', 'gated_taxi_runs') if f in item.fixturenames]
+        shared = [
+            f
+            for f in ('taxi_run', 'gated_taxi_runs', 'regression_csv_run')
+            if f in item.fixturenames
+        ]
         group = shared[0] if shared else item.module.__name__
         item.add_marker(pytest.mark.xdist_group(group))

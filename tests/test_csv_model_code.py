@@ -130,3 +130,24 @@ def test_model_outputs_a_distribution_over_the_classes_and_learns():
     probs = model.predict(x, verbose=0)
     assert probs.shape == (n, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
     assert model.evaluate(x, y, verbose=0)[1] > 0.95
+
+
+def test_regressor_learns_and_predicts_in_the_label_units():
+    from blindspot.pipelines.csv.model import build_keras_regressor, label_moments
+    from blindspot.pipelines.training import skip_autograph_for_tf_keras
+
+    skip_autograph_for_tf_keras()  # as the Trainer runs it
+    rng = np.random.default_rng(0)
+    n = 600
+    x = {'x_xf': rng.normal(size=(n, 1)).astype('float32'), 'shop_xf': rng.integers(0, 3, (n, 1))}
+    # Prices around 1,200 with a standard deviation near 230: far from a z-score's scale.
+    y = (1000.0 + 150.0 * x['x_xf'][:, 0] + 200.0 * x['shop_xf'][:, 0]).astype('float32')
+    mean, std = label_moments(tf.data.Dataset.from_tensor_slices((x, y)).batch(64))
+    assert mean == pytest.approx(y.mean(), rel=1e-5) and std == pytest.approx(y.std(), rel=1e-4)
+    model = build_keras_regressor({'x_xf': 0, 'shop_xf': 4}, mean, std, learning_rate=0.03)
+    model.fit(x, y, epochs=15, batch_size=64, verbose=0)
+    predicted = model.predict(x, verbose=0)
+    assert predicted.shape == (n, 1)
+    assert np.abs(predicted[:, 0] - y).mean() < 0.1 * std
+    huber = build_keras_regressor({'x_xf': 0, 'shop_xf': 4}, mean, std, loss='huber')
+    assert huber.loss.get_config()['delta'] == pytest.approx(std)  # outliers past 1 std

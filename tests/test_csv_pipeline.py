@@ -309,10 +309,11 @@ def test_missing_labels_are_refused(tmp_path, capsys):
     assert '1 row(s) have no value' in err and 'line 6' in err
 
 
-def test_numeric_label_must_be_class_ids(tmp_path, capsys):
-    data = _csv(tmp_path, 'a,b,y\n' + _rows(label=lambda i: f'{i / 7:.3f}'))
+def test_few_non_integer_numbers_are_not_classes(tmp_path, capsys):
+    # 10 distinct values: classes by default (more than 20 would be a number to predict).
+    data = _csv(tmp_path, 'a,b,y\n' + _rows(label=lambda i: f'{i % 10 / 7:.3f}'))
     err = _refused(tmp_path, capsys, '--data', data, '--label', 'y')
-    assert 'non-integer' in err
+    assert 'non-integer numbers' in err and '--task regression' in err
 
 
 def test_folder_with_differing_headers(tmp_path, capsys):

@@ -4,7 +4,9 @@ Evaluator. Pure Python: the preflight check imports it before TensorFlow is load
 import re
 from typing import Dict, Iterable, List, Sequence
 
-LABEL_KEY = 'label_xf'  # the label as class ids, what the Evaluator and ErrorAnalysis read
+# The label as the Evaluator and ErrorAnalysis read it: class ids, or (regression) the number
+# as a float, in the label's own units.
+LABEL_KEY = 'label_xf'
 LABEL_VOCAB = 'label'  # vocabulary file of the class names, in class-id order
 CLASS_NAMES_FILE = 'assets.extra/class_names.txt'  # under the serving model directory
 LABEL_NAME_FILE = 'assets.extra/label_name.txt'  # the label column's name, for the report
@@ -18,6 +20,9 @@ VOCAB_TOP_K = 100  # most frequent values of a text column that get their own id
 NUM_OOV = 1  # one id shared by the rarer values (and values never seen in training)
 MISSING = '<missing>'  # what an empty text cell becomes (TFT's vocabulary drops empty strings)
 MAX_CLASSES = 100  # more distinct labels than this is not a classification problem
+# A label of numbers with more distinct values than this is a quantity to predict (regression),
+# fewer are class ids; --task decides otherwise.
+NUMERIC_CLASS_LIMIT = LOW_CARDINALITY
 MIN_ROWS = 20  # fewer rows would leave the eval split (a quarter) nearly empty
 
 # Column names become tf.Example keys, TensorFlow op names and Keras input names.

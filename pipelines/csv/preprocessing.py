@@ -1,7 +1,8 @@
 """tf.Transform for any CSV: numbers z-scored with a missing indicator, text and small integer
-categories to ids, the label to class ids.
+categories to ids, the label to class ids (regression: to a float, as it is).
 
 custom_config (from the preflight scan, see pipelines/datasets.py):
+  task           'classification' (default) or 'regression'
   label          the label column
   label_classes  every class name the scan saw, so a class that falls only in the eval split
                  still gets an id
@@ -10,7 +11,8 @@ custom_config (from the preflight scan, see pipelines/datasets.py):
                  in the graph, with no analyzer pass over the data (a vocabulary pass per
                  column was most of the Transform's time on wide files); other text columns
                  get a vocabulary of their VOCAB_TOP_K most frequent training values
-  ignore         columns empty in every row (the scan notes that they are left out)
+  ignore         columns empty in every row (the scan notes that they are left out) and
+                 columns the model must not read (--exclude-feature)
 Columns and their types come from `inputs`: whatever the schema (inferred or curated) holds.
 """
 
@@ -123,7 +125,10 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict) -> Dict[
             numbers.append(name)
     if numbers:
         outputs.update(_z_scores(inputs, numbers))
-    if label in inputs:
+    if label in inputs and custom_config.get('task') == 'regression':
+        # In the label's units: the model predicts them, so errors are in them too.
+        outputs[F.LABEL_KEY] = tf.cast(_first(inputs[label], 0), tf.float32)
+    elif label in inputs:
         text = _label_text(inputs[label])
         # Every class the preflight scan saw joins the vocabulary (once per batch, so the
         # order stays by frequency): the eval split cannot hold a class without an id.

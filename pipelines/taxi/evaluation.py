@@ -3,7 +3,12 @@
 import tensorflow_model_analysis as tfma
 
 from blindspot.pipelines.taxi import features as F
-from blindspot.pipelines.training import Blessing, blessing_accuracy, eval_options
+from blindspot.pipelines.training import (
+    Blessing,
+    blessing_accuracy,
+    eval_options,
+    serving_model_spec,
+)
 
 
 def eval_config(blessing: Blessing) -> tfma.EvalConfig:
@@ -22,13 +27,7 @@ def eval_config(blessing: Blessing) -> tfma.EvalConfig:
         tfma.MetricConfig(class_name='ConfusionMatrixPlot', config='"num_thresholds": 100'),
     ]
     return tfma.EvalConfig(
-        model_specs=[
-            tfma.ModelSpec(
-                signature_name='serving_default',
-                label_key=F.LABEL_KEY,
-                preprocessing_function_names=['transform_features'],
-            )
-        ],
+        model_specs=[serving_model_spec(F.LABEL_KEY)],
         slicing_specs=slicing,
         options=eval_options(),
         metrics_specs=[tfma.MetricsSpec(metrics=[accuracy] + metrics)],
