@@ -566,12 +566,12 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str, task: Optiona
     if classes is None and kinds[li] == K.STRING:  # numbers at first, text later
         raise _too_many_classes(label, examples, task)
     distinct = F.MAX_CLASSES + 1 if classes is None else len(classes)
-    task = label_task(label, task, kinds[li], distinct, first_text)
+    requested, task = task, label_task(label, task, kinds[li], distinct, first_text)
     notes: List[str] = []
     label_stats = None
     if task == 'regression':
         label_stats = _regression_label(label, numbers, rows)
-        if distinct > F.NUMERIC_CLASS_LIMIT:
+        if requested is None:
             notes.append(
                 f"the label '{label}' holds {_distinct_text(distinct)} numbers: the model "
                 'predicts it as a number (regression; --task classification makes them classes)'
