@@ -199,6 +199,12 @@ def _csv(
         )
     classes = tuple(scan.label_classes)
     inputs = [c for c in features if c not in excluded]  # what the model reads
+    if not inputs:
+        raise preflight.PreflightError(
+            f'no column is left for the model to read (the label is {label!r}; excluded: '
+            f'{", ".join(sorted(excluded)) or "none"}; empty or not in the schema: the rest): '
+            'keep at least one feature'
+        )
     categorical = [
         c for c in inputs if scan.types[c] == 'int' and scan.distinct[c] <= F.LOW_CARDINALITY
     ]

@@ -133,6 +133,9 @@ def test_regression_flags_on_a_classifier_are_refused(tmp_path, capsys):
     assert '--max-rmse and --max-mae bless a regressor' in err
     err = _refused(tmp_path, capsys, '--data', data, '--label', 'y', '--exclude-feature', 'c')
     assert "--exclude-feature 'c' is not a column of the data" in err
+    both = ['--exclude-feature', 'a', '--exclude-feature', 'b']
+    err = _refused(tmp_path, capsys, '--data', data, '--label', 'y', *both)
+    assert 'no column is left for the model to read' in err and 'excluded: a, b' in err
 
 
 def test_blessing_flags_are_checked(capsys):
