@@ -14,6 +14,8 @@ from blindspot.kubeflow import runner
 
 # A value other than the default for every setting, and how it is written on a command line.
 CHANGED = {
+    'task': ('regression', ['--analysis-task', 'regression']),
+    'regression_error': ('squared', ['--regression-error', 'squared']),
     'splits': (('train', 'eval'), ['--split', 'train', '--split', 'eval']),
     'slice_features': (('payment_type',), ['--slice-feature', 'payment_type']),
     'num_bins': (7, ['--num-bins', '7']),

@@ -125,7 +125,8 @@ class LatestBlessedModelReportStrategy(resolver.ResolverStrategy):
 def read_baseline(artifacts: List[types.Artifact]) -> Optional[Dict]:
     """The executor's side: {'report': the baseline's report.json, 'info': where it came from,
     'predictions': the glob of its predictions Parquet and 'predictions_columns' their feature
-    columns' types, for measuring both models on the same examples (beam/comparison.py), or None
+    columns' types and 'predictions_loss' the column of each example's loss, for measuring
+    both models on the same examples (beam/comparison.py), or None
     and 'predictions_problem' why not}, or None without a (readable) baseline report."""
     if not artifacts:
         return None
@@ -145,13 +146,14 @@ def read_baseline(artifacts: List[types.Artifact]) -> Optional[Dict]:
         return None
     from blindspot.error_analysis.beam.comparison import predictions_of
 
-    predictions, columns, problem = predictions_of(artifact.uri, data)
+    predictions, columns, loss, problem = predictions_of(artifact.uri, data)
     if problem:
         logging.warning('Baseline predictions not measured: %s.', problem)
     return {
         'report': data,
         'predictions': predictions,
         'predictions_columns': columns,
+        'predictions_loss': loss,
         'predictions_problem': problem or None,
         'info': {
             'baseline_label': 'the latest blessed model',

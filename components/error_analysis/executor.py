@@ -5,6 +5,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -155,6 +156,37 @@ def _label_vocabulary(
     return vocabulary_in_assets(model_dir, num_classes, raw, ids)
 
 
+def _is_regression(task: str, checker: Predictor, sample: List[bytes]) -> bool:
+    """The task setting, resolved: 'auto' is regression when the model gives one value per
+    example and the sample's labels are numbers not all 0/1 (a binary classifier with one
+    sigmoid output has 0/1 labels)."""
+    if task != 'auto':
+        return task == 'regression'
+    if checker.values_per_example(sample) != 1:
+        return False
+    labels = checker.numeric_labels(sample)
+    return labels is not None and not np.isin(labels, (0.0, 1.0)).all()
+
+
+def _check_regression(
+    checker: Predictor, sample: List[bytes], image: Optional[List], rules: List, manual: Dict
+) -> None:
+    """What a regression analysis cannot take, refused before any Beam work."""
+    width = checker.values_per_example(sample)
+    if width != 1:
+        raise InputError(
+            f'task regression needs a model that gives one value per example; this one gives '
+            f'{width} (a classifier? set the task to classification or auto)'
+        )
+    if image:
+        raise InputError('image data is analysed as classification only: set the task to it')
+    if rules or manual:
+        raise InputError(
+            'tags (tag rules, a tags file) are ranked for classification only so far: leave '
+            'them out for a regression model'
+        )
+
+
 def _sample(patterns: List[str]) -> List[bytes]:
     files = [f for pattern in patterns for f in tf.io.gfile.glob(pattern)]
     dataset = tf.data.TFRecordDataset(files, compression_type='GZIP').take(_SAMPLE_SIZE)
@@ -250,30 +282,37 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 if mapped not in rule_only:
                     features.pop(mapped, None)
                 context = [name for name in context if name != mapped]
-        num_classes = checker.num_classes(sample_rows)
-        class_names = (
-            json.loads(exec_properties.get(spec.CLASS_NAMES_KEY) or '[]')
-            or _saved_lines(model_dir, 'class_names.txt')
-            or _label_vocabulary(checker, sample_rows, model_dir, num_classes, raw_label, schema)
-        )
-        label_is_text = _is_text(schema, label_key)
-        if label_is_text and not class_names:
-            raise InputError(
-                f"label '{label_key}' holds strings: give class_names (one per class id, in the "
-                "order of the model's outputs), or as label_key the Transform output that maps "
-                'them to ids'
+        regression = _is_regression(settings.task, checker, sample_rows)
+        if regression:
+            _check_regression(checker, sample_rows, image, rules, manual)
+            num_classes, class_names, vocabulary = 0, [], []
+        else:
+            num_classes = checker.num_classes(sample_rows)
+            class_names = (
+                json.loads(exec_properties.get(spec.CLASS_NAMES_KEY) or '[]')
+                or _saved_lines(model_dir, 'class_names.txt')
+                or _label_vocabulary(
+                    checker, sample_rows, model_dir, num_classes, raw_label, schema
+                )
             )
-        vocabulary = class_names if label_is_text else []
-        checker = Predictor(model_dir, label_key, {}, transformed, vocabulary)
+            label_is_text = _is_text(schema, label_key)
+            if label_is_text and not class_names:
+                raise InputError(
+                    f"label '{label_key}' holds strings: give class_names (one per class id, in "
+                    "the order of the model's outputs), or as label_key the Transform output "
+                    'that maps them to ids'
+                )
+            vocabulary = class_names if label_is_text else []
+            class_names = class_names or [str(c) for c in range(num_classes)]
+            if len(class_names) != num_classes:
+                raise InputError(
+                    f'{len(class_names)} class names were given but the model has '
+                    f'{num_classes} output classes: give one name per class'
+                )
+        checker = Predictor(model_dir, label_key, {}, transformed, vocabulary, regression)
         sample = checker.predict(sample_rows)
         for name in transformed:
             features[name] = 'string' if sample.columns[name].dtype == object else 'float'
-        class_names = class_names or [str(c) for c in range(num_classes)]
-        if len(class_names) != num_classes:
-            raise InputError(
-                f'{len(class_names)} class names were given but the model has '
-                f'{num_classes} output classes: give one name per class'
-            )
 
         params = beam_analysis.AnalysisParams(
             model_dir=model_dir,
@@ -290,6 +329,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             max_values_per_feature=max_values,
             finder=lattice.SliceFinderConfig.from_settings(settings),
             num_hardest=settings.num_hardest_examples,
+            regression_error=settings.regression_error if regression else None,
         )
         try:
             with self._make_beam_pipeline() as pipeline:
@@ -327,6 +367,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 },
                 label_name=raw_label,
                 label_sources=context,
+                regression=regression,
             )
         except Exception:
             # Leave nothing behind that could pass for a report.
@@ -352,9 +393,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         gate: Optional[Dict] = None,
         label_name: Optional[str] = None,
         label_sources: Sequence[str] = (),
+        regression: bool = False,
     ) -> Dict:
         def part(name: str):
             return beam_analysis.read_part(output.uri, name)
+
+        numbers = part(beam_analysis.PART_REGRESSION) if regression else None
 
         gallery = part(beam_analysis.PART_GALLERY) if image else []
         hardest = part(beam_analysis.PART_HARDEST)
@@ -375,7 +419,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             label_sources=label_sources,
             splits=splits,
             class_names=class_names,
-            totals=part(beam_analysis.PART_TOTALS),
+            totals=None if regression else part(beam_analysis.PART_TOTALS),
+            regression=numbers,
             slices=part(beam_analysis.PART_SLICES),
             hardest=hardest,
             diagnosis=part(beam_analysis.PART_DIAGNOSIS),

@@ -97,6 +97,13 @@ def _fraction(value: Any) -> Optional[str]:
     return None
 
 
+def _one_of(*choices: str) -> Callable[[Any], Optional[str]]:
+    def check(value: Any) -> Optional[str]:
+        return None if value in choices else f'must be one of {", ".join(choices)}'
+
+    return check
+
+
 def _text(value: Any) -> Optional[str]:
     return None if isinstance(value, str) else 'must be a path (text)'
 
@@ -120,6 +127,20 @@ def _setting(
 class Settings:
     """Parameters of the ErrorAnalysis component; checked when built."""
 
+    task: str = _setting(
+        'auto',
+        _one_of('auto', 'classification', 'regression'),
+        'what the model predicts: classification (a class per example), regression (a number '
+        "in the label's units), or auto (regression when the model gives one value per example "
+        'and the labels are not all 0/1)',
+        flag='--analysis-task',
+    )
+    regression_error: str = _setting(
+        'absolute',
+        _one_of('absolute', 'squared'),
+        "regression only: the per-example error findings' gains and intervals are in "
+        '(absolute: MAE, in label units; squared: MSE)',
+    )
     splits: Tuple[str, ...] = _setting(
         ('eval',), _nonempty_names, 'splits to analyse', flag='--split', metavar='NAME'
     )

@@ -15,11 +15,13 @@ from apache_beam.io.filesystems import FileSystems
 
 from blindspot.error_analysis.beam import comparison as beam_comparison
 from blindspot.error_analysis.beam import diagnosis as beam_diagnosis
+from blindspot.error_analysis.beam import regression as beam_regression
 from blindspot.error_analysis.beam import slices as beam_slices
 from blindspot.error_analysis.beam.finding_examples import FindingExamples
 from blindspot.error_analysis.beam.predictions import PredictionBatch
 from blindspot.error_analysis.report.files import FEATURE_COLUMN_PREFIX, PREDICTIONS_DIR
 from blindspot.error_analysis.search import confusion, diagnosis, lattice
+from blindspot.error_analysis.search.regression import row_severity
 from blindspot.error_analysis.tags.tag_rules import TagRule
 
 PART_TOTALS = 'totals.json'
@@ -30,6 +32,7 @@ PART_TAGS = 'tags.json'
 PART_DIAGNOSIS = 'diagnosis.json'
 PART_SUSPECTS = 'suspects.json'
 PART_FINDING_EXAMPLES = 'finding_examples.json'
+PART_REGRESSION = 'regression.json'  # regression models: overall numbers, residual view
 GALLERY_PER_PAIR = 12
 
 
@@ -51,6 +54,9 @@ class AnalysisParams:
     unsliced_features: Tuple[str, ...] = ()
     mistakes_per_finding: int = 50
     label_vocabulary: Tuple[str, ...] = ()  # class names, for a raw label holding strings
+    # A regression model: the per-example error its findings are measured in ('absolute' or
+    # 'squared', search/regression.py); None for a classifier.
+    regression_error: Optional[str] = None
 
 
 class _Predict(beam.DoFn):
@@ -83,6 +89,7 @@ class _Predict(beam.DoFn):
             spec,
             transformed,
             self._params.label_vocabulary,
+            regression=self._params.regression_error is not None,
         )
 
     def process(self, serialized: List[bytes]):
@@ -152,9 +159,9 @@ def _totals(batch: PredictionBatch, num_classes: int) -> np.ndarray:
 
 
 def _worst_errors(batch: PredictionBatch, n: int) -> List[Dict]:
-    """This batch's n most confident mistakes, with their feature values."""
+    """This batch's n worst mistakes (PredictionBatch.severity), with their feature values."""
     wrong = np.flatnonzero(batch.errors > 0)
-    wrong = wrong[np.argsort(-batch.confidence[wrong], kind='stable')[:n]]
+    wrong = wrong[np.argsort(-batch.severity[wrong], kind='stable')[:n]]
     return [example_row(batch, int(i)) for i in wrong]
 
 
@@ -168,6 +175,16 @@ def example_row(batch: PredictionBatch, i: int) -> Dict:
             if value is None or (isinstance(value, float) and np.isnan(value))
             else (value if isinstance(value, str) else float(value))
         )
+    if batch.is_regression:
+        row = {
+            'example_id': str(batch.example_ids[i]),
+            'label': float(batch.labels[i]),
+            'predicted': float(batch.values[i]),
+            'residual': float(batch.residual[i]),
+            'abs_error': float(abs(batch.residual[i])),
+            'features': features,
+        }
+        return row
     row = {
         'example_id': str(batch.example_ids[i]),
         'label': int(batch.labels[i]),
@@ -181,17 +198,23 @@ def example_row(batch: PredictionBatch, i: int) -> Dict:
     return row
 
 
-def predictions_schema(slice_features: Dict[str, str], num_classes: int) -> pa.Schema:
+def predictions_schema(
+    slice_features: Dict[str, str], num_classes: int, regression: bool = False
+) -> pa.Schema:
+    """Columns of the predictions Parquet: per example its label, prediction and how wrong
+    (a regression's residual = prediction - label, absolute and squared error, and the search
+    flag above_median; a classifier's class probabilities), then the slicing features."""
     fields = [
         ('example_id', pa.string()),
-        ('label', pa.int64()),
-        ('predicted', pa.int64()),
-        ('correct', pa.bool_()),
-        ('confidence', pa.float64()),
-        ('loss', pa.float64()),
-        ('label_suspect', pa.bool_()),
+        ('label', pa.float64()),
+        ('predicted', pa.float64()),
+        ('residual', pa.float64()),
+        ('abs_error', pa.float64()),
+        ('squared_error', pa.float64()),
+        ('above_median', pa.bool_()),
     ]
-    fields += [(f'prob_{c}', pa.float64()) for c in range(num_classes)]
+    if not regression:
+        fields = _classification_fields(num_classes)
     fields += [
         (
             FEATURE_COLUMN_PREFIX + name,
@@ -202,7 +225,32 @@ def predictions_schema(slice_features: Dict[str, str], num_classes: int) -> pa.S
     return pa.schema(fields)
 
 
+def _classification_fields(num_classes: int) -> List[Tuple[str, pa.DataType]]:
+    fields = [
+        ('example_id', pa.string()),
+        ('label', pa.int64()),
+        ('predicted', pa.int64()),
+        ('correct', pa.bool_()),
+        ('confidence', pa.float64()),
+        ('loss', pa.float64()),
+        ('label_suspect', pa.bool_()),
+    ]
+    return fields + [(f'prob_{c}', pa.float64()) for c in range(num_classes)]
+
+
 def _to_table(batch: PredictionBatch, schema: pa.Schema) -> pa.Table:
+    if batch.is_regression:
+        data = {
+            'example_id': batch.example_ids.astype(str),
+            'label': batch.labels,
+            'predicted': batch.values,
+            'residual': batch.residual,
+            'abs_error': np.abs(batch.residual),
+            'squared_error': batch.residual**2,
+            'above_median': batch.above_median,
+        }
+        data.update({FEATURE_COLUMN_PREFIX + n: v for n, v in batch.columns.items()})
+        return pa.Table.from_pydict({f.name: data[f.name] for f in schema}, schema=schema)
     data = {
         'example_id': batch.example_ids.astype(str),
         'label': batch.labels,
@@ -294,9 +342,15 @@ def build_analysis(
         | 'Batch' >> beam.BatchElements(min_batch_size=256, max_batch_size=1024)
         | 'Predict' >> beam.ParDo(_Predict(params)).with_outputs('gallery', main='batches')
     )
-    batches, thresholds = predicted.batches | 'LabelSuspects' >> (
-        beam_diagnosis.FlagLabelSuspects(params.num_classes)
-    )
+    regression = params.regression_error
+    if regression:
+        batches, quantiles = predicted.batches | 'MedianError' >> (
+            beam_regression.FlagAboveMedian(regression)
+        )
+    else:
+        batches, thresholds = predicted.batches | 'LabelSuspects' >> (
+            beam_diagnosis.FlagLabelSuspects(params.num_classes)
+        )
     if params.image:
         gallery = (
             predicted.gallery
@@ -314,7 +368,7 @@ def build_analysis(
         )
         parts[PART_GALLERY] = gallery
 
-    schema = predictions_schema(params.slice_features, params.num_classes)
+    schema = predictions_schema(params.slice_features, params.num_classes, bool(regression))
     _ = (
         batches
         | 'ToArrow' >> beam.Map(_to_table, schema)
@@ -326,6 +380,82 @@ def build_analysis(
         )
     )
 
+    hardest = (
+        batches
+        | 'WorstPerBatch' >> beam.FlatMap(_worst_errors, params.num_hardest)
+        | 'Hardest'
+        >> beam_slices.combine_globally(
+            beam.combiners.TopCombineFn(params.num_hardest, key=row_severity)
+        )
+    )
+    parts[PART_HARDEST] = hardest
+    if regression:
+        parts[PART_SUSPECTS] = pipeline | 'NoLabelSuspects' >> beam.Create([])
+    else:
+        parts.update(_classification_parts(batches, params))
+
+    slice_names = [n for n in params.slice_features if n not in params.unsliced_features]
+    columns = batches | 'ToColumns' >> beam.Map(
+        lambda b: lattice.ColumnBatch(
+            {n: b.columns[n] for n in slice_names}, b.errors, b.example_ids
+        )
+    )
+    encoders = columns | 'BuildEncoders' >> beam_slices.BuildEncoders(
+        slice_names, params.num_bins, params.max_values_per_feature
+    )
+    discover = beam_slices.DiscoverSlices(encoders, params.finder)
+    found = columns | 'DiscoverSlices' >> discover
+
+    train_columns = (
+        pipeline
+        | 'TrainPatterns' >> beam.Create(list(train_patterns))
+        | 'ReadTrain'
+        >> beam.io.ReadAllFromTFRecord(compression_type=beam.io.filesystem.CompressionTypes.AUTO)
+        | 'BatchTrain' >> beam.BatchElements(min_batch_size=256, max_batch_size=1024)
+        | 'TrainColumns' >> beam.ParDo(_SlicingColumns(params, list(params.slice_features)))
+    )
+    if regression:
+        table = batches | 'CountRegression' >> beam_regression.CountRegression(
+            slice_names, encoders, discover.conditions, quantiles, train_columns
+        )
+        measured = table | 'RegressionParts' >> beam.Map(
+            beam_regression.regression_parts,
+            beam.pvalue.AsSingleton(found),
+            beam.pvalue.AsSingleton(discover.conditions),
+            beam.pvalue.AsSingleton(encoders),
+            beam.pvalue.AsSingleton(quantiles),
+            regression,
+        )
+        slices = measured | 'RankedSlices' >> beam.Map(lambda part: part['slices'])
+        parts[PART_DIAGNOSIS] = measured | 'RegressionDiagnosis' >> beam.Map(
+            lambda part: part['diagnosis']
+        )
+        parts[PART_REGRESSION] = measured | 'RegressionNumbers' >> beam.Map(
+            lambda part: part['regression']
+        )
+    else:
+        slices = found | 'SlicesToDict' >> beam.Map(lambda result: result.to_dict())
+        parts[PART_DIAGNOSIS] = batches | 'DiagnoseCandidates' >> (
+            beam_diagnosis.DiagnoseCandidates(
+                slice_names, encoders, discover.conditions, thresholds, train_columns
+            )
+        )
+    parts[PART_SLICES] = slices
+    parts[PART_FINDING_EXAMPLES] = batches | 'FindingExamples' >> FindingExamples(
+        slice_names, encoders, discover.conditions, params.mistakes_per_finding, example_row
+    )
+    if params.tag_rules or manual:
+        tags = batches | 'CountTags' >> CountTags(params.tag_rules, manual or {}, train_columns)
+        parts[PART_TAGS] = tags
+    parts.update(beam_comparison.analysis_parts(batches, slices, encoders, schema, baseline))
+    _write_parts(parts, output_dir)
+    return batches
+
+
+def _classification_parts(
+    batches: beam.PCollection, params: AnalysisParams
+) -> Dict[str, beam.PCollection]:
+    """The confusion counts and summed loss (PART_TOTALS) and the label suspects."""
     size = params.num_classes**2 + 1
     totals = (
         batches
@@ -339,17 +469,6 @@ def build_analysis(
             }
         )
     )
-    parts[PART_TOTALS] = totals
-
-    hardest = (
-        batches
-        | 'WorstPerBatch' >> beam.FlatMap(_worst_errors, params.num_hardest)
-        | 'Hardest'
-        >> beam_slices.combine_globally(
-            beam.combiners.TopCombineFn(params.num_hardest, key=lambda r: r['confidence'])
-        )
-    )
-    parts[PART_HARDEST] = hardest
     suspects = (
         batches
         | 'SuspectsPerBatch'
@@ -359,46 +478,7 @@ def build_analysis(
             beam.combiners.TopCombineFn(params.num_hardest, key=lambda r: -r['label_probability'])
         )
     )
-    parts[PART_SUSPECTS] = suspects
-
-    slice_names = [n for n in params.slice_features if n not in params.unsliced_features]
-    columns = batches | 'ToColumns' >> beam.Map(
-        lambda b: lattice.ColumnBatch(
-            {n: b.columns[n] for n in slice_names}, b.errors, b.example_ids
-        )
-    )
-    encoders = columns | 'BuildEncoders' >> beam_slices.BuildEncoders(
-        slice_names, params.num_bins, params.max_values_per_feature
-    )
-    discover = beam_slices.DiscoverSlices(encoders, params.finder)
-    slices = (
-        columns
-        | 'DiscoverSlices' >> discover
-        | 'SlicesToDict' >> beam.Map(lambda result: result.to_dict())
-    )
-    parts[PART_SLICES] = slices
-
-    train_columns = (
-        pipeline
-        | 'TrainPatterns' >> beam.Create(list(train_patterns))
-        | 'ReadTrain'
-        >> beam.io.ReadAllFromTFRecord(compression_type=beam.io.filesystem.CompressionTypes.AUTO)
-        | 'BatchTrain' >> beam.BatchElements(min_batch_size=256, max_batch_size=1024)
-        | 'TrainColumns' >> beam.ParDo(_SlicingColumns(params, list(params.slice_features)))
-    )
-    diagnoses = batches | 'DiagnoseCandidates' >> beam_diagnosis.DiagnoseCandidates(
-        slice_names, encoders, discover.conditions, thresholds, train_columns
-    )
-    parts[PART_DIAGNOSIS] = diagnoses
-    parts[PART_FINDING_EXAMPLES] = batches | 'FindingExamples' >> FindingExamples(
-        slice_names, encoders, discover.conditions, params.mistakes_per_finding, example_row
-    )
-    if params.tag_rules or manual:
-        tags = batches | 'CountTags' >> CountTags(params.tag_rules, manual or {}, train_columns)
-        parts[PART_TAGS] = tags
-    parts.update(beam_comparison.analysis_parts(batches, slices, encoders, schema, baseline))
-    _write_parts(parts, output_dir)
-    return batches
+    return {PART_TOTALS: totals, PART_SUSPECTS: suspects}
 
 
 def _tag_sums(batch: PredictionBatch, rules: Sequence[TagRule], manual: Dict) -> Dict:

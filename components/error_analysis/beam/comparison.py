@@ -1,11 +1,13 @@
 """Both models on the same examples, in Beam: what report/compare.py judges new, resolved and
 persisting slices on.
 
-The current run's rows (example_id, whether the model was wrong, raw slicing features) and the
-baseline report's predictions Parquet (example_id, correct, feature columns) are counted per
-comparison slice, each side on its own rows (membership: search/membership.py, with the current
-run's encoders), then joined by example_id (CoGroupByKey): for the matched examples, the four
-cells of (wrong now, wrong before) per slice, whose discordant pair counts feed the paired test.
+The current run's rows (example_id, its loss: 1 where the model was wrong, or a regression's
+absolute error; raw slicing features) and the baseline report's predictions Parquet
+(example_id, correct or abs_error, feature columns) are counted per comparison slice, each side
+on its own rows (membership: search/membership.py, with the current run's encoders), then
+joined by example_id (CoGroupByKey): for the matched examples, per slice, the pairs whose loss
+is larger now (worse), smaller now (better) or the same, and the losses summed. The discordant
+pairs feed the paired test: McNemar's for wrong/right, the sign test for absolute errors.
 The row-level work is a join and per-key sums, so it runs on any Beam runner; the driver only
 reads one Parquet footer for its column names.
 
@@ -14,8 +16,10 @@ The result (the part PART_COMPARISON):
   overall    all matched examples: {rows, errors_now, errors_before, worse, better}
   slices     per slice measured: {slice, predicates, problem (why the current rows cannot place
              it, else None), baseline_problem (same for the baseline's columns), current:
-             {rows, errors}, baseline: {rows, errors} or None, paired: {rows, errors_now,
-             errors_before, worse (wrong now, right before), better (right now, wrong before)}}
+             {rows, errors, squares}, baseline: {rows, errors, squares} or None, paired: {rows,
+             errors_now, errors_before, worse (wrong now, right before; or a larger absolute
+             error now), better (the other way)}}; `errors` are summed losses (a regression's
+             summed absolute errors) and `squares` their summed squares
   problem    None
 """
 
@@ -37,8 +41,11 @@ from blindspot.error_analysis.search.binning import FeatureEncoder
 PART_COMPARISON = files.PART_COMPARISON
 PART_ENCODERS = files.PART_ENCODERS  # the run's FeatureEncoders (membership.encoders_to_json)
 _NOW, _BEFORE = 'now', 'before'
-# A matched example's cell: 2 x wrong now + wrong before.
-_BETTER, _WORSE, _BOTH_WRONG = 1, 2, 3
+# A matched example's cell: its loss the same in both runs, smaller now, larger now.
+_SAME, _BETTER, _WORSE = 0, 1, 2
+# The predictions Parquet's column each run's loss is read from, first found: a regression's
+# absolute error, else whether the class was wrong (not `correct`).
+_LOSS_COLUMNS = ('abs_error', 'correct')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,21 +53,27 @@ class Rows:
     """A batch of one run's predictions, as far as the comparison reads them."""
 
     example_ids: np.ndarray  # str
-    wrong: np.ndarray  # bool
+    loss: np.ndarray  # float: 1.0 where the class was wrong, or a regression's absolute error
     columns: Dict[str, np.ndarray]  # raw feature values by column name
 
 
 def rows_of_batch(batch) -> Rows:
     """The rows of a PredictionBatch (its columns are the raw slicing features)."""
-    return Rows(np.asarray(batch.example_ids, dtype=object), batch.errors > 0, batch.columns)
+    loss = np.abs(batch.residual) if batch.is_regression else (batch.errors > 0) * 1.0
+    return Rows(np.asarray(batch.example_ids, dtype=object), loss, batch.columns)
 
 
 def rows_of_table(table: pa.Table) -> Rows:
-    """The rows of a predictions Parquet table (example_id, correct, feature columns)."""
+    """The rows of a predictions Parquet table (example_id, a _LOSS_COLUMNS column, feature
+    columns)."""
     prefix = files.FEATURE_COLUMN_PREFIX
+    if 'abs_error' in table.column_names:
+        loss = np.asarray(table.column('abs_error').to_numpy(), dtype=np.float64)
+    else:
+        loss = 1.0 - np.asarray(table.column('correct').to_numpy(), dtype=np.float64)
     return Rows(
         np.asarray(table.column('example_id').to_pylist(), dtype=object),
-        ~np.asarray(table.column('correct').to_numpy(), dtype=bool),
+        loss,
         {
             name[len(prefix) :]: table.column(name).to_numpy()
             for name in table.column_names
@@ -81,25 +94,26 @@ def comparable(baseline: Dict[str, str], current: Dict[str, str]) -> List[str]:
     return [name for name, kind in baseline.items() if current.get(name) == kind]
 
 
-def predictions_of(report_uri: str, report: Dict) -> Tuple[Optional[str], Dict[str, str], str]:
+def predictions_of(report_uri: str, report: Dict) -> Tuple[Optional[str], Dict[str, str], str, str]:
     """(glob of a report's predictions Parquet files, their feature types (feature_types),
-    '') or (None, {}, why they cannot be read)."""
+    the column of their loss (_LOSS_COLUMNS), '') or (None, {}, '', why they cannot be
+    read)."""
     import pyarrow.parquet as pq
     from apache_beam.io.filesystems import FileSystems
 
     relative = (report.get('files') or {}).get('predictions')
     if not relative:
-        return None, {}, 'the report names no predictions files'
+        return None, {}, '', 'the report names no predictions files'
     pattern = FileSystems.join(report_uri, relative)
     found = FileSystems.match([pattern])[0].metadata_list
     if not found:
-        return None, {}, f'no file matches {pattern}'
+        return None, {}, '', f'no file matches {pattern}'
     with FileSystems.open(found[0].path) as f:
         schema = pq.read_schema(f)
-    missing = {'example_id', 'correct'} - set(schema.names)
-    if missing:
-        return None, {}, f'{found[0].path} has no column {", ".join(sorted(missing))}'
-    return pattern, feature_types(schema), ''
+    loss = next((name for name in _LOSS_COLUMNS if name in schema.names), None)
+    if 'example_id' not in schema.names or loss is None:
+        return None, {}, '', f'{found[0].path} has no column example_id, correct or abs_error'
+    return pattern, feature_types(schema), loss, ''
 
 
 def _memberships(rows: Rows, slices: Sequence[Dict], encoders: List[FeatureEncoder]) -> np.ndarray:
@@ -107,64 +121,84 @@ def _memberships(rows: Rows, slices: Sequence[Dict], encoders: List[FeatureEncod
     table = membership.memberships(
         [s['predicates'] for s in slices], rows.columns, membership.by_name(encoders)
     )
-    return np.concatenate([np.ones((len(rows.wrong), 1), dtype=bool), table], axis=1)
+    return np.concatenate([np.ones((len(rows.loss), 1), dtype=bool), table], axis=1)
 
 
 class _Count(beam.DoFn):
-    """A batch of rows -> (side, (2, 1 + slices) rows and errors per slice), and each row
-    keyed by example_id for the join (output 'keyed'): the current side's with whether it was
-    wrong and its slices (packed bits), the baseline's with whether it was wrong."""
+    """A batch of rows -> (side, (3, 1 + slices) rows, summed losses and their squares per
+    slice), and each row keyed by example_id for the join (output 'keyed'): the current
+    side's with its loss and its slices (packed bits), the baseline's with its loss."""
 
     def __init__(self, side: str):
         self._side = side
 
     def process(self, rows: Rows, slices: Sequence[Dict], encoders: List[FeatureEncoder]):
         member = _memberships(rows, slices, encoders)
-        yield self._side, np.stack([member.sum(axis=0), (member & rows.wrong[:, None]).sum(axis=0)])
-        wrong = rows.wrong.tolist()
+        loss = rows.loss[:, None]
+        yield (
+            self._side,
+            np.stack(
+                [member.sum(axis=0), (member * loss).sum(axis=0), (member * loss**2).sum(axis=0)]
+            ),
+        )
+        losses = rows.loss.tolist()
         if self._side == _NOW:
             bits = np.packbits(member, axis=1)
             for i, example_id in enumerate(rows.example_ids):
-                yield beam.pvalue.TaggedOutput('keyed', (example_id, (wrong[i], bits[i].tobytes())))
+                yield beam.pvalue.TaggedOutput(
+                    'keyed', (example_id, (losses[i], bits[i].tobytes()))
+                )
         else:
-            for example_id, row_wrong in zip(rows.example_ids, wrong):
-                yield beam.pvalue.TaggedOutput('keyed', (example_id, row_wrong))
+            for example_id, loss_before in zip(rows.example_ids, losses):
+                yield beam.pvalue.TaggedOutput('keyed', (example_id, loss_before))
 
 
 def _cells(joined: Tuple[str, Dict[str, List]]):
-    """((slice bits, cell), 1) per matched example (a repeated example pairs with each of its
-    copies once: the same bytes get the same predictions)."""
+    """((slice bits, cell), (1, loss now, loss before)) per matched example (a repeated example
+    pairs with each of its copies once: the same bytes get the same predictions)."""
     _, sides = joined
-    for (wrong_now, bits), wrong_before in zip(sides[_NOW], sides[_BEFORE]):
-        yield (bits, 2 * wrong_now + wrong_before), 1
+    for (now, bits), before in zip(sides[_NOW], sides[_BEFORE]):
+        cell = _WORSE if now > before else _BETTER if now < before else _SAME
+        yield (bits, cell), np.array([1.0, now, before])
 
 
-def _paired(counts: np.ndarray, j: int) -> Dict:
+def _number(x: float):
+    """A count as an int, a sum of absolute errors as a float."""
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def _paired(counts: np.ndarray, losses: np.ndarray, j: int) -> Dict:
     return {
         'rows': int(counts[:, j].sum()),
-        'errors_now': int(counts[_WORSE, j] + counts[_BOTH_WRONG, j]),
-        'errors_before': int(counts[_BETTER, j] + counts[_BOTH_WRONG, j]),
+        'errors_now': _number(losses[0, j]),
+        'errors_before': _number(losses[1, j]),
         'worse': int(counts[_WORSE, j]),
         'better': int(counts[_BETTER, j]),
     }
+
+
+def _side(sums: np.ndarray, j: int) -> Dict:
+    return {'rows': int(sums[0, j]), 'errors': _number(sums[1, j]), 'squares': float(sums[2, j])}
 
 
 def assemble(
     slices: Sequence[Dict],
     encoders: List[FeatureEncoder],
     sums: Dict[str, np.ndarray],
-    cells: Sequence[Tuple[Tuple[bytes, int], int]],
+    cells: Sequence[Tuple[Tuple[bytes, int], np.ndarray]],
     current_columns: Sequence[str],
     baseline_columns: Sequence[str],
 ) -> Dict:
     """The part (module docstring) from each side's sums and the matched examples' cells."""
     n = 1 + len(slices)
-    zero = np.zeros((2, n), dtype=np.int64)
+    zero = np.zeros((3, n))
     now, before = sums.get(_NOW, zero), sums.get(_BEFORE, zero)
-    counts = np.zeros((4, n), dtype=np.int64)
-    for (bits, cell), count in cells:
+    counts = np.zeros((3, n), dtype=np.int64)
+    losses = np.zeros((2, n))  # summed loss now, before
+    for (bits, cell), (count, loss_now, loss_before) in cells:
         inside = np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=n).astype(bool)
-        counts[cell, inside] += count
+        counts[cell, inside] += int(count)
+        losses[:, inside] += np.array([[loss_now], [loss_before]])
     named = membership.by_name(encoders)
     measured = []
     for j, s in enumerate(slices, 1):
@@ -175,11 +209,9 @@ def assemble(
                 'predicates': s['predicates'],
                 'problem': membership.slice_problem(s['predicates'], named, current_columns),
                 'baseline_problem': baseline_problem,
-                'current': {'rows': int(now[0, j]), 'errors': int(now[1, j])},
-                'baseline': None
-                if baseline_problem
-                else {'rows': int(before[0, j]), 'errors': int(before[1, j])},
-                'paired': _paired(counts, j),
+                'current': _side(now, j),
+                'baseline': None if baseline_problem else _side(before, j),
+                'paired': _paired(counts, losses, j),
             }
         )
     return {
@@ -188,7 +220,7 @@ def assemble(
             'baseline': int(before[0, 0]),
             'matched': int(counts[:, 0].sum()),
         },
-        'overall': _paired(counts, 0),
+        'overall': _paired(counts, losses, 0),
         'slices': measured,
         'problem': None,
     }
@@ -209,6 +241,7 @@ class CompareWithBaseline(beam.PTransform):
         baseline_predictions: str,
         baseline_columns: Sequence[str],
         current_columns: Sequence[str],
+        baseline_loss: str = 'correct',
     ):
         super().__init__()
         self._slices = slices
@@ -216,11 +249,12 @@ class CompareWithBaseline(beam.PTransform):
         self._pattern = baseline_predictions
         self._baseline_columns = list(baseline_columns)
         self._current_columns = list(current_columns)
+        self._baseline_loss = baseline_loss
 
     def expand(self, rows: beam.PCollection) -> beam.PCollection:
         slices = beam.pvalue.AsSingleton(self._slices)
         encoders = beam.pvalue.AsSingleton(self._encoders)
-        read = ['example_id', 'correct']
+        read = ['example_id', self._baseline_loss]
         read += [files.FEATURE_COLUMN_PREFIX + name for name in self._baseline_columns]
         now = rows | 'CountNow' >> beam.ParDo(_Count(_NOW), slices, encoders).with_outputs(
             'keyed', main='sums'
@@ -271,10 +305,10 @@ def measure_reports(
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    now_pattern, now_types, problem = predictions_of(current_uri, current)
+    now_pattern, now_types, now_loss, problem = predictions_of(current_uri, current)
     if problem:
         return {'problem': f"the newer run's predictions: {problem}"}
-    base_pattern, base_types, problem = predictions_of(baseline_uri, baseline)
+    base_pattern, base_types, base_loss, problem = predictions_of(baseline_uri, baseline)
     if problem:
         return {'problem': f"the older run's predictions: {problem}"}
     encoders_path = FileSystems.join(current_uri, PART_ENCODERS)
@@ -285,7 +319,9 @@ def measure_reports(
     slices = compare.slices_to_measure(
         compare.failing_slices(baseline), (current.get('slices') or {}).get('slices') or []
     )
-    read = ['example_id', 'correct'] + [files.FEATURE_COLUMN_PREFIX + n for n in now_types]
+    if now_loss != base_loss:
+        return {'problem': 'one run is a regression and the other a classification'}
+    read = ['example_id', now_loss] + [files.FEATURE_COLUMN_PREFIX + n for n in now_types]
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, PART_COMPARISON)
         with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
@@ -300,6 +336,7 @@ def measure_reports(
                     base_pattern,
                     comparable(base_types, now_types),
                     list(now_types),
+                    base_loss,
                 )
             )
             _ = measured | 'Save' >> beam.Map(_save_json, path)
@@ -325,6 +362,13 @@ def analysis_parts(
     part is written as its default). `slices`: the singleton search result
     (SliceSearchResult.to_dict()); `schema`: the batches' predictions schema."""
     parts = {PART_ENCODERS: encoders | 'EncodersToJson' >> beam.Map(membership.encoders_to_json)}
+    regression = 'abs_error' in schema.names
+    if (
+        baseline
+        and baseline.get('predictions')
+        and baseline['predictions_loss'] != ('abs_error' if regression else 'correct')
+    ):
+        baseline = None  # a regression's baseline was a classifier, or the other way
     if not (baseline and baseline.get('predictions')):
         parts[PART_COMPARISON] = batches.pipeline | 'NotCompared' >> beam.Create([])
         return parts
@@ -342,6 +386,7 @@ def analysis_parts(
             baseline['predictions'],
             comparable(baseline['predictions_columns'], feature_types(schema)),
             list(feature_types(schema)),
+            baseline['predictions_loss'],
         )
     )
     return parts

@@ -11,6 +11,7 @@ import numpy as np
 from blindspot.error_analysis.beam import slices as beam_slices
 from blindspot.error_analysis.beam.predictions import PredictionBatch
 from blindspot.error_analysis.search import binning, ranges, selection
+from blindspot.error_analysis.search.regression import row_severity
 
 
 def _most_confident_mistakes(
@@ -30,7 +31,7 @@ def _most_confident_mistakes(
     codes = beam_slices.encode_columns(columns, encoders, fine=True)
     count = min(len(conditions), selection.MAX_CANDIDATES)
     bits = selection.pattern_bits(selection.membership(codes, conditions), count)
-    order = np.argsort(-batch.confidence[wrong], kind='stable')
+    order = np.argsort(-batch.severity[wrong], kind='stable')
     found = []
     for candidate in range(count):
         inside = order[bits[order, candidate]][:limit]
@@ -88,8 +89,7 @@ class FindingExamples(beam.PTransform):
                 self._limit,
                 self._example_row,
             )
-            | 'MostConfident'
-            >> beam.combiners.Top.PerKey(self._limit, key=lambda row: row['confidence'])
+            | 'MostConfident' >> beam.combiners.Top.PerKey(self._limit, key=row_severity)
             | 'PerCandidate' >> beam.combiners.ToDict()
             | 'ByText' >> beam.Map(_by_text, conditions, encoders)
         )

@@ -34,14 +34,40 @@ class PredictionBatch:
     # Image data only: each example's raw image bytes, so any example the report lists can
     # be shown as a picture.
     images: Optional[np.ndarray] = None
+    # Regression only: the predicted value per example (`labels` then hold the true values,
+    # `probabilities` no column), and the search flag, the error above the analysed rows'
+    # median (beam/regression.FlagAboveMedian; search/regression.py).
+    values: Optional[np.ndarray] = None
+    above_median: Optional[np.ndarray] = None
+
+    @property
+    def is_regression(self) -> bool:
+        return self.values is not None
 
     @property
     def predicted(self) -> np.ndarray:
-        return self.probabilities.argmax(axis=1)
+        return self.values if self.is_regression else self.probabilities.argmax(axis=1)
 
     @property
     def errors(self) -> np.ndarray:
+        """1 where the example counts as an error in the search: a wrong class, or (regression)
+        an error above the median."""
+        if self.is_regression:
+            if self.above_median is None:
+                raise ValueError('regression batch used before FlagAboveMedian set its flag')
+            return self.above_median.astype(np.float64)
         return (self.predicted != self.labels).astype(np.float64)
+
+    @property
+    def residual(self) -> np.ndarray:
+        """Regression: prediction - label (> 0: over-predicted)."""
+        return self.values - self.labels
+
+    @property
+    def severity(self) -> np.ndarray:
+        """How bad each mistake is, to list the worst first: the confidence of a wrong class,
+        or a regression's absolute error."""
+        return np.abs(self.residual) if self.is_regression else self.confidence
 
     @property
     def confidence(self) -> np.ndarray:
@@ -131,8 +157,10 @@ class Predictor:
         feature_spec: Dict,
         transformed_features: Sequence[str] = (),
         label_vocabulary: Sequence[str] = (),
+        regression: bool = False,
     ):
         self._model = load_model(model_dir)
+        self._regression = regression
         signatures = self._model.signatures
         if 'serving_default' not in signatures:
             have = ', '.join(sorted(signatures)) or 'none'
@@ -171,6 +199,19 @@ class Predictor:
         outputs = self._transform(examples=tf.constant(list(serialized)))
         return {name: _comparable(value) for name, value in outputs.items()}
 
+    def values_per_example(self, serialized: Sequence[bytes]) -> int:
+        """How many numbers the serving signature's output gives per example."""
+        outputs = self._serve(examples=tf.constant(list(serialized)))
+        scores = np.asarray(next(iter(outputs.values())).numpy())
+        return 1 if scores.ndim == 1 else int(np.prod(scores.shape[1:]))
+
+    def numeric_labels(self, serialized: Sequence[bytes]) -> Optional[np.ndarray]:
+        """The labels as float64 (None when they hold strings), for telling tasks apart."""
+        values = self._label_values(tf.constant(list(serialized)))
+        if values.dtype == object or values.dtype.kind in 'SU':
+            return None
+        return values.astype(np.float64)
+
     def num_classes(self, serialized: Sequence[bytes]) -> int:
         outputs = self._serve(examples=tf.constant(list(serialized)))
         return to_probabilities(next(iter(outputs.values())).numpy()).shape[1]
@@ -193,14 +234,25 @@ class Predictor:
             raise InputError(f"label '{self._label_key}' is missing from some examples")
         return _first_values(raw, n) if dtype != tf.int64 else _first_ints(raw, n)
 
-    def _labels(self, serialized: tf.Tensor) -> np.ndarray:
+    def _label_values(self, serialized: tf.Tensor) -> np.ndarray:
+        """The label per example: the Transform's output of that name, else the raw column."""
         label = None
         if self._transform is not None:
             label = self._transform(examples=serialized).get(self._label_key)
         if label is None:
-            values = self.raw_label_values(serialized)
-        else:
-            values = np.asarray(label.numpy()).reshape(len(serialized.numpy()), -1)[:, 0]
+            return self.raw_label_values(serialized)
+        return np.asarray(label.numpy()).reshape(len(serialized.numpy()), -1)[:, 0]
+
+    def _labels(self, serialized: tf.Tensor) -> np.ndarray:
+        values = self._label_values(serialized)
+        if self._regression:
+            if values.dtype == object or values.dtype.kind in 'SU':
+                raise InputError(
+                    f"label '{self._label_key}' holds strings (e.g. {values[0]!r}): a "
+                    'regression needs a numeric label; pick a numeric column or set the task '
+                    'to classification'
+                )
+            return values.astype(np.float64)
         if values.dtype == object or values.dtype.kind in 'SU':
             text = [v.decode() if isinstance(v, bytes) else str(v) for v in values]
             if not self._vocabulary:
@@ -229,6 +281,23 @@ class Predictor:
     def predict(self, serialized: Sequence[bytes]) -> PredictionBatch:
         batch = tf.constant(list(serialized))
         outputs = self._serve(examples=batch)
+        if self._regression:
+            values = np.asarray(next(iter(outputs.values())).numpy(), np.float64)
+            values = values.reshape(len(serialized), -1)
+            if values.shape[1] != 1:
+                raise InputError(
+                    f'a regression model gives one value per example; this one gives '
+                    f'{values.shape[1]} (a classifier? set the task to classification)'
+                )
+            labels = self._labels(batch)
+            return PredictionBatch(
+                example_ids(serialized),
+                labels,
+                np.zeros((len(labels), 0)),
+                self._columns(batch, len(labels)),
+                label_suspect=np.zeros(len(labels), dtype=bool),
+                values=values[:, 0],
+            )
         probabilities = to_probabilities(next(iter(outputs.values())).numpy())
         labels = self._labels(batch)
         num_classes = probabilities.shape[1]

@@ -77,7 +77,7 @@ import numpy as np
 
 from blindspot.error_analysis.report import compare as report_compare
 from blindspot.error_analysis.report import gate as slice_gate
-from blindspot.error_analysis.report import insights, invariants
+from blindspot.error_analysis.report import insights, invariants, regression_view
 from blindspot.error_analysis.search import confusion
 from blindspot.error_analysis.tags import prioritize
 
@@ -175,7 +175,7 @@ def build_report(
     label_name: Optional[str] = None,
     label_sources: Sequence[str] = (),
     class_names: Sequence[str],
-    totals: Dict,
+    totals: Optional[Dict],
     slices: Dict,
     hardest: List[Dict],
     tfma_rows: List[Dict],
@@ -188,6 +188,7 @@ def build_report(
     diagnosis: Optional[Dict] = None,
     label_suspects: Sequence[Dict] = (),
     finding_examples: Optional[Dict[str, List[Dict]]] = None,
+    regression: Optional[Dict] = None,
 ) -> Dict:
     """`baseline`: {'report': a baseline report.json, 'info': {...}} (baseline.read_baseline),
     to compare with; `measured`: the comparison part of beam/comparison.py (None: the
@@ -195,7 +196,11 @@ def build_report(
     (gate.slice_gate's keyword arguments mode, max_slice_error_rate, significance,
     wired); None: off. `diagnosis`: the Beam part {overall, thresholds, candidates: slice text ->
     diagnosis}; `label_suspects`: the most suspicious examples; `finding_examples`: slice
-    text -> its most confident mistakes (shown under each held finding)."""
+    text -> its most confident mistakes (shown under each held finding). `regression`: a
+    regression model's numbers (the regression part of beam/regression.py), then `totals` is
+    None: report/regression_view.py fills the overall numbers and the residual view."""
+    if regression is not None:
+        totals = {'confusion': np.zeros((0, 0)), 'loss_sum': 0.0}
     matrix = np.asarray(totals['confusion'], dtype=np.int64)
     examples = int(matrix.sum())
     correct = int(np.trace(matrix))
@@ -208,7 +213,7 @@ def build_report(
         *hardest,
         *label_suspects,
         *(r for s in slices['slices'] for r in s.get('examples', {}).get('rows', [])),
-    ]:
+    ] * (regression is None):
         row['label_name'] = names[row['label']]
         row['predicted_name'] = names[row['predicted']]
     report = {
@@ -241,6 +246,8 @@ def build_report(
         'tags': _tags_section(tags, examples, correct / examples if examples else 0.0),
         'files': files,
     }
+    if regression is not None:
+        regression_view.apply(report, regression)
     if baseline is not None:
         report['comparison'] = {
             **report_compare.compare_reports(
@@ -254,7 +261,9 @@ def build_report(
     report['gate'] = slice_gate.slice_gate(
         report, **(gate or {'mode': 'off', 'max_slice_error_rate': 1.0, 'significance': 0.05})
     )
-    report['insights'] = insights.insights(report)
+    report['insights'] = (
+        regression_view.insights(report) if regression is not None else insights.insights(report)
+    )
     if report['gate']['mode'] != 'off':
         report['insights'].insert(0, slice_gate.gate_sentence(report['gate']))
         note = slice_gate.not_wired_note(report['gate'])

@@ -64,6 +64,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from blindspot.error_analysis.search import identity, stats
 from blindspot.error_analysis.search.identity import same_slice
+from blindspot.error_analysis.search.regression import greater_mean_p_value
 
 ACCURACY_KEYS = ('binary_accuracy', 'sparse_categorical_accuracy', 'accuracy')
 MIN_EXAMPLES = 30
@@ -164,9 +165,35 @@ def _fisher(after: Dict, before: Dict) -> Tuple[float, float]:
     return float(worse), float(better)
 
 
-def _on_rows(measure: Dict, listed_before: bool, listed_now: bool) -> Tuple[Optional[Dict], str]:
+def _welch(after: Dict, before: Dict) -> Tuple[float, float]:
+    """(p worse, p better): one-sided Welch tests of two mean absolute errors {rows, errors
+    (summed), squares (summed)}, a regression's unpaired fallback."""
+    worse = greater_mean_p_value(
+        after['errors'],
+        after['squares'],
+        after['rows'],
+        before['errors'],
+        before['squares'],
+        before['rows'],
+    )
+    better = greater_mean_p_value(
+        before['errors'],
+        before['squares'],
+        before['rows'],
+        after['errors'],
+        after['squares'],
+        after['rows'],
+    )
+    return worse, better
+
+
+def _on_rows(
+    measure: Dict, listed_before: bool, listed_now: bool, regression: bool = False
+) -> Tuple[Optional[Dict], str]:
     """(the measure, '') from a slice's rows in both runs' predictions: paired when they are
-    the same examples, else each run's own; or (None, why the rows do not measure it)."""
+    the same examples, else each run's own; or (None, why the rows do not measure it). A
+    regression's errors are summed absolute errors (error_rate: the MAE), its paired test the
+    sign test on which model's absolute error is larger, its unpaired one Welch's."""
     now, base, pair = measure['current'], measure['baseline'], measure['paired']
     largest = max(now['rows'], base['rows'] if base else 0)
     if pair['rows'] and pair['rows'] >= PAIRED_MIN_SHARE * largest:
@@ -213,7 +240,7 @@ def _on_rows(measure: Dict, listed_before: bool, listed_now: bool) -> Tuple[Opti
         'rows_matched': pair['rows'],
         'worse': None,
         'better': None,
-        'p_values': _fisher(after, before),
+        'p_values': _welch(now, base) if regression else _fisher(after, before),
     }, ''
 
 
@@ -225,6 +252,7 @@ def _entry(
     current: Dict,
     measures: Dict[str, Dict],
     problem: str,
+    regression: bool = False,
 ) -> Dict:
     """One slice of the comparison, measured as well as the inputs allow (module docstring)."""
     predicates = source['predicates']
@@ -233,8 +261,10 @@ def _entry(
     if measure is not None and measure.get('problem'):
         why = measure['problem']
     elif measure is not None:
-        found, why = _on_rows(measure, listed_before, listed_now)
-    before, after = _measure(baseline, predicates), _measure(current, predicates)
+        found, why = _on_rows(measure, listed_before, listed_now, regression)
+    before = after = None
+    if not regression:  # a regression report's own counts are of the median flag, not MAE
+        before, after = _measure(baseline, predicates), _measure(current, predicates)
     if found is None and before and after and before['size'] and after['size']:
         found = {
             'before': before,
@@ -303,8 +333,12 @@ def is_resolved(entry: Dict, significance: float) -> bool:
 
 
 def _overall(report: Dict) -> Dict:
+    """The overall numbers compared: a regression's error_rate is its MAE."""
     overall = report.get('overall') or {}
-    return {k: overall.get(k) for k in ('examples', 'errors', 'error_rate', 'accuracy')}
+    numbers = {k: overall.get(k) for k in ('examples', 'errors', 'error_rate', 'accuracy')}
+    if report.get('regression'):
+        numbers['error_rate'] = overall.get('mae')
+    return numbers
 
 
 def accuracy_metric(rows: Sequence[Dict]) -> Optional[str]:
@@ -376,6 +410,7 @@ def compare_reports(
         config = (current.get('slices') or {}).get('config') or {}
         significance = config.get('significance') or SIGNIFICANCE
     measured = measured or {}
+    regression = bool(current.get('regression'))
     measures = {predicates_key(m['predicates']): m for m in measured.get('slices') or []}
     problem = measured.get('problem') or (
         "the baseline's predictions were not measured"
@@ -383,7 +418,7 @@ def compare_reports(
         else 'not among the slices measured'
     )
     entries = [
-        _entry(s, before, now, baseline, current, measures, problem)
+        _entry(s, before, now, baseline, current, measures, problem, regression)
         for s, before, now in _union(failing_slices(baseline), failing_slices(current))
     ]
     tested = {
@@ -404,6 +439,7 @@ def compare_reports(
         else None
     )
     return {
+        'metric': 'MAE' if regression else 'error rate',
         'baseline_created': baseline.get('created'),
         'current_created': current.get('created'),
         'overall': {'baseline': base_overall, 'current': cur_overall, 'error_rate_change': change},
@@ -431,6 +467,18 @@ def _pct(x: Optional[float]) -> str:
     return f'{100 * x:.0f}%' if x >= 0.01 or x == 0 else f'{100 * x:.1f}%'
 
 
+def _short(x: Optional[float], metric: str) -> str:
+    """value_text without the metric's name for an error rate ('20%')."""
+    return value_text(x, metric) if metric == 'MAE' else _pct(x)
+
+
+def value_text(x: Optional[float], metric: str = 'error rate') -> str:
+    """A compared value as people read it: '12% error rate' or 'MAE 3.1'."""
+    if metric == 'MAE':
+        return 'MAE ?' if x is None else f'MAE {x:.3g}'
+    return f'{_pct(x)} error rate'
+
+
 def _rate(side: Optional[Dict]) -> Optional[float]:
     return side.get('error_rate') if side else None
 
@@ -449,18 +497,19 @@ def comparison_insights(
 ) -> List[str]:
     """Plain sentences about what changed, for the report's insights."""
     lines = []
+    metric = comparison.get('metric', 'error rate')
     for entry in comparison['new'][:max_slices]:
         before, after = _rate(entry['baseline']), _rate(entry['current'])
         if entry['measure'] is None:
             lines.append(
-                f'New failing slice since {since}: {entry["slice"]} ({_pct(after)} error rate, '
+                f'New failing slice since {since}: {entry["slice"]} ({value_text(after, metric)}, '
                 f'not measured before: {entry["not_measured"]}).'
             )
             continue
         head = 'New failing slice' if not entry['listed']['baseline'] else 'Failing more'
         lines.append(
-            f'{head} since {since}: {entry["slice"]} ({_pct(after)} error rate, was '
-            f'{_pct(before)}; {measure_text(entry)}).'
+            f'{head} since {since}: {entry["slice"]} ({value_text(after, metric)}, was '
+            f'{_short(before, metric)}; {measure_text(entry)}).'
         )
     if len(comparison['new']) > max_slices:
         lines.append(
@@ -472,10 +521,10 @@ def comparison_insights(
         now = (
             f'no longer found ({entry["not_measured"]})'
             if entry['measure'] is None
-            else f'now {_pct(after)}; {measure_text(entry)}'
+            else f'now {_short(after, metric)}; {measure_text(entry)}'
         )
         lines.append(
-            f'Fixed since {since}: {entry["slice"]} (was {_pct(before)} error rate, {now}).'
+            f'Fixed since {since}: {entry["slice"]} (was {value_text(before, metric)}, {now}).'
         )
     if len(comparison['resolved']) > max_slices:
         lines.append(

@@ -10,34 +10,39 @@ from blindspot.error_analysis.report.markup import escape
 MAX_ACCURACY_ROWS = 15
 
 
-def _pct(x: Optional[float]) -> str:
-    return '–' if x is None else f'{100 * x:.1f}%'
+def _pct(x: Optional[float], metric: str = 'error rate') -> str:
+    """An error rate, or a regression's MAE (metric 'MAE')."""
+    if x is None:
+        return '–'
+    return f'{x:.3g}' if metric == 'MAE' else f'{100 * x:.1f}%'
 
 
-def _pts(x: Optional[float]) -> str:
-    return '' if x is None else f'{100 * x:+.1f} pts'
+def _pts(x: Optional[float], metric: str = 'error rate') -> str:
+    if x is None:
+        return ''
+    return f'{x:+.3g}' if metric == 'MAE' else f'{100 * x:+.1f} pts'
 
 
-def _side(side: Optional[Dict]) -> str:
+def _side(side: Optional[Dict], metric: str) -> str:
     if not side:
         return '<td class="n muted">not measured</td>'  # the reason is in the last column
     held = '' if side.get('held') else ' <span class=muted>(not failing)</span>'
     size = f' <span class=muted>n={side["size"]:,}</span>' if side.get('size') else ''
-    return f'<td class="n">{_pct(side.get("error_rate"))}{size}{held}</td>'
+    return f'<td class="n">{_pct(side.get("error_rate"), metric)}{size}{held}</td>'
 
 
-def _group(title: str, css: str, entries: List[Dict]) -> str:
+def _group(title: str, css: str, entries: List[Dict], metric: str) -> str:
     if not entries:
         return f'<h3>{escape(title)} (0)</h3>'
     rows = ''.join(
-        f'<tr><td>{escape(e["slice"])}</td>{_side(e["baseline"])}{_side(e["current"])}'
-        f'<td class="n">{_pts(e["error_rate_change"])}</td>'
+        f'<tr><td>{escape(e["slice"])}</td>{_side(e["baseline"], metric)}'
+        f'{_side(e["current"], metric)}<td class="n">{_pts(e["error_rate_change"], metric)}</td>'
         f'<td class=muted>{escape(measure_text(e))}</td></tr>'
         for e in entries
     )
     return (
         f'<h3 class="{css}">{escape(title)} ({len(entries)})</h3><table>'
-        '<tr><th>slice</th><th>error rate before</th><th>error rate now</th>'
+        f'<tr><th>slice</th><th>{metric} before</th><th>{metric} now</th>'
         f'<th>change</th><th>measured on</th></tr>{rows}</table>'
     )
 
@@ -87,6 +92,7 @@ def render_comparison(report: Dict, title: str = 'Since the last blessed model')
         return ''
     overall = comparison['overall']
     before, now = overall['baseline'], overall['current']
+    metric = comparison.get('metric', 'error rate')
     source = comparison.get('baseline_uri')
     label = comparison.get('baseline_label', 'the baseline')
     note = (
@@ -99,8 +105,9 @@ def render_comparison(report: Dict, title: str = 'Since the last blessed model')
         + '</p>'
     )
     summary = (
-        f'<p>Error rate {_pct(before.get("error_rate"))} → {_pct(now.get("error_rate"))}'
-        f' ({_pts(overall.get("error_rate_change"))}); {len(comparison["new"])} new, '
+        f'<p>{metric.capitalize() if metric != "MAE" else metric} '
+        f'{_pct(before.get("error_rate"), metric)} → {_pct(now.get("error_rate"), metric)}'
+        f' ({_pts(overall.get("error_rate_change"), metric)}); {len(comparison["new"])} new, '
         f'{len(comparison["resolved"])} fixed, {len(comparison["persisting"])} still '
         'failing.</p>'
     )
@@ -108,8 +115,8 @@ def render_comparison(report: Dict, title: str = 'Since the last blessed model')
         f'<h2>{escape(title)}</h2>'
         + note
         + summary
-        + _group('New blind spots (failing significantly more)', 'no', comparison['new'])
-        + _group('Fixed', 'ok', comparison['resolved'])
-        + _group('Still failing', '', comparison['persisting'])
+        + _group('New blind spots (failing significantly more)', 'no', comparison['new'], metric)
+        + _group('Fixed', 'ok', comparison['resolved'], metric)
+        + _group('Still failing', '', comparison['persisting'], metric)
         + _accuracy(comparison.get('accuracy') or {})
     )

@@ -67,13 +67,15 @@ def slice_gate(
     if blocking:
         first = blocking[0]
         more = f' (and {len(blocking) - 1} more)' if len(blocking) > 1 else ''
+        metric = (report.get('comparison') or {}).get('metric', 'error rate')
+        if mode == 'any' or metric != 'MAE':
+            now, was = f'{_pct(first["error_rate"])} errors', _pct(first['baseline_error_rate'])
+        else:  # a regression measured on both models: its MAE
+            now = compare.value_text(first['error_rate'], metric)
+            was = compare.value_text(first['baseline_error_rate'], metric)
         reason = (
-            f'push blocked by slice {first["slice"]} ({_pct(first["error_rate"])} errors'
-            + (
-                f', was {_pct(first["baseline_error_rate"])}'
-                if first['baseline_error_rate'] is not None
-                else ''
-            )
+            f'push blocked by slice {first["slice"]} ({now}'
+            + (f', was {was}' if first['baseline_error_rate'] is not None else '')
             + f'): {first["why"]}{more}; {OVERRIDE}'
         )
     return {

@@ -590,10 +590,8 @@ def _contents(page: str) -> str:
     return f'<nav class="toc">{links}</nav>{page}'
 
 
-def render(report: Dict) -> str:
-    overall = report['overall']
-    insights = ''.join(f'<li>{escape(line)}</li>' for line in report['insights'])
-    sections = f"""{_violations(report)}<h2>Insights</h2><ul class="insights">{insights}</ul>
+def _classification_sections(report: Dict, insights: str) -> str:
+    return f"""{_violations(report)}<h2>Insights</h2><ul class="insights">{insights}</ul>
 <h2>Failing slices found automatically</h2>{_slices(report)}
 {_next_steps(report)}
 {_finding_examples(report)}
@@ -607,10 +605,25 @@ def render(report: Dict) -> str:
 <h2>TFMA sliced metrics (Evaluator)</h2>{_tfma(report)}
 <h2>Hardest examples (most confident mistakes)</h2>{_hardest(report)}
 {_label_suspects(report)}"""
+
+
+def render(report: Dict) -> str:
+    overall = report['overall']
+    insights = ''.join(f'<li>{escape(line)}</li>' for line in report['insights'])
+    if report.get('regression'):
+        from blindspot.error_analysis.report import regression_html
+
+        sections = regression_html.sections(
+            report, insights, _violations(report), render_comparison(report)
+        )
+        headline = f'MAE {overall["mae"]:.3g}, RMSE {overall["rmse"]:.3g}'
+    else:
+        sections = _classification_sections(report, insights)
+        headline = f'accuracy {_pct(overall["accuracy"])}'
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>Blindspot error analysis</title><style>{_CSS}</style></head><body>
 <h1>Error analysis — {escape(report.get('label_name') or report['label_key'])} on {escape(', '.join(report['splits']))}</h1>
-<p class=muted>{overall['examples']:,} examples, accuracy {_pct(overall['accuracy'])},
+<p class=muted>{overall['examples']:,} examples, {headline},
 report v{report['version']} written {escape(report['created'])}</p>
 {_contents(sections)}
 <script>{_SCRIPT}</script>

@@ -6,7 +6,8 @@ would otherwise catch by hand."""
 import math
 from typing import Callable, Dict, List, Sequence
 
-from blindspot.error_analysis.search import identity
+from blindspot.error_analysis.search import identity, regression
+from blindspot.error_analysis.search.regression import row_severity
 
 _TOLERANCE = 1e-9
 
@@ -80,7 +81,7 @@ _SORTED: Sequence[Callable[[Dict], tuple]] = (
     lambda r: (
         'hardest examples, most confident first',
         r['hardest_examples'],
-        lambda e: e['confidence'],
+        row_severity,
         True,
     ),
     lambda r: (
@@ -91,7 +92,7 @@ _SORTED: Sequence[Callable[[Dict], tuple]] = (
     ),
     lambda r: (
         'most frequent confusions',
-        r['confusion']['top_pairs'],
+        (r['confusion'] or {}).get('top_pairs') or [],
         lambda p: p['count'],
         True,
     ),
@@ -178,7 +179,46 @@ def _qualifiers(report: Dict) -> List[str]:
     ]
     for name, diagnosis in entries:
         if diagnosis:
-            problems += [f'{name!r}: {p}' for p in qualifier_violations(diagnosis)]
+            check = (
+                regression.qualifier_violations
+                if diagnosis.get('task') == 'regression'
+                else qualifier_violations
+            )
+            problems += [f'{name!r}: {p}' for p in check(diagnosis)]
+    return problems
+
+
+def _regression_numbers_agree(report: Dict) -> List[str]:
+    """A regression report: the findings' added gains sum to their union's; each slice's and
+    each feature value's numbers cover its rows, and per feature the values' mean errors
+    average (weighted by rows) to the overall one."""
+    if not report.get('regression'):
+        return []
+    problems = []
+    union = report['slices']['regression']['union_gain']
+    added = sum(s.get('added_potential_gain') or 0 for s in _findings(report))
+    if abs(added - union) > 1e-6 * max(1.0, abs(union)):
+        problems.append(f'added gains sum to {added:.6g}, the findings together gain {union:.6g}')
+    for s in report['slices']['slices']:
+        if s['regression']['rows'] != s['size']:
+            problems.append(
+                f'{s["slice"]!r}: mean error over {s["regression"]["rows"]} rows of {s["size"]}'
+            )
+    overall = report['overall']
+    by_feature: Dict[str, List] = {}
+    for value in report['slices']['feature_values']:
+        by_feature.setdefault(value['feature'], []).append(value)
+    for feature, values in by_feature.items():
+        rows = sum(v['size'] for v in values)
+        total = sum(v['size'] * (v['regression']['mean_error'] or 0) for v in values)
+        if rows != overall['examples'] or abs(total / max(rows, 1) - overall['mean_error']) > (
+            1e-6 * max(1.0, abs(overall['mean_error']))
+        ):
+            problems.append(
+                f'{feature}: its values hold {rows} rows with mean error '
+                f'{total / max(rows, 1):.6g}, the report {overall["examples"]} and '
+                f'{overall["mean_error"]:.6g}'
+            )
     return problems
 
 
@@ -192,6 +232,7 @@ CHECKS = (
     _tfma_per_class,
     _gate_consistent,
     _qualifiers,
+    _regression_numbers_agree,
 )
 
 

@@ -186,17 +186,19 @@ def _pct(x: float) -> str:
     return f'{100 * x:.0f}%' if x >= 0.01 or x == 0 else f'{100 * x:.1f}%'
 
 
+def under_represented(coverage: Dict) -> bool:
+    """Rule 1 on a finding's coverage {train_rows, train_share, analysed_share}."""
+    return coverage['train_share'] < UNDER_REPRESENTED * coverage['analysed_share'] or (
+        coverage['train_rows'] < MIN_TRAIN_ROWS
+        and coverage['train_share'] < coverage['analysed_share']
+    )
+
+
 def next_step(evidence: Dict) -> Tuple[str, str]:
     """(rule, one line) chosen by the rules in the module docstring."""
     coverage = evidence['coverage']
     inside = evidence['inside']
-    if coverage is not None and (
-        coverage['train_share'] < UNDER_REPRESENTED * coverage['analysed_share']
-        or (
-            coverage['train_rows'] < MIN_TRAIN_ROWS
-            and coverage['train_share'] < coverage['analysed_share']
-        )
-    ):
+    if coverage is not None and under_represented(coverage):
         return (
             'under_represented',
             f'under-represented in training ({_pct(coverage["train_share"])} of train rows, '

@@ -306,34 +306,46 @@ def _added_impact(
     table: selection.PatternTable, chosen: Sequence[selection.Selected], rows: int, errors: int
 ) -> Dict[int, Dict[str, Any]]:
     """Candidate index -> added_* fields of each top-level finding, in the order they are
-    listed: greedily, the finding that adds the most gain beyond those above it first. A row
-    counts for the first finding that holds it; gain is against the rate outside every
-    finding, so the added gains sum to the union's (rate inside - rate outside) x share."""
-    findings = [entry for entry in chosen if entry.held and entry.parent is None]
+    listed (added_gains, on the errors)."""
+    findings = [entry.index for entry in chosen if entry.held and entry.parent is None]
     if not findings:
         return {}
-    bits = table.bits(max(entry.index for entry in findings) + 1)
     sizes = table.counts[:, SEARCH_SIZE] + table.counts[:, HOLDOUT_SIZE]
     failed = table.counts[:, SEARCH_ERRORS] + table.counts[:, HOLDOUT_ERRORS]
-    union = np.any(bits[:, [entry.index for entry in findings]], axis=1)
-    outside = int(sizes[~union].sum())
-    base_rate = failed[~union].sum() / outside if outside else 0.0
-    covered = np.zeros(len(sizes), dtype=bool)
-    remaining = [entry.index for entry in findings]
-    result: Dict[int, Dict[str, Any]] = {}
-    while remaining:
-        new = [bits[:, index] & ~covered for index in remaining]
-        gains = [(failed[m].sum() - base_rate * sizes[m].sum()) / max(rows, 1) for m in new]
-        best = int(np.argmax(gains))
-        index, mask = remaining.pop(best), new[best]
-        result[index] = {
+    bits = table.bits(max(findings) + 1)
+    return {
+        index: {
             'added_size': int(sizes[mask].sum()),
             'added_errors': int(failed[mask].sum()),
             'added_error_share': float(failed[mask].sum() / errors) if errors else 0.0,
-            'added_potential_gain': float(gains[best]),
+            'added_potential_gain': gain,
         }
+        for index, mask, gain in added_gains(bits, findings, sizes, failed, rows)
+    }
+
+
+def added_gains(
+    bits: np.ndarray, findings: Sequence[int], sizes: np.ndarray, losses: np.ndarray, rows: int
+) -> List[tuple]:
+    """[(finding, its added patterns (mask over the pattern table), added gain)] in listing
+    order: greedily, the finding that adds the most gain beyond those above it first. A row
+    counts for the first finding that holds it; gain is against the mean loss outside every
+    finding, so the added gains sum to the union's (mean inside - mean outside) x share.
+    `losses`: per pattern, the summed per-row loss (errors, or a regression's errors)."""
+    union = np.any(bits[:, list(findings)], axis=1)
+    outside = float(sizes[~union].sum())
+    base = losses[~union].sum() / outside if outside else 0.0
+    covered = np.zeros(len(sizes), dtype=bool)
+    remaining = list(findings)
+    listed = []
+    while remaining:
+        new = [bits[:, index] & ~covered for index in remaining]
+        gains = [(losses[m].sum() - base * sizes[m].sum()) / max(rows, 1) for m in new]
+        best = int(np.argmax(gains))
+        index, mask = remaining.pop(best), new[best]
+        listed.append((index, mask, float(gains[best])))
         covered |= bits[:, index]
-    return result
+    return listed
 
 
 def _listing_order(

@@ -1,0 +1,87 @@
+"""A regression model through the ErrorAnalysis executor (real Keras SavedModel, real Beam):
+a planted biased region is the first finding, with the bias's sign and size in the label's
+units; the report keeps its invariants, also on degenerate input; the slice gate blocks a model
+whose MAE got worse in a slice."""
+
+import glob
+import os
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests import regression_inputs as data
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+    """The same eval examples (with train rows) under an unbiased model, then a model that
+    over-predicts by data.BIAS in the planted region, compared with the first."""
+    folder = tmp_path_factory.mktemp('regression')
+    eval_rows, train_rows = data.rows(3000, 1), data.rows(1500, 2)
+    before = data.run(data.inputs(folder / 'before', eval_rows, train_rows), folder / 'r0')
+    after = data.run(
+        data.inputs(folder / 'after', eval_rows, train_rows, bias=data.BIAS),
+        folder / 'r1',
+        baseline=str(folder / 'r0'),
+        slice_gate='new',
+    )
+    return {'before': before, 'after': after, 'uri': str(folder / 'r1')}
+
+
+def test_the_biased_region_is_the_first_finding_with_its_sign_and_size(runs):
+    report = runs['after']
+    assert report['invariant_violations'] == []
+    first = report['slices']['slices'][0]
+    assert first['held'] and {p['label'] for p in first['predicates']} == {
+        'region = a',
+        'day = sat',
+    }
+    numbers = first['regression']
+    assert numbers['mean_residual'] == pytest.approx(data.BIAS, abs=0.3)
+    assert numbers['mean_error'] > 2 * numbers['outside']['mean_error']
+    assert first['diagnosis']['failure'] == 'over-predicts'
+    # First after the gate's verdict.
+    assert report['insights'][1].startswith('region = a AND day = sat: the model over-predicts')
+    assert f'by {numbers["mean_residual"]:.3g}' in report['insights'][1]
+    # Gain in the label's units: share of rows x excess MAE.
+    share = first['size'] / report['overall']['examples']
+    excess = numbers['mean_error'] - numbers['outside']['mean_error']
+    assert first['potential_gain'] == pytest.approx(share * excess)
+    # Per example: the residual's sign and the errors beside the slicing columns.
+    table = pq.read_table(glob.glob(os.path.join(runs['uri'], 'predictions', '*.parquet')))
+    row = table.slice(0, 1).to_pylist()[0]
+    assert row['residual'] == pytest.approx(row['predicted'] - row['label'])
+    assert row['abs_error'] == pytest.approx(abs(row['residual']))
+    assert table.column('above_median').to_pylist().count(True) == report['overall']['errors']
+    assert 'feature.region' in table.column_names
+
+
+def test_an_unbiased_model_has_no_finding(runs):
+    report = runs['before']
+    assert report['invariant_violations'] == []
+    assert not [s for s in report['slices']['slices'] if s['held']]
+    assert report['overall']['mae'] == pytest.approx(0.8, abs=0.1)  # E|N(0, 1)|
+
+
+def test_perfect_predictions_on_20_rows(tmp_path):
+    """The model's float32 arithmetic leaves errors of ~1e-7: nothing holds up on them."""
+    rows = data.rows(20, 3, label=lambda i, row: 2 * row['x'])
+    report = data.run(data.inputs(tmp_path / 'in', rows), tmp_path / 'out', task='regression')
+    assert report['invariant_violations'] == []
+    assert report['overall']['mae'] == pytest.approx(0.0, abs=1e-5)
+    assert not [s for s in report['slices']['slices'] if s['held']]
+
+
+def test_the_gate_blocks_a_model_whose_mae_got_worse_in_a_slice(runs):
+    """Measured on both models' predictions of the same examples: the sign test on which
+    model's absolute error is larger."""
+    gate = runs['after']['gate']
+    assert not gate['passed'] and gate['blocking'][0]['slice'] == 'region = a AND day = sat'
+    entry = runs['after']['comparison']['new'][0]
+    measure = entry['measure']
+    assert measure['kind'] == 'paired' and measure['rows_matched'] == entry['current']['size']
+    # +3 makes nearly every error larger (a row that was 2+ below its label gets closer).
+    assert measure['worse'] + measure['better'] == entry['current']['size']
+    assert measure['better'] < measure['worse'] / 10
+    assert entry['current']['error_rate'] > entry['baseline']['error_rate'] + 2  # MAE, units
+    assert 'MAE' in gate['reason']
