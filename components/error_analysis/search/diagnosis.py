@@ -167,16 +167,25 @@ def _side(sums: np.ndarray) -> Dict:
     }
 
 
+def coverage_in_training(
+    train_rows: float, all_train_rows: float, rows: float, all_rows: float
+) -> Optional[Dict]:
+    """{train_rows, train_share, analysed_share} of a finding; None without training rows."""
+    if all_train_rows <= 0:
+        return None
+    return {
+        'train_rows': int(train_rows),
+        'train_share': float(train_rows / all_train_rows),
+        'analysed_share': float(rows / max(all_rows, 1)),
+    }
+
+
 def diagnose(inside: np.ndarray, total: np.ndarray) -> Dict:
     """A finding's evidence (inside vs outside) and next step, from summed values."""
     outside = total - inside
-    coverage = None
-    if total[TRAIN_ROWS] > 0:
-        coverage = {
-            'train_rows': int(inside[TRAIN_ROWS]),
-            'train_share': float(inside[TRAIN_ROWS] / total[TRAIN_ROWS]),
-            'analysed_share': float(inside[ROWS] / max(total[ROWS], 1)),
-        }
+    coverage = coverage_in_training(
+        inside[TRAIN_ROWS], total[TRAIN_ROWS], inside[ROWS], total[ROWS]
+    )
     evidence = {'coverage': coverage, 'inside': _side(inside), 'outside': _side(outside)}
     rule, text = next_step(evidence)
     return {**evidence, 'rule': rule, 'next_step': text}

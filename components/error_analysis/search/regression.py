@@ -178,13 +178,9 @@ def diagnose(inside: np.ndarray, total: np.ndarray, kind: str) -> Dict:
     """A finding's evidence (inside vs outside), its kind of failure (bias or spread) and next
     step, from summed values (module docstring)."""
     outside = total - inside
-    coverage = None
-    if total[TRAIN_ROWS] > 0:
-        coverage = {
-            'train_rows': int(inside[TRAIN_ROWS]),
-            'train_share': float(inside[TRAIN_ROWS] / total[TRAIN_ROWS]),
-            'analysed_share': float(inside[ROWS] / max(total[ROWS], 1)),
-        }
+    coverage = diagnosis.coverage_in_training(
+        inside[TRAIN_ROWS], total[TRAIN_ROWS], inside[ROWS], total[ROWS]
+    )
     evidence = {
         'task': 'regression',
         'coverage': coverage,
