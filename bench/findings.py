@@ -236,14 +236,7 @@ def _beam_worker(rows: int, seeds: List[int], planted: bool, scenario: str) -> D
 def _sliceline_worker(rows: int, seeds: List[int], planted: bool, memory_gb: float) -> Dict:
     """The sliceline package on the same rows (search half), numeric features in quantile
     bins, its top-10 slices as findings."""
-    from sliceline.slicefinder import Slicefinder
-
-    with open('/proc/self/oom_score_adj', 'w') as file:
-        file.write('1000')
-    if memory_gb > 0:
-        cap = int(memory_gb * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    config = lattice.SliceFinderConfig.from_settings(SETTINGS)
+    cap_memory(memory_gb)
     runs = []
     for seed in seeds:
         parts = [generate_shard(seed, shard, n, planted) for shard, n in enumerate(shards(rows))]
@@ -252,39 +245,56 @@ def _sliceline_worker(rows: int, seeds: List[int], planted: bool, memory_gb: flo
         }
         errors = np.concatenate([p.errors for p in parts])
         ids = np.concatenate([p.example_ids for p in parts])
-        search = ~lattice.holdout_mask(ids)
-        edges = np.linspace(0, 1, SETTINGS.num_bins + 1)
-        labels = []
-        for name in NUMERIC:
-            codes = np.clip(np.searchsorted(edges, columns[name], side='right') - 1, 0, None)
-            labels.append(
-                np.array([f'{edges[c]:.4g} <= {name} < {edges[c + 1]:.4g}' for c in codes])
-            )
-        x = np.stack([columns[name] for name in CATEGORICAL] + labels, axis=1)[search]
-        start = time.perf_counter()
         try:
-            model = Slicefinder(
-                alpha=config.alpha,
-                k=10,
-                max_l=config.max_predicates,
-                min_sup=config.min_support_rows(int(search.sum())),
-                verbose=False,
-            ).fit(x, errors[search].astype(float))
+            runs.append(sliceline_findings(columns, errors.astype(float), ids))
         except MemoryError as error:
-            return {'error': f'MemoryError after {time.perf_counter() - start:.0f} s: {error}'}
-        seconds = time.perf_counter() - start
-        names = CATEGORICAL + NUMERIC
-        held = []
-        for row in model.top_slices_:
-            predicates = []
-            for j, value in enumerate(row):
-                if value is None:
-                    continue
-                label = value if names[j] in NUMERIC else f'{names[j]} = {value}'
-                predicates.append({'feature': names[j], 'label': label})
-            held.append({'predicates': predicates})
-        runs.append({'seconds': seconds, 'held': held})
+            return {'error': f'MemoryError: {error}'}
     return {'runs': runs}
+
+
+def cap_memory(memory_gb: float) -> None:
+    """This process first to go when memory runs out, and at most memory_gb (0: no cap)."""
+    with open('/proc/self/oom_score_adj', 'w') as file:
+        file.write('1000')
+    if memory_gb > 0:
+        cap = int(memory_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+def sliceline_findings(columns: Dict[str, np.ndarray], errors: np.ndarray, ids) -> Dict:
+    """{seconds, held}: the sliceline package's top-10 slices on the search half of these rows
+    (per-row errors, 0/1 or any non-negative number), numeric features (NUMERIC, uniform on
+    [0, 1)) in num_bins equal bins, as findings in the report's form."""
+    from sliceline.slicefinder import Slicefinder
+
+    config = lattice.SliceFinderConfig.from_settings(SETTINGS)
+    search = ~lattice.holdout_mask(ids)
+    edges = np.linspace(0, 1, SETTINGS.num_bins + 1)
+    labels = []
+    for name in NUMERIC:
+        codes = np.clip(np.searchsorted(edges, columns[name], side='right') - 1, 0, None)
+        labels.append(np.array([f'{edges[c]:.4g} <= {name} < {edges[c + 1]:.4g}' for c in codes]))
+    x = np.stack([columns[name] for name in CATEGORICAL] + labels, axis=1)[search]
+    start = time.perf_counter()
+    model = Slicefinder(
+        alpha=config.alpha,
+        k=10,
+        max_l=config.max_predicates,
+        min_sup=config.min_support_rows(int(search.sum())),
+        verbose=False,
+    ).fit(x, errors[search])
+    seconds = time.perf_counter() - start
+    names = CATEGORICAL + NUMERIC
+    held = []
+    for row in model.top_slices_:
+        predicates = []
+        for j, value in enumerate(row):
+            if value is None:
+                continue
+            label = value if names[j] in NUMERIC else f'{names[j]} = {value}'
+            predicates.append({'feature': names[j], 'label': label})
+        held.append({'predicates': predicates})
+    return {'seconds': seconds, 'held': held}
 
 
 def _run_worker(
@@ -318,10 +328,16 @@ def _run_worker(
 
 def _measure(command: List[str]) -> Dict:
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     if completed.returncode != 0:
         return {'error': f'exit {completed.returncode}: {completed.stderr[-300:]}'}
-    return {**json.loads(completed.stdout.strip().splitlines()[-1]), 'peak_mb': peak_mb}
+    return {
+        **json.loads(completed.stdout.strip().splitlines()[-1]),
+        'peak_mb': usage.ru_maxrss / 1024,
+        # CPU seconds of the whole worker (start-up included): wall time on a shared machine
+        # says more about the other load than about the method.
+        'cpu_s': usage.ru_utime + usage.ru_stime,
+    }
 
 
 # ---------------------------------------------------------------------------------------------

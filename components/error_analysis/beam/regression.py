@@ -12,7 +12,7 @@ import pyarrow as pa
 from tfx_bsl import sketches
 
 from blindspot.error_analysis.beam import slices as beam_slices
-from blindspot.error_analysis.beam.predictions import PredictionBatch
+from blindspot.error_analysis.beam.batch import PredictionBatch
 from blindspot.error_analysis.search import binning, regression, selection
 
 _EPSILON = 0.001  # rank error of the quantiles sketch: the median is within 0.1% of the rows
