@@ -149,11 +149,12 @@ def create_pipeline(
         baseline_report=report_resolver.outputs['report'] if report_resolver else None,
         schema=schema_gen.outputs['schema'],
         label_key=dataset.label_key,
-        # The dataset's slice features unless the run names its own.
-        settings=(
-            error_analysis
-            if error_analysis.slice_features or not dataset.slice_features
-            else dataclasses.replace(error_analysis, slice_features=dataset.slice_features)
+        # The dataset's slice features unless the run names its own; its task (a regressor's
+        # errors are analysed in the label's units) unless the run forces one.
+        settings=dataclasses.replace(
+            error_analysis,
+            slice_features=error_analysis.slice_features or tuple(dataset.slice_features or ()),
+            task=dataset.task if error_analysis.task == 'auto' else error_analysis.task,
         ),
         class_names=dataset.class_names,
         image=dataset.image,

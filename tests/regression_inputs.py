@@ -26,7 +26,7 @@ def rows(n: int, seed: int, label=None) -> List[Dict]:
     x = rng.random(n) * 10
     y = 2 * x + rng.normal(0, NOISE, n)
     out = [
-        {'region': str(r), 'day': str(d), 'x': float(v), 'y': float(t)}
+        {'source': 'web', 'region': str(r), 'day': str(d), 'x': float(v), 'y': float(t)}
         for r, d, v, t in zip(region, day, x, y)
     ]
     if label is not None:
@@ -102,6 +102,7 @@ def inputs(
     os.makedirs(schema.uri, exist_ok=True)
     proto = schema_pb2.Schema()
     for name, kind in (
+        ('source', schema_pb2.BYTES),  # constant: left out of slicing
         ('region', schema_pb2.BYTES),
         ('day', schema_pb2.BYTES),
         ('x', schema_pb2.FLOAT),

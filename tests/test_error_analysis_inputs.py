@@ -31,8 +31,9 @@ def test_label_missing_from_examples(taxi_run, tmp_path):
 
 
 def test_label_value_the_model_never_saw(taxi_run, tmp_path):
-    # trip_start_hour goes up to 23; the taxi model has two output classes.
-    message = _run(_inputs(taxi_run), tmp_path, label_key='trip_start_hour')
+    # trip_start_hour goes up to 23; the taxi model has two output classes. (With the task
+    # left to 'auto', one output value and labels not 0/1 read as a regression.)
+    message = _run(_inputs(taxi_run), tmp_path, label_key='trip_start_hour', task='classification')
     assert 'never predicts' in message and '2 output classes' in message
 
 

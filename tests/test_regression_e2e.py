@@ -31,6 +31,7 @@ def runs(tmp_path_factory):
 def test_the_biased_region_is_the_first_finding_with_its_sign_and_size(runs):
     report = runs['after']
     assert report['invariant_violations'] == []
+    assert 'left out of slicing' in report['slices']['feature_notes']['source']
     first = report['slices']['slices'][0]
     assert first['held'] and {p['label'] for p in first['predicates']} == {
         'region = a',
@@ -85,3 +86,37 @@ def test_the_gate_blocks_a_model_whose_mae_got_worse_in_a_slice(runs):
     assert measure['better'] < measure['worse'] / 10
     assert entry['current']['error_rate'] > entry['baseline']['error_rate'] + 2  # MAE, units
     assert 'MAE' in gate['reason']
+
+
+def test_the_csv_pipelines_regression_report_names_the_planted_region_first(
+    regression_csv_run,
+):
+    """The csv pipeline's own run (conftest: price, a region the model cannot see where the
+    price is 3 standard deviations higher): its report leads with that region, under-predicted
+    by about that much, in the price's units."""
+    import json
+
+    from blindspot.pipelines import preflight
+    from blindspot.review import metadata
+    from tests.conftest import PLANTED_OFFSET_SD, PLANTED_REGION
+
+    runs = regression_csv_run['runs']
+    assert runs['ErrorAnalysis'].state == 'COMPLETE'
+    uri = metadata.output_artifact(runs, 'ErrorAnalysis', 'report').uri
+    with open(os.path.join(uri, 'report.json')) as f:
+        report = json.load(f)
+    assert report['invariant_violations'] == []
+    first = report['slices']['slices'][0]
+    assert first['held']
+    assert {p['label'] for p in first['predicates']} == {
+        f'{column} = {value}' for column, value in PLANTED_REGION.items()
+    }
+    assert first['diagnosis']['failure'] == 'under-predicts'
+    # The model cannot see the region: it misses nearly all of the offset there (the label's
+    # std here includes the planted rows: a little larger than the std it was planted with).
+    std = preflight.scan_csv(str(regression_csv_run['data']), 'price').label_stats.std
+    missed = -first['regression']['mean_residual'] / (PLANTED_OFFSET_SD * std)
+    assert 0.6 < missed < 1.1, missed
+    lead = report['insights'][1]  # after the gate's verdict
+    assert lead.startswith(f'{first["slice"]}: the model under-predicts by ')
+    assert f'(mean residual {first["regression"]["mean_residual"]:+.3g})' in lead

@@ -13,7 +13,7 @@ from tfx_bsl import sketches
 
 from blindspot.error_analysis.beam import slices as beam_slices
 from blindspot.error_analysis.beam.batch import PredictionBatch
-from blindspot.error_analysis.search import binning, regression, selection
+from blindspot.error_analysis.search import binning, compact, regression, selection
 
 _EPSILON = 0.001  # rank error of the quantiles sketch: the median is within 0.1% of the rows
 _STREAMS = ('error', 'label', 'prediction')
@@ -88,7 +88,7 @@ class RegressionTable:
 
     patterns: np.ndarray  # (m,) uint64, sorted
     sums: np.ndarray  # (m, COLUMNS)
-    value_sums: Optional[List[np.ndarray]] = None  # per encoder: (codes, COLUMNS)
+    value_sums: Optional[List[np.ndarray]] = None  # per encoder: (fine codes, COLUMNS)
     heat: Optional[np.ndarray] = None  # (label bins, label bins): actual x predicted
     deciles: Optional[np.ndarray] = None  # (prediction bins, 3): rows, residual, |residual|
 
@@ -126,14 +126,14 @@ def _analysed(
     quantiles: Dict,
 ) -> RegressionTable:
     columns = {n: batch.columns[n] for n in slice_names}
-    codes = beam_slices.encode_columns(columns, encoders)
-    fine = beam_slices.fine_from_codes(codes, columns, encoders)
+    fine = beam_slices.encode_columns(columns, encoders, fine=True)
     values = regression.row_values(batch.residual, batch.above_median, batch.labels)
     patterns, sums = selection.sum_by_pattern(selection.membership(fine, conditions), values)
     value_sums = []
     for j, encoder in enumerate(encoders):
-        per_code = np.zeros((encoder.cardinality, regression.COLUMNS))
-        np.add.at(per_code, codes[:, j], values)
+        per_code = np.zeros((compact.num_fine_codes(encoder), regression.COLUMNS))
+        if encoder.cardinality:  # (a column left out of slicing has no code)
+            np.add.at(per_code, fine[:, j], values)
         value_sums.append(per_code)
     label_cuts, prediction_cuts = quantiles['label_cuts'], quantiles['prediction_cuts']
     heat = np.zeros((len(label_cuts) + 1, len(label_cuts) + 1))
@@ -217,8 +217,9 @@ def regression_parts(
     slices = regression.rank_slices(
         result.to_dict(), table.patterns, table.sums, conditions, encoders, kind
     )
+    total = table.sums.sum(axis=0) if len(table.sums) else np.zeros(regression.COLUMNS)
     if table.value_sums is not None:
-        regression.value_errors(slices, table.value_sums, encoders, kind)
+        regression.value_errors(slices, table.value_sums, encoders, kind, total)
     found = regression.diagnose_slices(
         slices, table.patterns, table.sums, conditions, encoders, kind
     )
@@ -227,7 +228,6 @@ def regression_parts(
         view = regression.residual_view(
             table.heat, table.deciles, quantiles['label_cuts'], quantiles['prediction_cuts']
         )
-    total = table.sums.sum(axis=0) if len(table.sums) else np.zeros(regression.COLUMNS)
     return {
         'slices': slices,
         'diagnosis': found,

@@ -45,7 +45,7 @@ def apply(report: Dict, numbers: Dict) -> None:
 
 
 def _units(report: Dict) -> str:
-    return f"(in {report.get('label_name') or report['label_key']}'s units)"
+    return f"in {report.get('label_name') or report['label_key']}'s units"
 
 
 def insights(report: Dict, max_slices: int = 3) -> List[str]:
@@ -58,8 +58,8 @@ def insights(report: Dict, max_slices: int = 3) -> List[str]:
     name = error_name(kind)
     low, high = overall['mean_error_ci']
     lines = [
-        f'{name} {number(overall["mean_error"])} (95% CI {number(low)} to {number(high)}) '
-        f'{_units(report)}, RMSE {number(overall["rmse"])} over {overall["examples"]:,} '
+        f'{name} {number(overall["mean_error"])} {_units(report)} (95% CI {number(low)} to '
+        f'{number(high)}), RMSE {number(overall["rmse"])} over {overall["examples"]:,} '
         f'examples; mean prediction {number(overall["mean_prediction"])} vs mean label '
         f'{number(overall["mean_label"])}.'
     ]

@@ -34,7 +34,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from blindspot.error_analysis.search import binning, diagnosis, ranges, selection
+from blindspot.error_analysis.search import binning, compact, diagnosis, ranges, selection
 from blindspot.error_analysis.search.findings import added_gains
 
 ERROR_KINDS = ('absolute', 'squared')
@@ -336,11 +336,18 @@ def diagnose_slices(
     }
 
 
-def value_errors(result: Dict, value_sums: Sequence[np.ndarray], encoders, kind: str) -> None:
+def value_errors(
+    result: Dict, value_sums: Sequence[np.ndarray], encoders, kind: str, total: np.ndarray
+) -> None:
     """Each per-value row of the result (feature_values) gets `regression`: its numbers (side)
-    and lift (its mean error / the overall one), from per-code sums (value_sums[j]: (codes,
-    COLUMNS) of encoders[j]); in place."""
-    total = value_sums[0].sum(axis=0) if value_sums else np.zeros(COLUMNS)
+    and lift (its mean error / the overall one), from per-fine-code sums (value_sums[j]: (fine
+    codes, COLUMNS) of encoders[j]; `total`: the sums over all rows); in place."""
+    coarse = []
+    for encoder, per_fine in zip(encoders, value_sums):
+        per_code = np.zeros((encoder.cardinality, COLUMNS))
+        if encoder.cardinality:
+            np.add.at(per_code, compact.coarse_of_fine(encoder), per_fine)
+        coarse.append(per_code)
     error = _error_columns(kind)[0]
     overall = total[error] / total[ROWS] if total[ROWS] else 0.0
     codes = {
@@ -350,7 +357,7 @@ def value_errors(result: Dict, value_sums: Sequence[np.ndarray], encoders, kind:
     }
     for value in result['feature_values']:
         j, code = codes[(value['feature'], value['label'])]
-        numbers = side(value_sums[j][code], kind)
+        numbers = side(coarse[j][code], kind)
         numbers['lift'] = numbers['mean_error'] / overall if overall else None
         value['regression'] = numbers
 
