@@ -315,6 +315,12 @@ def _run_worker(
         '--memory-gb',
         str(args.memory_gb),
     ] + (['--planted'] if planted else [])
+    return run_measured(command)
+
+
+def run_measured(command: List[str]) -> Dict:
+    """A worker command's JSON result, with its peak memory and CPU time (_measure), or
+    {'error'}."""
     completed = subprocess.run(
         [sys.executable, __file__, '--measure', json.dumps(command)],
         capture_output=True,

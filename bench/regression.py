@@ -29,7 +29,6 @@ mostly measures the other load.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from typing import Dict, List
@@ -161,22 +160,14 @@ def _sliceline_worker(rows: int, seeds: List[int], memory_gb: float) -> Dict:
 
 def _run(method: str, rows: int, seeds: List[int], regions: bool, memory_gb: float) -> Dict:
     """One worker process (this file's, or bench/findings.py's for 'classification'); its
-    peak memory from the kernel's accounting (bench/findings.py --measure)."""
+    peak memory and CPU time from the kernel's accounting (bench/findings.run_measured)."""
     if method == 'classification':
         command = [sys.executable, planted.__file__, '--worker', 'beam', '--scenario', 'original']
     else:
         command = [sys.executable, __file__, '--worker', method]
     command += ['--rows', str(rows), '--seed-list', ','.join(map(str, seeds))]
     command += ['--memory-gb', str(memory_gb)] + (['--planted'] if regions else [])
-    completed = subprocess.run(
-        [sys.executable, planted.__file__, '--measure', json.dumps(command)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        return {'error': completed.stderr.strip().splitlines()[-1][:200]}
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return planted.run_measured(command)
 
 
 def _bias_named(runs: List[Dict]) -> str:
