@@ -118,7 +118,7 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
         dest='data_root',
         default=None,
         help='folder of CSV files (default: the sample shipped in the tfx package); '
-        'csv: a CSV file or a folder of CSV files',
+        'csv: a CSV file or a folder of CSV files; taxi-regression: a CSV of taxi trips',
     )
     p.add_argument(
         '--label',
@@ -158,14 +158,15 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
         '--min-accuracy',
         type=float,
         default=defaults.min_accuracy,
-        help='accuracy the model needs to be blessed and pushed (default: %(default)s)',
+        help='classification: accuracy the model needs to be blessed and pushed '
+        '(default: %(default)s)',
     )
     p.add_argument(
         '--max-accuracy-drop',
         type=float,
         default=defaults.max_accuracy_drop,
-        help='accuracy a new model may lose against the latest blessed one and still be '
-        'blessed (default: %(default)s)',
+        help='classification: accuracy a new model may lose against the latest blessed one '
+        'and still be blessed (default: %(default)s)',
     )
     p.add_argument(
         '--max-rmse',
