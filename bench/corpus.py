@@ -19,7 +19,8 @@ classes, a date per row), stocks/symbol (a date and a price only: the date is sl
 parts), barley/site (120 rows, text columns), airports/state (56 classes, identifier-like
 columns, a nearly constant country; its 12 rows without a state dropped, as the preflight
 asks), la_riots/type (63 rows, names and addresses). Generated: no errors, one error, 99:1,
-50 classes, categorical-only, numeric-only, constant columns, 20 rows.
+50 classes, categorical-only, numeric-only, constant columns, 20 rows. Regressions (a label of
+numbers): scikit-learn's diabetes/target, vega cars/Miles_per_Gallon, and 20 generated rows.
 """
 
 import argparse
@@ -238,6 +239,16 @@ def constant_column(rows: int = 400, seed: int = 6) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
+def numbers_only(rows: int = 400, seed: int = 8) -> pd.DataFrame:
+    """A number to predict from two numbers and a text column, every value distinct."""
+    rng = random.Random(seed)
+    x1 = [rng.gauss(0, 1) for _ in range(rows)]
+    x2 = [rng.gauss(0, 1) for _ in range(rows)]
+    group = [rng.choice('abc') for _ in range(rows)]
+    y = [3 * a - b + rng.gauss(0, 0.5) for a, b in zip(x1, x2)]
+    return pd.DataFrame({'x1': x1, 'x2': x2, 'group': group, 'y': y})
+
+
 def twenty_rows() -> pd.DataFrame:
     """The fewest rows the csv preflight accepts (pipelines/csv/features.py MIN_ROWS)."""
     return separable(rows=F.MIN_ROWS, seed=7)
@@ -278,6 +289,26 @@ TABLES: Dict[str, Table] = {
         Table('numeric_only', 'grade', numeric_only, 'generated: numbers only'),
         Table('constant_column', 'y', constant_column, 'generated: a constant number and text'),
         Table('rows_20', 'side', twenty_rows, 'generated: the fewest rows accepted'),
+        # Regression: a label of numbers (more than 20 values) trains a regressor.
+        Table(
+            'diabetes',
+            'target',
+            lambda: sklearn_table('load_diabetes'),
+            'scikit-learn: disease progression, a regression',
+        ),
+        Table(
+            'cars_mpg',
+            'Miles_per_Gallon',
+            lambda: vega_table('cars').dropna(subset=['Miles_per_Gallon']),
+            'vega_datasets cars: miles per gallon, a regression (its 8 cars without one '
+            'dropped, as the preflight asks)',
+        ),
+        Table(
+            'rows_20_regression',
+            'y',
+            lambda: numbers_only(rows=F.MIN_ROWS),
+            'generated: a regression on the fewest rows accepted',
+        ),
     ]
 }
 
@@ -285,16 +316,17 @@ TABLES: Dict[str, Table] = {
 # --- running and reading back ------------------------------------------------------------
 
 
-def expected_parts() -> List[str]:
+def expected_parts(regression: bool = False) -> List[str]:
     """What the ErrorAnalysis output folder of a csv run holds, whatever the data: the report,
     its page and every JSON part the Beam analysis writes (the gallery is for image data and
-    the tags part for runs with tags, so neither is expected here)."""
+    the tags part for runs with tags, so neither is expected here; a regression's overall
+    numbers are in its own part, not in the confusion counts)."""
     from blindspot.error_analysis.beam import analysis
 
     return [
         files.REPORT_JSON,
         files.REPORT_HTML,
-        analysis.PART_TOTALS,
+        analysis.PART_REGRESSION if regression else analysis.PART_TOTALS,
         analysis.PART_HARDEST,
         analysis.PART_SLICES,
         analysis.PART_DIAGNOSIS,
@@ -333,7 +365,11 @@ class Outcome:
 
     @property
     def accuracy(self) -> Optional[float]:
-        return self.report['overall']['accuracy'] if self.report else None
+        """Accuracy, or a regression's MAE."""
+        if not self.report:
+            return None
+        overall = self.report['overall']
+        return overall['mae'] if self.report.get('regression') else overall['accuracy']
 
     @property
     def held_findings(self) -> Optional[int]:
@@ -421,9 +457,12 @@ def run_table(table: Table, work: Path, train_steps: int = TRAIN_STEPS) -> Outco
     outcome.report_dir = read_report(str(folder / 'out'), argv)
     if outcome.report_dir is None:
         return outcome
+    from blindspot.error_analysis.beam.analysis import PART_REGRESSION
+
+    regression = os.path.isfile(os.path.join(outcome.report_dir, PART_REGRESSION))
     outcome.missing_parts = [
         name
-        for name in expected_parts()
+        for name in expected_parts(regression)
         if not os.path.isfile(os.path.join(outcome.report_dir, name))
     ]
     if not glob.glob(os.path.join(outcome.report_dir, files.PREDICTIONS_DIR, '*.parquet')):
@@ -443,13 +482,13 @@ def _cell(value, spec: str) -> str:
 def table_lines(outcomes: Sequence[Outcome]) -> List[str]:
     """The corpus table: one row per table, the first problem of those not ok."""
     lines = [
-        f'{"dataset":17s} {"rows":>6s} {"classes":>7s} {"accuracy":>8s} {"held":>4s} '
+        f'{"dataset":18s} {"rows":>6s} {"classes":>7s} {"acc|MAE":>8s} {"held":>4s} '
         f'{"invariants":10s} {"seconds":>7s}  problem'
     ]
     for o in outcomes:
         invariants = '—' if o.report is None else 'ok' if not o.violations else 'BROKEN'
         lines.append(
-            f'{o.name:17s} {o.rows:6d} {o.classes:7d} {_cell(o.accuracy, ".3f"):>8s} '
+            f'{o.name:18s} {o.rows:6d} {o.classes:7d} {_cell(o.accuracy, ".3f"):>8s} '
             f'{_cell(o.held_findings, "d"):>4s} {invariants:10s} {o.seconds:7.1f}  {o.problem}'
         )
     return lines

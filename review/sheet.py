@@ -79,6 +79,11 @@ def _read(report_uri: str):
 
     with open(os.path.join(report_uri, error_analysis.files.REPORT_JSON)) as f:
         report = json.load(f)
+    if report.get('regression'):
+        raise LookupError(
+            "review sheets sample a classifier's mistakes by class pair; this run's model is a "
+            "regression: read its findings' largest errors in the report's page"
+        )
     files = sorted(glob.glob(os.path.join(report_uri, report['files']['predictions'])))
     if not files:
         raise FileNotFoundError(f'no per-example predictions under {report_uri}')

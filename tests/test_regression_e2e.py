@@ -55,6 +55,21 @@ def test_the_biased_region_is_the_first_finding_with_its_sign_and_size(runs):
     assert row['abs_error'] == pytest.approx(abs(row['residual']))
     assert table.column('above_median').to_pylist().count(True) == report['overall']['errors']
     assert 'feature.region' in table.column_names
+    with open(os.path.join(runs['uri'], 'report.html')) as f:
+        page = f.read()
+    for section in (
+        'Residuals: predicted vs actual',
+        'Largest errors per finding',
+        'over-predicts',
+    ):
+        assert section in page
+
+
+def test_review_sheets_refuse_a_regression_in_one_line(runs, tmp_path):
+    from blindspot.review import sheet
+
+    with pytest.raises(LookupError, match='regression'):
+        sheet.write_sheet(runs['uri'], str(tmp_path / 'sheet.csv'), 5, 5, 0)
 
 
 def test_an_unbiased_model_has_no_finding(runs):

@@ -263,11 +263,45 @@ def _worst(report: Dict) -> str:
     return _table(['example id', 'actual', 'predicted', 'residual'] + features, body)
 
 
+def _finding_errors(report: Dict) -> str:
+    """Under each held finding, its largest errors (the rows above the median error)."""
+    findings = [s for s in report['slices']['slices'] if s['held'] and s.get('examples')]
+    blocks = []
+    for s in findings:
+        rows = s['examples']['rows']
+        own = list(dict.fromkeys(p['feature'] for p in s['predicates']))
+        rest = [f for f in dict.fromkeys(f for r in rows for f in r['features']) if f not in own]
+        body = [
+            [_td(r['example_id'])]
+            + [_td(display_value(r['features'].get(f))) for f in own]
+            + [
+                _td(number(r['label']), True),
+                _td(number(r['predicted']), True),
+                _td(f'{r["residual"]:+.3g}', True),
+            ]
+            + [_td(display_value(r['features'].get(f))) for f in rest]
+            for r in rows
+        ]
+        parent = (
+            f'<span class=muted>↳ within {escape(s["parent"])}:</span> ' if s.get('parent') else ''
+        )
+        blocks.append(
+            f'<details><summary>{parent}<b>{escape(s["slice"])}</b> — the {len(rows):,} '
+            f'largest of its {s["examples"]["mistakes"]:,} errors above the median</summary>'
+            + _table(['example id', *own, 'actual', 'predicted', 'residual', *rest], body)
+            + '</details>'
+        )
+    if not blocks:
+        return ''
+    return '<h2>Largest errors per finding</h2>' + ''.join(blocks)
+
+
 def sections(report: Dict, insights: str, violations: str, comparison: str) -> str:
     """The page's sections for a regression report."""
     return f"""{violations}<h2>Insights</h2><ul class="insights">{insights}</ul>
 <h2>Failing slices found automatically</h2>{_slices(report)}
 {_next_steps(report)}
+{_finding_errors(report)}
 {comparison}
 {_residual_view(report)}
 <h2>Mean error by feature value</h2>{_feature_values(report)}
