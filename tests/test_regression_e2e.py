@@ -117,10 +117,11 @@ def test_the_csv_pipelines_regression_report_names_the_planted_region_first(
 
     runs = regression_csv_run['runs']
     assert runs['ErrorAnalysis'].state == 'COMPLETE'
-    uri = metadata.output_artifact(runs, 'ErrorAnalysis', 'report').uri
-    with open(os.path.join(uri, 'report.json')) as f:
+    artifact = metadata.output_artifact(runs, 'ErrorAnalysis', 'report')
+    with open(os.path.join(artifact.uri, 'report.json')) as f:
         report = json.load(f)
     assert report['invariant_violations'] == []
+    assert metadata.custom_value(artifact, 'mae') == pytest.approx(report['overall']['mae'])
     first = report['slices']['slices'][0]
     assert first['held']
     assert {p['label'] for p in first['predicates']} == {

@@ -507,6 +507,10 @@ def _record_summary(output: types.Artifact, data: Dict) -> None:
             files.TOP_SLICE_ERROR_RATE, (top['search_errors'] + top['holdout_errors']) / size
         )
         output.set_int_custom_property(files.TOP_SLICE_SIZE, size)
+        if data.get('regression'):
+            output.set_float_custom_property(files.TOP_SLICE_MAE, top['regression']['mae'])
+    if data.get('regression'):
+        output.set_float_custom_property(files.MAE, overall['mae'] or 0.0)
     # The Pusher runs only when this is 1 (pipelines/pipeline.py: tfx.dsl.Cond).
     output.set_int_custom_property(files.SLICE_GATE_PASSED, int(data['gate']['passed']))
     output.set_string_custom_property(files.SLICE_GATE, data['gate']['reason'])

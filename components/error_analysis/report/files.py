@@ -20,6 +20,9 @@ TOP_SLICE = 'top_slice'
 TOP_SLICE_ERROR_RATE = 'top_slice_error_rate'
 TOP_SLICE_SIZE = 'top_slice_size'
 REPORT_VERSION = 'report_version'
+# A regression model's report only: the overall MAE and the top finding's, in label units.
+MAE = 'mae'
+TOP_SLICE_MAE = 'top_slice_mae'
 # Set when the report was compared with the latest blessed model's (report/compare.py).
 NEW_FAILING_SLICES = 'new_failing_slices'
 RESOLVED_FAILING_SLICES = 'resolved_failing_slices'
