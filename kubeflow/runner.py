@@ -1,22 +1,28 @@
 """Compile Blindspot's pipelines for Kubeflow Pipelines.
 
     python -m blindspot.kubeflow.runner --image REGISTRY/blindspot:TAG --pipeline-root gs://BUCKET/blindspot
-    python -m blindspot.kubeflow.runner --config kubeflow/config.example.yaml --train-steps 2000
+    python -m blindspot.kubeflow.runner --pipeline csv --data gs://BUCKET/data.csv --label COL ...
+    python -m blindspot.kubeflow.runner --config my-config.yaml --train-steps 2000
     python -m blindspot.kubeflow.runner --help
 
 Each pipeline (`--pipeline all`, the default, is every packaged one,
-blindspot.pipelines.datasets.PACKAGED) is built by the same `blindspot.pipelines.pipeline.create_pipeline` the local
-runner calls and compiled by TFX's KubeflowV2DagRunner into
+blindspot.pipelines.datasets.PACKAGED; `--pipeline csv` is your own CSV, `--data` and `--label`)
+is built by the same `blindspot.pipelines.pipeline.create_pipeline` the local runner calls and
+compiled by TFX's KubeflowV2DagRunner into
 
     OUTPUT_DIR/<pipeline>.yaml      the pipeline spec (KFP IR, schema 2.1.0) that open-source
                                     Kubeflow Pipelines uploads and runs
     OUTPUT_DIR/<pipeline>_job.json  the PipelineJob (the same spec plus its runtime config)
 
-Nothing here talks to a cluster or a bucket. Settings: built-in defaults, then the --config file,
-then flags. Bad settings stop with a one-line error (exit status 2) before anything is compiled.
+Nothing here talks to a cluster, and nothing is written to a bucket; for --pipeline csv the
+data is read where it lies, a bounded sample of it (--sample-rows), for the preflight checks
+and the model settings; the compiled pipeline's first step, CsvPreflight, checks every row.
+Settings: built-in defaults, then the --config file, then flags. Bad settings stop with a
+one-line error (exit status 2) before anything is compiled.
 """
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -38,7 +44,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # the spec that the steps read inside their container (the schema) are under it.
 CONTAINER_ROOT = PurePosixPath('/blindspot')
 DEFAULT_OUTPUT_DIR = 'build/kubeflow'
+PREFLIGHT_TASK = 'CsvPreflight'  # the csv pipeline's first step (pipelines/csv/preflight_step.py)
 TARGETS = ('kfp', 'vertex')
+TASKS = ('classification', 'regression')  # --pipeline csv (pipelines/preflight.py label_task)
 # TFX's steps read and write every artifact under the pipeline root, and their data, with
 # TensorFlow's file system; in the pinned working set (TF 2.16 + tensorflow-io-gcs-filesystem,
 # no tensorflow-io) that knows gs:// only.
@@ -46,6 +54,20 @@ SUPPORTED_SCHEMES = ('gs',)
 _S3_LIKE = ('s3', 'minio')
 
 _DEFAULTS = RunConfig()
+# Rows of a --pipeline csv file read when compiling (0: every row).
+DEFAULT_SAMPLE_ROWS = 100_000
+# What kubeflow/config.example.yaml holds until it is edited: refused, not compiled into a spec
+# whose pods could not pull the image or write the bucket.
+PLACEHOLDERS = ('your-org', 'your-bucket')
+# CPU (cores) and memory (GB) each step's pod requests, for the steps that hold data or a model
+# in memory (the others get the cluster's defaults); --cpu / --memory / `resources:` override.
+# On the in-pod DirectRunner one core does the Beam work; the Trainer's TensorFlow uses two.
+DEFAULT_RESOURCES: Dict[str, Dict[str, float]] = {
+    'Transform': {'cpu': 1, 'memory': 4},
+    'Trainer': {'cpu': 2, 'memory': 4},
+    'Evaluator': {'cpu': 1, 'memory': 4},
+    'ErrorAnalysis': {'cpu': 1, 'memory': 4},
+}
 
 
 class SettingsError(ValueError):
@@ -96,6 +118,12 @@ def check_image(image: Optional[str]) -> str:
         raise SettingsError(
             f'malformed image name {image!r}: expected [REGISTRY[:PORT]/]NAME[:TAG][@DIGEST] '
             'with a lowercase NAME, e.g. ghcr.io/you/blindspot:0.1.0'
+        )
+    if any(p in image.split('/') for p in PLACEHOLDERS):
+        raise SettingsError(
+            f"image {image} is the example config's placeholder: build and push the image "
+            '(make image IMAGE=REGISTRY/blindspot:TAG; docker push ...) and pass --image with '
+            'it, or set image: in your copy of kubeflow/config.example.yaml'
         )
     return image
 
@@ -156,6 +184,12 @@ def check_storage_uri(
             f'malformed {what} {uri!r}: expected gs://BUCKET[/PATH] with a bucket '
             'name of 3-63 lowercase letters, digits, dashes, underscores or dots'
         )
+    if bucket in PLACEHOLDERS:
+        raise SettingsError(
+            f"{what} {uri} is in the example config's placeholder bucket: pass {flag} with a "
+            'bucket the pipeline pods can read and write, or set it in your copy of '
+            'kubeflow/config.example.yaml'
+        )
     return f'{scheme}://{rest}'
 
 
@@ -188,6 +222,80 @@ def select_pipelines(selection: str, available: Sequence[str]) -> List[str]:
     return [selection]
 
 
+_MEMORY_UNITS = {
+    '': 1.0,
+    'g': 1.0,
+    'gb': 1.0,
+    'gi': 2**30 / 1e9,
+    'm': 1e-3,
+    'mb': 1e-3,
+    'mi': 2**20 / 1e9,
+}
+
+
+def check_memory(value: Any, where: str) -> float:
+    """A memory size in GB (what the spec's ResourceSpec holds): a number of GB, or a string
+    such as 8G, 8Gi, 512M or 512Mi."""
+    match = re.fullmatch(r'\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*', str(value))
+    unit = match and match.group(2).lower()
+    if (
+        isinstance(value, bool)
+        or not match
+        or unit not in _MEMORY_UNITS
+        or float(match.group(1)) <= 0
+    ):
+        raise SettingsError(
+            f'{where}: memory must be a positive size such as 8G, 8Gi, 512M or 512Mi (a bare '
+            f'number is GB), got {value!r}'
+        )
+    return round(float(match.group(1)) * _MEMORY_UNITS[unit], 6)
+
+
+def check_cpu(value: Any, where: str) -> float:
+    try:
+        cores = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        cores = -1.0
+    if not 0 < cores < float('inf'):
+        raise SettingsError(f'{where}: cpu must be a positive number of cores, got {value!r}')
+    return cores
+
+
+def check_resources(mapping: Mapping[str, Any], where: str) -> Dict[str, Dict[str, float]]:
+    """{step: {cpu: cores, memory: GB}} from a mapping like {Trainer: {cpu: 4, memory: 16G}}."""
+    result: Dict[str, Dict[str, float]] = {}
+    for step, request in mapping.items():
+        if not isinstance(request, dict) or not request or set(request) - {'cpu', 'memory'}:
+            raise SettingsError(
+                f'{where}: {step} must be a mapping with cpu and/or memory, e.g. '
+                f'{{cpu: 2, memory: 8G}}, got {request!r}'
+            )
+        result[str(step)] = {
+            **({'cpu': check_cpu(request['cpu'], f'{where}.{step}')} if 'cpu' in request else {}),
+            **(
+                {'memory': check_memory(request['memory'], f'{where}.{step}')}
+                if 'memory' in request
+                else {}
+            ),
+        }
+    return result
+
+
+def _resource_flags(flags: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
+    """--cpu STEP=CORES and --memory STEP=SIZE as a resources mapping."""
+    result: Dict[str, Dict[str, Any]] = {}
+    for kind in ('cpu', 'memory'):
+        for item in getattr(flags, kind, None) or []:
+            step, sep, value = item.partition('=')
+            if not sep or not step or not value:
+                example = '2' if kind == 'cpu' else '8G'
+                raise SettingsError(
+                    f'--{kind} takes STEP={example.upper()}, e.g. --{kind} Trainer={example}, got {item!r}'
+                )
+            result.setdefault(step, {})[kind] = value
+    return result
+
+
 # ---------------------------------------------------------------------------------------------
 # Settings: defaults < config file < flags.
 
@@ -197,6 +305,11 @@ _CONFIG_KEYS: Dict[str, Tuple[tuple, str]] = {
     'image': ((str,), 'an image name'),
     'pipeline_root': ((str,), 'a gs:// URI'),
     'data_root': ((str,), 'a gs:// URI'),
+    'data': ((str,), 'a gs:// URI of a CSV file or folder'),
+    'label': ((str,), 'a column name'),
+    'task': ((str,), "'classification' or 'regression'"),
+    'sample_rows': ((int,), 'a whole number'),
+    'resources': ((dict,), 'a mapping of step name to {cpu: CORES, memory: SIZE}'),
     'output_dir': ((str,), 'a folder'),
     'train_steps': ((int,), 'a whole number'),
     'eval_steps': ((int,), 'a whole number'),
@@ -231,6 +344,8 @@ def parse_config(data: Any, source: str = 'config') -> Dict[str, Any]:
             raise SettingsError(f'{source}: beam_args must be a list of strings, got {value!r}')
         if key == 'error_analysis':
             _error_analysis(value, argparse.Namespace())  # checked here, merged with flags later
+        if key == 'resources':
+            check_resources(value, f'{source}: resources')
         result[key] = value
     return result
 
@@ -274,12 +389,14 @@ class KubeflowSettings:
     enable_cache: bool = True
     target: str = 'kfp'  # 'kfp' (open source) or 'vertex'
     error_analysis: ErrorAnalysisSettings = dataclasses.field(default_factory=ErrorAnalysisSettings)
-
-    @staticmethod
-    def pipeline_name(pipeline: str) -> str:
-        from blindspot.pipelines.datasets import get_dataset
-
-        return get_dataset(pipeline).pipeline_name
+    data: Optional[str] = None  # --pipeline csv: the CSV file or folder, read in place
+    label: Optional[str] = None  # --pipeline csv: the column to predict
+    task: Optional[str] = None  # --pipeline csv: classification, regression; None: from the label
+    sample_rows: int = DEFAULT_SAMPLE_ROWS  # 0: every row
+    # step -> {'cpu': cores, 'memory': GB} requested for its pod
+    resources: Dict[str, Dict[str, float]] = dataclasses.field(
+        default_factory=lambda: copy.deepcopy(DEFAULT_RESOURCES)
+    )
 
     def data_root_for(self, pipeline: str) -> str:
         """Where the pipeline's CSV files are on cluster storage."""
@@ -313,6 +430,21 @@ def resolve_settings(flags: argparse.Namespace, config: Mapping[str, Any]) -> Ku
         check_storage_uri(data_root.replace('{pipeline}', 'p'), 'data root', '--data-root')
     beam_args = list(config.get('beam_args', [])) + list(flags.beam_arg or [])
     enable_cache = pick('enable_cache', True)
+    data = pick('data')
+    if data is not None:
+        data = check_data_uri(data, bool(getattr(flags, 'allow_local_data', False)))
+    sample_rows = pick('sample_rows', DEFAULT_SAMPLE_ROWS)
+    if isinstance(sample_rows, bool) or not isinstance(sample_rows, int) or sample_rows < 0:
+        raise SettingsError(
+            f'--sample-rows must be a whole number, 0 for every row, got {sample_rows!r}'
+        )
+    resources = copy.deepcopy(DEFAULT_RESOURCES)
+    for given in (
+        check_resources(config.get('resources', {}), 'resources'),
+        check_resources(_resource_flags(flags), '--cpu/--memory'),
+    ):
+        for step, request in given.items():
+            resources.setdefault(step, {}).update(request)
     return KubeflowSettings(
         image=image,
         pipeline_root=pipeline_root,
@@ -331,7 +463,27 @@ def resolve_settings(flags: argparse.Namespace, config: Mapping[str, Any]) -> Ku
         error_analysis=_gate_for_target(
             _error_analysis(config.get('error_analysis', {}), flags), pick('target', 'kfp')
         ),
+        data=data,
+        label=pick('label'),
+        task=check_task(pick('task')),
+        sample_rows=sample_rows,
+        resources=resources,
     )
+
+
+def check_task(task: Optional[str]) -> Optional[str]:
+    if task not in (None, *TASKS):
+        raise SettingsError(f'--task must be one of {", ".join(TASKS)}, got {task!r}')
+    return task
+
+
+def check_data_uri(data: str, allow_local: bool) -> str:
+    """--data: a gs:// URI (as the pipeline root), or with --allow-local-data a local path (for
+    kubeflow/local_run.py, which runs the steps on this machine), made absolute."""
+    scheme = re.match(r'([A-Za-z][A-Za-z0-9+.-]*)://', str(data).strip())
+    if allow_local and (scheme is None or scheme.group(1) == 'file'):
+        return os.path.abspath(str(data).strip().removeprefix('file://'))
+    return check_storage_uri(data, 'data', '--data')
 
 
 def _gate_for_target(settings: ErrorAnalysisSettings, target: str) -> ErrorAnalysisSettings:
@@ -374,23 +526,89 @@ def container_path(local_path: os.PathLike) -> str:
 # Compilation.
 
 
-def build_pipeline(settings: KubeflowSettings, pipeline: str):
-    """The TFX pipeline, from the same create_pipeline the local runner uses."""
+@dataclasses.dataclass(frozen=True)
+class CsvInput:
+    """--pipeline csv: the data where it lies, the sample's scan, and the pipeline built from it."""
+
+    data: Any  # blindspot.pipelines.csv.source.CsvSource
+    scan: Any  # blindspot.pipelines.preflight.CsvScan, of the sample
+    fingerprint: str
+    dataset: Any  # blindspot.pipelines.datasets.Dataset
+
+
+def check_csv(settings: KubeflowSettings) -> CsvInput:
+    """The compile-time preflight of --pipeline csv, on the first --sample-rows rows read
+    where the data lies (tf.io.gfile); SettingsError with the preflight's one-line message."""
+    from blindspot.pipelines.csv import source
+    from blindspot.pipelines.datasets import csv_dataset
+    from blindspot.pipelines.preflight import PreflightError
+
+    if not settings.data:
+        raise SettingsError(
+            '--pipeline csv needs --data gs://BUCKET/PATH: a CSV file or a folder of CSV '
+            'files with a header row (or data: in the config file)'
+        )
+    try:
+        with source.read_errors(settings.data):
+            data = source.locate(settings.data)
+            if not settings.label:
+                columns = ', '.join(data.header()[:30])
+                raise SettingsError(
+                    '--pipeline csv needs --label COLUMN, the column to predict; the data has: '
+                    f'{columns or "(no columns)"}'
+                )
+            scan = data.scan(settings.label, settings.task, settings.sample_rows or None)
+            fingerprint = data.fingerprint()
+    except PreflightError as e:
+        raise SettingsError(str(e)) from None
+    return CsvInput(data, scan, fingerprint, csv_dataset(scan, data.name))
+
+
+def build_pipeline(settings: KubeflowSettings, pipeline: str, csv: Optional[CsvInput] = None):
+    """The TFX pipeline, from the same create_pipeline the local runner uses (`csv`: the
+    checked --pipeline csv data), each step with its resource requests."""
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
     from blindspot.pipelines.datasets import get_dataset
     from blindspot.pipelines.pipeline import create_pipeline
 
-    dataset = get_dataset(pipeline)
-    return create_pipeline(
-        pipeline_name=settings.pipeline_name(pipeline),
+    if csv is not None:
+        from blindspot.csv_example_gen.executor import MISSING_TOKENS_KEY
+        from blindspot.pipelines.csv import source
+        from blindspot.pipelines.csv.preflight_step import CsvPreflight
+
+        dataset = csv.dataset
+        data = {
+            'data_root': csv.data.input_base,
+            'schema_path': None,  # SchemaGen infers it, as locally
+            'input_pattern': csv.data.pattern,
+            # The fingerprint only enters CsvExampleGen's cache key (see pipelines/csv/source.py).
+            'example_gen_options': {
+                MISSING_TOKENS_KEY: {c: list(t) for c, t in csv.scan.missing_tokens.items()},
+                'data_fingerprint': csv.fingerprint,
+            },
+            'data_check': CsvPreflight(
+                csv.data, csv.scan.label, csv.fingerprint, source.expectations(csv.scan)
+            ),
+        }
+    else:
+        dataset = get_dataset(pipeline)
+        data = {
+            'data_root': settings.data_root_for(pipeline),
+            'schema_path': container_path(dataset.schema_path),
+        }
+    tfx_pipeline = create_pipeline(
+        pipeline_name=dataset.pipeline_name,
         pipeline_root=settings.pipeline_root,
-        data_root=settings.data_root_for(pipeline),
         dataset=dataset,
-        schema_path=container_path(dataset.schema_path),
         train_steps=settings.train_steps,
         eval_steps=settings.eval_steps,
         min_accuracy=settings.min_accuracy,
         max_accuracy_drop=settings.max_accuracy_drop,
-        serving_model_dir=settings.serving_model_dir(pipeline),
+        # serving_model/taxi, serving_model/csv-<data>-<label>: each pipeline its own models.
+        serving_model_dir=settings.serving_model_dir(
+            dataset.pipeline_name.removeprefix('blindspot-')
+        ),
         error_analysis=settings.error_analysis,
         beam_pipeline_args=settings.beam_pipeline_args(),
         # On Kubeflow, KFP's launcher records executions and artifacts in ML Metadata itself.
@@ -400,7 +618,21 @@ def build_pipeline(settings: KubeflowSettings, pipeline: str):
         # there the Evaluator blesses on the accuracy threshold alone; Vertex AI compares with
         # the latest blessed model as the local runner does.
         compare_to_blessed=settings.target == 'vertex',
+        **data,
     )
+    steps = {c.id: c for c in tfx_pipeline.components}
+    for step, request in settings.resources.items():
+        if step not in steps:
+            raise SettingsError(
+                f"resources for '{step}', which is not a step of the {pipeline} pipeline; its "
+                f'steps: {", ".join(steps)}'
+            )
+        steps[step].with_platform_config(
+            pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
+                cpu_request=request.get('cpu', 0), memory_request=request.get('memory', 0)
+            )
+        )
+    return tfx_pipeline
 
 
 def data_reading_tasks(pipeline_spec: Mapping[str, Any]) -> List[str]:
@@ -422,8 +654,16 @@ def data_reading_tasks(pipeline_spec: Mapping[str, Any]) -> List[str]:
     )
 
 
-def compile_pipeline(settings: KubeflowSettings, pipeline: str) -> Dict[str, Any]:
-    """The PipelineJob as a dict; job['pipelineSpec'] is what the .yaml holds."""
+def compile_pipeline(
+    settings: KubeflowSettings, pipeline: str, csv: Optional[CsvInput] = None
+) -> Dict[str, Any]:
+    """The PipelineJob as a dict; job['pipelineSpec'] is what the .yaml holds.
+
+    Caching: the csv pipeline's CsvPreflight step runs every time (it checks that the data is
+    still the data the spec was compiled for, whose fingerprint is in CsvExampleGen's
+    parameters, so CsvExampleGen and every step after it are cached per data). The packaged
+    pipelines have no such check: on open-source KFP their ExampleGen runs every time (see
+    data_reading_tasks)."""
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
     config = kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
@@ -432,12 +672,13 @@ def compile_pipeline(settings: KubeflowSettings, pipeline: str) -> Dict[str, Any
         use_pipeline_spec_2_1=True,
     )
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(config=config)
-    job = runner.run(build_pipeline(settings, pipeline), write_out=False)
-    if settings.target == 'kfp':
-        for task in data_reading_tasks(job['pipelineSpec']):
-            job['pipelineSpec']['root']['dag']['tasks'][task]['cachingOptions'] = {
-                'enableCache': False
-            }
+    job = runner.run(build_pipeline(settings, pipeline, csv), write_out=False)
+    if csv is not None:
+        uncached = [PREFLIGHT_TASK]
+    else:
+        uncached = data_reading_tasks(job['pipelineSpec']) if settings.target == 'kfp' else []
+    for task in uncached:
+        job['pipelineSpec']['root']['dag']['tasks'][task]['cachingOptions'] = {'enableCache': False}
     # The pipeline root travels in the job's runtimeConfig; the .yaml holds only the spec, so it
     # also goes in the spec's own field (what the KFP SDK writes for @dsl.pipeline(pipeline_root)).
     job['pipelineSpec']['defaultPipelineRoot'] = settings.pipeline_root
@@ -485,8 +726,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument(
         '--pipeline',
         default=None,
-        help="pipeline to compile, or 'all' (default: the packaged ones in "
-        'pipelines/datasets.py: taxi, mnist)',
+        help="pipeline to compile: 'all' (default: the packaged ones in "
+        "pipelines/datasets.py, taxi and mnist), one of them, or 'csv' (--data, --label)",
     )
     p.add_argument(
         '--image',
@@ -505,8 +746,56 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--data-root',
         default=None,
         metavar='URI',
-        help='gs:// folder of the CSV files; {pipeline} is replaced by the pipeline '
-        'name (default: PIPELINE_ROOT/data/<pipeline>)',
+        help='packaged pipelines: gs:// folder of the CSV files; {pipeline} is replaced by the '
+        'pipeline name (default: PIPELINE_ROOT/data/<pipeline>)',
+    )
+    p.add_argument(
+        '--data',
+        default=None,
+        metavar='URI',
+        help='--pipeline csv: gs:// URI of a CSV file or a folder of .csv files, read where it '
+        "lies (a sample when compiling, every row in the pipeline's first step)",
+    )
+    p.add_argument('--label', default=None, help='--pipeline csv: the column to predict')
+    p.add_argument(
+        '--task',
+        choices=TASKS,
+        default=None,
+        help='--pipeline csv: classify the label or predict it as a number (default: '
+        'regression for a label of numbers with many values, as the local runner decides)',
+    )
+    p.add_argument(
+        '--sample-rows',
+        type=int,
+        default=None,
+        metavar='N',
+        help='--pipeline csv: rows read when compiling, for the checks and the model settings '
+        f'(classes, vocabularies); 0: every row (default: {DEFAULT_SAMPLE_ROWS})',
+    )
+    p.add_argument(
+        '--allow-local-data',
+        action='store_true',
+        help='accept a local --data path: only for kubeflow/local_run.py, which runs the steps '
+        "on this machine (a cluster's pods cannot read it)",
+    )
+    p.add_argument(
+        '--cpu',
+        action='append',
+        default=None,
+        metavar='STEP=CORES',
+        help="CPU cores the step's pod requests, repeatable, e.g. --cpu Trainer=4 (defaults: "
+        + ', '.join(f'{k} {v["cpu"]:g}' for k, v in DEFAULT_RESOURCES.items())
+        + '; other steps: the cluster default)',
+    )
+    p.add_argument(
+        '--memory',
+        action='append',
+        default=None,
+        metavar='STEP=SIZE',
+        help="memory the step's pod requests, repeatable, e.g. --memory Transform=16G "
+        '(G, Gi, M, Mi; defaults: '
+        + ', '.join(f'{k} {v["memory"]:g}G' for k, v in DEFAULT_RESOURCES.items())
+        + ')',
     )
     p.add_argument(
         '--output-dir',
@@ -571,18 +860,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # Importing the registry imports TFMA (and TensorFlow): only after the cheap checks.
         warnings.filterwarnings('ignore', category=FutureWarning)
         warnings.filterwarnings('ignore', category=DeprecationWarning)
-        from blindspot.pipelines.datasets import PACKAGED  # csv needs local data options: not here
+        from blindspot.pipelines.datasets import PACKAGED
 
-        names = select_pipelines(settings.pipeline, list(PACKAGED))
-        data_roots = check_data_roots(settings, names)
+        csv = None
+        if settings.pipeline == 'csv':
+            names, data_roots = ['csv'], {}
+            csv = check_csv(settings)
+            for note in csv.scan.notes:
+                print(f'note: {note}', file=sys.stderr)
+        else:
+            if settings.data or settings.label or settings.task:
+                raise SettingsError(
+                    f'--data, --label and --task apply to --pipeline csv, not to '
+                    f'{settings.pipeline}'
+                )
+            names = select_pipelines(settings.pipeline, list(PACKAGED))
+            data_roots = check_data_roots(settings, names)
         for name in names:
-            job = compile_pipeline(settings, name)
+            job = compile_pipeline(settings, name, csv)
             yaml_path, json_path = write_outputs(job, settings.output_dir, name)
             print(f'{name}: {yaml_path} (upload to Kubeflow Pipelines), {json_path}')
-            print(
-                f'  image {settings.image}; pipeline root {settings.pipeline_root}; '
-                f'reads data from {data_roots[name]}'
-            )
+            print(f'  image {settings.image}; pipeline root {settings.pipeline_root}')
+            if csv is None:
+                print(f'  reads data from {data_roots[name]}')
+            else:
+                every_row = settings.sample_rows == 0 or csv.scan.rows < settings.sample_rows
+                scanned = 'every row' if every_row else f'the first {csv.scan.rows} rows'
+                print(
+                    f'  reads {len(csv.data.files)} file(s) in place from {csv.data.input_base} '
+                    f'({csv.data.pattern}); data fingerprint {csv.fingerprint}; checked '
+                    f'{scanned} here, every row in its first step, {PREFLIGHT_TASK}'
+                )
     except SettingsError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple
 if TYPE_CHECKING:  # TFMA imports TensorFlow: only when an eval config is built
     import tensorflow_model_analysis as tfma
 
+    from blindspot.pipelines.preflight import CsvScan
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -162,7 +164,6 @@ def _csv(
     of the data. `exclude_features`: columns the model does not read (ErrorAnalysis still
     slices on them); `variant`: the pipeline's name suffix (default: from file and label)."""
     from blindspot.pipelines import preflight
-    from blindspot.pipelines.csv import features as F
 
     if not data:
         raise preflight.PreflightError(
@@ -181,6 +182,41 @@ def _csv(
             f"--loss applies to regression; the label '{label}' is classified "
             '(pass --task regression to predict it as a number)'
         )
+    path = Path(data)
+    dataset = csv_dataset(
+        scan,
+        path.stem if path.is_file() else path.resolve().name,
+        schema,
+        loss=loss,
+        exclude_features=exclude_features,
+        variant=variant,
+    )
+    return dataclasses.replace(
+        dataset,
+        default_data_root=lambda: Path(data),
+        prepare_data=functools.partial(
+            _csv_prepare, files=scan.files, missing_tokens=scan.missing_tokens
+        ),
+        user_data=True,
+    )
+
+
+def csv_dataset(
+    scan: 'CsvScan',
+    data_name: str,
+    schema: Optional[str] = None,
+    loss: Optional[str] = None,
+    exclude_features: Optional[Sequence[str]] = None,
+    variant: Optional[str] = None,
+) -> Dataset:
+    """The csv pipeline for data a preflight scan describes; `data_name` (the file's or the
+    folder's name) and the label name the pipeline unless `variant` does. No data path: the
+    caller sets where the data is read from (the local runner copies it, see _csv; Kubeflow
+    reads it in place)."""
+    from blindspot.pipelines import preflight
+    from blindspot.pipelines.csv import features as F
+
+    label = scan.label
     in_schema = set(preflight.check_csv_schema(schema, label) if schema else scan.columns)
     excluded = preflight.check_excluded_features(exclude_features or (), scan.columns, label)
     features = [c for c in scan.feature_columns() if c in in_schema]
@@ -208,11 +244,10 @@ def _csv(
     categorical = [
         c for c in inputs if scan.types[c] == 'int' and scan.distinct[c] <= F.LOW_CARDINALITY
     ]
-    path = Path(data)
     return Dataset(
         name='csv',
         # Different data or labels must not share a pipeline: its model baseline and cache.
-        variant=variant or _slug(f'{path.stem if path.is_file() else path.resolve().name}-{label}'),
+        variant=variant or _slug(f'{data_name}-{label}'),
         schema_path=Path(schema) if schema else None,
         preprocessing_fn='blindspot.pipelines.csv.preprocessing.preprocessing_fn',
         run_fn='blindspot.pipelines.csv.model.run_fn',
@@ -225,7 +260,7 @@ def _csv(
             slice_columns=tuple(slices),
             label_std=scan.label_stats.std if scan.label_stats else None,
         ),
-        default_data_root=lambda: Path(data),
+        default_data_root=lambda: None,
         transform_config={
             'task': scan.task,
             'label': label,
@@ -245,10 +280,6 @@ def _csv(
         },
         # ErrorAnalysis slices on every column but the label (the label would restate itself).
         slice_features=tuple(features),
-        prepare_data=functools.partial(
-            _csv_prepare, files=scan.files, missing_tokens=scan.missing_tokens
-        ),
-        user_data=True,
         notes=tuple(notes),
         transformed_features=tuple(F.output_names(inputs, label)),
         columns=scan.columns,

@@ -1,7 +1,7 @@
 """The Blindspot DAG. Both runners (local_runner.py and kubeflow/runner.py) call create_pipeline."""
 
 import dataclasses
-from typing import List, Optional
+from typing import Any, List, Mapping, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx.components.evaluator.component import Evaluator
@@ -14,6 +14,7 @@ from tfx.components.statistics_gen.component import StatisticsGen
 from tfx.components.trainer.component import Trainer
 from tfx.components.transform.component import Transform
 from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base.base_component import BaseComponent
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.experimental.conditionals.conditional import Cond
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
@@ -58,6 +59,9 @@ def create_pipeline(
     max_rmse: Optional[float] = None,
     max_mae: Optional[float] = None,
     max_error_increase: float = 0.0,
+    input_pattern: Optional[str] = None,
+    example_gen_options: Optional[Mapping[str, Any]] = None,
+    data_check: Optional[BaseComponent] = None,
 ) -> Pipeline:
     """ExampleGen → StatisticsGen → (Import)SchemaGen → ExampleValidator (gated) → Transform →
     Trainer → Evaluator → ErrorAnalysis, and Pusher when the Evaluator blesses the model.
@@ -66,7 +70,12 @@ def create_pipeline(
     the latest blessed model's, found by a custom resolver strategy. The local runner sets it;
     the Kubeflow V2 compiler cannot compile custom strategies, so Kubeflow leaves it off.
     `min_accuracy`, `max_accuracy_drop` bless a classifier; `max_rmse`, `max_mae`,
-    `max_error_increase` a regressor (pipelines/training.py Blessing)."""
+    `max_error_increase` a regressor (pipelines/training.py Blessing).
+
+    csv data read in place (the Kubeflow compiler): `input_pattern`, the files of `data_root`
+    ExampleGen reads (default: all); `example_gen_options`, for the batched CsvExampleGen
+    executor (csv_config: the missing-value tokens, a data fingerprint for the cache key);
+    `data_check`, a step ExampleGen waits for (CsvPreflight)."""
     code_version = {'code_fingerprint': dataset.code_fingerprint()}
 
     example_gen_class = {
@@ -75,6 +84,11 @@ def create_pipeline(
     }[dataset.example_format]
     example_gen = example_gen_class(
         input_base=data_root,
+        input_config=example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name='single_split', pattern=input_pattern)]
+        )
+        if input_pattern
+        else None,
         output_config=example_gen_pb2.Output(
             split_config=example_gen_pb2.SplitConfig(
                 splits=[
@@ -88,6 +102,13 @@ def create_pipeline(
         # The same component and examples, read and encoded in batches (107 s -> 58 s on 400k
         # rows); CsvExampleGen's constructor takes no executor, so it is set here.
         example_gen.executor_spec = executor_spec.BeamExecutorSpec(csv_example_gen.Executor)
+        if example_gen_options:
+            # CsvExampleGen's constructor takes no custom_config either; its spec has one.
+            example_gen.exec_properties['custom_config'] = csv_example_gen.csv_config(
+                example_gen_options
+            )
+    if data_check is not None:
+        example_gen.add_upstream_node(data_check)
     statistics_gen = StatisticsGen(examples=example_gen.outputs['examples'])
     # A curated schema, or (schema_path None) one inferred from the statistics; features stay
     # variable-length, so missing values reach the Transform as missing.
@@ -180,6 +201,7 @@ def create_pipeline(
         components=[
             c
             for c in (
+                data_check,
                 example_gen,
                 statistics_gen,
                 schema_gen,

@@ -4,12 +4,26 @@ import csv
 import dataclasses
 import difflib
 import functools
+import io
 import math
 import os
 import sqlite3
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, NoReturn, Optional, Sequence, Set, Tuple
+from typing import (
+    Any,
+    BinaryIO,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    NoReturn,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 import blindspot.error_analysis as error_analysis
 from blindspot.csv_example_gen import column_kinds as K
@@ -309,7 +323,7 @@ class LabelStats:
 class CsvScan:
     """What one pass over the CSV file(s) found: enough to build the csv pipeline."""
 
-    files: Tuple[Path, ...]
+    files: Tuple[Any, ...]  # Paths; for the Kubeflow compiler, URIs (str)
     columns: Tuple[str, ...]
     rows: int
     types: Dict[str, str]  # 'int', 'float', 'string' as CsvExampleGen infers, or 'empty'
@@ -362,8 +376,12 @@ def csv_files(data: str) -> List[Path]:
     return files
 
 
-def _check_text_file(path: Path) -> None:
-    with open(path, 'rb') as f:
+def _open_local(path: Path) -> BinaryIO:
+    return open(path, 'rb')
+
+
+def _check_text_file(path: Path, open_binary: Callable[[Any], BinaryIO] = _open_local) -> None:
+    with open_binary(path) as f:
         head = f.read(4096)
     if not head.strip():
         raise PreflightError(f'{path} is empty: a CSV needs a header row and data rows')
@@ -457,15 +475,31 @@ def scan_csv(data: str, label: str, task: Optional[str] = None) -> CsvScan:
 
 @functools.lru_cache(maxsize=8)
 def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str, task: Optional[str]) -> CsvScan:
+    return scan_csv_files(tuple(Path(s[0]) for s in stamp), label, task)
+
+
+def scan_csv_files(
+    files: Sequence[Any],
+    label: str,
+    task: Optional[str] = None,
+    open_binary: Callable[[Any], BinaryIO] = _open_local,
+    max_rows: Optional[int] = None,
+) -> CsvScan:
+    """scan_csv over files opened with `open_binary` (any file system: the Kubeflow compiler
+    and the compiled pipeline's CsvPreflight step pass tf.io.gfile's). `max_rows`: stop after
+    that many data rows (a bounded sample; later files are then not read)."""
     from blindspot.pipelines.csv import features as F
 
-    files = tuple(Path(s[0]) for s in stamp)
+    files = tuple(files)
     header: List[str] = []
     rows = 0
     for n_file, path in enumerate(files):
-        _check_text_file(path)
+        if max_rows is not None and rows >= max_rows:
+            files = files[:n_file]
+            break
+        _check_text_file(path, open_binary)
         try:
-            with open(path, newline='', encoding='utf-8-sig') as f:
+            with io.TextIOWrapper(open_binary(path), encoding='utf-8-sig', newline='') as f:
                 reader = csv.reader(f)
                 this_header = next(reader, None)
                 if not this_header or not any(c.strip() for c in this_header):
@@ -501,6 +535,9 @@ def _scan_csv(stamp: Tuple[Tuple[str, int, int], ...], label: str, task: Optiona
                             'quote values that contain commas)'
                         )
                     file_rows += 1
+                    if max_rows is not None and rows + file_rows > max_rows:
+                        file_rows -= 1
+                        break
                     for i, cell in enumerate(row):
                         if not cell:
                             missing[i] += 1

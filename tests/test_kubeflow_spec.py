@@ -29,6 +29,7 @@ CONFIG = {
         'tags_file': 'gs://test-bucket/tags/reviewed.csv',
         'tag_references': {'long_trip': 0.95, 'night': 0.9},
     },
+    'resources': {'Trainer': {'cpu': 3, 'memory': '6Gi'}, 'StatisticsGen': {'memory': 2}},
 }
 
 RESOLVER_MODEL = 'latest_blessed_model_resolver-model-resolver'
@@ -119,6 +120,12 @@ def compiled(tmp_path_factory):
             'company',
             '--max-predicates',
             '2',
+            '--memory',
+            'Evaluator=512M',
+            '--cpu',
+            'ExampleValidator=0.5',
+            '--cpu',
+            'Trainer=4',  # the flag over the config file's 3
         ]
     )
     assert code == 0
@@ -601,3 +608,290 @@ def test_local_runs_get_the_same_runner_options():
     ]
     assert beam_runner(['--runner=A', '--runner', 'B']) == 'B'
     assert beam_runner(['--project=p']) is None
+
+
+# --- Resources: what each step's pod requests.
+
+
+def _resources(spec, task_name):
+    return _container(spec, task_name).get('resources', {})
+
+
+def test_resource_requests_in_the_spec(compiled):
+    """Defaults for the steps that hold data or a model, then the config file, then flags; in
+    the container spec's ResourceSpec (cpuRequest in cores, memoryRequest in GB), which KFP
+    turns into the pod's requests."""
+    spec = compiled['spec']
+    assert _resources(spec, 'Trainer') == {'cpuRequest': 4.0, 'memoryRequest': 6.442451}
+    assert _resources(spec, 'Evaluator') == {'cpuRequest': 1.0, 'memoryRequest': 0.512}
+    assert _resources(spec, 'ExampleValidator') == {'cpuRequest': 0.5}
+    assert _resources(spec, 'StatisticsGen') == {'memoryRequest': 2.0}
+    for name in ('Transform', 'ErrorAnalysis'):
+        default = runner.DEFAULT_RESOURCES[name]
+        assert _resources(spec, name) == {
+            'cpuRequest': default['cpu'],
+            'memoryRequest': default['memory'],
+        }
+    for name in ('CsvExampleGen', 'ImportSchemaGen', 'Pusher'):
+        assert _resources(spec, name) == {}, name
+    # The YAML that KFP uploads carries them too.
+    docs = [d for d in yaml.safe_load_all(compiled['yaml'].read_text()) if d is not None]
+    executors = docs[0]['deploymentSpec']['executors']
+    label = docs[0]['components']['Trainer']['executorLabel']
+    assert executors[label]['container']['resources'] == {
+        'cpuRequest': 4.0,
+        'memoryRequest': 6.442451,
+    }
+
+
+@pytest.mark.parametrize(
+    'extra, message',
+    [
+        (['--cpu', 'Trainr=2'], "resources for 'Trainr', which is not a step of the taxi pipeline"),
+        (['--memory', 'Trainer=8X'], 'memory must be a positive size'),
+        (['--memory', 'Trainer'], '--memory takes STEP=8G'),
+        (['--cpu', 'Trainer=-1'], 'cpu must be a positive number of cores'),
+    ],
+)
+def test_bad_resources_refused(extra, message, tmp_path, capsys):
+    argv = ['--pipeline', 'taxi', '--image', IMAGE, '--pipeline-root', ROOT]
+    assert runner.main([*argv, '--output-dir', str(tmp_path / 'out'), *extra]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith('note:')]
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_example_config_placeholders_refused(tmp_path, capsys):
+    """`make kubeflow` without ARGS compiles kubeflow/config.example.yaml as it is: its image
+    and bucket are placeholders, refused in one line each instead of compiled into a spec whose
+    pods cannot pull the image or write the bucket."""
+    import subprocess
+    import sys
+
+    example = str(runner.REPO_ROOT / 'kubeflow' / 'config.example.yaml')
+    out = tmp_path / 'out'
+    result = subprocess.run(
+        [sys.executable, '-m', 'blindspot.kubeflow.runner', '--config', example],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is the example config's placeholder" in lines[0], lines
+    assert not (tmp_path / runner.DEFAULT_OUTPUT_DIR).exists()
+    argv = ['--config', example, '--image', IMAGE, '--output-dir', str(out)]
+    assert runner.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "in the example config's placeholder bucket" in err[0], err
+    assert runner.main([*argv, '--pipeline-root', ROOT, '--pipeline', 'taxi']) == 0
+
+
+# --- The csv pipeline: your own CSV, read in place.
+
+CSV_TASKS = (TASKS - {'ImportSchemaGen'}) | {'SchemaGen', runner.PREFLIGHT_TASK}
+
+
+def _write_csv(path, rows=120, label=lambda i: ('yes', 'no')[i % 2], extra=''):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        'size,colour,score,y\n'
+        + ''.join(
+            f'{i % 7},{("red", "blue")[i % 2]},{"NA" if i % 5 == 0 else i},{label(i)}\n'
+            for i in range(rows)
+        )
+        + extra
+    )
+    return path
+
+
+def _compile_csv(data, out, *extra):
+    argv = ['--pipeline', 'csv', '--data', str(data), '--label', 'y', '--allow-local-data']
+    assert (
+        runner.main(
+            [*argv, '--image', IMAGE, '--pipeline-root', ROOT, '--output-dir', str(out), *extra]
+        )
+        == 0
+    )
+    job = json.loads((out / 'csv_job.json').read_text())
+    return job, json_format.ParseDict(job['pipelineSpec'], pipeline_spec_pb2.PipelineSpec())
+
+
+@pytest.fixture(scope='module')
+def csv_compiled(tmp_path_factory):
+    work = tmp_path_factory.mktemp('csv')
+    data = _write_csv(work / 'data' / 'shop.csv')
+    job, spec = _compile_csv(data, work / 'out')
+    return {'job': job, 'spec': spec, 'data': data, 'work': work}
+
+
+def _example_gen_options(spec):
+    config = json.loads(_param(spec, 'CsvExampleGen', 'custom_config').string_value)
+    return config['customConfig']['value']
+
+
+def test_csv_spec_tasks_and_order(csv_compiled):
+    spec = csv_compiled['spec']
+    tasks = _tasks(spec)
+    assert set(tasks) == CSV_TASKS
+    assert spec.pipeline_info.name == 'blindspot-csv-shop-y'
+    # The preflight first: nothing before it, ExampleGen waits for it.
+    assert list(tasks[runner.PREFLIGHT_TASK].dependent_tasks) == []
+    assert list(tasks['CsvExampleGen'].dependent_tasks) == [runner.PREFLIGHT_TASK]
+    assert _producers(tasks['Transform'])['schema'] == ('SchemaGen', 'schema')
+    args = _container(spec, runner.PREFLIGHT_TASK)['args']
+    assert args[args.index('--executor_class_path') + 1] == (
+        'blindspot.pipelines.csv.preflight_step.Executor'
+    )
+    for name in tasks:
+        assert _container(spec, name)['image'] == IMAGE, name
+    # The preflight runs every time; everything else is cached per data (the fingerprint).
+    assert not tasks[runner.PREFLIGHT_TASK].caching_options.enable_cache
+    for name in CSV_TASKS - {runner.PREFLIGHT_TASK}:
+        assert tasks[name].caching_options.enable_cache, name
+    assert json.loads(_param(spec, 'Pusher', 'push_destination').string_value) == {
+        'filesystem': {'base_directory': ROOT + '/serving_model/csv-shop-y'}
+    }
+
+
+def test_csv_data_read_in_place_with_its_fingerprint(csv_compiled):
+    spec, data = csv_compiled['spec'], csv_compiled['data']
+    assert _param(spec, 'CsvExampleGen', 'input_base').string_value == str(data.parent)
+    input_config = json.loads(_param(spec, 'CsvExampleGen', 'input_config').string_value)
+    assert input_config['splits'] == [{'name': 'single_split', 'pattern': 'shop.csv'}]
+    options = _example_gen_options(spec)
+    assert options['missing_tokens'] == {'score': ['NA']}
+    fingerprint = _param(spec, runner.PREFLIGHT_TASK, 'data_fingerprint').string_value
+    assert options['data_fingerprint'] == fingerprint
+    expected = json.loads(_param(spec, runner.PREFLIGHT_TASK, 'expected').string_value)
+    assert expected['label_classes'] == ['no', 'yes'] and expected['sample_rows'] == 120
+    assert expected['types'] == {'size': 'int', 'colour': 'string', 'score': 'int', 'y': 'string'}
+    transform = json.loads(_param(spec, 'Transform', 'custom_config').string_value)
+    assert transform['label_classes'] == ['yes', 'no']
+
+
+def test_csv_fingerprint_follows_the_data(csv_compiled):
+    """A changed file gives another fingerprint in CsvExampleGen's parameters (so KFP's cache
+    key changes); the unchanged file compiles to the same one (the cache holds)."""
+    work, data = csv_compiled['work'], csv_compiled['data']
+    before = _example_gen_options(csv_compiled['spec'])['data_fingerprint']
+    _, again = _compile_csv(data, work / 'again')
+    assert _example_gen_options(again)['data_fingerprint'] == before
+    changed = _write_csv(work / 'changed' / 'shop.csv', rows=121)
+    _, spec = _compile_csv(changed, work / 'changed-out')
+    assert _example_gen_options(spec)['data_fingerprint'] != before
+
+
+def test_csv_sample_is_bounded(tmp_path, capsys):
+    """Only --sample-rows rows are read when compiling: a bad row past them is left to the
+    pipeline's CsvPreflight step, a bad row within them is refused here in one line."""
+    data = _write_csv(tmp_path / 'd' / 'shop.csv', extra='1,2\n' + '1,red,3,yes\n' * 20)
+    job, _ = _compile_csv(data, tmp_path / 'out', '--sample-rows', '100')
+    expected = json.loads(
+        job['pipelineSpec']['root']['dag']['tasks'][runner.PREFLIGHT_TASK]['inputs']['parameters'][
+            'expected'
+        ]['runtimeValue']['constant']
+    )
+    assert expected['sample_rows'] == 100
+    capsys.readouterr()
+    argv = ['--pipeline', 'csv', '--data', str(data), '--label', 'y', '--allow-local-data']
+    assert (
+        runner.main(
+            [*argv, '--image', IMAGE, '--pipeline-root', ROOT, '--output-dir', str(tmp_path / 'o2')]
+        )
+        == 2
+    )
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith('note:')]
+    assert len(err) == 1 and 'line 122: 2 values but the header has 4 columns' in err[0], err
+
+
+@pytest.mark.parametrize(
+    'argv, message',
+    [
+        (['--pipeline', 'csv', '--label', 'y'], '--pipeline csv needs --data gs://BUCKET/PATH'),
+        (
+            ['--pipeline', 'csv', '--data', '/tmp/x.csv', '--label', 'y'],
+            "cannot see this machine's disk",
+        ),
+        (
+            ['--pipeline', 'csv', '--data', 's3://b/x.csv', '--label', 'y'],
+            'unsupported scheme s3://',
+        ),
+        (['--pipeline', 'taxi', '--data', 'gs://test-bucket/x.csv'], 'apply to --pipeline csv'),
+        (
+            ['--pipeline', 'csv', '--data', '{missing}', '--allow-local-data', '--label', 'y'],
+            'does not exist',
+        ),
+        (
+            ['--pipeline', 'csv', '--data', '{data}', '--allow-local-data'],
+            'needs --label COLUMN, the column to predict; the data has: size, colour, score, y',
+        ),
+        (
+            ['--pipeline', 'csv', '--data', '{data}', '--allow-local-data', '--label', 'z'],
+            "no column 'z' (--label)",
+        ),
+        (
+            [
+                '--pipeline',
+                'csv',
+                '--data',
+                '{data}',
+                '--allow-local-data',
+                '--label',
+                'y',
+                '--sample-rows',
+                '-1',
+            ],
+            '--sample-rows must be a whole number',
+        ),
+    ],
+)
+def test_csv_refusals(argv, message, tmp_path, capsys):
+    data = _write_csv(tmp_path / 'd' / 'shop.csv')
+    argv = [a.format(data=data, missing=tmp_path / 'none.csv') for a in argv]
+    out = tmp_path / 'out'
+    assert (
+        runner.main([*argv, '--image', IMAGE, '--pipeline-root', ROOT, '--output-dir', str(out)])
+        == 2
+    )
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith('note:')]
+    assert len(err) == 1 and err[0].startswith('error: ') and message in err[0], err
+    assert not out.exists()
+
+
+def test_csv_preflight_step_refuses_changed_or_contradicting_data(csv_compiled, tmp_path):
+    """The CsvPreflight executor's checks, in this process: the data it was compiled for
+    passes; a file changed since compiling, or one whose full rows contradict the compiled
+    sample (a new class, a new missing-value token), is refused in one line."""
+    import shutil
+
+    from blindspot.pipelines.csv import preflight_step
+    from blindspot.pipelines.preflight import PreflightError
+
+    tasks = csv_compiled['job']['pipelineSpec']['root']['dag']['tasks']
+    params = {
+        k: v['runtimeValue']['constant']
+        for k, v in tasks[runner.PREFLIGHT_TASK]['inputs']['parameters'].items()
+    }
+    preflight_step.check(params)  # the data it was compiled for
+    copy = tmp_path / 'shop.csv'
+    shutil.copy(csv_compiled['data'], copy)
+    moved = {**params, 'input_base': str(tmp_path)}
+    with pytest.raises(PreflightError, match='changed after this pipeline was compiled'):
+        preflight_step.check(moved)
+    for extra, message in (
+        ('1,red,3,maybe\n', "the label 'y' has classes the sample did not have: 'maybe' (1 rows)"),
+        ('1,red,null,yes\n', "'null' in column 'score' (missing values) past the sample"),
+        ('1,red,3.5,yes\n', "column 'score' is float (in the sample: int)"),
+    ):
+        _write_csv(copy, extra=extra)
+        fingerprint = source_fingerprint(tmp_path, 'shop.csv')
+        with pytest.raises(PreflightError, match=re.escape(message)):
+            preflight_step.check({**moved, 'data_fingerprint': fingerprint})
+
+
+def source_fingerprint(folder, pattern):
+    from blindspot.pipelines.csv import source
+
+    return source.locate(str(folder), str(folder), pattern).fingerprint()

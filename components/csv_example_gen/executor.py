@@ -14,20 +14,24 @@ every row lands in the same split."""
 import csv
 import io
 import os
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict, Iterable, List, Mapping
 
 import apache_beam as beam
 import pyarrow as pa
 import tensorflow as tf
+from google.protobuf import json_format, struct_pb2
 from tfx.components.example_gen.csv_example_gen import executor as csv_executor
 from tfx.dsl.io import fileio
+from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
-from tfx.utils import io_utils
+from tfx.utils import io_utils, proto_utils
 from tfx_bsl.coders import example_coder
 
 from blindspot.csv_example_gen import column_kinds as K
 
 BATCH_ROWS = 2048
+MISSING_TOKENS_KEY = 'missing_tokens'
+_BOM = '\ufeff'
 
 _ARROW_TYPES = {
     K.UNKNOWN: pa.large_list(pa.large_binary()),  # every cell None: a feature with no list
@@ -39,14 +43,16 @@ _CONVERT = {K.INT: int, K.FLOAT: float, K.STRING: str.encode}
 
 
 class _ReadRowBatches(beam.DoFn):
-    """A CSV file (header skipped) as lists of at most BATCH_ROWS rows of cells."""
+    """A CSV file (header skipped) as lists of at most BATCH_ROWS rows of cells, with the
+    missing-value tokens of `missing_tokens` columns as empty cells."""
 
-    def __init__(self, num_columns: int):
-        self._num_columns = num_columns
+    def __init__(self, names: List[str], missing_tokens: Dict[str, List[str]]):
+        self._num_columns = len(names)
+        self._blank = K.token_blanker(names, missing_tokens)
 
     def process(self, path: str) -> Iterable[List[List[str]]]:
         with beam.io.filesystems.FileSystems.open(path) as raw:
-            reader = csv.reader(io.TextIOWrapper(raw, encoding='utf-8', newline=''))
+            reader = csv.reader(io.TextIOWrapper(raw, encoding='utf-8-sig', newline=''))
             next(reader, None)
             batch = []
             for row in reader:
@@ -57,7 +63,7 @@ class _ReadRowBatches(beam.DoFn):
                         f'{path}, line {reader.line_num}: {len(row)} values but the header has '
                         f'{self._num_columns} columns'
                     )
-                batch.append(row)
+                batch.append(self._blank(row))
                 if len(batch) == BATCH_ROWS:
                     yield batch
                     batch = []
@@ -106,6 +112,35 @@ def encode_rows(rows: List[List[str]], kinds: List[int], names: List[str]) -> Li
     ]
 
 
+def _column_names(path: str) -> List[str]:
+    """The header's names, without a UTF-8 byte-order mark (which CsvExampleGen would read as
+    part of the first name)."""
+    names = io_utils.load_csv_column_names(path)
+    return [names[0].removeprefix(_BOM), *names[1:]] if names else names
+
+
+def csv_config(options: Mapping[str, Any]) -> example_gen_pb2.CustomConfig:
+    """ExampleGen's custom_config carrying `options` (MISSING_TOKENS_KEY: column -> cells read
+    as missing; other keys, e.g. a data fingerprint, only enter the step's cache key)."""
+    config = example_gen_pb2.CustomConfig()
+    config.custom_config.Pack(json_format.ParseDict(dict(options), struct_pb2.Struct()))
+    return config
+
+
+def csv_options(exec_properties: Mapping[str, Any]) -> Dict[str, Any]:
+    """The options csv_config packed, from the executor's exec properties ({} if none)."""
+    value = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
+    if not value:
+        return {}
+    if isinstance(value, str):
+        value = proto_utils.json_to_proto(value, example_gen_pb2.CustomConfig())
+    if not value.HasField('custom_config'):
+        return {}
+    options = struct_pb2.Struct()
+    value.custom_config.Unpack(options)
+    return json_format.MessageToDict(options)
+
+
 @beam.ptransform_fn
 def _CsvToSerializedExamples(
     pipeline: beam.Pipeline, exec_properties: Dict[str, Any], split_pattern: str
@@ -114,14 +149,15 @@ def _CsvToSerializedExamples(
     files = fileio.glob(pattern)
     if not files:
         raise RuntimeError(f'Split pattern {pattern} does not match any files.')
-    names = io_utils.load_csv_column_names(files[0])
+    names = _column_names(files[0])
     for path in files[1:]:
-        if io_utils.load_csv_column_names(path) != names:
+        if _column_names(path) != names:
             raise RuntimeError(f'Files in same split {pattern} have different header.')
+    missing_tokens = csv_options(exec_properties).get(MISSING_TOKENS_KEY, {})
     batches = (
         pipeline
         | 'Files' >> beam.Create(files)
-        | 'ReadRowBatches' >> beam.ParDo(_ReadRowBatches(len(names)))
+        | 'ReadRowBatches' >> beam.ParDo(_ReadRowBatches(names, missing_tokens))
     )
     kinds = beam.pvalue.AsSingleton(
         batches | 'ColumnKinds' >> beam.CombineGlobally(_ColumnKinds(len(names)))

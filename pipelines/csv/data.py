@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
+from blindspot.csv_example_gen import column_kinds
+
 _BOM = b'\xef\xbb\xbf'
 _CHUNK = 1 << 20
 
@@ -46,16 +48,9 @@ def _copy_without_tokens(
             reader, writer = csv.reader(src), csv.writer(dst, lineterminator='\n')
             header = next(reader)
             writer.writerow(header)
-            blanked = [
-                (i, frozenset(missing_tokens[name]))
-                for i, name in enumerate(header)
-                if name in missing_tokens
-            ]
+            blank = column_kinds.token_blanker(header, missing_tokens)
             for row in reader:
-                for i, tokens in blanked:
-                    if i < len(row) and row[i] in tokens:
-                        row[i] = ''
-                writer.writerow(row)
+                writer.writerow(blank(row))
 
 
 def prepare(
