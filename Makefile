@@ -99,13 +99,15 @@ notebook-classic: $(STAMP)
 	  --NotebookApp.show_banner=False \
 	  --NotebookApp.default_url=/nbclassic/notebooks/notebooks/review.ipynb $(ARGS)
 
+# Without ARGS it compiles kubeflow/config.example.yaml as it is, and refuses its placeholders.
 kubeflow: $(STAMP)
 	$(PY) -m blindspot.kubeflow.runner $(or $(ARGS),--config kubeflow/config.example.yaml)
 
 # The Kubeflow image (kubeflow/Dockerfile), tagged IMAGE (default: blindspot:<commit>) and
 # blindspot:local, the tag tests/test_kubeflow_local_run.py runs the ErrorAnalysis step in.
 # BASE_IMAGE: a Debian bookworm image with Python 3.10 (default: the Dockerfile's, from Docker
-# Hub); DOCKER_BUILD_ARGS: more `docker build` options, e.g. --network host.
+# Hub; without it, `sudo kubeflow/base_image.sh` makes blindspot-base:bookworm-py3.10 from
+# Debian's archive); DOCKER_BUILD_ARGS: more `docker build` options, e.g. --network host.
 IMAGE ?= blindspot:$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 BASE_IMAGE ?=
 DOCKER_BUILD_ARGS ?=

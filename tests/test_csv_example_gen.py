@@ -76,3 +76,31 @@ def test_a_row_with_another_number_of_values_is_refused(tmp_path):
     (tmp_path / 'a.csv').write_text(HEADER + '1,2,3\n')
     with pytest.raises(Exception, match='3 values but the header has 7 columns'):
         _examples(batched._CsvToSerializedExamples, {'input_base': str(tmp_path)}, tmp_path / 'o')
+
+
+def test_data_read_in_place_drops_a_bom_and_reads_tokens_as_missing(tmp_path):
+    """For data read where it lies (Kubeflow's csv pipeline, no cleaned copy): a UTF-8 BOM is
+    not part of the first column's name, and the custom_config's missing-value tokens of a
+    numeric column are read as empty cells, so the column stays int64."""
+    (tmp_path / 'a.csv').write_bytes(b'\xef\xbb\xbfid,score\n1,5\n2,NA\n3,?\n4,NA\n')
+    options = {batched.MISSING_TOKENS_KEY: {'score': ['NA']}}
+    properties = {'input_base': str(tmp_path), 'custom_config': batched.csv_config(options)}
+    assert batched.csv_options(properties) == options
+    got = [
+        _parse(e) for e in _examples(batched._CsvToSerializedExamples, properties, tmp_path / 'o')
+    ]
+    assert all('id' in e.features.feature for e in got)  # not '\ufeffid'
+    scores = {
+        e.features.feature['id'].int64_list.value[0]: e.features.feature['score'] for e in got
+    }
+    assert scores[2].bytes_list.value == [] and scores[2].WhichOneof('kind') == 'bytes_list'
+    assert scores[3].bytes_list.value == [b'?']  # '?' was not given: the column is text
+    properties['custom_config'] = batched.csv_config(
+        {batched.MISSING_TOKENS_KEY: {'score': ['NA', '?']}}
+    )
+    got = [
+        _parse(e) for e in _examples(batched._CsvToSerializedExamples, properties, tmp_path / 'p')
+    ]
+    kinds = {e.features.feature['score'].WhichOneof('kind') for e in got}
+    assert kinds == {'int64_list'}
+    assert sorted(len(e.features.feature['score'].int64_list.value) for e in got) == [0, 0, 0, 1]

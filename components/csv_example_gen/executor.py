@@ -7,9 +7,11 @@ of rows, the column types are inferred per batch and combined, and each batch be
 tf.Examples through tfx_bsl's C++ encoder. What is written is what the stock executor writes:
 the same types (int64 / float / bytes as tfx_bsl infers them), an empty cell as a feature with
 an empty list of its column's type, a column empty in every row as a feature with no list,
-multi-line quoted values kept whole, blank lines skipped. Splitting and writing stay the base
-executor's; each row is written as the bytes the stock executor hashes to pick its split, so
-every row lands in the same split."""
+multi-line quoted values kept whole, blank lines skipped. Two additions, for data read where it
+lies (the Kubeflow csv pipeline; locally the data copy does both): a UTF-8 byte-order mark is
+dropped, and cells like 'NA' in the columns custom_config names (csv_config) are read as
+empty. Splitting and writing stay the base executor's; each row is written as the bytes the
+stock executor hashes to pick its split, so every row lands in the same split."""
 
 import csv
 import io
