@@ -706,8 +706,8 @@ def _write_csv(path, rows=120, label=lambda i: ('yes', 'no')[i % 2], extra=''):
     return path
 
 
-def _compile_csv(data, out, *extra):
-    argv = ['--pipeline', 'csv', '--data', str(data), '--label', 'y', '--allow-local-data']
+def _compile_csv(data, out, *extra, label='y'):
+    argv = ['--pipeline', 'csv', '--data', str(data), '--label', label, '--allow-local-data']
     assert (
         runner.main(
             [*argv, '--image', IMAGE, '--pipeline-root', ROOT, '--output-dir', str(out), *extra]
@@ -895,3 +895,22 @@ def source_fingerprint(folder, pattern):
     from blindspot.pipelines.csv import source
 
     return source.locate(str(folder), str(folder), pattern).fingerprint()
+
+
+def test_csv_regression_compiles_and_is_checked_as_compiled(tmp_path):
+    """A label of many numbers compiles to the regression pipeline (as locally), and the
+    pipeline's CsvPreflight scans the full data for the task it was compiled for."""
+    data = tmp_path / 'd' / 'prices.csv'
+    data.parent.mkdir()
+    data.write_text(
+        'size,colour,price\n' + ''.join(f'{i % 9},red,{i * 1.5 + 3}\n' for i in range(80))
+    )
+    job, spec = _compile_csv(data, tmp_path / 'out', label='price')
+    transform = json.loads(_param(spec, 'Transform', 'custom_config').string_value)
+    assert transform['task'] == 'regression' and transform['label_classes'] == []
+    expected = json.loads(_param(spec, runner.PREFLIGHT_TASK, 'expected').string_value)
+    assert expected['task'] == 'regression'
+    _, forced = _compile_csv(data, tmp_path / 'forced', '--task', 'classification', label='size')
+    assert json.loads(_param(forced, 'Transform', 'custom_config').string_value)['task'] == (
+        'classification'
+    )
