@@ -559,9 +559,9 @@ def check_csv(settings: KubeflowSettings) -> CsvInput:
                 )
             scan = data.scan(settings.label, settings.task, settings.sample_rows or None)
             fingerprint = data.fingerprint()
+        return CsvInput(data, scan, fingerprint, csv_dataset(scan, data.name))
     except PreflightError as e:
         raise SettingsError(str(e)) from None
-    return CsvInput(data, scan, fingerprint, csv_dataset(scan, data.name))
 
 
 def build_pipeline(settings: KubeflowSettings, pipeline: str, csv: Optional[CsvInput] = None):
