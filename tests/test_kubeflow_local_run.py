@@ -59,8 +59,11 @@ def kfp_run(tmp_path_factory):
     """Compiles the csv pipeline for open-source KFP and runs every task of the spec on a
     400-row CSV (string classes, missing values, 'NA' in a column of numbers, an empty column)."""
     work = tmp_path_factory.mktemp('kfp_local')
-    (work / 'data').mkdir()
-    data = write_customers(work / 'data' / 'customers.csv', rows=SAMPLE_ROWS)
+    local_root = work / 'root'
+    # Under the root, which a step run in the image sees (at the same path), as it would see
+    # the bucket.
+    (local_root / 'data').mkdir(parents=True)
+    data = write_customers(local_root / 'data' / 'customers.csv', rows=SAMPLE_ROWS)
     spec = _compile(
         data,
         work / 'compiled',
@@ -73,7 +76,6 @@ def kfp_run(tmp_path_factory):
         '--max-slice-error-rate',
         '1',  # the slice gate (mode 'any' on open-source KFP) lets it through
     )
-    local_root = work / 'root'
     run = LocalKfpRun(spec, local_root, path_map={ROOT: str(local_root)})
     run.run()
     return {'run': run, 'spec': spec, 'root': local_root, 'data': data}
@@ -211,6 +213,16 @@ def test_error_analysis_runs_in_the_image(kfp_run):
     for key in (files.NUM_EXAMPLES, files.NUM_ERRORS, files.REPORT_VERSION):
         assert report.metadata[key] == on_host[key], key
     assert 'PrismRunner' not in in_image.log.read_text(errors='replace')
+
+
+def test_preflight_runs_in_the_image(kfp_run):
+    """The csv pipeline's first step in the image: it reads the data where it lies (the
+    mounted root standing for the bucket) and finds it as compiled."""
+    if not _image_available(TEST_IMAGE):
+        pytest.skip(f'no image {TEST_IMAGE}: build it with `make image` (needs Docker)')
+    in_image = kfp_run['run'].run_task(runner.PREFLIGHT_TASK, image=TEST_IMAGE, attempt='-image')
+    log = in_image.log.read_text(errors='replace')
+    assert f'CsvPreflight: {SAMPLE_ROWS} rows in 1 file(s) checked' in log
 
 
 # --- The csv pipeline's own steps: the full preflight first, the data read in place.
