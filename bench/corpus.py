@@ -62,6 +62,7 @@ class Table:
     label: str
     frame: Callable[[], pd.DataFrame]
     source: str
+    flags: Sequence[str] = ()  # more local_runner flags
 
 
 # --- tables shipped in packages ----------------------------------------------------------
@@ -307,7 +308,8 @@ TABLES: Dict[str, Table] = {
             'rows_20_regression',
             'y',
             lambda: numbers_only(rows=F.MIN_ROWS),
-            'generated: a regression on the fewest rows accepted',
+            'generated: a regression on the fewest rows accepted (20 values: --task regression)',
+            flags=('--task', 'regression'),
         ),
     ]
 }
@@ -439,7 +441,7 @@ def run_table(table: Table, work: Path, train_steps: int = TRAIN_STEPS) -> Outco
     frame = table.frame()
     data = folder / f'{table.name}.csv'
     frame.to_csv(data, index=False)
-    argv = runner_args(data, table.label, folder / 'out', train_steps)
+    argv = runner_args(data, table.label, folder / 'out', train_steps) + list(table.flags)
     outcome = Outcome(table.name, len(frame), int(frame[table.label].nunique()), 0.0, argv)
     printed, errors = io.StringIO(), io.StringIO()
     start = time.time()

@@ -18,12 +18,14 @@ in-process DirectRunner, default Settings). Printed per size, as bench/findings.
 finding right if its edges are within one fine bin of 0.6 and 0.7), plus the seeds where the
 biased region's finding gives its bias (mean residual within 0.5 sigma of +3 sigma). The `sliceline`
 package runs on the same per-row absolute errors where it fits in memory. Last, time and peak
-memory at the largest size beside bench/findings.py's classification worker on its data of
-the same size (target: within 1.5x); CPU seconds too, since on a shared machine wall time
-mostly measures the other load.
+memory at the largest size beside a classifier's analysis on bench/findings.py's data of the
+same size, each with its flag, the search and its per-finding counting pass (target: within
+1.5x), and beside bench/findings.py's search alone; CPU seconds too, since on a shared machine
+wall time mostly measures the other load.
 
     python bench/regression.py                        # make bench-regression
     python bench/regression.py --sizes 10000 --seeds 2 --null-seeds 2
+    python bench/regression.py --sizes 1000000 --seeds 0 --compare-seeds 2   # time and memory
 """
 
 import argparse
@@ -139,6 +141,59 @@ def _beam_worker(rows: int, seeds: List[int], regions: bool) -> Dict:
     return {'runs': runs}
 
 
+def _classification_worker(rows: int, seeds: List[int]) -> Dict:
+    """bench/findings.py's classification data through the same steps a classifier's analysis
+    takes for its findings: the label-suspect flag, the search and the per-finding counting
+    pass (DiagnoseCandidates), the like of a regression's FlagAboveMedian, search and
+    CountRegression. Its predictions: the right class with probability 0.8, or the wrong one."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from blindspot.error_analysis.beam import diagnosis as beam_diagnosis
+    from blindspot.error_analysis.beam import slices as beam_slices
+    from blindspot.error_analysis.beam.batch import PredictionBatch
+    from blindspot.error_analysis.search import lattice
+
+    def batch(seed: int, shard: int, n: int) -> PredictionBatch:
+        found = planted.generate_shard(seed, shard, n, True)
+        labels = np.zeros(n, dtype=np.int64)
+        predicted = found.errors.astype(np.int64)  # wrong where the row is an error
+        probabilities = np.full((n, 2), 0.2)
+        probabilities[np.arange(n), predicted] = 0.8
+        return PredictionBatch(found.example_ids, labels, probabilities, found.columns)
+
+    config = lattice.SliceFinderConfig.from_settings(planted.SETTINGS)
+    names = planted.CATEGORICAL + planted.NUMERIC
+    runs = []
+    for seed in seeds:
+        options = PipelineOptions(['--direct_running_mode=in_memory', '--direct_num_workers=1'])
+        start = time.perf_counter()
+        with beam.Pipeline(options=options) as pipeline:
+            batches = (
+                pipeline
+                | beam.Create(list(enumerate(planted.shards(rows))))
+                | beam.MapTuple(lambda shard, n, s=seed: batch(s, shard, n))
+            )
+            flagged, thresholds = batches | beam_diagnosis.FlagLabelSuspects(2)
+            columns = flagged | 'ToColumns' >> beam.Map(
+                lambda b: lattice.ColumnBatch(b.columns, b.errors, b.example_ids)
+            )
+            encoders = columns | beam_slices.BuildEncoders(
+                names, planted.SETTINGS.num_bins, planted.SETTINGS.max_values_per_feature
+            )
+            discover = beam_slices.DiscoverSlices(encoders, config)
+            _ = columns | discover
+            _ = flagged | beam_diagnosis.DiagnoseCandidates(
+                names,
+                encoders,
+                discover.conditions,
+                thresholds,
+                pipeline | 'NoTrainRows' >> beam.Create([]),
+            )
+        runs.append({'seconds': time.perf_counter() - start, 'held': []})
+    return {'runs': runs}
+
+
 def _sliceline_worker(rows: int, seeds: List[int], memory_gb: float) -> Dict:
     """The sliceline package on the same rows' absolute errors (bench/findings.py's runner)."""
     planted.cap_memory(memory_gb)
@@ -159,9 +214,9 @@ def _sliceline_worker(rows: int, seeds: List[int], memory_gb: float) -> Dict:
 
 
 def _run(method: str, rows: int, seeds: List[int], regions: bool, memory_gb: float) -> Dict:
-    """One worker process (this file's, or bench/findings.py's for 'classification'); its
+    """One worker process (this file's, or bench/findings.py's for 'search-only'); its
     peak memory and CPU time from the kernel's accounting (bench/findings.run_measured)."""
-    if method == 'classification':
+    if method == 'search-only':
         command = [sys.executable, planted.__file__, '--worker', 'beam', '--scenario', 'original']
     else:
         command = [sys.executable, __file__, '--worker', method]
@@ -191,7 +246,7 @@ def main() -> None:
     parser.add_argument('--sliceline-max-rows', type=int, default=10_000)
     parser.add_argument('--memory-gb', type=float, default=16, help='cap for sliceline')
     parser.add_argument('--compare-seeds', type=int, default=2, help='classification vs regression')
-    parser.add_argument('--worker', choices=['beam', 'sliceline'])
+    parser.add_argument('--worker', choices=['beam', 'sliceline', 'classification'])
     parser.add_argument('--rows', type=int)
     parser.add_argument('--seed-list')
     parser.add_argument('--planted', action='store_true')
@@ -200,6 +255,8 @@ def main() -> None:
         seeds = [int(s) for s in args.seed_list.split(',')]
         if args.worker == 'beam':
             result = _beam_worker(args.rows, seeds, args.planted)
+        elif args.worker == 'classification':
+            result = _classification_worker(args.rows, seeds)
         else:
             result = _sliceline_worker(args.rows, seeds, args.memory_gb)
         print(json.dumps(result))
@@ -216,7 +273,7 @@ def main() -> None:
         f'{"range error":>11} | {"null FP":>9} | {"s/run":>7} | {"peak MB":>7} | bias +3 sigma'
     )
     sizes = [int(size) for size in args.sizes.split(',')]
-    for rows in sizes:
+    for rows in sizes if args.seeds else ():
         seeds = list(range(args.seeds))
         null_seeds = list(range(100, 100 + args.null_seeds))
         ours = _run('beam', rows, seeds, True, args.memory_gb)
@@ -229,17 +286,23 @@ def main() -> None:
             theirs = _run('sliceline', rows, seeds, True, args.memory_gb)
             print(planted._row('sliceline', rows, theirs, {}, args.seeds, 0), flush=True)
     rows, seeds = sizes[-1], list(range(args.compare_seeds))
+    if not seeds:
+        return
     print(f'\n{rows:,} rows, {len(seeds)} seeds, one process each: regression vs classification')
-    for method in ('beam', 'classification'):
+    names = {
+        'beam': 'regression: median flag, search, CountRegression',
+        'classification': 'classification: suspect flag, search, DiagnoseCandidates',
+        'search-only': 'classification search only (bench/findings.py)',
+    }
+    for method, name in names.items():
         result = _run(method, rows, seeds, True, args.memory_gb)
         if 'error' in result:
-            print(f'{method:<14} | {result["error"]}')
+            print(f'{name:<58} | {result["error"]}')
             continue
         seconds = np.mean([r['seconds'] for r in result['runs']])
-        name = 'regression' if method == 'beam' else method
         print(
-            f'{name:<14} | {seconds:>7.1f} s/run | {result["cpu_s"] / len(seeds):>7.1f} CPU '
-            f's/run (worker) | {result["peak_mb"]:>7,.0f} MB peak',
+            f'{name:<58} | {seconds:>6.1f} s/run | {result["cpu_s"] / len(seeds):>6.1f} CPU '
+            f's/run (worker) | {result["peak_mb"]:>6,.0f} MB peak',
             flush=True,
         )
 

@@ -105,23 +105,32 @@ def print_history(rows: List[Dict], pipeline: str, where: str) -> None:
         )
 
 
-def _side(side: Optional[Dict]) -> str:
+def _value(x: Optional[float], metric: str) -> str:
+    """An error rate, or a regression's MAE (the comparison's metric 'MAE')."""
+    return ('-' if x is None else f'{x:.3g}') if metric == 'MAE' else _pct(x)
+
+
+def _delta(change: Optional[float], metric: str) -> str:
+    if change is None:
+        return ''
+    return f'{change:+.3g}' if metric == 'MAE' else f'{100 * change:+.1f} pts'
+
+
+def _side(side: Optional[Dict], metric: str) -> str:
     if not side:
         return f'{"not measured":>22s}'
     held = '' if side.get('held') else '*'
-    return f'{_pct(side.get("error_rate")) + held:>8s} (n={side.get("size") or 0:>5,})'
+    return f'{_value(side.get("error_rate"), metric) + held:>8s} (n={side.get("size") or 0:>5,})'
 
 
-def _group(title: str, entries: List[Dict]) -> None:
+def _group(title: str, entries: List[Dict], metric: str) -> None:
     from blindspot.error_analysis.report.compare import measure_text
 
     print(f'{title} ({len(entries)}):')
     for e in entries:
-        change = e['error_rate_change']
-        delta = f'{100 * change:+.1f} pts' if change is not None else ''
         print(
-            f'  {_clip(e["slice"], 64):64s}  {_side(e["baseline"])}  →  '
-            f'{_side(e["current"])}  {delta}'
+            f'  {_clip(e["slice"], 64):64s}  {_side(e["baseline"], metric)}  →  '
+            f'{_side(e["current"], metric)}  {_delta(e["error_rate_change"], metric)}'
         )
         print(f'    {"measured on " if e["measure"] else ""}{measure_text(e)}')
 
@@ -153,16 +162,17 @@ def print_comparison(c: Dict) -> None:
         print(f'  comparison {c["source"]}')
     overall = c['overall']
     change = overall['error_rate_change']
+    metric = c.get('metric', 'error rate')
     print(
-        f'Overall error rate: {_pct(overall["baseline"]["error_rate"])} → '
-        f'{_pct(overall["current"]["error_rate"])}'
-        + (f' ({100 * change:+.1f} pts)' if change is not None else '')
+        f'Overall {metric}: {_value(overall["baseline"]["error_rate"], metric)} → '
+        f'{_value(overall["current"]["error_rate"], metric)}'
+        + (f' ({_delta(change, metric)})' if change is not None else '')
     )
     print(_measured(c['measured']))
-    print('Failing slices (held on held-out data), error rate A → B; * = not failing there:')
-    _group('New', c['new'])
-    _group('Resolved', c['resolved'])
-    _group('Persisting', c['persisting'])
+    print(f'Failing slices (held on held-out data), {metric} A → B; * = not failing there:')
+    _group('New', c['new'], metric)
+    _group('Resolved', c['resolved'], metric)
+    _group('Persisting', c['persisting'], metric)
     accuracy = c['accuracy']
     rows = accuracy['rows']
     print(

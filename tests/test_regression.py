@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from blindspot.error_analysis.search import binning, regression, selection
 
@@ -147,3 +148,68 @@ def test_squared_errors_rank_in_squared_units():
     assert numbers['mean_error'] == pytest.approx((residual[z] ** 2).mean())
     assert numbers['mae'] == pytest.approx(np.abs(residual[z]).mean())
     assert math.isclose(numbers['rmse'], math.sqrt((residual[z] ** 2).mean()))
+
+
+def _regression_report(mae: float) -> dict:
+    region = {'feature': 'region', 'label': 'region = a', 'low': None, 'high': None,
+              'is_range': False}  # fmt: skip
+    return {
+        'created': str(mae),
+        'regression': {'error': 'absolute'},
+        'overall': {
+            'examples': 100,
+            'errors': 50,
+            'error_rate': 0.5,
+            'accuracy': None,
+            'mae': mae,
+        },  # fmt: skip
+        'slices': {
+            'slices': [{'slice': 'region = a', 'predicates': [region], 'held': True}],
+            'config': {'significance': 0.05},
+        },
+    }
+
+
+def test_a_regressions_comparison_is_on_mae_with_the_paired_sign_test(capsys):
+    from blindspot.error_analysis.report import compare
+    from blindspot.review.cli import print_comparison
+
+    before, after = _regression_report(1.0), _regression_report(1.5)
+    predicates = after['slices']['slices'][0]['predicates']
+    measured = {
+        'rows': {'current': 100, 'baseline': 100, 'matched': 100},
+        'slices': [
+            {
+                'slice': 'region = a',
+                'predicates': predicates,
+                'problem': None,
+                'baseline_problem': None,
+                'current': {'rows': 20, 'errors': 60.0, 'squares': 200.0},
+                'baseline': {'rows': 20, 'errors': 20.0, 'squares': 25.0},
+                # 18 examples with a larger absolute error now, 2 smaller: sign test.
+                'paired': {
+                    'rows': 20,
+                    'errors_now': 60.0,
+                    'errors_before': 20.0,
+                    'worse': 18,
+                    'better': 2,
+                },  # fmt: skip
+            }
+        ],
+    }
+    c = compare.compare_reports(before, after, measured=measured)
+    assert c['metric'] == 'MAE' and c['overall']['error_rate_change'] == pytest.approx(0.5)
+    (entry,) = c['new']
+    assert entry['current']['error_rate'] == pytest.approx(3.0)  # MAE 60 / 20
+    assert entry['measure']['p_value'] == pytest.approx(
+        float(stats.binom.sf(17, 20, 0.5))  # at least 18 of 20 the bad way
+    )
+    assert 'MAE 3, was MAE 1' in compare.comparison_insights(c)[0]
+    c.update(
+        pipeline='p',
+        baseline_run={'number': 1, 'run_id': 'a', 'report_uri': 'u'},
+        current_run={'number': 2, 'run_id': 'b', 'report_uri': 'v'},
+    )
+    print_comparison(c)
+    printed = capsys.readouterr().out
+    assert 'Overall MAE: 1 → 1.5 (+0.5)' in printed and '%' not in printed.split('Accuracy')[0]

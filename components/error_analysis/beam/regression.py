@@ -129,25 +129,24 @@ def _analysed(
     fine = beam_slices.encode_columns(columns, encoders, fine=True)
     values = regression.row_values(batch.residual, batch.above_median, batch.labels)
     patterns, sums = selection.sum_by_pattern(selection.membership(fine, conditions), values)
-    value_sums = []
-    for j, encoder in enumerate(encoders):
-        per_code = np.zeros((compact.num_fine_codes(encoder), regression.COLUMNS))
-        if encoder.cardinality:  # (a column left out of slicing has no code)
-            np.add.at(per_code, fine[:, j], values)
-        value_sums.append(per_code)
+    value_sums = [
+        # (a column left out of slicing has no code)
+        selection.sums_by_index(fine[:, j], values, compact.num_fine_codes(encoder))
+        if encoder.cardinality
+        else np.zeros((0, regression.COLUMNS))
+        for j, encoder in enumerate(encoders)
+    ]
     label_cuts, prediction_cuts = quantiles['label_cuts'], quantiles['prediction_cuts']
-    heat = np.zeros((len(label_cuts) + 1, len(label_cuts) + 1))
-    np.add.at(
-        heat,
-        (
-            regression.bin_codes(batch.labels, label_cuts),
-            regression.bin_codes(batch.values, label_cuts),
-        ),
-        1,
+    side = len(label_cuts) + 1
+    cells = regression.bin_codes(batch.labels, label_cuts) * side + regression.bin_codes(
+        batch.values, label_cuts
     )
-    deciles = np.zeros((len(prediction_cuts) + 1, 3))
-    bins = regression.bin_codes(batch.values, prediction_cuts)
-    np.add.at(deciles, bins, values[:, [regression.ROWS, regression.RESIDUAL, regression.ABSOLUTE]])
+    heat = np.bincount(cells, minlength=side * side).reshape(side, side).astype(np.float64)
+    deciles = selection.sums_by_index(
+        regression.bin_codes(batch.values, prediction_cuts),
+        values[:, [regression.ROWS, regression.RESIDUAL, regression.ABSOLUTE]],
+        len(prediction_cuts) + 1,
+    )
     return RegressionTable(patterns, sums, value_sums, heat, deciles)
 
 

@@ -65,9 +65,16 @@ def membership(codes: np.ndarray, conditions: np.ndarray) -> np.ndarray:
 def sum_by_pattern(patterns: np.ndarray, values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(distinct patterns sorted, per-pattern column sums of values (rows, k))."""
     distinct, inverse = np.unique(patterns, return_inverse=True)
-    sums = np.zeros((len(distinct), values.shape[1]), dtype=values.dtype)
-    np.add.at(sums, inverse.reshape(-1), values)
-    return distinct, sums
+    return distinct, sums_by_index(inverse.reshape(-1), values, len(distinct))
+
+
+def sums_by_index(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """(size, k) column sums of values (rows, k) grouped by index (rows,) in 0..size-1: one
+    bincount per column, many times faster than np.add.at on large batches."""
+    sums = np.zeros((size, values.shape[1]), dtype=values.dtype)
+    for column in range(values.shape[1]):
+        sums[:, column] = np.bincount(index, weights=values[:, column], minlength=size)[:size]
+    return sums
 
 
 def pattern_bits(patterns: np.ndarray, num_candidates: int) -> np.ndarray:
