@@ -209,11 +209,12 @@ def build_report(
     for s in slices['slices']:
         if s['held'] and s['slice'] in mistakes:
             s['examples'] = {'mistakes': s['errors'], 'rows': mistakes[s['slice']]}
-    for row in [
+    listed = [
         *hardest,
         *label_suspects,
         *(r for s in slices['slices'] for r in s.get('examples', {}).get('rows', [])),
-    ] * (regression is None):
+    ]
+    for row in listed if regression is None else ():  # a regression's rows hold numbers
         row['label_name'] = names[row['label']]
         row['predicted_name'] = names[row['predicted']]
     report = {
