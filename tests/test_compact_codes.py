@@ -12,11 +12,42 @@ SETTINGS = Settings()
 
 @pytest.mark.parametrize(
     'num_codes, dtype',
-    [(1, np.uint8), (256, np.uint8), (257, np.uint16), (65_536, np.uint16), (65_537, np.uint32)],
+    [
+        (1, np.uint8),
+        (256, np.uint8),
+        (257, np.uint16),
+        (65_536, np.uint16),
+        (65_537, np.uint32),
+        (2**32 + 1, np.uint64),
+    ],
 )
 def test_unsigned_dtype_is_the_smallest_that_holds_every_code(num_codes, dtype):
     assert compact.unsigned_dtype(num_codes) == np.dtype(dtype)
-    assert np.array(num_codes - 1).astype(dtype) == num_codes - 1
+
+
+@pytest.mark.parametrize('num_codes, bits', [(1, 1), (2, 1), (3, 2), (256, 8), (257, 9)])
+def test_bit_width(num_codes, bits):
+    assert compact.bit_width(num_codes) == bits
+
+
+@pytest.mark.parametrize(
+    'widths, dtype, words',
+    [
+        ([8], np.uint8, 1),
+        ([8, 1], np.uint16, 1),
+        ([32, 32], np.uint64, 1),
+        ([40, 30], np.uint64, 2),
+    ],
+)
+def test_fields_fill_words_without_overlapping(widths, dtype, words):
+    word_dtype, layout = compact.field_layout(widths)
+    assert word_dtype == np.dtype(dtype)
+    assert layout[:, 0].max() + 1 == words
+    masks = [0] * words
+    for (word, shift, bits), width in zip(layout.tolist(), widths):
+        field = ((1 << bits) - 1) << shift
+        assert bits == width and shift + bits <= 64 and not masks[word] & field
+        masks[word] |= field
 
 
 def _numeric(values, missing, num_bins=SETTINGS.num_bins, sub_bins=binning.SUB_BINS, name='x'):
@@ -45,23 +76,51 @@ def test_coarse_codes_read_through_the_lookup_equal_encode(missing_share):
     np.testing.assert_array_equal(lookup[encoder.encode_fine(probes)], encoder.encode(probes))
 
 
-def test_fine_codes_of_sixteen_by_sixteen_bins_fit_a_byte_until_a_value_is_missing():
+def _pack(columns, encoders, errors, holdout):
+    return compact.EncodedBatch.pack(
+        beam_slices.encode_columns(columns, encoders, fine=True), errors, holdout, encoders
+    )
+
+
+def _assert_round_trip(batch, columns, encoders, errors, holdout):
+    np.testing.assert_array_equal(
+        batch.fine(), beam_slices.encode_columns(columns, encoders, fine=True)
+    )
+    np.testing.assert_array_equal(batch.codes(), beam_slices.encode_columns(columns, encoders))
+    np.testing.assert_array_equal(batch.errors, errors)
+    np.testing.assert_array_equal(batch.holdout, holdout)
+
+
+def test_a_row_takes_the_bits_of_its_codes_and_flags():
+    """Two features of 8 categories and the two flags fill a byte; a third feature of two
+    categories takes a ninth bit, and the row two bytes."""
     rng = np.random.default_rng(4)
-    whole, gappy = _values(rng, 20_000, 0.0), _values(rng, 20_000, 0.05)
-    letters = np.array(list('abcdefgh'), dtype=object)[rng.integers(0, 8, 20_000)]
-    category = binning.categorical_encoder('c', {v: 1 for v in 'abcdefgh'})
-    errors, holdout = rng.integers(0, 2, 20_000), rng.random(20_000) < 0.5
-    for values, dtype in [(whole, np.uint8), (gappy, np.uint16)]:
-        encoders = [category, _numeric(values, np.isnan(values).sum())]
-        columns = {'c': letters, 'x': values}
-        batch = compact.EncodedBatch.pack(
-            beam_slices.encode_columns(columns, encoders, fine=True), errors, holdout, encoders
-        )
-        assert batch.fine.dtype == dtype
-        np.testing.assert_array_equal(batch.codes(), beam_slices.encode_columns(columns, encoders))
-        np.testing.assert_array_equal(batch.errors, errors)
-        np.testing.assert_array_equal(batch.holdout, holdout)
-    assert compact.num_fine_codes(encoders[1]) == 16 * 16 + 1  # the sub-bins and "missing"
+    rows = 5_000
+    names = ['a', 'b', 'c']
+    columns = {n: np.array(list('abcdefgh'), dtype=object)[rng.integers(0, 8, rows)] for n in names}
+    columns['c'] = np.where(columns['c'] < 'e', 'yes', 'no').astype(object)
+    encoders = [binning.categorical_encoder(n, {v: 1 for v in set(columns[n])}) for n in names]
+    errors, holdout = rng.integers(0, 2, rows), rng.random(rows) < 0.5
+    for features, dtype in [(2, np.uint8), (3, np.uint16)]:
+        batch = _pack(columns, encoders[:features], errors, holdout)
+        assert batch.words.dtype == dtype and batch.words.shape == (rows, 1)
+        _assert_round_trip(batch, columns, encoders[:features], errors, holdout)
+
+
+def test_fine_codes_round_trip_across_words_and_the_byte_boundary_of_sub_bins():
+    """Sixteen bins of sixteen sub-bins take a byte until a value is missing (257 codes);
+    ten such features need two 64-bit words."""
+    rng = np.random.default_rng(5)
+    rows = 5_000
+    columns = {f'x{i}': _values(rng, rows, 0.05 * (i % 2)) for i in range(10)}
+    encoders = [_numeric(v, np.isnan(v).sum(), name=n) for n, v in columns.items()]
+    assert [compact.num_fine_codes(e) for e in encoders[:2]] == [256, 257]
+    errors, holdout = rng.integers(0, 2, rows), rng.random(rows) < 0.5
+    assert _pack(columns, encoders[:1], errors, holdout).fine().dtype == np.uint8
+    batch = _pack(columns, encoders, errors, holdout)
+    assert batch.fine().dtype == np.uint16
+    assert batch.words.dtype == np.uint64 and batch.words.shape == (rows, 2)
+    _assert_round_trip(batch, columns, encoders, errors, holdout)
 
 
 def test_pack_refuses_codes_of_values_the_encoders_do_not_know():
@@ -90,6 +149,7 @@ def test_counts_from_the_compact_batch_equal_those_of_int32_codes():
     codes = beam_slices.encode_columns(columns, encoders)
     fine = beam_slices.encode_columns(columns, encoders, fine=True)
     batch = compact.EncodedBatch.pack(fine, errors, holdout, encoders)
+    assert batch.words.nbytes * 3 == fine.nbytes  # 18 bits a row, not three int32
 
     config = lattice.SliceFinderConfig.from_settings(SETTINGS, max_predicates=2)
     state = lattice.initial_state([e.cardinality for e in encoders], config)
@@ -102,13 +162,13 @@ def test_counts_from_the_compact_batch_equal_those_of_int32_codes():
     jobs = ranges.range_jobs(state, encoders)
     assert jobs.size
     np.testing.assert_array_equal(
-        ranges.count_ranges(batch.codes(), batch.fine, batch.errors, batch.holdout, jobs),
+        ranges.count_ranges(batch.codes(), batch.fine(), batch.errors, batch.holdout, jobs),
         ranges.count_ranges(codes, fine, errors, holdout, jobs),
     )
     conditions = ranges.refine(
         state, encoders, jobs, ranges.count_ranges(codes, fine, errors, holdout, jobs)
     )
-    got = selection.PatternTable.count(batch.fine, batch.errors, batch.holdout, conditions)
+    got = selection.PatternTable.count(batch.fine(), batch.errors, batch.holdout, conditions)
     expected = selection.PatternTable.count(fine, errors, holdout, conditions)
     np.testing.assert_array_equal(got.patterns, expected.patterns)
     np.testing.assert_array_equal(got.counts, expected.counts)

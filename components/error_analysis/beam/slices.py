@@ -317,11 +317,11 @@ def _count(batch: compact.EncodedBatch, candidates: lattice.Candidates) -> np.nd
 
 
 def _count_ranges(batch: compact.EncodedBatch, jobs: ranges.RangeJobs) -> np.ndarray:
-    return ranges.count_ranges(batch.codes(), batch.fine, batch.errors, batch.holdout, jobs)
+    return ranges.count_ranges(batch.codes(), batch.fine(), batch.errors, batch.holdout, jobs)
 
 
 def _count_patterns(batch: compact.EncodedBatch, conditions: np.ndarray) -> selection.PatternTable:
-    return selection.PatternTable.count(batch.fine, batch.errors, batch.holdout, conditions)
+    return selection.PatternTable.count(batch.fine(), batch.errors, batch.holdout, conditions)
 
 
 class MergePatternTablesFn(beam.CombineFn):

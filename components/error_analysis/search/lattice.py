@@ -250,8 +250,13 @@ def holdout_mask(example_ids: np.ndarray) -> np.ndarray:
 
     Stable across runs, machines and batchings, unlike a random split.
     """
+    example_ids = np.asarray(example_ids)
+    if example_ids.dtype.kind == 'U':  # text: the common case, without a call per id
+        as_bytes = map(str.encode, example_ids.tolist())
+    else:
+        as_bytes = map(_id_bytes, example_ids.tolist())
     hashes = np.fromiter(
-        map(zlib.crc32, map(_id_bytes, np.asarray(example_ids).tolist())),
+        map(zlib.crc32, as_bytes),
         dtype=np.uint32,
         count=len(example_ids),
     )
