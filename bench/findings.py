@@ -48,6 +48,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench import memory  # noqa: E402
 from blindspot.error_analysis.search import lattice  # noqa: E402
 from blindspot.error_analysis.settings import Settings  # noqa: E402
 
@@ -71,6 +72,13 @@ MISALIGNED_BASE_RATE = 0.04
 MISALIGNED_RANGES = {'x0': (0.6, 0.7, 0.30), 'x1': (0.33, 0.41, 0.25)}
 EDGE_TOLERANCE = 0.02
 SCENARIOS = ('original', 'misaligned')
+
+# The scale table: targets for flat memory (one planted seed per size).
+BEAM_MODES = ('in_process', 'multi_process')
+SCALE_TARGET_ROWS = 10_000_000
+SCALE_TARGET_SECONDS = 60.0
+SCALE_TARGET_PEAK_MB = 1536.0
+SCALE_TARGET_GROWTH_MB = 50.0  # peak memory per million rows more
 
 
 def generate_shard(
@@ -194,13 +202,42 @@ def score_misaligned(runs: List[Dict]) -> Dict:
 # Workers: one process per (method, size, kind), all its seeds, so peak memory is its own.
 
 
-def _beam_worker(rows: int, seeds: List[int], planted: bool, scenario: str) -> Dict:
+def _source(pipeline, label: str, rows: int, seed: int, planted: bool, scenario: str):
+    """The generated rows as a PCollection of ColumnBatches, read from its own root.
+
+    The encoders (BuildEncoders) and the search (DiscoverSlices) each get one such read, as
+    they would two reads of files: a PCollection that the sketches and the encoding both
+    read would be held whole in memory by the DirectRunner until the encoders exist (the
+    encoding waits for them), about 80 bytes a row here and three times that while the
+    encoding stage reads it."""
+    import apache_beam as beam
+
+    return (
+        pipeline
+        | f'Shards{label}' >> beam.Create(list(enumerate(shards(rows))))
+        | f'Generate{label}'
+        >> beam.MapTuple(lambda shard, n: generate_shard(seed, shard, n, planted, scenario))
+    )
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its children that ended (Beam's worker processes)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _beam_worker(
+    rows: int, seeds: List[int], planted: bool, scenario: str, beam_mode: str, workers: int
+) -> Dict:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from blindspot.error_analysis.beam import slices as beam_slices
+    from blindspot.pipelines.config import RunConfig
 
     config = lattice.SliceFinderConfig.from_settings(SETTINGS)
+    # The runner set-up the pipelines use (pipelines/config.py), in the mode asked for.
+    options = PipelineOptions(RunConfig(beam_mode=beam_mode, workers=workers).beam_pipeline_args())
     runs = []
     for seed in seeds:
         output_path = f'/tmp/findings_bench_{os.getpid()}_{seed}.json'
@@ -209,27 +246,23 @@ def _beam_worker(rows: int, seeds: List[int], planted: bool, scenario: str) -> D
             with open(path, 'w') as file:
                 json.dump(result.to_dict(), file)
 
-        options = PipelineOptions(['--direct_running_mode=in_memory', '--direct_num_workers=1'])
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
         with beam.Pipeline(options=options) as pipeline:
-            batches = (
-                pipeline
-                | beam.Create(list(enumerate(shards(rows))))
-                | beam.MapTuple(
-                    lambda shard, n, s=seed: generate_shard(s, shard, n, planted, scenario)
-                )
-            )
-            encoders = batches | beam_slices.BuildEncoders(
+            encoders = _source(
+                pipeline, 'ForEncoders', rows, seed, planted, scenario
+            ) | beam_slices.BuildEncoders(
                 CATEGORICAL + NUMERIC, SETTINGS.num_bins, SETTINGS.max_values_per_feature
             )
-            result = batches | beam_slices.DiscoverSlices(encoders, config)
+            result = _source(
+                pipeline, 'ForSearch', rows, seed, planted, scenario
+            ) | beam_slices.DiscoverSlices(encoders, config)
             _ = result | beam.Map(save)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
         with open(output_path) as file:
             found = json.load(file)
         os.remove(output_path)
         held = [s for s in found['slices'] if s['held']]
-        runs.append({'seconds': seconds, 'held': held})
+        runs.append({'seconds': seconds, 'cpu': cpu, 'held': held, 'load': os.getloadavg()[0]})
     return {'runs': runs}
 
 
@@ -298,9 +331,15 @@ def sliceline_findings(columns: Dict[str, np.ndarray], errors: np.ndarray, ids) 
 
 
 def _run_worker(
-    method: str, rows: int, seeds: List[int], planted: bool, args, scenario: str = 'original'
+    method: str,
+    rows: int,
+    seeds: List[int],
+    planted: bool,
+    args,
+    scenario: str = 'original',
+    beam_mode: str = 'in_process',
 ) -> Dict:
-    """One worker process; its peak memory from the kernel's accounting."""
+    """One worker process; its peak memory and CPU time (run_measured)."""
     command = [
         sys.executable,
         __file__,
@@ -314,6 +353,10 @@ def _run_worker(
         ','.join(map(str, seeds)),
         '--memory-gb',
         str(args.memory_gb),
+        '--beam-mode',
+        beam_mode,
+        '--workers',
+        str(args.workers),
     ] + (['--planted'] if planted else [])
     return run_measured(command)
 
@@ -333,13 +376,18 @@ def run_measured(command: List[str]) -> Dict:
 
 
 def _measure(command: List[str]) -> Dict:
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    """Runs command; peak memory: the larger of the kernel's peak of any one process and the
+    sampled peak of the process tree's sum (Beam's worker processes at once)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampler = memory.TreePeak(process.pid)
+    stdout, stderr = process.communicate()
+    tree_peak = sampler.stop()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if completed.returncode != 0:
-        return {'error': f'exit {completed.returncode}: {completed.stderr[-300:]}'}
+    if process.returncode != 0:
+        return {'error': f'exit {process.returncode}: {stderr[-300:]}'}
     return {
-        **json.loads(completed.stdout.strip().splitlines()[-1]),
-        'peak_mb': usage.ru_maxrss / 1024,
+        **json.loads(stdout.strip().splitlines()[-1]),
+        'peak_mb': max(usage.ru_maxrss / 1024, tree_peak),
         # CPU seconds of the whole worker (start-up included): wall time on a shared machine
         # says more about the other load than about the method.
         'cpu_s': usage.ru_utime + usage.ru_stime,
@@ -400,10 +448,27 @@ def main() -> None:
     parser.add_argument('--seed-list')
     parser.add_argument('--planted', action='store_true')
     parser.add_argument(
-        '--scenario', choices=SCENARIOS, help='worker: which data; default: both tables'
+        '--scenario',
+        choices=SCENARIOS + ('scale',),
+        help='worker: which data; else the one table to print (default: all three)',
     )
     parser.add_argument(
         '--misaligned-sizes', default='40000,100000', help='sizes of the misaligned table'
+    )
+    parser.add_argument(
+        '--beam-mode',
+        choices=BEAM_MODES,
+        default='in_process',
+        help="worker: how Beam runs (the pipelines' --beam-mode)",
+    )
+    parser.add_argument('--workers', type=int, default=2, help='worker processes for multi_process')
+    parser.add_argument(
+        '--scale-sizes',
+        default='1000000,10000000,30000000',
+        help='sizes of the scale table (one planted seed each); empty: no scale table',
+    )
+    parser.add_argument(
+        '--scale-modes', default=','.join(BEAM_MODES), help='beam modes of the scale table'
     )
     args = parser.parse_args()
     if args.measure:
@@ -412,7 +477,9 @@ def main() -> None:
     if args.worker:
         seeds = [int(s) for s in args.seed_list.split(',')]
         if args.worker == 'beam':
-            result = _beam_worker(args.rows, seeds, args.planted, args.scenario)
+            result = _beam_worker(
+                args.rows, seeds, args.planted, args.scenario, args.beam_mode, args.workers
+            )
         else:
             result = _sliceline_worker(args.rows, seeds, args.planted, args.memory_gb)
         print(json.dumps(result))
@@ -420,6 +487,9 @@ def main() -> None:
 
     if args.scenario == 'misaligned':
         _misaligned_table(args)
+        return
+    if args.scenario == 'scale':
+        _scale_table(args)
         return
     print(
         f'planted: categorical {CATEGORICAL_SLICE} ({CATEGORICAL_RATE:.0%} errors), numeric '
@@ -449,6 +519,7 @@ def main() -> None:
             print(line, flush=True)
     if args.scenario in (None, 'misaligned'):
         _misaligned_table(args)
+    _scale_table(args)
 
 
 def _misaligned_table(args) -> None:
@@ -489,6 +560,60 @@ def _misaligned_table(args) -> None:
             f'{scores["edge_error"]:>10.3f} | {null_text:>7} | {seconds:>6.1f}',
             flush=True,
         )
+
+
+def _scale_table(args) -> None:
+    """Time and peak memory of one planted seed per size and Beam mode, the growth of the peak
+    per million rows, and whether each mode's held findings are in_process's."""
+    sizes = [int(size) for size in args.scale_sizes.split(',') if size]
+    modes = [mode for mode in args.scale_modes.split(',') if mode]
+    if not sizes:
+        return
+    print(
+        f'\nscale: planted data of the first table, seed 0; multi_process with {args.workers} '
+        'workers; peak MB of the worker process tree; growth: MB of peak per million rows '
+        f'over {sizes[0]:,} rows; CPU s: of the worker and its Beam processes (the wall time of a '
+        'quiet machine, in_process); load: 1-minute load average at the end of the run'
+    )
+    print(
+        f'{"rows":>11} | {"beam mode":<13} | {"recall":>6} | {"precision":>9} | '
+        f'{"s/run":>6} | {"CPU s":>6} | {"peak MB":>7} | {"growth":>6} | same findings | '
+        f'{"load":>4}'
+    )
+    first: Dict[str, Dict] = {}
+    baseline: Dict[int, List] = {}
+    targets = []
+    for rows in sizes:
+        for mode in modes:
+            result = _run_worker('beam', rows, [0], True, args, beam_mode=mode)
+            if 'error' in result:
+                print(f'{rows:>11,} | {mode:<13} | {result["error"]}', flush=True)
+                continue
+            run = result['runs'][0]
+            scores = score_runs(result['runs'])
+            first.setdefault(mode, {'rows': rows, 'peak_mb': result['peak_mb']})
+            extra_rows = (rows - first[mode]['rows']) / 1e6
+            growth = (result['peak_mb'] - first[mode]['peak_mb']) / extra_rows if extra_rows else 0
+            same = baseline.setdefault(rows, run['held']) == run['held']
+            print(
+                f'{rows:>11,} | {mode:<13} | {scores["recall"]:>6.0%} | '
+                f'{scores["precision"]:>9.0%} | {run["seconds"]:>6.1f} | {run["cpu"]:>6.1f} | '
+                f'{result["peak_mb"]:>7,.0f} | {growth if extra_rows else float("nan"):>6.0f} | '
+                f'{"yes" if same else "NO":<13} | {run["load"]:>4.1f}',
+                flush=True,
+            )
+            if rows == SCALE_TARGET_ROWS:
+                name = f'{rows / 1e6:.0f}M rows, {mode}'
+                targets += [
+                    (f'{name}: s', run['seconds'], SCALE_TARGET_SECONDS),
+                    (f'{name}: peak MB', result['peak_mb'], SCALE_TARGET_PEAK_MB),
+                    (f'{name}: MB per 1M rows', growth, SCALE_TARGET_GROWTH_MB),
+                ]
+    if targets:
+        print('Targets (one quiet 2-core machine)')
+        for name, value, limit in targets:
+            verdict = 'met' if value <= limit else 'MISSED'
+            print(f'  {name:<38} {value:>8.1f} (at most {limit:.0f}): {verdict}')
 
 
 if __name__ == '__main__':

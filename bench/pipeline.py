@@ -9,7 +9,9 @@ seconds per component from each run's ML Metadata (execution start to publish), 
 process's wall time and peak memory (RSS), and Blindspot / template as a ratio of medians.
 
 Csv: generated CSVs of ROWSxCOLUMNS (half numbers, half categories of at most 12 values, a label
-learnable from both), per component, with ErrorAnalysis's share of the wall time.
+learnable from both), per component, with ErrorAnalysis's share of the wall time; the sizes of
+--csv-multi-process (default 400k x 8) again with Beam's multi-process mode (two worker
+processes), beside. Peak memory is that of the process tree (Beam's workers included).
 
 Last, each target the run measured (taxi ratio, ErrorAnalysis's share of every run, the two csv
 sizes' wall time) with its limit, met or MISSED.
@@ -36,6 +38,8 @@ from typing import Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench import memory  # noqa: E402
+
 # Both pipelines' processes inherit it (Keras 2 for tf.Transform and TFMA, as the local runs);
 # importing blindspot sets nothing.
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
@@ -59,6 +63,8 @@ COMPONENT_ORDER = [
 MAX_TAXI_RATIO = 1.0
 MAX_ERROR_ANALYSIS_SHARE = 0.10
 MAX_CSV_SECONDS = {(40_000, 27): 150.0, (400_000, 8): 300.0}
+# Beam's multi-process mode, measured beside the default in-process one (--csv-multi-process).
+MULTI_PROCESS_WORKERS = 2
 
 # Runs the template's own create_pipeline (patched copy beside this script) the way its
 # local_runner.py does (no Beam options), with the data and train steps the benchmark passes.
@@ -110,11 +116,14 @@ def prepare_template(work: Path) -> Path:
 
 
 def run_process(argv: List[str], log: Path, cwd: Path = ROOT) -> Tuple[float, float]:
-    """Runs argv to completion; (wall seconds, peak RSS in MB). Fails loudly with the log."""
+    """Runs argv to completion; (wall seconds, peak RSS in MB of the process and its
+    descendants). Fails loudly with the log."""
     start = time.monotonic()
     with open(log, 'w') as out:
         proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        sampler = memory.TreePeak(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
+        tree_peak = sampler.stop()
     wall = time.monotonic() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
@@ -122,7 +131,8 @@ def run_process(argv: List[str], log: Path, cwd: Path = ROOT) -> Tuple[float, fl
         raise SystemExit(
             f'error: {argv[:3]} exited {proc.returncode}; log {log}:\n' + '\n'.join(tail)
         )
-    return wall, usage.ru_maxrss / 1024
+    # The larger of one process's peak and the sampled sum over the tree (Beam's workers).
+    return wall, max(usage.ru_maxrss / 1024, tree_peak)
 
 
 def component_seconds(sqlite: Path) -> Dict[str, float]:
@@ -234,21 +244,27 @@ def csv_name(size: Tuple[int, int]) -> str:
     return f'{size[0] // 1000}k x {size[1]}'
 
 
-def csv_table(runs: List[Tuple[Tuple[int, int], Measurement]]) -> str:
-    """Per component, one column per (rows, columns) run."""
+def csv_table(runs: List[Tuple[str, Measurement]]) -> str:
+    """Per component, one column per named run."""
+    width = max([12] + [len(name) for name, _ in runs])
     lines = [
         'Csv pipeline: seconds',
-        f'{"":24s} ' + ' '.join(f'{csv_name(s):>12s}' for s, _ in runs),
+        f'{"":24s} ' + ' '.join(f'{name:>{width}s}' for name, _ in runs),
     ]
     for name in COMPONENT_ORDER:
         if any(name in m.components for _, m in runs):
             lines.append(
-                f'{name:24s} ' + ' '.join(f'{_cell(m.components.get(name)):>12s}' for _, m in runs)
+                f'{name:24s} '
+                + ' '.join(f'{_cell(m.components.get(name)):>{width}s}' for _, m in runs)
             )
-    lines.append(f'{"whole process (wall)":24s} ' + ' '.join(f'{m.wall:12.1f}' for _, m in runs))
-    lines.append(f'{"peak memory (MB)":24s} ' + ' '.join(f'{m.peak_mb:12.0f}' for _, m in runs))
+    lines.append(
+        f'{"whole process (wall)":24s} ' + ' '.join(f'{m.wall:{width}.1f}' for _, m in runs)
+    )
+    lines.append(
+        f'{"peak memory (MB)":24s} ' + ' '.join(f'{m.peak_mb:{width}.0f}' for _, m in runs)
+    )
     share = [100 * m.components.get('ErrorAnalysis', 0.0) / m.wall for _, m in runs]
-    lines.append(f'{"ErrorAnalysis share":24s} ' + ' '.join(f'{s:11.1f}%' for s in share))
+    lines.append(f'{"ErrorAnalysis share":24s} ' + ' '.join(f'{s:{width - 1}.1f}%' for s in share))
     return '\n'.join(lines)
 
 
@@ -302,6 +318,14 @@ def main(argv: Optional[List[str]] = None) -> None:
         metavar='ROWSxCOLUMNS',
         help='generated CSVs for the csv pipeline (default: %(default)s; none: skip)',
     )
+    p.add_argument(
+        '--csv-multi-process',
+        nargs='*',
+        default=['400000x8'],
+        metavar='ROWSxCOLUMNS',
+        help=f'of the --csv sizes, those also run with --beam-mode multi_process --workers '
+        f'{MULTI_PROCESS_WORKERS} (default: %(default)s)',
+    )
     p.add_argument('--keep', metavar='DIR', help='work here and keep the outputs')
     args = p.parse_args(argv)
     sizes = []
@@ -328,30 +352,32 @@ def main(argv: Optional[List[str]] = None) -> None:
                 blindspot.append(run_blindspot(work / f'taxi-{i}', args.train_steps))
                 print(f'round {i + 1}: blindspot {blindspot[-1].wall:.1f} s', flush=True)
             print(taxi_table(template, blindspot), flush=True)
-        runs = []
+        runs, columns_of_table = [], []
         for rows, columns in sizes:
             data = work / f'csv-{rows}x{columns}' / 'data.csv'
             data.parent.mkdir(parents=True)
             write_csv(data, rows, columns)
+            csv_args = ['--pipeline', 'csv', '--data', str(data), '--label', 'y']
             out = work / f'csv-{rows}x{columns}-out'
-            runs.append(
-                (
-                    (rows, columns),
-                    run_blindspot(
-                        out,
-                        args.train_steps,
-                        '--pipeline',
-                        'csv',
-                        '--data',
-                        str(data),
-                        '--label',
-                        'y',
-                    ),
+            runs.append(((rows, columns), run_blindspot(out, args.train_steps, *csv_args)))
+            name = csv_name((rows, columns))
+            columns_of_table.append((name, runs[-1][1]))
+            print(f'csv {name}: {runs[-1][1].wall:.1f} s', flush=True)
+            if f'{rows}x{columns}' in args.csv_multi_process:
+                multi = run_blindspot(
+                    work / f'csv-{rows}x{columns}-multi-process-out',
+                    args.train_steps,
+                    *csv_args,
+                    '--beam-mode',
+                    'multi_process',
+                    '--workers',
+                    str(MULTI_PROCESS_WORKERS),
                 )
-            )
-            print(f'csv {csv_name((rows, columns))}: {runs[-1][1].wall:.1f} s', flush=True)
+                name = f'{name}, {MULTI_PROCESS_WORKERS} procs'
+                columns_of_table.append((name, multi))
+                print(f'csv {name}: {multi.wall:.1f} s', flush=True)
         if runs:
-            print(csv_table(runs), flush=True)
+            print(csv_table(columns_of_table), flush=True)
         taxi = None if args.no_taxi else (template, blindspot)
         print('\n'.join(target_lines(taxi, runs)), flush=True)
     finally:
