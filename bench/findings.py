@@ -2,7 +2,8 @@
 
 Generated data with known answers (each row: 8 categorical features of 8 values, 4 numeric
 features in [0, 1), a base error rate of 8%), run through the component's real Beam path
-(BuildEncoders + DiscoverSlices, in-process DirectRunner, default Settings):
+(BuildEncoders + DiscoverSlices, in-process DirectRunner unless --beam-mode says otherwise,
+default Settings):
 
   categorical  c0 = a AND c1 = b        1.6% of rows, 55% errors  (findable)
   numeric      0.6 <= x0 < 0.7          10% of rows,  30% errors  (findable)
@@ -29,9 +30,15 @@ and prints, per size, the seeds where each planted region came out as exactly on
 finding, precision (a finding is right if it is a planted region, ranges with both edges within
 EDGE_TOLERANCE), the worst edge error and null false positives.
 
-    python bench/findings.py                     # make bench-findings
-    python bench/findings.py --sizes 40000 --seeds 3 --null-seeds 5
-    python bench/findings.py --sizes 10000000 --seeds 1 --null-seeds 0 --sliceline-max-rows 0
+A third table, "scale", runs the first table's planted data (seed 0) at 1M, 10M and 30M rows,
+once in-process and once with Beam's multi-process mode (the pipelines' --beam-mode and
+--workers), and prints wall and CPU time, peak memory of the process tree, its growth per
+million rows and whether the held findings match in_process's; then the flat-memory targets at
+10M rows, met or MISSED.
+
+    python bench/findings.py                     # make bench-findings (all three tables)
+    python bench/findings.py --sizes 40000 --seeds 3 --null-seeds 5 --scale-sizes ''
+    python bench/findings.py --scenario scale --scale-sizes 1000000,10000000
 """
 
 import argparse
