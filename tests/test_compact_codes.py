@@ -105,6 +105,12 @@ def test_a_row_takes_the_bits_of_its_codes_and_flags():
         batch = _pack(columns, encoders[:features], errors, holdout)
         assert batch.words.dtype == dtype and batch.words.shape == (rows, 1)
         _assert_round_trip(batch, columns, encoders[:features], errors, holdout)
+    # Features left out of slicing (no code; encode gives 0) take a bit, even all of them.
+    left_out = [binning.left_out_encoder(n, 'constant') for n in names]
+    for chosen in (left_out, [encoders[0], left_out[1]]):
+        _assert_round_trip(
+            _pack(columns, chosen, errors, holdout), columns, chosen, errors, holdout
+        )
 
 
 def test_fine_codes_round_trip_across_words_and_the_byte_boundary_of_sub_bins():

@@ -54,10 +54,11 @@ def coarse_of_fine(encoder: binning.FeatureEncoder) -> np.ndarray:
 
 
 def coarse_tables(encoders: Sequence[binning.FeatureEncoder]) -> np.ndarray:
-    """(features, most fine codes) int32: row j is coarse_of_fine(encoders[j]), padded with
-    -1 (no fine code reads the padding)."""
+    """(features, most fine codes, at least 1) int32: row j is coarse_of_fine(encoders[j]),
+    padded with 0: a feature left out of slicing has no code, and its rows read 0 (what
+    FeatureEncoder.encode gives them); no other fine code reads the padding."""
     lookups = [coarse_of_fine(encoder) for encoder in encoders]
-    table = np.full((len(lookups), max(map(len, lookups), default=0)), -1, dtype=np.int32)
+    table = np.zeros((len(lookups), max(map(len, lookups), default=1) or 1), dtype=np.int32)
     for feature, lookup in enumerate(lookups):
         table[feature, : len(lookup)] = lookup
     return table
