@@ -6,6 +6,7 @@ import pickle
 
 import apache_beam as beam
 import numpy as np
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from blindspot.error_analysis.beam import diagnosis as beam_diagnosis
@@ -45,7 +46,16 @@ def _planted(seed: int = 0):
         for s in range(0, ROWS, 500)
     ]
     train_zone = np.array(['b'] * 60 + list('acdefghij') * 660, dtype=object)
-    train = [{'zone': train_zone[s : s + 1000]} for s in range(0, len(train_zone), 1000)]
+    # The model on its training rows: half wrong in zone a (random labels), 5% elsewhere;
+    # the last 940 rows were not in the inference sample (NaN).
+    train_errors = np.where(
+        train_zone == 'a', rng.random(len(train_zone)) < 0.5, rng.random(len(train_zone)) < 0.05
+    ).astype(np.float64)
+    train_errors[-940:] = np.nan
+    train = [
+        beam_diagnosis.TrainRows({'zone': train_zone[s : s + 1000]}, train_errors[s : s + 1000])
+        for s in range(0, len(train_zone), 1000)
+    ]
     return batches, train
 
 
@@ -102,7 +112,17 @@ def test_planted_random_labels_and_rare_training_region_are_diagnosed(tmp_path):
     assert len(suspects) == 5 and all(r['features']['zone'] == 'a' for r in suspects)
     probabilities = [r['label_probability'] for r in suspects]
     assert probabilities == sorted(probabilities) and probabilities[0] < 0.1
-    assert diagnoses['overall']['train_rows'] == len(np.concatenate([t['zone'] for t in train]))
+    train_zone = np.concatenate([t.columns['zone'] for t in train])
+    train_errors = np.concatenate([t.errors for t in train])
+    assert diagnoses['overall']['train_rows'] == len(train_zone)
+    assert diagnoses['overall']['train_predicted'] == len(train_zone) - 940
+    # Train error per finding: the mistakes on its sampled training rows, with an interval.
+    sampled_a = (train_zone == 'a') & ~np.isnan(train_errors)
+    fit = random_labels['fit']
+    assert fit['train_rows'] == sampled_a.sum()
+    assert fit['train']['rate'] == pytest.approx(np.nanmean(train_errors[sampled_a]))
+    low, high = fit['train']['interval']
+    assert low < fit['train']['rate'] < high and 0.4 < low and high < 0.6
     # Under each finding, its own mistakes, the 7 most confident of them first.
     for zone in 'ab':
         rows = examples[f'zone = {zone}']

@@ -41,22 +41,26 @@ def test_per_class_counts_precision_recall_and_names_classes_never_or_rarely_pre
 
 
 def test_confident_learning_thresholds_and_suspects_by_hand():
+    # A third class nobody is labelled with (never a suspect's class): the plain rule, as
+    # with more than two classes.
     probabilities = np.array(
         [
-            [0.9, 0.1],  # labelled 0
-            [0.7, 0.3],  # labelled 0
-            [0.2, 0.8],  # labelled 0: p1 >= t1 and p0 < t0 -> suspect
-            [0.5, 0.5],  # labelled 0: p0 < t0 but no other class reaches its threshold
-            [0.3, 0.7],  # labelled 1
-            [0.1, 0.9],  # labelled 1
-            [0.65, 0.35],  # labelled 1: p0 >= t0 and p1 < t1 -> suspect
+            [0.9, 0.1, 0.0],  # labelled 0
+            [0.7, 0.3, 0.0],  # labelled 0
+            [0.2, 0.8, 0.0],  # labelled 0: p1 >= t1 and p0 < t0 -> suspect
+            [0.5, 0.5, 0.0],  # labelled 0: p0 < t0 but no other class reaches its threshold
+            [0.3, 0.7, 0.0],  # labelled 1
+            [0.1, 0.9, 0.0],  # labelled 1
+            [0.65, 0.35, 0.0],  # labelled 1: p0 >= t0 and p1 < t1 -> suspect
         ]
     )
     labels = np.array([0, 0, 0, 0, 1, 1, 1])
     thresholds = diagnosis.class_thresholds(
-        diagnosis.class_probability_sums(probabilities, labels, 2)
+        diagnosis.class_probability_sums(probabilities, labels, 3)
     )
-    np.testing.assert_allclose(thresholds, [(0.9 + 0.7 + 0.2 + 0.5) / 4, (0.7 + 0.9 + 0.35) / 3])
+    np.testing.assert_allclose(
+        thresholds, [(0.9 + 0.7 + 0.2 + 0.5) / 4, (0.7 + 0.9 + 0.35) / 3, np.nan]
+    )
     assert diagnosis.label_suspects(probabilities, labels, thresholds).tolist() == [
         False,
         False,
@@ -66,6 +70,37 @@ def test_confident_learning_thresholds_and_suspects_by_hand():
         False,
         True,
     ]
+
+
+def test_binary_suspects_must_be_clearly_beyond_both_thresholds():
+    # The telco case: the minority class's threshold is below 0.5, so every false
+    # positive (p1 > 0.5) reaches it. t0 = 0.8, t1 = 0.45; with the margin a label-0 row needs
+    # p1 >= 0.45 + 0.5 x 0.55 = 0.725 and p0 < 0.4; a label-1 row p0 >= 0.9 and p1 < 0.225.
+    thresholds = np.array([0.8, 0.45])
+    probabilities = np.array(
+        [
+            [0.45, 0.55],  # labelled 0, a toss-up false positive: the plain rule flags it
+            [0.3, 0.7],  # labelled 0: p1 short of 0.725
+            [0.2, 0.8],  # labelled 0: clearly beyond -> suspect
+            [0.85, 0.15],  # labelled 1: p0 short of 0.9
+            [0.95, 0.05],  # labelled 1: clearly beyond -> suspect
+            [0.1, 0.9],  # labelled 1, right
+        ]
+    )
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    assert diagnosis.label_suspects(probabilities, labels, thresholds).tolist() == [
+        False,
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+    # The same rows without the margin (a third, empty class): the first two and the fourth
+    # are suspects too.
+    padded = np.column_stack([probabilities, np.zeros(6)])
+    plain = diagnosis.label_suspects(padded, labels, np.append(thresholds, np.nan))
+    assert plain.tolist() == [True, True, True, True, True, False]
 
 
 def test_a_rare_class_with_a_tiny_threshold_does_not_flag_correct_predictions():

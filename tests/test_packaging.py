@@ -171,7 +171,7 @@ def test_beam_pickles_resolve_through_the_package():
 
     from blindspot.error_analysis.beam import analysis
 
-    payload = pickler.dumps(analysis._SlicingColumns)
+    payload = pickler.dumps(analysis._TrainRows)
     assert b'components.' not in pickler.loads(payload).__module__.encode()
     code = (
         'import sys\n'
@@ -183,7 +183,7 @@ def test_beam_pickles_resolve_through_the_package():
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.decode().split() == [
         'blindspot.error_analysis.beam.analysis',
-        '_SlicingColumns',
+        '_TrainRows',
     ]
 
 

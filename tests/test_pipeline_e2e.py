@@ -7,6 +7,7 @@ import os
 from html.parser import HTMLParser
 
 import pyarrow.parquet as pq
+import pytest
 import tensorflow as tf
 
 from blindspot.error_analysis import files as keys
@@ -162,6 +163,18 @@ def test_error_analysis_report_in_metadata(taxi_run):
         assert 0 < len(rows) <= min(findings[0]['errors'], 50)
         assert all('tips' in r['features'] and r['label'] != r['predicted'] for r in rows)
     assert data['invariant_violations'] == []
+    # The model also ran on the training rows (fewer than --train-sample: all of them), and
+    # each finding has its train error beside its error here, with intervals.
+    overall = data['diagnosis']['overall']
+    assert overall['train_predicted'] == overall['train_rows'] > 0
+    assert 0 <= overall['train_errors'] <= overall['train_predicted']
+    for s in findings:
+        fit = s['diagnosis']['fit']
+        assert 0 < fit['train_rows'] <= s['diagnosis']['coverage']['train_rows']
+        for side in ('train', 'here'):
+            low, high = fit[side]['interval']
+            assert low <= fit[side]['rate'] <= high
+        assert fit['here']['rate'] == pytest.approx(s['error_rate'])
     # TFMA's sliced metrics are carried into the report.
     assert any(r['slice'] == 'Overall' for r in data['tfma'])
 
@@ -178,3 +191,6 @@ def test_error_analysis_report_in_metadata(taxi_run):
     assert [h for h in parser.headings if h in order] == order
     assert 'TFMA sliced metrics (Evaluator)' in parser.headings
     assert parser.tables >= 3
+    if findings:
+        with open(os.path.join(report.uri, 'report.html')) as f:
+            assert f'Train error from all {overall["train_rows"]:,} training rows' in f.read()

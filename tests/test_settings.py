@@ -34,6 +34,8 @@ CHANGED = {
         ['--tag-rule', 'night: trip_start_hour >= 22'],
     ),
     'tag_references': ({'night': 0.9}, ['--tag-reference', 'night=0.9']),
+    'train_sample': (5000, ['--train-sample', '5000']),
+    'human_level': (0.95, ['--human-level', '0.95']),
 }
 KUBEFLOW_REQUIRED = ['--image', 'r.example.com/b:1', '--pipeline-root', 'gs://bucket/root']
 

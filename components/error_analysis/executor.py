@@ -330,6 +330,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             finder=lattice.SliceFinderConfig.from_settings(settings),
             num_hardest=settings.num_hardest_examples,
             regression_error=settings.regression_error if regression else None,
+            train_sample=settings.train_sample,
         )
         try:
             with self._make_beam_pipeline() as pipeline:
@@ -368,6 +369,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 label_name=raw_label,
                 label_sources=context,
                 regression=regression,
+                human_level=settings.human_level or None,
             )
         except Exception:
             # Leave nothing behind that could pass for a report.
@@ -394,6 +396,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         label_name: Optional[str] = None,
         label_sources: Sequence[str] = (),
         regression: bool = False,
+        human_level: Optional[float] = None,
     ) -> Dict:
         def part(name: str):
             return beam_analysis.read_part(output.uri, name)
@@ -432,6 +435,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             gallery=gallery,
             tags=tags,
             gate=gate,
+            human_level=human_level,
             files={'predictions': f'{files.PREDICTIONS_DIR}/*.parquet', 'html': files.REPORT_HTML},
         )
         # The page first, report.json last: a report.json is only there once both are whole.

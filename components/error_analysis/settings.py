@@ -30,6 +30,18 @@ def _positive_int(value: Any) -> Optional[str]:
     return None
 
 
+def _row_count(value: Any) -> Optional[str]:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return 'must be a whole number of rows (0: none)'
+    return None
+
+
+def _accuracy_or_none(value: Any) -> Optional[str]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        return 'must be an accuracy between 0 and 1, e.g. 0.95 (0: none given)'
+    return None
+
+
 def _at_least_two(value: Any) -> Optional[str]:
     return _positive_int(value) or (None if value >= 2 else 'must be at least 2')
 
@@ -211,6 +223,22 @@ class Settings:
         flag='--tag-reference',
         metavar='TAG=ACC',
     )
+    train_sample: int = _setting(
+        100_000,
+        _row_count,
+        'most training rows the model is run on, for the train error beside the error of '
+        'each finding and tag: all of them, or a uniform sample of this many chosen by a hash '
+        'of the example (the same rows in every run); 0: none',
+        metavar='ROWS',
+    )
+    human_level: float = _setting(
+        0.0,
+        _accuracy_or_none,
+        'human-level (or target) accuracy: each finding gets avoidable bias (train error - '
+        'reference error) and variance (error - train error); a tag with --tag-reference '
+        'uses its own (0: none)',
+        metavar='ACC',
+    )
 
     def __post_init__(self):
         # Lists arrive from argparse, YAML and JSON: keep them as tuples (hashable, frozen).
@@ -283,7 +311,8 @@ class Settings:
             kind = kind_of(field)
             default = field.default if kind is not dict else {}
             shown = ', '.join(default) if kind is tuple else default
-            help_text = f'{field.metadata["help"]} (default: {shown or "none"})'
+            shown = shown if shown or shown == 0 else 'none'
+            help_text = f'{field.metadata["help"]} (default: {shown})'
             options = {
                 'dest': _dest(field),
                 'default': None,

@@ -57,6 +57,7 @@ class AnalysisParams:
     # A regression model: the per-example error its findings are measured in ('absolute' or
     # 'squared', search/regression.py); None for a classifier.
     regression_error: Optional[str] = None
+    train_sample: int = 100_000  # most training rows the model is run on (train error)
 
 
 class _Predict(beam.DoFn):
@@ -101,18 +102,32 @@ class _Predict(beam.DoFn):
         yield batch
 
 
-class _SlicingColumns(_Predict):
-    """The slicing features (and those tag rules read) of batches of serialized examples,
-    without inference (training rows, counted for coverage)."""
+class _TrainRows(_Predict):
+    """Batches of serialized training examples -> TrainRows: the slicing features (and those
+    tag rules read) of every row, for coverage, and the model's mistakes on the rows in the
+    inference sample (cutoff: beam_diagnosis.SampleCutoffFn's, through AsList), for train
+    error."""
 
     def __init__(self, params: AnalysisParams, names: Sequence[str]):
         super().__init__(params)
         self._names = list(names)
 
-    def process(self, serialized: List[bytes]):
+    def process(self, serialized: List[bytes], cutoff: List):
+        from blindspot.error_analysis.beam.predictions import example_ids
+
         columns = self._predictor.columns(serialized)
         _ids_to_categories(columns, self._params.slice_features)
-        yield {name: columns[name] for name in self._names}
+        errors = np.full(len(serialized), np.nan)
+        chosen = beam_diagnosis.in_sample(example_ids(serialized), beam_slices.only(cutoff))
+        if len(chosen):
+            errors[chosen] = self._predictor.predict([serialized[i] for i in chosen]).errors
+        yield beam_diagnosis.TrainRows({name: columns[name] for name in self._names}, errors)
+
+
+def _sample_keys(serialized: List[bytes]) -> np.ndarray:
+    from blindspot.error_analysis.beam.predictions import example_ids
+
+    return beam_diagnosis.sample_keys(example_ids(serialized))
 
 
 def _ids_to_categories(columns: Dict[str, np.ndarray], slice_features: Dict[str, str]) -> None:
@@ -406,17 +421,32 @@ def build_analysis(
     discover = beam_slices.DiscoverSlices(encoders, params.finder)
     found = columns | 'DiscoverSlices' >> discover
 
-    train_columns = (
+    train_serialized = (
         pipeline
         | 'TrainPatterns' >> beam.Create(list(train_patterns))
         | 'ReadTrain'
         >> beam.io.ReadAllFromTFRecord(compression_type=beam.io.filesystem.CompressionTypes.AUTO)
         | 'BatchTrain' >> beam.BatchElements(min_batch_size=256, max_batch_size=1024)
-        | 'TrainColumns' >> beam.ParDo(_SlicingColumns(params, list(params.slice_features)))
+    )
+    # A classifier runs on a uniform sample of the training rows too (train error per
+    # finding); a regressor's training rows count for coverage only.
+    train_sample = 0 if regression else params.train_sample
+    train_cutoff = (
+        train_serialized
+        | 'TrainSampleKeys' >> beam.Map(_sample_keys)
+        | 'TrainSampleCutoff'
+        >> beam_slices.combine_globally(beam_diagnosis.SampleCutoffFn(train_sample))
+    )
+    train_columns = train_serialized | 'TrainRows' >> beam.ParDo(
+        _TrainRows(params, list(params.slice_features)), beam.pvalue.AsList(train_cutoff)
     )
     if regression:
         table = batches | 'CountRegression' >> beam_regression.CountRegression(
-            slice_names, encoders, discover.conditions, quantiles, train_columns
+            slice_names,
+            encoders,
+            discover.conditions,
+            quantiles,
+            train_columns | 'TrainColumns' >> beam.Map(lambda rows: rows.columns),
         )
         measured = table | 'RegressionParts' >> beam.Map(
             beam_regression.regression_parts,
@@ -437,7 +467,7 @@ def build_analysis(
         slices = found | 'SlicesToDict' >> beam.Map(lambda result: result.to_dict())
         parts[PART_DIAGNOSIS] = batches | 'DiagnoseCandidates' >> (
             beam_diagnosis.DiagnoseCandidates(
-                slice_names, encoders, discover.conditions, thresholds, train_columns
+                slice_names, encoders, discover.conditions, thresholds, train_columns, train_sample
             )
         )
     parts[PART_SLICES] = slices
@@ -523,15 +553,15 @@ def _tag_entry(source: str, weight: float = 0.0, correct: float = 0.0) -> Dict:
     }
 
 
-def _train_tag_sums(columns: Dict[str, np.ndarray], rules: Sequence[TagRule]) -> Dict:
-    """Training rows per rule tag (manual tags name analysed examples: not counted here)."""
+def _train_tag_sums(rows: beam_diagnosis.TrainRows, rules: Sequence[TagRule]) -> Dict:
+    """Training rows and the mistakes on those with predictions, per rule tag (manual tags
+    name analysed examples: not counted here)."""
+    values = diagnosis.train_row_values(len(rows.errors), rows.errors)
     tags = {}
     for rule in rules:
         tags[rule.name] = _tag_entry('rule')
-        tags[rule.name]['sums'][diagnosis.TRAIN_ROWS] = rule.evaluate(columns).sum()
-    total = np.zeros(diagnosis.DIAGNOSTIC_COLUMNS)
-    total[diagnosis.TRAIN_ROWS] = len(next(iter(columns.values()))) if columns else 0
-    return {'tags': tags, 'manual_matched': 0, 'total': total}
+        tags[rule.name]['sums'] = values[rule.evaluate(rows.columns)].sum(axis=0)
+    return {'tags': tags, 'manual_matched': 0, 'total': values.sum(axis=0)}
 
 
 def _merge_tag_sums(parts) -> Dict:
@@ -572,7 +602,7 @@ def _diagnosed_tags(merged: Dict) -> Dict:
 class CountTags(beam.PTransform):
     """Flagged PredictionBatches -> singleton: per tag (rules and manual tags) weighted counts,
     correct predictions and the diagnosis of search/diagnosis.py; rule tags are also counted
-    over the training rows' columns (train_columns; None or empty: coverage unknown)."""
+    over the training rows (TrainRows; None or empty: coverage and train error unknown)."""
 
     def __init__(
         self,

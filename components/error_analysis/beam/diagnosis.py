@@ -1,9 +1,11 @@
 """Beam glue for the per-finding diagnosis (search/diagnosis.py holds the logic): class
-thresholds for confident learning in one aggregation pass, the suspect flag per example, and
-one counting pass over the analysed and training rows per membership pattern."""
+thresholds for confident learning in one aggregation pass, the suspect flag per example, the
+uniform sample of training rows the model is run on (by example id, so the same rows in
+every run), and one counting pass over the analysed and training rows per membership
+pattern."""
 
 import dataclasses
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -37,6 +39,58 @@ class FlagLabelSuspects(beam.PTransform):
         return flagged, thresholds
 
 
+@dataclasses.dataclass
+class TrainRows:
+    """A batch of training rows: the slicing columns of every row, and the model's mistakes
+    (1/0) on those in the inference sample, NaN on the others."""
+
+    columns: Dict[str, np.ndarray]
+    errors: np.ndarray
+
+
+_NO_ROW = np.iinfo(np.uint64).max
+
+
+def sample_keys(example_ids: Sequence[str]) -> np.ndarray:
+    """uint64 per example from its id (a hash of its bytes): uniform, and the same in every
+    run, so the rows with the smallest keys are a reproducible uniform sample."""
+    return np.array([int(i, 16) for i in example_ids], dtype=np.uint64)
+
+
+class SampleCutoffFn(beam.CombineFn):
+    """Sample keys (arrays) -> the largest key of the `size` smallest: rows with a key up to it
+    form the sample (every row when there are fewer; None when size is 0)."""
+
+    def __init__(self, size: int):
+        self._size = size
+
+    def _smallest(self, keys: np.ndarray) -> np.ndarray:
+        if len(keys) <= self._size:
+            return keys
+        return np.partition(keys, self._size - 1)[: self._size]
+
+    def create_accumulator(self) -> np.ndarray:
+        return np.zeros(0, np.uint64)
+
+    def add_input(self, smallest: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        return self._smallest(np.concatenate([smallest, keys]))
+
+    def merge_accumulators(self, accumulators) -> np.ndarray:
+        return self._smallest(np.concatenate(list(accumulators)))
+
+    def extract_output(self, smallest: np.ndarray) -> Optional[int]:
+        if not self._size:
+            return None
+        return int(smallest.max()) if len(smallest) >= self._size else int(_NO_ROW)
+
+
+def in_sample(example_ids: Sequence[str], cutoff: Optional[int]) -> np.ndarray:
+    """Positions of the rows in the sample that `cutoff` (SampleCutoffFn) bounds."""
+    if cutoff is None:
+        return np.zeros(0, np.int64)
+    return np.flatnonzero(sample_keys(example_ids) <= np.uint64(cutoff))
+
+
 def _flag(batch: PredictionBatch, thresholds: np.ndarray) -> PredictionBatch:
     suspects = diagnosis.label_suspects(batch.probabilities, batch.labels, thresholds)
     return dataclasses.replace(batch, label_suspect=suspects)
@@ -56,13 +110,15 @@ def _analysed_sums(
 
 
 def _train_sums(
-    columns: Dict[str, np.ndarray],
+    rows: TrainRows,
     encoders: Sequence[binning.FeatureEncoder],
     conditions: np.ndarray,
 ) -> diagnosis.PatternSums:
     # Training rows may hold values the analysed split has not (then in no slice).
-    codes = beam_slices.encode_columns(columns, encoders, strict=False, fine=True)
-    return diagnosis.PatternSums.count(codes, conditions, diagnosis.train_row_values(len(codes)))
+    codes = beam_slices.encode_columns(rows.columns, encoders, strict=False, fine=True)
+    return diagnosis.PatternSums.count(
+        codes, conditions, diagnosis.train_row_values(len(codes), rows.errors)
+    )
 
 
 def _diagnoses(
@@ -70,9 +126,11 @@ def _diagnoses(
     conditions: np.ndarray,
     encoders: Sequence[binning.FeatureEncoder],
     thresholds: np.ndarray,
+    train_sample: int,
 ) -> Dict:
     return {
         'overall': diagnosis.overall(table),
+        'train_sample': train_sample,
         'thresholds': [None if np.isnan(t) else float(t) for t in thresholds],
         'candidates': diagnosis.diagnose_candidates(table, conditions, encoders),
     }
@@ -81,7 +139,8 @@ def _diagnoses(
 class DiagnoseCandidates(beam.PTransform):
     """Flagged PredictionBatches (not empty) -> singleton {overall, thresholds, candidates:
     slice text -> diagnosis}, counting membership in the candidates (conditions, a singleton
-    from DiscoverSlices) over these rows and over the training rows' slicing columns."""
+    from DiscoverSlices) over these rows and over the training rows (TrainRows; the model was
+    run on a uniform sample of at most train_sample of them)."""
 
     def __init__(
         self,
@@ -90,8 +149,10 @@ class DiagnoseCandidates(beam.PTransform):
         conditions: beam.PCollection,
         thresholds: beam.PCollection,
         train_columns: beam.PCollection,
+        train_sample: int = 0,
     ):
         super().__init__()
+        self._train_sample = train_sample
         self._slice_names = list(slice_names)
         self._encoders = encoders
         self._conditions = conditions
@@ -112,7 +173,11 @@ class DiagnoseCandidates(beam.PTransform):
             >> beam_slices.combine_globally(beam_slices.MergePatternTablesFn(diagnosis.PatternSums))
         )
         return table | 'Diagnose' >> beam.Map(
-            _diagnoses, conditions, encoders, beam.pvalue.AsSingleton(self._thresholds)
+            _diagnoses,
+            conditions,
+            encoders,
+            beam.pvalue.AsSingleton(self._thresholds),
+            self._train_sample,
         )
 
 

@@ -36,14 +36,22 @@ diagnosis per tag, 1 no impact fields and listed slices by SliceLine score):
   classes            per class: {class, support, predicted, correct, precision, recall}
                      (precision None if never predicted, recall None if no examples)
   diagnosis          confident learning and calibration over all rows (see
-                     search/diagnosis.py), or null: {overall: {rows, errors, suspects,
-                     suspect_rate, suspect_share_of_errors, mistake_confidence,
-                     calibration_error, train_rows}, thresholds (per class),
+                     search/diagnosis.py), or null: {overall: {rows, errors, error_rate,
+                     suspects, suspect_rate, suspect_share_of_errors, mistake_confidence,
+                     calibration_error, train_rows, train_predicted (training rows the
+                     model ran on), train_errors, train_error_rate}, train_sample (the most
+                     training rows run on), human_level, thresholds (per class),
                      label_suspects: the most suspicious examples, lowest probability of
                      their given label first (as hardest_examples, plus label_probability)}
                      Each entry of slices.slices also gets `diagnosis`: {coverage:
                      {train_rows, train_share, analysed_share} or null without a train
-                     split, inside and outside (as diagnosis.overall), rule, next_step}
+                     split, fit: {train_rows, train_rows_outside, train, train_outside,
+                     here, here_outside (each {rate, interval}: 95% Wilson),
+                     train_excess_share} or null (too few training rows run on), inside and
+                     outside (as diagnosis.overall), rule, next_step, gain: {reachable_share,
+                     irreducible_error_rate}, reference: {reference_error, avoidable_bias,
+                     variance} or null}, and with it reachable_gain and added_reachable_gain
+                     (the potential gains times reachable_share)
   tfma               Evaluator's sliced metrics: [{slice, features, metrics}], or []
   gallery            image data only: per confusion pair, most frequent first,
                      {true, predicted, count, examples: [{example_id, confidence, png}]}
@@ -79,6 +87,7 @@ from blindspot.error_analysis.report import compare as report_compare
 from blindspot.error_analysis.report import gate as slice_gate
 from blindspot.error_analysis.report import insights, invariants, regression_view
 from blindspot.error_analysis.search import confusion
+from blindspot.error_analysis.search import diagnosis as diagnosis_rules
 from blindspot.error_analysis.tags import prioritize
 
 REPORT_VERSION = 4
@@ -134,14 +143,22 @@ def highlights(slices: Dict) -> Dict[str, List[str]]:
     return marked
 
 
-def _tags_section(tags: Optional[Dict], examples: int, accuracy: float) -> Optional[Dict]:
-    """The prioritisation table, each tag with the diagnosis the tags part computed."""
+def _tags_section(
+    tags: Optional[Dict], examples: int, accuracy: float, human_level: Optional[float] = None
+) -> Optional[Dict]:
+    """The prioritisation table, each tag with the diagnosis the tags part computed (and Ng's
+    split against its own reference, else human_level)."""
     if not tags:
         return None
     counts = tags['counts']
     rows = prioritize.prioritize(counts, examples, accuracy, tags['references'])
     for row in rows:
         row['diagnosis'] = counts[row['tag']]['diagnosis']
+        reference = tags['references'].get(row['tag'], human_level)
+        if row['diagnosis'] is not None:
+            row['diagnosis']['reference'] = diagnosis_rules.reference_split(
+                row['diagnosis'], reference
+            )
     return {
         'prioritization': rows,
         'references': tags['references'],
@@ -154,15 +171,30 @@ def _tags_section(tags: Optional[Dict], examples: int, accuracy: float) -> Optio
 
 
 def _diagnosis_section(
-    diagnosis: Optional[Dict], slices: Dict, label_suspects: Sequence[Dict]
+    diagnosis: Optional[Dict],
+    slices: Dict,
+    label_suspects: Sequence[Dict],
+    human_level: Optional[float] = None,
 ) -> Optional[Dict]:
-    """The overall diagnosis; each listed slice gets its own (matched by its text)."""
+    """The overall diagnosis; each listed slice gets its own (matched by its text), Ng's split
+    against human_level, and the reachable part of its gains (diagnosis.gain_split)."""
     if diagnosis is None:
         return None
     for entry in slices['slices']:
-        entry['diagnosis'] = diagnosis['candidates'].get(entry['slice'])
+        found = entry['diagnosis'] = diagnosis['candidates'].get(entry['slice'])
+        if found is None:
+            continue
+        found['reference'] = diagnosis_rules.reference_split(found, human_level)
+        if 'gain' not in found:  # a regression's diagnosis (search/regression.py)
+            continue
+        share = found['gain']['reachable_share']
+        entry['reachable_gain'] = entry['potential_gain'] * share
+        if entry.get('added_potential_gain') is not None:
+            entry['added_reachable_gain'] = entry['added_potential_gain'] * share
     return {
         'overall': diagnosis['overall'],
+        'train_sample': diagnosis.get('train_sample'),
+        'human_level': human_level,
         'thresholds': diagnosis['thresholds'],
         'label_suspects': list(label_suspects),
     }
@@ -189,6 +221,7 @@ def build_report(
     label_suspects: Sequence[Dict] = (),
     finding_examples: Optional[Dict[str, List[Dict]]] = None,
     regression: Optional[Dict] = None,
+    human_level: Optional[float] = None,
 ) -> Dict:
     """`baseline`: {'report': a baseline report.json, 'info': {...}} (baseline.read_baseline),
     to compare with; `measured`: the comparison part of beam/comparison.py (None: the
@@ -198,7 +231,9 @@ def build_report(
     diagnosis}; `label_suspects`: the most suspicious examples; `finding_examples`: slice
     text -> its most confident mistakes (shown under each held finding). `regression`: a
     regression model's numbers (the regression part of beam/regression.py), then `totals` is
-    None: report/regression_view.py fills the overall numbers and the residual view."""
+    None: report/regression_view.py fills the overall numbers and the residual view.
+    `human_level`: the reference accuracy for each finding's avoidable bias and variance
+    (None: not given)."""
     if regression is not None:
         totals = {'confusion': np.zeros((0, 0)), 'loss_sum': 0.0}
     matrix = np.asarray(totals['confusion'], dtype=np.int64)
@@ -241,10 +276,10 @@ def build_report(
         'highlights': highlights(slices),
         'hardest_examples': hardest,
         'classes': confusion.per_class(matrix, names),
-        'diagnosis': _diagnosis_section(diagnosis, slices, label_suspects),
+        'diagnosis': _diagnosis_section(diagnosis, slices, label_suspects, human_level),
         'tfma': tfma_rows,
         'gallery': _named_gallery(gallery, matrix, names),
-        'tags': _tags_section(tags, examples, correct / examples if examples else 0.0),
+        'tags': _tags_section(tags, examples, correct / examples if examples else 0.0, human_level),
         'files': files,
     }
     if regression is not None:

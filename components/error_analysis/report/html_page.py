@@ -420,6 +420,7 @@ def _next_steps(report: Dict) -> str:
     return (
         '<h2>What to do next, per finding</h2><p class=muted>Inside the finding vs outside it. '
         + _DIAGNOSIS_NOTE
+        + _train_note(report)
         + '</p>'
         + _table(['finding'] + _DIAGNOSIS_HEADERS, rows)
     )
@@ -427,6 +428,7 @@ def _next_steps(report: Dict) -> str:
 
 _DIAGNOSIS_HEADERS = [
     'train share vs here',
+    'train error vs here (95% CI); elsewhere',
     'errors that are label suspects',
     'confidence on mistakes',
     'calibration error',
@@ -436,8 +438,57 @@ _DIAGNOSIS_NOTE = (
     'Train share: share of the training rows in it vs its share of the analysed rows. Label '
     'suspects (confident learning): share of the errors whose given label the model finds '
     'unlikely while it confidently predicts another class. Calibration error: expected '
-    'calibration error over 10 confidence bins.'
+    'calibration error over 10 confidence bins. Train error: the model run on its training '
+    'rows (a uniform sample by example id beyond --train-sample rows) beside its error here, '
+    'and the same outside it; with a reference accuracy, avoidable bias = train error - '
+    'reference error and variance = error here - train error.'
 )
+
+
+def _train_note(report: Dict) -> str:
+    """How many training rows the train errors come from."""
+    diagnosis = report.get('diagnosis')
+    if not diagnosis or not diagnosis['overall'].get('train_rows'):
+        return ''
+    overall = diagnosis['overall']
+    if 'train_predicted' not in overall:
+        return ''
+    if not overall['train_predicted']:
+        return ' No train error: the model was not run on training rows (--train-sample 0).'
+    sample = (
+        f'all {overall["train_rows"]:,} training rows'
+        if overall['train_predicted'] == overall['train_rows']
+        else f'a uniform sample of {overall["train_predicted"]:,} of the '
+        f'{overall["train_rows"]:,} training rows (at most {diagnosis["train_sample"]:,}, '
+        'chosen by example id: the same rows in every run)'
+    )
+    return (
+        f' Train error from {sample}: {_pct(overall["train_error_rate"])} overall, against '
+        f'{_pct(overall["error_rate"])} here.'
+    )
+
+
+def _fit_cell(d: Dict) -> str:
+    fit = d.get('fit')
+    if not fit:
+        return 'unknown'
+
+    def rate(r: Dict) -> str:
+        low, high = r['interval']
+        return f'{_pct(r["rate"])} ({_pct(low)}–{_pct(high)})'
+
+    text = (
+        f'{rate(fit["train"])} vs {rate(fit["here"])}; elsewhere '
+        f'{_pct(fit["train_outside"]["rate"])} vs {_pct(fit["here_outside"]["rate"])}'
+    )
+    reference = d.get('reference')
+    if reference:
+        text += (
+            f'; avoidable bias {100 * reference["avoidable_bias"]:+.1f} pts, variance '
+            f'{100 * reference["variance"]:+.1f} pts (reference error '
+            f'{_pct(reference["reference_error"])})'
+        )
+    return text
 
 
 def _diagnosis_cells(d: Optional[Dict]) -> List[str]:
@@ -453,6 +504,7 @@ def _diagnosis_cells(d: Optional[Dict]) -> List[str]:
             else 'unknown',
             True,
         ),
+        _td(_fit_cell(d), True),
         _td(
             f'{_pct(inside["suspect_share_of_errors"]) or "–"} vs '
             f'{_pct(outside["suspect_share_of_errors"]) or "– (no errors)"}',

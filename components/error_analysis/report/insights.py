@@ -40,17 +40,19 @@ def insights(report: Dict, max_slices: int = 3) -> List[str]:
             f'({_pct(top["error_share"])}); error rate {_pct(top["error_rate"])} vs '
             f'{_pct(top["error_rate_outside"])} elsewhere.',
         )
-    for position, s in enumerate(findings[:max_slices]):
+    promised = promised_findings(findings)[:max_slices]
+    for s in promised:
         children = [c['slice'] for c in held if c.get('parent') == s['slice']]
-        beyond = ' beyond the findings above' if position else ''
+        beyond = ' beyond the findings ranked above it' if findings.index(s) else ''
         lines.append(
-            f'Fixing {s["slice"]} could gain up to {100 * s["added_potential_gain"]:.1f} points '
+            f'Fixing {s["slice"]} could gain up to {100 * reachable_gain(s):.1f} points '
             f'of accuracy{beyond} ({_pct(s["error_rate"])} errors vs '
             f'{_pct(s["error_rate_outside"])} elsewhere, {_pct(s["size"] / overall["examples"])} '
             'of examples; held on held-out data)'
+            + _irreducible(s)
             + (f'; worst inside it: {children[0]}.' if children else '.')
         )
-    lines += diagnosis_insights(report, findings[:max_slices])
+    lines += diagnosis_insights(report, promised)
     tags = report.get('tags')
     if tags:
         from blindspot.error_analysis.tags.prioritize import gain_sentence
@@ -82,6 +84,31 @@ def insights(report: Dict, max_slices: int = 3) -> List[str]:
     if report.get('comparison'):  # what changed since the latest blessed model's report
         lines += comparison_insights(report['comparison'])
     return lines
+
+
+def reachable_gain(finding: Dict) -> float:
+    """The gain a finding adds that looks reachable: its added potential gain, less the part
+    below its train error where the model cannot fit its rows (search/diagnosis.gain_split)."""
+    reachable = finding.get('added_reachable_gain')
+    return finding['added_potential_gain'] if reachable is None else reachable
+
+
+def promised_findings(findings: Sequence[Dict]) -> List[Dict]:
+    """Findings in the order the insights promise them: the most reachable gain first, so a
+    region of inherently random outcomes is not the top promise."""
+    return sorted(findings, key=lambda s: -reachable_gain(s))
+
+
+def _irreducible(finding: Dict) -> str:
+    """'; 11.0 more points look irreducible: ...' where part of the gain does."""
+    part = finding['added_potential_gain'] - reachable_gain(finding)
+    if part < 0.0005:
+        return ''
+    train = finding['diagnosis']['fit']['train']['rate']
+    return (
+        f'; {100 * part:.1f} more points look irreducible with these features (the train error '
+        f'there is {_pct(train)}: the model cannot fit those rows either)'
+    )
 
 
 def _or_one(p_value) -> float:

@@ -222,6 +222,37 @@ def _regression_numbers_agree(report: Dict) -> List[str]:
     return problems
 
 
+def _reachable_gain(report: Dict) -> List[str]:
+    """A finding's reachable gain is part of its potential gain (0 <= reachable <= potential),
+    and the insights promise findings in order of reachable gain, so a region the model cannot
+    fit even in training is not the top promise."""
+    from blindspot.error_analysis.report.insights import reachable_gain
+
+    findings = _findings(report)
+    problems = []
+    for s in findings:
+        for reachable, potential in (
+            (s.get('reachable_gain'), s['potential_gain']),
+            (s.get('added_reachable_gain'), s.get('added_potential_gain')),
+        ):
+            if reachable is not None and not -_TOLERANCE <= reachable <= potential + _TOLERANCE:
+                problems.append(
+                    f'{s["slice"]!r}: reachable gain {reachable} outside 0..{potential}'
+                )
+    by_text = {s['slice']: s for s in findings}
+    promised = [
+        by_text[line[len('Fixing ') :].split(' could gain up to ')[0]]
+        for line in report.get('insights', [])
+        if line.startswith('Fixing ')
+        and ' could gain up to ' in line
+        and line[len('Fixing ') :].split(' could gain up to ')[0] in by_text
+    ]
+    gains = [reachable_gain(s) for s in promised]
+    if not _descending(gains):
+        problems.append(f'the insights promise findings out of reachable-gain order: {gains}')
+    return problems
+
+
 CHECKS = (
     _unique_held_ids,
     _shares_add_up,
@@ -233,6 +264,7 @@ CHECKS = (
     _gate_consistent,
     _qualifiers,
     _regression_numbers_agree,
+    _reachable_gain,
 )
 
 

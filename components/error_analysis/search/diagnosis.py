@@ -8,30 +8,59 @@ analysed split's probabilities are out-of-sample, which the method needs. Requir
 the predicted class (the paper takes any class above its threshold) keeps a class with a
 handful of examples, whose threshold can be near 0, from flagging correct predictions.
 
+In a binary task the predicted class always has p > 0.5, above the threshold of a minority
+class whose mean probability is below 0.5, so the plain rule would flag every false positive
+of that class wherever its rate is near one half (rows whose outcome is a toss-up, not
+mislabelled). There a suspect must be clearly beyond both thresholds: the predicted class's
+probability at least BINARY_SUSPECT_MARGIN of the way from its threshold to 1, and the given
+label's at most (1 - BINARY_SUSPECT_MARGIN) x its threshold.
+
 Per finding, one counting pass sums per-row values (DIAGNOSTIC_COLUMNS) per pattern of
 membership in the candidates, as selection.PatternTable counts errors; the training split's
-rows add to the same table in the TRAIN_ROWS column. Inside and outside a finding are then
-exact sums over that table.
+rows add to the same table: every one in TRAIN_ROWS, and those the model was run on (all, or
+a uniform sample by example id) in TRAIN_PREDICTED and their mistakes in TRAIN_ERRORS. Inside
+and outside a finding are then exact sums over that table.
 
-The next step is chosen by these rules, in order (README, "What to do next"):
+Fit: the finding's excess error in training, (train error inside - outside), over its excess
+here, (error inside - outside). At least FIT_SHARE of it, with the train error inside
+significantly above the train error outside (95% Wilson bounds apart): the model "cannot fit"
+these rows even where it trained on them. Below FIT_SHARE with the train error's upper bound
+below the error's lower bound here: it "fits" its training rows but not these. Otherwise (or
+fewer than MIN_FIT_ROWS training rows with predictions): "unknown".
+
+The next step is chosen by these rules, first match wins (README, "What to do next"):
 1. Under-represented in training: its share of train rows is below UNDER_REPRESENTED x its
    share of the analysed rows, or it has fewer than MIN_TRAIN_ROWS train rows and a smaller
    share of them than of the analysed rows (a small slice sampled as often in training as
    here is not under-represented) -> collect more examples like these.
-2. Label noise: its rows are label suspects at least SUSPECT_CONCENTRATION times as often as
+2. Not separable: the model cannot fit these rows and its mistakes are unsure (mean
+   confidence below OVERCONFIDENT) -> the features do not separate them: if a person can
+   tell them apart, add the signal they use, else their labels are noise here (review a
+   sample). The part of the finding's gain below its train error looks irreducible.
+3. Label noise: its rows are label suspects at least SUSPECT_CONCENTRATION times as often as
    the rows outside it (in a binary task nearly every confident mistake is a suspect, so the
    share of errors alone says little), and either at least LABEL_NOISE of its errors are
    suspects, or at least FEW_SUSPECTS are while the concentration reaches STRONG_CONCENTRATION
    -> review these labels.
-3. Otherwise, mistakes made with mean confidence of at least OVERCONFIDENT: the model lacks a
-   signal there or follows a shortcut -> try a feature or a higher-capacity model.
-4. Otherwise (unsure mistakes): the examples are ambiguous to the model, or their labels are
+4. Shortcut: the model fits its training rows, and its mistakes here are confident -> it
+   learned a pattern that holds on its training rows only: find what these rows share in
+   training, add counter-examples or drop the feature that leaks.
+5. Variance: the model fits its training rows, its mistakes here are unsure -> more examples
+   like these, regularisation, or a simpler model for them.
+6. Otherwise (fit unknown, or confident mistakes on rows it cannot fit), mistakes made with
+   mean confidence of at least OVERCONFIDENT: the model lacks a signal there or follows a
+   shortcut -> try a feature or a higher-capacity model.
+7. Otherwise (unsure mistakes): the examples are ambiguous to the model, or their labels are
    noisy in a way it has learned to hedge on (confident learning cannot flag those) -> review
    a sample of their labels, then try a feature that separates them.
 
+With a reference accuracy (a tag's, or human_level for findings), Ng's split: avoidable bias
+= train error - (1 - reference), variance = error here - train error (reference_split).
+
 Every word a sentence uses about the evidence ("few", "some" or "many" label suspects,
-"confident" or "unsure" mistakes) comes from suspect_word and confidence_word, and
-qualifier_violations checks a written diagnosis against its own numbers.
+"confident" or "unsure" mistakes, "cannot fit" or "fits") comes from suspect_word,
+confidence_word and fit_word, and qualifier_violations checks a written diagnosis against its
+own numbers.
 """
 
 import dataclasses
@@ -39,7 +68,7 @@ from typing import Collection, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from blindspot.error_analysis.search import binning, ranges, selection
+from blindspot.error_analysis.search import binning, ranges, selection, stats
 
 UNDER_REPRESENTED = 0.5
 MIN_TRAIN_ROWS = 20
@@ -48,11 +77,23 @@ SUSPECT_CONCENTRATION = 2.0
 STRONG_CONCENTRATION = 5.0
 FEW_SUSPECTS = 0.2
 OVERCONFIDENT = 0.8
+FIT_SHARE = 0.5
+MIN_FIT_ROWS = 20
+BINARY_SUSPECT_MARGIN = 0.5
 CALIBRATION_BINS = 10
 
 # Per-row values summed per membership pattern.
-ROWS, ERRORS, SUSPECTS, SUSPECT_ERRORS, MISTAKE_CONFIDENCE, TRAIN_ROWS = range(6)
-_BINS = 6  # then per calibration bin: rows, summed confidence, correct predictions
+(
+    ROWS,
+    ERRORS,
+    SUSPECTS,
+    SUSPECT_ERRORS,
+    MISTAKE_CONFIDENCE,
+    TRAIN_ROWS,
+    TRAIN_PREDICTED,
+    TRAIN_ERRORS,
+) = range(8)
+_BINS = 8  # then per calibration bin: rows, summed confidence, correct predictions
 DIAGNOSTIC_COLUMNS = _BINS + 3 * CALIBRATION_BINS
 
 
@@ -85,9 +126,14 @@ def label_suspects(
     labels = np.asarray(labels, np.int64)
     rows = np.arange(len(labels))
     predicted = probabilities.argmax(axis=1)
+    reach = np.asarray(thresholds, np.float64)[predicted]
+    below = np.nan_to_num(np.asarray(thresholds, np.float64)[labels], nan=-1.0)
+    if probabilities.shape[1] == 2:  # clearly beyond both thresholds (module docstring)
+        reach = reach + BINARY_SUSPECT_MARGIN * (1.0 - reach)
+        below = np.where(below < 0, below, (1.0 - BINARY_SUSPECT_MARGIN) * below)
     with np.errstate(invalid='ignore'):
-        confident = probabilities[rows, predicted] >= thresholds[predicted]  # NaN -> False
-    given_below = probabilities[rows, labels] < np.nan_to_num(thresholds[labels], nan=-1.0)
+        confident = probabilities[rows, predicted] >= reach  # NaN -> False
+    given_below = probabilities[rows, labels] < below
     return (predicted != labels) & confident & given_below
 
 
@@ -110,10 +156,17 @@ def row_values(errors: np.ndarray, suspects: np.ndarray, confidence: np.ndarray)
     return values
 
 
-def train_row_values(num_rows: int) -> np.ndarray:
-    """(rows, DIAGNOSTIC_COLUMNS) values of training rows: they only count as TRAIN_ROWS."""
+def train_row_values(num_rows: int, errors: Optional[np.ndarray] = None) -> np.ndarray:
+    """(rows, DIAGNOSTIC_COLUMNS) values of training rows: each counts in TRAIN_ROWS; `errors`
+    (1/0 per row, NaN for a row the model was not run on; None: none was) adds the rows with
+    predictions to TRAIN_PREDICTED and their mistakes to TRAIN_ERRORS."""
     values = np.zeros((num_rows, DIAGNOSTIC_COLUMNS))
     values[:, TRAIN_ROWS] = 1.0
+    if errors is not None:
+        errors = np.asarray(errors, np.float64)
+        predicted = ~np.isnan(errors)
+        values[:, TRAIN_PREDICTED] = predicted
+        values[:, TRAIN_ERRORS] = np.where(predicted, errors, 0.0)
     return values
 
 
@@ -155,10 +208,19 @@ def _ratio(numerator: float, denominator: float) -> Optional[float]:
     return float(numerator / denominator) if denominator else None
 
 
+def _rate(errors: float, rows: float) -> Dict:
+    """An error rate with its 95% Wilson interval (None without rows)."""
+    if not rows:
+        return {'rate': None, 'interval': None}
+    low, high = stats.wilson_interval(errors, rows)
+    return {'rate': float(errors / rows), 'interval': [float(low), float(high)]}
+
+
 def _side(sums: np.ndarray) -> Dict:
     return {
         'rows': int(sums[ROWS]),
         'errors': int(sums[ERRORS]),
+        'error_rate': _ratio(sums[ERRORS], sums[ROWS]),
         'suspects': int(sums[SUSPECTS]),
         'suspect_rate': _ratio(sums[SUSPECTS], sums[ROWS]),
         'suspect_share_of_errors': _ratio(sums[SUSPECT_ERRORS], sums[ERRORS]),
@@ -180,15 +242,84 @@ def coverage_in_training(
     }
 
 
+def _fit(inside: np.ndarray, outside: np.ndarray) -> Optional[Dict]:
+    """Train error beside the error here, inside and outside, with 95% Wilson intervals;
+    None when the finding has fewer than MIN_FIT_ROWS training rows with predictions (or the
+    rest has none)."""
+    if inside[TRAIN_PREDICTED] < MIN_FIT_ROWS or not outside[TRAIN_PREDICTED]:
+        return None
+    fit = {
+        'train_rows': int(inside[TRAIN_PREDICTED]),
+        'train_rows_outside': int(outside[TRAIN_PREDICTED]),
+        'train': _rate(inside[TRAIN_ERRORS], inside[TRAIN_PREDICTED]),
+        'train_outside': _rate(outside[TRAIN_ERRORS], outside[TRAIN_PREDICTED]),
+        'here': _rate(inside[ERRORS], inside[ROWS]),
+        'here_outside': _rate(outside[ERRORS], outside[ROWS]),
+    }
+    if fit['here']['rate'] is None or fit['here_outside']['rate'] is None:
+        return None
+    excess = fit['here']['rate'] - fit['here_outside']['rate']
+    train_excess = fit['train']['rate'] - fit['train_outside']['rate']
+    fit['train_excess_share'] = float(train_excess / excess) if excess > 0 else None
+    return fit
+
+
+def fit_word(evidence: Dict) -> str:
+    """'cannot fit', 'fits' or 'unknown' (module docstring, "Fit"): the one place it comes
+    from."""
+    fit = evidence.get('fit')
+    if not fit or fit['train_excess_share'] is None:
+        return 'unknown'
+    share = fit['train_excess_share']
+    if share >= FIT_SHARE and fit['train']['interval'][0] > fit['train_outside']['interval'][1]:
+        return 'cannot fit'
+    if share < FIT_SHARE and fit['train']['interval'][1] < fit['here']['interval'][0]:
+        return 'fits'
+    return 'unknown'
+
+
+def gain_split(evidence: Dict, rule: str) -> Dict:
+    """The share of a finding's potential gain that looks reachable: all of it, but where the
+    model cannot fit the rows (rule not_separable) only the part of its error above both the
+    error outside and its own train error, which looks irreducible with these features."""
+    if rule != 'not_separable':
+        return {'reachable_share': 1.0, 'irreducible_error_rate': None}
+    fit = evidence['fit']
+    here, outside, train = fit['here']['rate'], fit['here_outside']['rate'], fit['train']['rate']
+    floor = min(max(outside, train), here)
+    share = (here - floor) / (here - outside) if here > outside else 1.0
+    return {'reachable_share': float(share), 'irreducible_error_rate': float(floor)}
+
+
+def reference_split(diagnosis: Dict, reference_accuracy: Optional[float]) -> Optional[Dict]:
+    """Ng's split against a reference (human-level or target) accuracy: avoidable bias =
+    train error - reference error, variance = error here - train error (None without a
+    reference or train error)."""
+    fit = diagnosis.get('fit')
+    if reference_accuracy is None or not fit:
+        return None
+    train, here = fit['train']['rate'], fit['here']['rate']
+    return {
+        'reference_error': 1.0 - reference_accuracy,
+        'avoidable_bias': train - (1.0 - reference_accuracy),
+        'variance': here - train,
+    }
+
+
 def diagnose(inside: np.ndarray, total: np.ndarray) -> Dict:
     """A finding's evidence (inside vs outside) and next step, from summed values."""
     outside = total - inside
     coverage = coverage_in_training(
         inside[TRAIN_ROWS], total[TRAIN_ROWS], inside[ROWS], total[ROWS]
     )
-    evidence = {'coverage': coverage, 'inside': _side(inside), 'outside': _side(outside)}
+    evidence = {
+        'coverage': coverage,
+        'fit': _fit(inside, outside),
+        'inside': _side(inside),
+        'outside': _side(outside),
+    }
     rule, text = next_step(evidence)
-    return {**evidence, 'rule': rule, 'next_step': text}
+    return {**evidence, 'rule': rule, 'next_step': text, 'gain': gain_split(evidence, rule)}
 
 
 def _pct(x: float) -> str:
@@ -214,6 +345,17 @@ def next_step(evidence: Dict) -> Tuple[str, str]:
             f'{coverage["train_rows"]:,}, vs {_pct(coverage["analysed_share"])} here): '
             'collect more examples like these',
         )
+    confidence = inside['mistake_confidence'] or 0.0
+    fitted = fit_word(evidence)
+    unsure = confidence_word(evidence) == 'unsure'
+    if fitted == 'cannot fit' and unsure:
+        return (
+            'not_separable',
+            f'{_fit_evidence(evidence)}, the mistakes are unsure (mean confidence '
+            f'{confidence:.2f}): the features do not separate these rows, even in training; if '
+            'a person can tell them apart, add the signal they use, else their labels are '
+            f'noise here: review a sample ({_suspect_evidence(evidence)})',
+        )
     suspects = suspect_word(evidence)
     if suspects == 'many':
         return (
@@ -221,8 +363,20 @@ def next_step(evidence: Dict) -> Tuple[str, str]:
             f'{_suspect_evidence(evidence)}: review these labels (most suspicious first in the '
             'label suspects list; marked in the review sheet)',
         )
+    if fitted == 'fits' and not unsure:
+        return (
+            'shortcut',
+            f'{_fit_evidence(evidence)} and the mistakes are confident (mean {confidence:.2f}): the '
+            'model learned a pattern that holds on its training rows only; find what these '
+            'rows share in training, add counter-examples or drop the feature that leaks',
+        )
+    if fitted == 'fits':
+        return (
+            'variance',
+            f'{_fit_evidence(evidence)}, the mistakes are unsure (mean confidence {confidence:.2f}): '
+            'variance; more examples like these, regularisation, or a simpler model for them',
+        )
     covered = 'well covered in training' if coverage is not None else 'training coverage unknown'
-    confidence = inside['mistake_confidence'] or 0.0
     if confidence_word(evidence) == 'confident':
         consistent = 'labels look consistent' if suspects == 'few' else _suspect_evidence(evidence)
         return (
@@ -236,6 +390,17 @@ def next_step(evidence: Dict) -> Tuple[str, str]:
         f'{covered}, {_suspect_evidence(evidence)} and the mistakes are unsure (mean '
         f'confidence {confidence:.2f}): the examples are ambiguous to the model, or their labels '
         'are noisy; review a sample of labels, then try a feature that separates them',
+    )
+
+
+def _fit_evidence(evidence: Dict) -> str:
+    """'the model cannot fit its training rows (train error 41% vs 9% elsewhere, 300 rows;
+    here 44% vs 10%)'."""
+    fit = evidence['fit']
+    return (
+        f'the model {fit_word(evidence)} its training rows (train error {_pct(fit["train"]["rate"])} vs '
+        f'{_pct(fit["train_outside"]["rate"])} elsewhere, {fit["train_rows"]:,} rows; here '
+        f'{_pct(fit["here"]["rate"])} vs {_pct(fit["here_outside"]["rate"])})'
     )
 
 
@@ -290,6 +455,13 @@ def qualifier_violations(diagnosis: Dict) -> list:
     for said in ('confident', 'unsure'):
         if f'mistakes are {said}' in text and said != confidence:
             problems.append(f'says the mistakes are {said}; the numbers say {confidence}')
+    fitted = fit_word(diagnosis)
+    for said in ('cannot fit', 'fits'):
+        if f'the model {said} its training rows' in text and said != fitted:
+            problems.append(f'says the model {said} its training rows; the numbers say {fitted}')
+    needs = {'not_separable': 'cannot fit', 'shortcut': 'fits', 'variance': 'fits'}
+    if diagnosis['rule'] in needs and fitted != needs[diagnosis['rule']]:
+        problems.append(f'rule {diagnosis["rule"]} where the train error says "{fitted}"')
     return problems
 
 
@@ -326,4 +498,10 @@ def diagnose_tags(
 def overall(table: PatternSums) -> Dict:
     """All analysed rows: suspects and calibration, for the report's overview."""
     total = table.sums.sum(axis=0) if len(table.patterns) else np.zeros(DIAGNOSTIC_COLUMNS)
-    return {**_side(total), 'train_rows': int(total[TRAIN_ROWS])}
+    return {
+        **_side(total),
+        'train_rows': int(total[TRAIN_ROWS]),
+        'train_predicted': int(total[TRAIN_PREDICTED]),
+        'train_errors': int(total[TRAIN_ERRORS]),
+        'train_error_rate': _ratio(total[TRAIN_ERRORS], total[TRAIN_PREDICTED]),
+    }
