@@ -23,6 +23,7 @@ flagged, before and after.
 
     python bench/diagnosis.py                   # 5 seeds, before and after
     python bench/diagnosis.py --seeds 1 --no-before --out /tmp/diag   # keep the outputs
+    python bench/diagnosis.py --out /tmp/diag --rejudge     # judge those reports again
 """
 
 import argparse
@@ -48,7 +49,7 @@ TRAIN_STEPS = 1000
 BASE_FLIPS = 0.03
 UNDERSAMPLED_KEPT = 0.02
 CODES_PER_POOL = 40  # 81 distinct codes with 'none': each gets its own id (VOCAB_TOP_K)
-OVERFIT_EXTRA = 1.0
+OVERFIT_EXTRA = 2.5
 LABEL = 'y'
 REGIONS = {
     'noise': {'colour': 'red', 'size': 'L'},
@@ -145,19 +146,39 @@ def _eval_mask(frame: pd.DataFrame, work: Path) -> np.ndarray:
     return mask
 
 
-def region_of(finding: Dict) -> Optional[str]:
-    """The planted region a finding lies in: every one of the region's values is among its
-    categorical predicates (a range on x or more values may narrow it); None when it names
-    none of them."""
-    named = {
-        (p['feature'], str(p.get('value', p['label']).split(' = ')[-1]))
-        for p in finding['predicates']
-        if not p.get('is_range')
-    }
+def finding_rows(finding: Dict, table: pd.DataFrame) -> np.ndarray:
+    """(rows,) bool: the table's rows in the finding, from its predicates as the report states
+    them (a category by its label 'feature = value', a range by its bounds)."""
+    inside = np.ones(len(table), dtype=bool)
+    for p in finding['predicates']:
+        values = table[p['feature']]
+        if p.get('is_range'):
+            numbers = values.to_numpy(dtype=np.float64)
+            if p.get('low') is not None:
+                inside &= numbers >= p['low']
+            if p.get('high') is not None:
+                inside &= numbers < p['high']
+        else:
+            inside &= (values.astype(str) == p['label'].split(' = ', 1)[1]).to_numpy()
+    return inside
+
+
+def region_of(finding: Dict, predictions: pd.DataFrame) -> Optional[str]:
+    """The planted region holding most of the finding's mistakes (None: no region does, e.g. a
+    finding on the base rule's boundary)."""
+    wrong = finding_rows(finding, predictions) & ~predictions['correct'].to_numpy()
     for cause, region in REGIONS.items():
-        if set(region.items()) <= named:
+        if wrong.sum() and (wrong & _in(predictions, region)).sum() > wrong.sum() / 2:
             return cause
     return None
+
+
+def predictions_of(report: Dict) -> pd.DataFrame:
+    """The run's per-example predictions, its feature columns by their names."""
+    frame = pd.concat(
+        pd.read_parquet(p) for p in glob.glob(os.path.join(_report_dir(report), 'predictions', '*'))
+    )
+    return frame.rename(columns=lambda c: c.split('.', 1)[1] if c.startswith('feature.') else c)
 
 
 def _report_json(output_dir: Path) -> Optional[Dict]:
@@ -202,11 +223,12 @@ def run(data: Path, output_dir: Path, python: Optional[str], train_steps: int) -
 
 def judge(report: Dict) -> List[Dict]:
     """Each held top-level finding: the region it lies in and whether its rule is right."""
+    predictions = predictions_of(report)
     judged = []
     for s in report['slices']['slices']:
         if not s['held'] or s.get('parent') or not s.get('diagnosis'):
             continue
-        cause = region_of(s)
+        cause = region_of(s, predictions)
         rule = s['diagnosis']['rule']
         judged.append(
             {
@@ -223,14 +245,11 @@ def judge(report: Dict) -> List[Dict]:
 def suspect_scores(report: Dict, table: pd.DataFrame) -> Dict:
     """Label suspects against the rows whose label was flipped (outside the regions), and the
     noise region's false positives flagged, from the run's per-example predictions."""
-    predictions = pd.concat(
-        pd.read_parquet(p) for p in glob.glob(os.path.join(_report_dir(report), 'predictions', '*'))
-    )
+    predictions = predictions_of(report)
     evaluated = table[table.attrs['evaluated']].assign(
         flipped=table.attrs['flipped'][table.attrs['evaluated']]
     )
     key = ['colour', 'size', 'shape', 'x']
-    predictions = predictions.rename(columns={f'feature.{k}': k for k in key})
     predictions['x'] = predictions['x'].round(6)
     joined = predictions.merge(evaluated[key + ['flipped']], on=key, how='inner')
     suspects = joined['label_suspect'].to_numpy()
@@ -250,6 +269,47 @@ def suspect_scores(report: Dict, table: pd.DataFrame) -> Dict:
 def _report_dir(report: Dict) -> str:
     paths = glob.glob(os.path.join(report['output_dir'], '**', 'report.json'), recursive=True)
     return os.path.dirname(max((p for p in paths if '/ErrorAnalysis/' in p), key=os.path.getmtime))
+
+
+def toss_up_suspects(seed: int, rows: int = 20_000) -> Dict[str, Dict]:
+    """The binary suspect rule on a telco-like case, without a model: a minority class (about
+    a quarter of the rows) whose mean probability is near 0.5; in a toss-up region (half the
+    rows) the outcome is a coin with P(yes) = 0.45, which a calibrated model predicts as such;
+    elsewhere the model is sure (0.8) and right but for BASE_FLIPS of the labels, flipped. Per
+    rule: false positives in the toss-up region flagged, and precision and recall on the
+    flipped labels ('plain': confident learning as main has it, the same rows with a third,
+    empty class; 'margin': this rule)."""
+    from blindspot.error_analysis.search import diagnosis
+
+    rng = np.random.default_rng(seed)
+    toss_up = rng.random(rows) < 0.5
+    p_yes = np.where(toss_up, np.clip(0.45 + rng.normal(0, 0.08, rows), 0.01, 0.99), 0.0)
+    truth = np.where(toss_up, rng.random(rows) < p_yes, rng.random(rows) < 0.08)
+    p_yes = np.where(toss_up, p_yes, np.where(truth, 0.8, 0.06) + rng.normal(0, 0.03, rows))
+    p_yes = np.clip(p_yes, 0.001, 0.999)
+    flipped = ~toss_up & (rng.random(rows) < BASE_FLIPS)
+    labels = (truth ^ flipped).astype(np.int64)
+    probabilities = np.column_stack([1 - p_yes, p_yes])
+    thresholds = diagnosis.class_thresholds(
+        diagnosis.class_probability_sums(probabilities, labels, 2)
+    )
+    rules = {
+        'plain': diagnosis.label_suspects(
+            np.column_stack([probabilities, np.zeros(rows)]), labels, np.append(thresholds, np.nan)
+        ),
+        'margin': diagnosis.label_suspects(probabilities, labels, thresholds),
+    }
+    false_positive = toss_up & (p_yes > 0.5) & (labels == 0)
+    return {
+        name: {
+            'thresholds': thresholds.round(3).tolist(),
+            'toss_up_fp_flagged': f'{int((flags & false_positive).sum())} of '
+            f'{int(false_positive.sum())}',
+            'precision': float((flags & flipped).sum() / max(flags.sum(), 1)),
+            'recall': float((flags & flipped).sum() / max(flipped.sum(), 1)),
+        }
+        for name, flags in rules.items()
+    }
 
 
 def _share(judged: Sequence[Dict], cause: str) -> str:
@@ -287,7 +347,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--before-python', default=MAIN_VENV_PYTHON, help="main's venv python")
     p.add_argument('--no-before', action='store_true', help="skip the runs of main's code")
     p.add_argument('--out', metavar='DIR', help='work here and keep the outputs')
+    p.add_argument(
+        '--rejudge', action='store_true', help='judge the reports an earlier run left in --out'
+    )
     args = p.parse_args(argv)
+    if args.rejudge and not args.out:
+        p.error('--rejudge reads the reports of an earlier run: give its --out')
     work = Path(args.out or tempfile.mkdtemp(prefix='bench-diagnosis-'))
     work.mkdir(parents=True, exist_ok=True)
     versions = {'after': None} if args.no_before else {'before': args.before_python, 'after': None}
@@ -300,7 +365,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         data = folder / 'planted.csv'
         table.to_csv(data, index=False)
         for version, python in versions.items():
-            report = run(data, folder / version, python, args.train_steps)
+            if args.rejudge:  # the report an earlier run with this --out left
+                report = {**_report_json(folder / version), 'seconds': 0.0}
+                report['output_dir'] = str(folder / version)
+            else:
+                report = run(data, folder / version, python, args.train_steps)
             judged[version] += judge(report)
             suspects[version].append(suspect_scores(report, table))
             rules = '; '.join(f'{j["slice"]} -> {j["rule"]}' for j in judge(report))
@@ -317,6 +386,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'{"":7s} {"suspects":>9s} {"precision":>10s} {"recall":>8s}  noise-region FPs flagged')
     for version in versions:
         print(_suspect_line(version, suspects[version]))
+    print('\nthe same rule on a telco-like toss-up region (no model, seed 0):')
+    for name, result in toss_up_suspects(0).items():
+        print(
+            f'{name:7s} thresholds {result["thresholds"]}: toss-up false positives flagged '
+            f'{result["toss_up_fp_flagged"]}; flipped labels: precision '
+            f'{100 * result["precision"]:.0f}%, recall {100 * result["recall"]:.0f}%'
+        )
     print(f'\nload average: {os.getloadavg()}')
     return 0
 

@@ -200,3 +200,27 @@ def test_each_tag_gets_the_diagnosis_of_its_rows_in_the_table(tmp_path):
     assert table['random labels']['diagnosis'] == noisy
     page = html_page.render(report)
     assert rare['next_step'] in page and noisy['next_step'] in page
+
+
+def test_train_sample_is_the_same_rows_whatever_the_batching():
+    import hashlib
+
+    ids = [hashlib.sha1(str(i).encode()).hexdigest()[:16] for i in range(1000)]
+    keys = beam_diagnosis.sample_keys(ids)
+
+    def cutoff(size, chunks):
+        fn = beam_diagnosis.SampleCutoffFn(size)
+        parts = [
+            fn.add_input(fn.create_accumulator(), keys[s : s + chunks])
+            for s in range(0, len(keys), chunks)
+        ]
+        return fn.extract_output(fn.merge_accumulators(parts))
+
+    chosen = beam_diagnosis.in_sample(ids, cutoff(100, 64))
+    assert len(chosen) == 100
+    assert np.array_equal(chosen, beam_diagnosis.in_sample(ids, cutoff(100, 333)))
+    # The sample is the 100 smallest keys: spread over the rows, not the first ones.
+    assert np.array_equal(np.sort(keys[chosen]), np.sort(keys)[:100])
+    assert 300 < np.median(chosen) < 700
+    assert len(beam_diagnosis.in_sample(ids, cutoff(5000, 64))) == 1000  # fewer rows: all
+    assert len(beam_diagnosis.in_sample(ids, cutoff(0, 64))) == 0  # --train-sample 0: none

@@ -72,18 +72,18 @@ def test_confident_learning_thresholds_and_suspects_by_hand():
     ]
 
 
-def test_binary_suspects_must_be_clearly_beyond_both_thresholds():
+def test_binary_suspects_are_not_toss_ups():
     # The telco case: the minority class's threshold is below 0.5, so every false
-    # positive (p1 > 0.5) reaches it. t0 = 0.8, t1 = 0.45; with the margin a label-0 row needs
-    # p1 >= 0.45 + 0.5 x 0.55 = 0.725 and p0 < 0.4; a label-1 row p0 >= 0.9 and p1 < 0.225.
+    # positive (p1 > 0.5) reaches it. In a binary task the predicted class must also reach
+    # 0.75 (BINARY_SUSPECT_CONFIDENCE). t0 = 0.8, t1 = 0.45.
     thresholds = np.array([0.8, 0.45])
     probabilities = np.array(
         [
             [0.45, 0.55],  # labelled 0, a toss-up false positive: the plain rule flags it
-            [0.3, 0.7],  # labelled 0: p1 short of 0.725
-            [0.2, 0.8],  # labelled 0: clearly beyond -> suspect
-            [0.85, 0.15],  # labelled 1: p0 short of 0.9
-            [0.95, 0.05],  # labelled 1: clearly beyond -> suspect
+            [0.3, 0.7],  # labelled 0: p1 short of 0.75
+            [0.2, 0.8],  # labelled 0: suspect
+            [0.85, 0.15],  # labelled 1: p0 reaches t0 (above 0.75): suspect
+            [0.95, 0.05],  # labelled 1: suspect
             [0.1, 0.9],  # labelled 1, right
         ]
     )
@@ -92,12 +92,11 @@ def test_binary_suspects_must_be_clearly_beyond_both_thresholds():
         False,
         False,
         True,
-        False,
+        True,
         True,
         False,
     ]
-    # The same rows without the margin (a third, empty class): the first two and the fourth
-    # are suspects too.
+    # The same rows under the plain rule (a third, empty class): the first two are suspects.
     padded = np.column_stack([probabilities, np.zeros(6)])
     plain = diagnosis.label_suspects(padded, labels, np.append(thresholds, np.nan))
     assert plain.tolist() == [True, True, True, True, True, False]

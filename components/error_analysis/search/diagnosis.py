@@ -11,9 +11,8 @@ handful of examples, whose threshold can be near 0, from flagging correct predic
 In a binary task the predicted class always has p > 0.5, above the threshold of a minority
 class whose mean probability is below 0.5, so the plain rule would flag every false positive
 of that class wherever its rate is near one half (rows whose outcome is a toss-up, not
-mislabelled). There a suspect must be clearly beyond both thresholds: the predicted class's
-probability at least BINARY_SUSPECT_MARGIN of the way from its threshold to 1, and the given
-label's at most (1 - BINARY_SUSPECT_MARGIN) x its threshold.
+mislabelled). There the predicted class must also reach BINARY_SUSPECT_CONFIDENCE: a
+toss-up is no evidence against the given label.
 
 Per finding, one counting pass sums per-row values (DIAGNOSTIC_COLUMNS) per pattern of
 membership in the candidates, as selection.PatternTable counts errors; the training split's
@@ -79,7 +78,7 @@ FEW_SUSPECTS = 0.2
 OVERCONFIDENT = 0.8
 FIT_SHARE = 0.5
 MIN_FIT_ROWS = 20
-BINARY_SUSPECT_MARGIN = 0.5
+BINARY_SUSPECT_CONFIDENCE = 0.75
 CALIBRATION_BINS = 10
 
 # Per-row values summed per membership pattern.
@@ -127,13 +126,11 @@ def label_suspects(
     rows = np.arange(len(labels))
     predicted = probabilities.argmax(axis=1)
     reach = np.asarray(thresholds, np.float64)[predicted]
-    below = np.nan_to_num(np.asarray(thresholds, np.float64)[labels], nan=-1.0)
-    if probabilities.shape[1] == 2:  # clearly beyond both thresholds (module docstring)
-        reach = reach + BINARY_SUSPECT_MARGIN * (1.0 - reach)
-        below = np.where(below < 0, below, (1.0 - BINARY_SUSPECT_MARGIN) * below)
+    if probabilities.shape[1] == 2:  # not a toss-up (module docstring)
+        reach = np.maximum(reach, BINARY_SUSPECT_CONFIDENCE)  # NaN stays NaN
     with np.errstate(invalid='ignore'):
         confident = probabilities[rows, predicted] >= reach  # NaN -> False
-    given_below = probabilities[rows, labels] < below
+    given_below = probabilities[rows, labels] < np.nan_to_num(thresholds[labels], nan=-1.0)
     return (predicted != labels) & confident & given_below
 
 
