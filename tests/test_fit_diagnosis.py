@@ -59,7 +59,7 @@ def test_train_error_as_high_as_here_with_unsure_mistakes_is_not_separable():
     assert found['next_step'].startswith(
         'the model cannot fit its training rows (train error 43% vs 4% elsewhere, 600 rows; '
         'here 45% vs 5%), the mistakes are unsure (mean confidence 0.60): the features do not '
-        'separate these rows'
+        'separate these rows for this model'
     )
     assert 'review a sample (few label suspects (0% of its errors' in found['next_step']
     # Of its 40 points of excess error, only the part above its train error looks reachable.
@@ -215,7 +215,8 @@ def test_a_region_the_model_cannot_fit_is_not_the_top_promise():
     assert promises[0].startswith('Fixing zone = b could gain up to 1.8 points of accuracy')
     assert promises[1].startswith('Fixing zone = a could gain up to 0.1 points')
     assert (
-        '; 1.9 more points look irreducible with these features (the train error there is '
+        '; 1.9 more points look irreducible with these features and this model (the train '
+        'error there is '
         '43%' in promises[1]
     )
     assert report['invariant_violations'] == []

@@ -106,7 +106,8 @@ def _irreducible(finding: Dict) -> str:
         return ''
     train = finding['diagnosis']['fit']['train']['rate']
     return (
-        f'; {100 * part:.1f} more points look irreducible with these features (the train error '
+        f'; {100 * part:.1f} more points look irreducible with these features and this model '
+        f'(the train error '
         f'there is {_pct(train)}: the model cannot fit those rows either)'
     )
 

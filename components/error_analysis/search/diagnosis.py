@@ -349,9 +349,10 @@ def next_step(evidence: Dict) -> Tuple[str, str]:
         return (
             'not_separable',
             f'{_fit_evidence(evidence)}, the mistakes are unsure (mean confidence '
-            f'{confidence:.2f}): the features do not separate these rows, even in training; if '
-            'a person can tell them apart, add the signal they use, else their labels are '
-            f'noise here: review a sample ({_suspect_evidence(evidence)})',
+            f'{confidence:.2f}): the features do not separate these rows for this model, even '
+            'in training; if a person can tell them apart, add the signal they use (or try a '
+            'larger model, longer training), else their labels are noise here: review a sample '
+            f'({_suspect_evidence(evidence)})',
         )
     suspects = suspect_word(evidence)
     if suspects == 'many':
