@@ -224,16 +224,19 @@ def run(data: Path, output_dir: Path, python: Optional[str], train_steps: int) -
     return report
 
 
-def judge(report: Dict) -> List[Dict]:
-    """Each held finding and refinement: the region it lies in and whether its rule is
-    right."""
+def judge(report: Dict, current_rules: bool = False) -> List[Dict]:
+    """Each held finding and refinement: the region it lies in and whether its rule is right
+    (current_rules: the rule this code's next_step gives on the evidence the run counted, as
+    a run of this code writes it, so --rejudge measures edited rules without rerunning)."""
+    from blindspot.error_analysis.search.diagnosis import next_step
+
     predictions = predictions_of(report)
     judged = []
     for s in report['slices']['slices']:
         if not s['held'] or not s.get('diagnosis'):
             continue
         cause = region_of(s, predictions)
-        rule = s['diagnosis']['rule']
+        rule = next_step(s['diagnosis'])[0] if current_rules else s['diagnosis']['rule']
         judged.append(
             {
                 'slice': s['slice'],
@@ -374,9 +377,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                 report['output_dir'] = str(folder / version)
             else:
                 report = run(data, folder / version, python, args.train_steps)
-            judged[version] += judge(report)
+            found = judge(report, current_rules=python is None)
+            judged[version] += found
             suspects[version].append(suspect_scores(report, table))
-            rules = '; '.join(f'{j["slice"]} -> {j["rule"]}' for j in judge(report))
+            rules = '; '.join(f'{j["slice"]} -> {j["rule"]}' for j in found)
             print(f'seed {seed} {version} ({report["seconds"]:.0f} s): {rules}', flush=True)
     print(f'\n{args.seeds} seeds, {args.rows} rows, {args.train_steps} train steps')
     print(f'{"cause":13s} ' + ' '.join(f'{v + " (right)":34s}' for v in versions))

@@ -233,3 +233,13 @@ def test_a_region_the_model_cannot_fit_is_not_the_top_promise():
     assert any('out of reachable-gain order' in p for p in problems), problems
     swapped['slices']['slices'][0]['added_reachable_gain'] = 0.5
     assert any('reachable gain 0.5 outside' in p for p in invariants.violations(swapped))
+
+
+def test_rows_the_model_fits_in_training_are_not_label_noise_here():
+    # Concentrated suspects, but the model fits these rows where it trained on them (train
+    # error 2%): it confidently applies what it learned elsewhere to rows unlike its training
+    # rows (an id it memorised, unseen here). Rules 3-4 come before rule 5.
+    inside = _sums(200, 90, 0.9, suspects=70, suspect_errors=70, train_rows=600, train_errors=10)
+    found = _diagnose(inside)
+    assert D.suspect_word(found) == 'many'
+    assert found['rule'] == 'shortcut'

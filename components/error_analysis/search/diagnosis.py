@@ -36,16 +36,16 @@ The next step is chosen by these rules, first match wins (README, "What to do ne
    confidence below OVERCONFIDENT) -> the features do not separate them: if a person can
    tell them apart, add the signal they use, else their labels are noise here (review a
    sample). The part of the finding's gain below its train error looks irreducible.
-3. Label noise: its rows are label suspects at least SUSPECT_CONCENTRATION times as often as
+3. Shortcut: the model fits its training rows, and its mistakes here are confident -> it
+   learned a pattern that holds on its training rows only: find what these rows share in
+   training, add counter-examples or drop the feature that leaks.
+4. Variance: the model fits its training rows, its mistakes here are unsure -> more examples
+   like these, regularisation, or a simpler model for them.
+5. Label noise: its rows are label suspects at least SUSPECT_CONCENTRATION times as often as
    the rows outside it (in a binary task nearly every confident mistake is a suspect, so the
    share of errors alone says little), and either at least LABEL_NOISE of its errors are
    suspects, or at least FEW_SUSPECTS are while the concentration reaches STRONG_CONCENTRATION
    -> review these labels.
-4. Shortcut: the model fits its training rows, and its mistakes here are confident -> it
-   learned a pattern that holds on its training rows only: find what these rows share in
-   training, add counter-examples or drop the feature that leaks.
-5. Variance: the model fits its training rows, its mistakes here are unsure -> more examples
-   like these, regularisation, or a simpler model for them.
 6. Otherwise (fit unknown, or confident mistakes on rows it cannot fit), mistakes made with
    mean confidence of at least OVERCONFIDENT: the model lacks a signal there or follows a
    shortcut -> try a feature or a higher-capacity model.
@@ -354,13 +354,6 @@ def next_step(evidence: Dict) -> Tuple[str, str]:
             'larger model, longer training), else their labels are noise here: review a sample '
             f'({_suspect_evidence(evidence)})',
         )
-    suspects = suspect_word(evidence)
-    if suspects == 'many':
-        return (
-            'label_noise',
-            f'{_suspect_evidence(evidence)}: review these labels (most suspicious first in the '
-            'label suspects list; marked in the review sheet)',
-        )
     if fitted == 'fits' and not unsure:
         return (
             'shortcut',
@@ -373,6 +366,13 @@ def next_step(evidence: Dict) -> Tuple[str, str]:
             'variance',
             f'{_fit_evidence(evidence)}, the mistakes are unsure (mean confidence {confidence:.2f}): '
             'variance; more examples like these, regularisation, or a simpler model for them',
+        )
+    suspects = suspect_word(evidence)
+    if suspects == 'many':
+        return (
+            'label_noise',
+            f'{_suspect_evidence(evidence)}: review these labels (most suspicious first in the '
+            'label suspects list; marked in the review sheet)',
         )
     covered = 'well covered in training' if coverage is not None else 'training coverage unknown'
     if confidence_word(evidence) == 'confident':
