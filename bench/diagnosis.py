@@ -284,8 +284,8 @@ def toss_up_suspects(seed: int, rows: int = 20_000) -> Dict[str, Dict]:
     rows) the outcome is a coin with P(yes) = 0.45, which a calibrated model predicts as such;
     elsewhere the model is sure (0.8) and right but for BASE_FLIPS of the labels, flipped. Per
     rule: false positives in the toss-up region flagged, and precision and recall on the
-    flipped labels ('plain': confident learning as main has it, the same rows with a third,
-    empty class; 'margin': this rule)."""
+    flipped labels ('main': confident learning as main has it, the same rows with a third,
+    empty class; 'this': with BINARY_SUSPECT_CONFIDENCE)."""
     from blindspot.error_analysis.search import diagnosis
 
     rng = np.random.default_rng(seed)
@@ -301,10 +301,10 @@ def toss_up_suspects(seed: int, rows: int = 20_000) -> Dict[str, Dict]:
         diagnosis.class_probability_sums(probabilities, labels, 2)
     )
     rules = {
-        'plain': diagnosis.label_suspects(
+        'main': diagnosis.label_suspects(
             np.column_stack([probabilities, np.zeros(rows)]), labels, np.append(thresholds, np.nan)
         ),
-        'margin': diagnosis.label_suspects(probabilities, labels, thresholds),
+        'this': diagnosis.label_suspects(probabilities, labels, thresholds),
     }
     false_positive = toss_up & (p_yes > 0.5) & (labels == 0)
     return {
