@@ -136,3 +136,16 @@ def test_the_csv_pipelines_regression_report_names_the_planted_region_first(
     lead = report['insights'][1]  # after the gate's verdict
     assert lead.startswith(f'{first["slice"]}: the model under-predicts by ')
     assert f'(mean residual {first["regression"]["mean_residual"]:+.3g})' in lead
+
+
+def test_what_a_regression_cannot_take_is_refused_before_any_beam_work(tmp_path):
+    from blindspot.error_analysis.beam.predictions import InputError
+
+    inputs = data.inputs(tmp_path / 'in', data.rows(40, 4))
+    out = tmp_path / 'out'
+    with pytest.raises(InputError, match='tags .* classification only'):
+        data.run(inputs, out, task='regression', tag_rules='["weekend: day == \\"sat\\""]')
+    assert not os.path.exists(out / 'report.json') and not os.listdir(out)
+    # A classifier's label (strings) cannot be a regression's.
+    with pytest.raises(InputError, match="label 'region' holds strings"):
+        data.run(inputs, out, task='regression', label_key='region', slice_features='["day"]')
