@@ -213,3 +213,25 @@ def test_a_regressions_comparison_is_on_mae_with_the_paired_sign_test(capsys):
     print_comparison(c)
     printed = capsys.readouterr().out
     assert 'Overall MAE: 1 → 1.5 (+0.5)' in printed and '%' not in printed.split('Accuracy')[0]
+
+
+def test_without_predictions_a_regressions_own_maes_are_compared_by_welch():
+    from blindspot.error_analysis.report import compare
+
+    def report(mae, half):
+        r = _regression_report(mae)
+        r['slices']['slices'][0]['regression'] = {
+            'error': 'absolute', 'rows': 100, 'mean_error': mae,
+            'mean_error_ci': [mae - half, mae + half],
+        }  # fmt: skip
+        return r
+
+    c = compare.compare_reports(report(1.0, 0.2), report(2.0, 0.2))
+    (entry,) = c['new']
+    assert entry['measure']['kind'] == 'reports'
+    assert entry['current']['error_rate'] == 2.0 and entry['baseline']['error_rate'] == 1.0
+    # Each mean's standard error is 0.2 / 1.96 (its interval's half-width): the difference
+    # of 1 is 1 / (sqrt 2 x that) standard errors.
+    se = 0.2 / regression.Z_95
+    expected = stats.norm.sf(1.0 / (math.sqrt(2) * se))
+    assert entry['measure']['p_value'] == pytest.approx(expected, rel=1e-3)

@@ -60,11 +60,12 @@ The comparison dict:
 """
 
 import json
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from blindspot.error_analysis.search import identity, stats
 from blindspot.error_analysis.search.identity import same_slice
-from blindspot.error_analysis.search.regression import greater_mean_p_value
+from blindspot.error_analysis.search.regression import Z_95, greater_mean_p_value
 
 ACCURACY_KEYS = ('binary_accuracy', 'sparse_categorical_accuracy', 'accuracy')
 MIN_EXAMPLES = 30
@@ -123,6 +124,8 @@ def _measure(report: Dict, predicates: Sequence[Dict]) -> Optional[Dict]:
     for it: from the slice list (held or not; matched by identity.same_slice), else, for one
     category predicate, from the per-value table."""
     s = _find(_slices(report), predicates)
+    if report.get('regression'):
+        return _regression_measure(s)
     if s is not None:
         size = s['search_size'] + s['holdout_size']
         errors = s['search_errors'] + s['holdout_errors']
@@ -143,6 +146,26 @@ def _measure(report: Dict, predicates: Sequence[Dict]) -> Optional[Dict]:
                     'held': False,
                 }
     return None
+
+
+def _regression_measure(s: Optional[Dict]) -> Optional[Dict]:
+    """A regression slice's MAE from its entry in a report (its search counts are of the
+    median flag), with the summed absolute errors and squares a Welch test reads, rebuilt from
+    the MAE's 95% interval; None without one (or with the squared error kind)."""
+    numbers = (s or {}).get('regression') or {}
+    rows, mae = numbers.get('rows') or 0, numbers.get('mean_error')
+    low, high = numbers.get('mean_error_ci') or (None, None)
+    if numbers.get('error') != 'absolute' or mae is None or low is None or rows < 2:
+        return None
+    sd = (high - low) / 2 / Z_95 * math.sqrt(rows)
+    return {
+        'error_rate': mae,
+        'size': rows,
+        'errors': mae * rows,
+        'rows': rows,
+        'squares': (sd * sd * (rows - 1) / rows + mae * mae) * rows,
+        'held': bool(s.get('held')),
+    }
 
 
 def _side(errors: int, size: int, held: bool) -> Dict:
@@ -262,9 +285,7 @@ def _entry(
         why = measure['problem']
     elif measure is not None:
         found, why = _on_rows(measure, listed_before, listed_now, regression)
-    before = after = None
-    if not regression:  # a regression report's own counts are of the median flag, not MAE
-        before, after = _measure(baseline, predicates), _measure(current, predicates)
+    before, after = _measure(baseline, predicates), _measure(current, predicates)
     if found is None and before and after and before['size'] and after['size']:
         found = {
             'before': before,
@@ -274,7 +295,7 @@ def _entry(
             'rows_matched': None,
             'worse': None,
             'better': None,
-            'p_values': _fisher(after, before),
+            'p_values': _welch(after, before) if regression else _fisher(after, before),
         }
     if found is not None:
         before, after = found['before'], found['after']
