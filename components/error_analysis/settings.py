@@ -116,6 +116,12 @@ def _one_of(*choices: str) -> Callable[[Any], Optional[str]]:
     return check
 
 
+def _error_kind(value: Any) -> Optional[str]:
+    from blindspot.error_analysis.search.regression import ERROR_KINDS
+
+    return _one_of(*ERROR_KINDS)(value)
+
+
 def _text(value: Any) -> Optional[str]:
     return None if isinstance(value, str) else 'must be a path (text)'
 
@@ -149,7 +155,7 @@ class Settings:
     )
     regression_error: str = _setting(
         'absolute',
-        _one_of('absolute', 'squared'),
+        _error_kind,
         "regression only: the per-example error findings' gains and intervals are in "
         '(absolute: MAE, in label units; squared: MSE)',
     )
