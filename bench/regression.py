@@ -45,6 +45,7 @@ NOISE = 1.0
 BIAS = 3.0 * NOISE
 SPREAD = 4.0
 EFFECTS = np.linspace(-2, 2, len(planted.LETTERS))
+NAMES = planted.CATEGORICAL + planted.NUMERIC
 
 
 def generate_shard(seed: int, shard: int, rows: int, regions: bool):
@@ -78,16 +79,32 @@ def generate_shard(seed: int, shard: int, rows: int, regions: bool):
     )
 
 
+def _search(flagged):
+    """(encoders, the DiscoverSlices step, its result) of flagged PredictionBatches: the
+    component's search with the default settings."""
+    import apache_beam as beam
+
+    from blindspot.error_analysis.beam import slices as beam_slices
+    from blindspot.error_analysis.search import lattice
+
+    columns = flagged | 'ToColumns' >> beam.Map(
+        lambda b: lattice.ColumnBatch(b.columns, b.errors, b.example_ids)
+    )
+    encoders = columns | beam_slices.BuildEncoders(
+        NAMES, planted.SETTINGS.num_bins, planted.SETTINGS.max_values_per_feature
+    )
+    discover = beam_slices.DiscoverSlices(
+        encoders, lattice.SliceFinderConfig.from_settings(planted.SETTINGS)
+    )
+    return encoders, discover, columns | discover
+
+
 def _beam_worker(rows: int, seeds: List[int], regions: bool) -> Dict:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from blindspot.error_analysis.beam import regression as beam_regression
-    from blindspot.error_analysis.beam import slices as beam_slices
-    from blindspot.error_analysis.search import lattice
 
-    config = lattice.SliceFinderConfig.from_settings(planted.SETTINGS)
-    names = planted.CATEGORICAL + planted.NUMERIC
     runs = []
     for seed in seeds:
         output_path = f'/tmp/regression_bench_{os.getpid()}_{seed}.json'
@@ -105,16 +122,9 @@ def _beam_worker(rows: int, seeds: List[int], regions: bool) -> Dict:
                 | beam.MapTuple(lambda shard, n, s=seed: generate_shard(s, shard, n, regions))
             )
             flagged, quantiles = batches | beam_regression.FlagAboveMedian('absolute')
-            columns = flagged | 'ToColumns' >> beam.Map(
-                lambda b: lattice.ColumnBatch(b.columns, b.errors, b.example_ids)
-            )
-            encoders = columns | beam_slices.BuildEncoders(
-                names, planted.SETTINGS.num_bins, planted.SETTINGS.max_values_per_feature
-            )
-            discover = beam_slices.DiscoverSlices(encoders, config)
-            found = columns | discover
+            encoders, discover, found = _search(flagged)
             table = flagged | beam_regression.CountRegression(
-                names,
+                NAMES,
                 encoders,
                 discover.conditions,
                 quantiles,
@@ -150,9 +160,7 @@ def _classification_worker(rows: int, seeds: List[int]) -> Dict:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from blindspot.error_analysis.beam import diagnosis as beam_diagnosis
-    from blindspot.error_analysis.beam import slices as beam_slices
     from blindspot.error_analysis.beam.batch import PredictionBatch
-    from blindspot.error_analysis.search import lattice
 
     def batch(seed: int, shard: int, n: int) -> PredictionBatch:
         found = planted.generate_shard(seed, shard, n, True)
@@ -162,8 +170,6 @@ def _classification_worker(rows: int, seeds: List[int]) -> Dict:
         probabilities[np.arange(n), predicted] = 0.8
         return PredictionBatch(found.example_ids, labels, probabilities, found.columns)
 
-    config = lattice.SliceFinderConfig.from_settings(planted.SETTINGS)
-    names = planted.CATEGORICAL + planted.NUMERIC
     runs = []
     for seed in seeds:
         options = PipelineOptions(['--direct_running_mode=in_memory', '--direct_num_workers=1'])
@@ -175,16 +181,9 @@ def _classification_worker(rows: int, seeds: List[int]) -> Dict:
                 | beam.MapTuple(lambda shard, n, s=seed: batch(s, shard, n))
             )
             flagged, thresholds = batches | beam_diagnosis.FlagLabelSuspects(2)
-            columns = flagged | 'ToColumns' >> beam.Map(
-                lambda b: lattice.ColumnBatch(b.columns, b.errors, b.example_ids)
-            )
-            encoders = columns | beam_slices.BuildEncoders(
-                names, planted.SETTINGS.num_bins, planted.SETTINGS.max_values_per_feature
-            )
-            discover = beam_slices.DiscoverSlices(encoders, config)
-            _ = columns | discover
+            encoders, discover, _ = _search(flagged)
             _ = flagged | beam_diagnosis.DiagnoseCandidates(
-                names,
+                NAMES,
                 encoders,
                 discover.conditions,
                 thresholds,
@@ -200,10 +199,7 @@ def _sliceline_worker(rows: int, seeds: List[int], memory_gb: float) -> Dict:
     runs = []
     for seed in seeds:
         parts = [generate_shard(seed, s, n, True) for s, n in enumerate(planted.shards(rows))]
-        columns = {
-            name: np.concatenate([p.columns[name] for p in parts])
-            for name in planted.CATEGORICAL + planted.NUMERIC
-        }
+        columns = {name: np.concatenate([p.columns[name] for p in parts]) for name in NAMES}
         errors = np.abs(np.concatenate([p.residual for p in parts]))
         ids = np.concatenate([p.example_ids for p in parts])
         try:

@@ -9,7 +9,7 @@ import apache_beam as beam
 import numpy as np
 
 from blindspot.error_analysis.beam import slices as beam_slices
-from blindspot.error_analysis.beam.predictions import PredictionBatch
+from blindspot.error_analysis.beam.batch import PredictionBatch
 from blindspot.error_analysis.search import binning, ranges, selection
 from blindspot.error_analysis.search.regression import row_severity
 
