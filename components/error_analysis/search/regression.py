@@ -257,6 +257,20 @@ def _listed(slices: List[Dict], order: Sequence[str]) -> List[Dict]:
     return listed + [s for s in slices if not s['held']]
 
 
+def _candidates(
+    patterns: np.ndarray,
+    sums: np.ndarray,
+    conditions: np.ndarray,
+    encoders: Sequence[binning.FeatureEncoder],
+) -> tuple:
+    """(each candidate's text as the findings name it, the sums over all rows, (patterns,
+    candidates) membership bits) of a pattern table."""
+    count = min(len(conditions), selection.MAX_CANDIDATES)
+    texts = [ranges.condition_text(conditions[i], encoders) for i in range(count)]
+    total = sums.sum(axis=0) if len(sums) else np.zeros(COLUMNS)
+    return texts, total, selection.pattern_bits(patterns, count)
+
+
 def rank_slices(
     result: Dict,
     patterns: np.ndarray,
@@ -269,11 +283,8 @@ def rank_slices(
     label's units (`regression`), potential gains in those units and findings listed by the
     gain each adds beyond those above it: added_* on the errors (added_errors: rows above
     the median). `patterns`, `sums`: the pattern table of row_values over the candidates."""
-    count = min(len(conditions), selection.MAX_CANDIDATES)
-    texts = [ranges.condition_text(conditions[i], encoders) for i in range(count)]
+    texts, total, bits = _candidates(patterns, sums, conditions, encoders)
     index = {text: i for i, text in reversed(list(enumerate(texts)))}
-    total = sums.sum(axis=0) if len(sums) else np.zeros(COLUMNS)
-    bits = selection.pattern_bits(patterns, count)
     error = _error_columns(kind)[0]
     rows = float(total[ROWS])
     slices = result['slices']
@@ -320,10 +331,7 @@ def diagnose_slices(
 ) -> Dict:
     """{overall, thresholds: [], candidates: slice text -> diagnose(...)} for the listed
     slices, the shape of the classification diagnosis part."""
-    count = min(len(conditions), selection.MAX_CANDIDATES)
-    texts = [ranges.condition_text(conditions[i], encoders) for i in range(count)]
-    total = sums.sum(axis=0) if len(sums) else np.zeros(COLUMNS)
-    bits = selection.pattern_bits(patterns, count)
+    texts, total, bits = _candidates(patterns, sums, conditions, encoders)
     listed = {s['slice'] for s in result['slices']}
     return {
         'overall': {**side(total, kind), 'train_rows': int(total[TRAIN_ROWS])},
