@@ -86,10 +86,12 @@ def _parser(command: str) -> argparse.ArgumentParser:
 
 def print_history(rows: List[Dict], pipeline: str, where: str) -> None:
     """One line per run; `outcome` says what became of its model (Run.outcome)."""
+    from blindspot.review.runs import error_text
+
     print(f'{pipeline}: {len(rows)} run(s) in {where}')
     header = (
         f'{"#":>3}  {"time":19s}  {"run id":26s}  {"pipeline":16s}  {"outcome":19s}  '
-        f'{"accuracy":>8s}  {"error rate":>10s}  {"failing":>7s}  top slice'
+        f'{"accuracy":>8s}  {"error":>10s}  {"failing":>7s}  top slice'
     )
     print(header)
     for r in rows:
@@ -101,7 +103,7 @@ def print_history(rows: List[Dict], pipeline: str, where: str) -> None:
         print(
             f'{r["number"]:>3}  {r["time"]:19s}  {r["run_id"]:26s}  {r["pipeline"]:16s}  '
             f'{r["outcome"]:19s}  {_num(r["accuracy"]):>8s}  '
-            f'{_pct(r["error_rate"]):>10s}  {failing:>7s}  {_clip(top, TOP_SLICE_WIDTH)}'
+            f'{error_text(r) or "-":>10s}  {failing:>7s}  {_clip(top, TOP_SLICE_WIDTH)}'
         )
 
 

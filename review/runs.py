@@ -35,6 +35,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 import blindspot.error_analysis as error_analysis
+from blindspot.error_analysis.report import regression_view
 from blindspot.pipelines import preflight
 from blindspot.review import metadata
 
@@ -304,8 +305,23 @@ class Run:
         return (data or {}).get('overall', {}).get('accuracy')
 
     def error_rate(self) -> Optional[float]:
+        """A classifier's error rate; None for a regression, whose report's `error_rate` is the
+        share of rows above the median error (mean_error says how far off it is)."""
         data = self.report_json()
-        return data['overall']['error_rate'] if data else None
+        if not data or data.get('regression'):
+            return None
+        return data['overall']['error_rate']
+
+    def mean_error(self) -> Optional[Dict]:
+        """A regression's mean error, e.g. {'metric': 'MAE', 'value': 0.449}; None for a
+        classifier."""
+        data = self.report_json()
+        if not data or not data.get('regression'):
+            return None
+        return {
+            'metric': regression_view.error_name(data['regression']['error']),
+            'value': data['overall']['mean_error'],
+        }
 
     def summary(self, read_evaluation: bool = True) -> Dict:
         """One history row (read_evaluation=False: accuracy only from the report, no TFMA)."""
@@ -322,6 +338,7 @@ class Run:
             'gate_passed': self.gate_passed(),
             'accuracy': self.accuracy(read_evaluation),
             'error_rate': self.error_rate(),
+            'mean_error': self.mean_error(),
             'failing_slices': len(failing) if self.report is not None else None,
             'top_slice': failing[0]['slice'] if failing else None,
             'report_id': self.report.id if self.report is not None else None,
@@ -580,6 +597,15 @@ def _run_ref(run: Run) -> Dict:
 
 
 # Module-level shortcuts.
+def error_text(row: Dict) -> str:
+    """A history row's error: a classifier's error rate ('43.5%') or a regression's mean error
+    ('MAE 0.449'); '' when the run has no report."""
+    if row.get('mean_error'):
+        value = row['mean_error']['value']
+        return f'{row["mean_error"]["metric"]} {"-" if value is None else f"{value:.3g}"}'
+    return '' if row.get('error_rate') is None else f'{100 * row["error_rate"]:.1f}%'
+
+
 def list_runs(source: Source = 'outputs', pipeline: Optional[str] = None) -> List[Run]:
     return Review(source, pipeline).runs()
 

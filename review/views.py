@@ -22,6 +22,7 @@ from blindspot.error_analysis.report.compare import accuracy_metric
 from blindspot.error_analysis.report.compare_html import render_comparison
 from blindspot.error_analysis.report.markup import escape
 from blindspot.error_analysis.search.binning import display_value
+from blindspot.review.runs import error_text
 
 # Metrics shown across runs when the evaluations have them (the accuracy metric first).
 RUN_METRICS = ('auc', 'precision', 'recall')
@@ -201,13 +202,9 @@ def comparison(c: Dict, title: str) -> str:
 def runs(review) -> str:
     """One row per run, as `history` prints it (no TFMA: accuracy from the reports)."""
     rows = review.history(read_evaluation=False)
-
-    def pct(x: Optional[float]) -> str:
-        return '' if x is None else f'{100 * x:.1f}%'
-
     return page(
         table(
-            ['#', 'time', 'run id', 'outcome', 'accuracy', 'error rate', 'failing', 'top slice'],
+            ['#', 'time', 'run id', 'outcome', 'accuracy', 'error', 'failing', 'top slice'],
             [
                 [
                     r['number'],
@@ -215,7 +212,7 @@ def runs(review) -> str:
                     r['run_id'],
                     r['outcome'] if r['status'] == 'complete' else r['status'],
                     '' if r['accuracy'] is None else f'{r["accuracy"]:.3f}',
-                    pct(r['error_rate']),
+                    error_text(r),
                     '' if r['failing_slices'] is None else r['failing_slices'],
                     r['top_slice'] or '',
                 ]

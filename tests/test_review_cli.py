@@ -336,3 +336,32 @@ def test_outcomes(tmp_path, capsys):
     assert lines[4].endswith('(cancelled at Trainer)') and lines[5].endswith(
         '(failed at Evaluator)'
     )
+
+
+def test_history_shows_a_regressions_mean_error_not_its_above_median_share(tmp_path, capsys):
+    """A regression's report keeps `error_rate` = the share of rows above the median error
+    (about 50% by construction): history prints its MAE instead, and a classifier's rate as
+    before."""
+    from blindspot import review
+    from blindspot.review import cli as review_cli
+
+    done = {'Trainer': 'COMPLETE', 'Evaluator': 'COMPLETE', 'ErrorAnalysis': 'COMPLETE'}
+    run = {'states': {**done, 'Pusher': 'COMPLETE'}, 'blessed': 1, 'gate': 1, 'pushed': 1}
+    out = _outcome_store(tmp_path / 'out', [run, run])
+    (tmp_path / 'out' / 'reports' / '1' / 'report.json').write_text(
+        json.dumps(
+            {
+                'overall': {'error_rate': 0.5, 'mean_error': 0.4487},
+                'regression': {'error': 'absolute'},
+                'slices': {'slices': []},
+            }
+        )
+    )
+    classifier, regressor = review.Review(out).runs()
+    assert classifier.error_rate() == 0.2 and classifier.mean_error() is None
+    assert regressor.error_rate() is None
+    assert regressor.mean_error() == {'metric': 'MAE', 'value': 0.4487}
+    assert review_cli.main(['history', '--output-dir', out]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()[1:]
+    column = header.index('error')
+    assert [line[column - 4 : column + 6].strip() for line in lines] == ['20.0%', 'MAE 0.449']
