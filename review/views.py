@@ -171,7 +171,7 @@ def tfma_sliced_metrics(rows: List[Dict]) -> str:
     every metric per slice in sortable tables."""
     report = {'tfma': rows}
     parts = [figure(title, svg) for title, svg in charts.tfma_slice_accuracy(report)]
-    return page('<div>' + ''.join(parts) + '</div>' + html_page._tfma(report))
+    return page('<div>' + ''.join(parts) + '</div>' + html_page.tfma_section(report))
 
 
 def findings(report: Dict) -> str:

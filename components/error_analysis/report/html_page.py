@@ -2,7 +2,7 @@
 script (sortable and filterable tables), no network."""
 
 import re
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Sequence
 
 from blindspot.error_analysis.report import charts
 from blindspot.error_analysis.report.compare_html import render_comparison
@@ -244,25 +244,26 @@ def _feature_values(report: Dict) -> str:
     return ''.join(blocks)
 
 
-def _tfma(report: Dict) -> str:
+CLASSIFICATION_TFMA_METRICS = (
+    'example_count',
+    'binary_accuracy',
+    'accuracy',
+    'sparse_categorical_accuracy',
+    'auc',
+    'precision',
+    'recall',
+    'macro_precision',
+    'macro_recall',
+)
+
+
+def tfma_section(report: Dict, metrics: Sequence[str] = CLASSIFICATION_TFMA_METRICS) -> str:
+    """The Evaluator's metrics per slice (those of `metrics` it computed): overall, then one
+    folded table per feature (set)."""
     rows = report['tfma']
     if not rows:
         return '<p class=muted>No evaluation was given to the component.</p>'
-    names = [
-        n
-        for n in (
-            'example_count',
-            'binary_accuracy',
-            'accuracy',
-            'sparse_categorical_accuracy',
-            'auc',
-            'precision',
-            'recall',
-            'macro_precision',
-            'macro_recall',
-        )
-        if any(n in r['metrics'] for r in rows)
-    ]
+    names = [n for n in metrics if any(n in r['metrics'] for r in rows)]
 
     def table(group: List[Dict]) -> str:
         body = [
@@ -283,12 +284,14 @@ def _tfma(report: Dict) -> str:
     groups: Dict[tuple, List[Dict]] = {}
     for row in rows:
         groups.setdefault(tuple(row['features']), []).append(row)
-    parts = [
+    note = (
         '<p class=muted>–: undefined in that slice (e.g. recall with no positive examples, '
         'precision with no positive predictions). macro_: the mean over classes of a '
-        'per-class metric.</p>',
-        table(groups.pop((), [])),
-    ]
+        'per-class metric.</p>'
+        if {'precision', 'recall', 'macro_precision'} & set(names)
+        else ''
+    )
+    parts = [note, table(groups.pop((), []))]
     for features, group in groups.items():
         group.sort(key=lambda r: -r['metrics'].get('example_count', 0))
         parts.append(
@@ -654,7 +657,7 @@ def _classification_sections(report: Dict, insights: str) -> str:
 {_tags(report)}
 {_gallery(report)}
 <h2>Error rate by feature value</h2>{_feature_values(report)}
-<h2>TFMA sliced metrics (Evaluator)</h2>{_tfma(report)}
+<h2>TFMA sliced metrics (Evaluator)</h2>{tfma_section(report)}
 <h2>Hardest examples (most confident mistakes)</h2>{_hardest(report)}
 {_label_suspects(report)}"""
 

@@ -4,7 +4,7 @@ view, mean error per feature value, TFMA's regression metrics and the worst exam
 
 from typing import Dict, List
 
-from blindspot.error_analysis.report.html_page import _pct, _table, _td
+from blindspot.error_analysis.report.html_page import _pct, _table, _td, tfma_section
 from blindspot.error_analysis.report.markup import escape
 from blindspot.error_analysis.report.regression_view import error_name, number
 from blindspot.error_analysis.search.binning import display_value
@@ -232,19 +232,6 @@ def _feature_values(report: Dict) -> str:
     return ''.join(blocks)
 
 
-def _tfma(report: Dict) -> str:
-    rows = report['tfma']
-    if not rows:
-        return '<p class=muted>No evaluation was given to the component.</p>'
-    names = [n for n in TFMA_METRICS if any(n in r['metrics'] for r in rows)]
-    body = [
-        [_td(r['slice'])]
-        + [_td(f'{r["metrics"][n]:.4g}' if n in r['metrics'] else '–', True) for n in names]
-        for r in rows
-    ]
-    return _table(['slice'] + names, body)
-
-
 def _worst(report: Dict) -> str:
     rows = report['hardest_examples']
     if not rows:
@@ -305,7 +292,7 @@ def sections(report: Dict, insights: str, violations: str, comparison: str) -> s
 {comparison}
 {_residual_view(report)}
 <h2>Mean error by feature value</h2>{_feature_values(report)}
-<h2>TFMA sliced metrics (Evaluator)</h2>{_tfma(report)}
+<h2>TFMA sliced metrics (Evaluator)</h2>{tfma_section(report, TFMA_METRICS)}
 <h2>Largest errors</h2>{_worst(report)}
 <p class=muted>Label suspects (confident learning) need class probabilities: they do not apply
 to a regression model.</p>"""
