@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import List
 
 STAGING_PREFIX = '.pushing-'
+# Fault injection for the reliability tests: seconds the Pusher waits with a version fully
+# staged, before its rename (a small model is staged in milliseconds, too briefly to kill a run
+# there on purpose). Unset in normal runs.
+PAUSE_BEFORE_RENAME_ENV = 'BLINDSPOT_PUSH_PAUSE_BEFORE_RENAME'
 
 
 def is_complete_version(folder: Path) -> bool:

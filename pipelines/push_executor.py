@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import time
 import uuid
 from typing import Any, Dict, List
 
@@ -11,7 +12,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from blindspot.pipelines.push import STAGING_PREFIX
+from blindspot.pipelines.push import PAUSE_BEFORE_RENAME_ENV, STAGING_PREFIX
 
 
 class Executor(pusher_executor.Executor):
@@ -45,6 +46,7 @@ class Executor(pusher_executor.Executor):
             target = os.path.join(base, version)
             if os.path.exists(target):  # pushed in the same second: keep it, as TFX would
                 return
+            time.sleep(float(os.environ.get(PAUSE_BEFORE_RENAME_ENV) or 0))
             os.rename(os.path.join(staging, version), target)
             pushed.set_string_custom_property('pushed_destination', target)
         finally:

@@ -16,7 +16,7 @@ after `grace_seconds`.
 
 `install` is the runner's first statement, before any import that can take time; the
 runner then swaps in what each stage of a run says (`exit_on_signal`). Light: standard
-library (and psutil, when stopping).
+library and psutil (imported by `install`, so stopping imports nothing).
 """
 
 import contextlib
@@ -147,6 +147,11 @@ def install(
     if threading.current_thread() is not threading.main_thread():
         return
     if _stopper is None:
+        # psutil now, not when stopping: the main thread may then be parked inside an import
+        # that psutil's own imports wait for, and the process hung until the grace time (17 s
+        # after a Ctrl-C at 0.21 s, in the start-up imports).
+        import psutil  # noqa: F401
+
         _stopper = _Stopper(on_signal, grace_seconds)
     else:
         _stopper.on_signal = on_signal

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
@@ -34,12 +34,14 @@ STOP_SECONDS = 10.0
 RUN_TIMEOUT = 600
 
 
-def _start(out: Path, logs: Path, name: str, *args: str) -> subprocess.Popen:
+def _start(
+    out: Path, logs: Path, name: str, *args: str, env: Optional[Dict] = None
+) -> subprocess.Popen:
     """A local run in its own process, its output in files, unbuffered."""
     return subprocess.Popen(
         [sys.executable, 'local_runner.py', '--output-dir', str(out), *args],
         cwd=REPO,
-        env={**os.environ, 'PYTHONUNBUFFERED': '1'},
+        env={**os.environ, 'PYTHONUNBUFFERED': '1', **(env or {})},
         stdout=open(logs / f'{name}.out', 'w'),
         stderr=open(logs / f'{name}.err', 'w'),
     )
@@ -125,14 +127,17 @@ def matrix(tmp_path_factory, data):
     seen['A'] = a.wait(timeout=RUN_TIMEOUT)
     seen['A_versions'] = _versions(out)
 
-    # B: kill -9 while the Pusher writes its version (the staging folder exists).
-    b = _start(out, logs, 'B', *run)
+    # B: kill -9 while the Pusher writes its version (the staging folder exists; held open by
+    # the executor's fault-injection pause, which a 5-step model would otherwise close in ms).
+    from blindspot.pipelines.push import PAUSE_BEFORE_RENAME_ENV
+
+    b = _start(out, logs, 'B', *run, env={PAUSE_BEFORE_RENAME_ENV: str(RUN_TIMEOUT)})
     serving = out / 'serving_model' / 'blindspot-taxi'
     _wait_for(
         lambda: any(p.name.startswith('.pushing-') for p in serving.iterdir()),
         b,
         'the Pusher staging its version',
-        poll=0.002,
+        poll=0.05,
     )
     b.send_signal(signal.SIGKILL)
     seen['B'] = b.wait(timeout=STOP_SECONDS)
