@@ -410,13 +410,18 @@ def _num(x: Optional[float], digits: int = 2) -> str:
     return '–' if x is None else f'{x:.{digits}f}'
 
 
-def _next_steps(report: Dict) -> str:
-    """Each finding's evidence inside vs outside and the next step the rules chose."""
-    findings = [
+def diagnosed_findings(report: Dict) -> List[Dict]:
+    """The held findings (not refinements of another) that carry a diagnosis."""
+    return [
         s
         for s in report['slices']['slices']
         if s['held'] and not s.get('parent') and s.get('diagnosis')
     ]
+
+
+def _next_steps(report: Dict) -> str:
+    """Each finding's evidence inside vs outside and the next step the rules chose."""
+    findings = diagnosed_findings(report)
     if not findings:
         return ''
     rows = [[_td(s['slice'])] + _diagnosis_cells(s['diagnosis']) for s in findings]

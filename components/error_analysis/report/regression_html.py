@@ -4,7 +4,13 @@ view, mean error per feature value, TFMA's regression metrics and the worst exam
 
 from typing import Dict, List
 
-from blindspot.error_analysis.report.html_page import _pct, _table, _td, tfma_section
+from blindspot.error_analysis.report.html_page import (
+    _pct,
+    _table,
+    _td,
+    diagnosed_findings,
+    tfma_section,
+)
 from blindspot.error_analysis.report.markup import escape
 from blindspot.error_analysis.report.regression_view import error_name, number
 from blindspot.error_analysis.search.binning import display_value
@@ -86,11 +92,7 @@ def _slices(report: Dict) -> str:
 
 
 def _next_steps(report: Dict) -> str:
-    findings = [
-        s
-        for s in report['slices']['slices']
-        if s['held'] and not s.get('parent') and s.get('diagnosis')
-    ]
+    findings = diagnosed_findings(report)
     if not findings:
         return ''
     rows = []
