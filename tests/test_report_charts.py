@@ -161,6 +161,22 @@ def test_error_rate_chart_per_finding_feature_finding_values_in_red(report):
     assert charts._FAILING in fare and charts._NEUTRAL in fare
 
 
+def test_a_range_narrower_than_a_bin_gets_its_chart_and_marks_its_bin(report):
+    """A refined range inside one bin (fare in [14, 15) inside the bin fare >= 13.6) covers
+    less than half of every bin: its feature still gets a chart, with that bin in red."""
+    fare = report['slices']['slices'][0]['predicates'][1]
+    fare.update(label='14 <= fare < 15', low=14.0, high=15.0)
+    report['slices']['feature_values'][3]['bounds'] = (13.6, 30.0)
+    report['highlights'] = report_build.highlights(report['slices'])
+    assert report['highlights']['fare'] == ['fare >= 13.6']
+    assert charts._FAILING in dict(charts.finding_feature_error_rates(report))['error rate by fare']
+    fare.update(low=25.0, high=None)  # an open range over a third of a closed bin
+    report['highlights'] = report_build.highlights(report['slices'])
+    assert 'fare' not in report['highlights']
+    chart = dict(charts.finding_feature_error_rates(report))['error rate by fare']
+    assert charts._FAILING not in chart and 'fare &gt;= 13.6 (n=300)' in chart
+
+
 def test_report_page_embeds_charts_and_stays_self_contained(report):
     page = html_page.render(report)
     section = page[page.index('>Charts</h2>') : page.index('>Confusion matrix</h2>')]

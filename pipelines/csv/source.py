@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import hashlib
 import io
+import os
 import posixpath
 from typing import Any, BinaryIO, Dict, Iterator, List, Mapping, Optional, Tuple
 
@@ -42,14 +43,10 @@ class CsvSource:
 
     def fingerprint(self) -> str:
         """Names, sizes and modification times of the files (no content is read)."""
-        from tfx.dsl.io import fileio
-
         digest = hashlib.sha256()
         for path in self.files:
-            stat = fileio.stat(path)
-            digest.update(
-                f'{posixpath.basename(path)}\0{stat.length}\0{stat.mtime_nsec}\0'.encode()
-            )
+            size, mtime_ns = _size_and_mtime(path)
+            digest.update(f'{posixpath.basename(path)}\0{size}\0{mtime_ns}\0'.encode())
         return digest.hexdigest()[:16]
 
     def scan(
@@ -67,6 +64,19 @@ class CsvSource:
 
         with io.TextIOWrapper(_open(self.files[0]), encoding='utf-8-sig', newline='') as f:
             return next(csv.reader(f), [])
+
+
+def _size_and_mtime(path: str) -> Tuple[int, int]:
+    """A file's size and modification time in ns. tf.io.gfile's local stat keeps whole
+    seconds only, so an edit within the second of the last one would go unseen: local paths
+    use os.stat's nanoseconds, other file systems gfile's."""
+    if '://' not in path:
+        stat = os.stat(path)
+        return stat.st_size, stat.st_mtime_ns
+    from tfx.dsl.io import fileio
+
+    stat = fileio.stat(path)
+    return stat.length, stat.mtime_nsec
 
 
 class _GFileReader(io.RawIOBase):

@@ -109,13 +109,18 @@ def _named_gallery(gallery: Sequence[Dict], matrix: np.ndarray, names: List[str]
 
 def _overlaps(bounds: Sequence, predicate: Dict) -> bool:
     """Whether at least half of a numeric bin (low, high; None: open) lies in a range
-    predicate; an open-ended bin only if the range is open on that side too."""
+    predicate (an open-ended bin only if the range is open on that side too), or at least
+    half of the range lies in the bin: a refined range narrower than one bin marks the bin
+    it sits in."""
     low = max(_bound(bounds[0], -np.inf), _bound(predicate['low'], -np.inf))
     high = min(_bound(bounds[1], np.inf), _bound(predicate['high'], np.inf))
+    if high <= low:
+        return False
     width = _bound(bounds[1], np.inf) - _bound(bounds[0], -np.inf)
-    if np.isinf(width):
-        return bool(high - low == width)
-    return bool(high - low >= width / 2)
+    span = _bound(predicate['high'], np.inf) - _bound(predicate['low'], -np.inf)
+    bin_half_inside = high - low == width if np.isinf(width) else high - low >= width / 2
+    range_half_inside = not np.isinf(span) and high - low >= span / 2
+    return bool(bin_half_inside or range_half_inside)
 
 
 def _bound(value, open_end: float) -> float:
@@ -123,9 +128,9 @@ def _bound(value, open_end: float) -> float:
 
 
 def highlights(slices: Dict) -> Dict[str, List[str]]:
-    """Feature -> the per-value labels a held finding uses (a category it names, or a numeric
-    bin at least half inside its range), in the per-value table's order: what the charts mark
-    red."""
+    """Feature -> the per-value labels a held finding uses (a category it names, a numeric
+    bin at least half inside its range, or the bin holding most of a narrower range), in the
+    per-value table's order: what the charts mark red."""
     held = [p for s in slices['slices'] if s['held'] for p in s['predicates']]
     marked: Dict[str, List[str]] = {}
     for value in slices['feature_values']:

@@ -289,17 +289,15 @@ def finding_feature_error_rates(report: Dict) -> List[Tuple[str, str]]:
     error rate of its values with 95% intervals against the overall error rate; the values
     the held findings use (report['highlights']) are drawn in red."""
     found = report['slices']
+    in_findings = {p['feature'] for s in found['slices'] if s['held'] for p in s['predicates']}
     used = {feature: set(labels) for feature, labels in report.get('highlights', {}).items()}
     by_feature: Dict[str, List[Dict]] = {}
     for value in found['feature_values']:
-        if value['feature'] in used and _is_number(value['error_rate']):
+        if value['feature'] in in_findings and _is_number(value['error_rate']):
             by_feature.setdefault(value['feature'], []).append(value)
     overall = report['overall']['error_rate']
     charts = []
-    for feature in used:
-        values = by_feature.get(feature, [])
-        if not values:
-            continue
+    for feature, values in by_feature.items():
         # The report's order: categories largest first, numeric bins in value order.
         shown = values[:MAX_BARS]
         labels = [f'{_value_label(v["label"], [feature])} (n={v["size"]:,})' for v in shown]
@@ -314,7 +312,7 @@ def finding_feature_error_rates(report: Dict) -> List[Tuple[str, str]]:
                     np.array([v['error_rate'] for v in shown]),
                     np.array([v['error_rate_ci'][0] for v in shown]),
                     np.array([v['error_rate_ci'][1] for v in shown]),
-                    [_FAILING if v['label'] in used[feature] else _NEUTRAL for v in shown],
+                    [_FAILING if v['label'] in used.get(feature, ()) else _NEUTRAL for v in shown],
                     overall,
                     'overall error rate',
                     'error rate (95% interval)',
