@@ -42,9 +42,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 # Light imports only (no TensorFlow, TFX or TFMA): refusals must come in moments.
 from blindspot.error_analysis.settings import Settings as ErrorAnalysisSettings  # noqa: E402
-from blindspot.error_analysis.settings import SettingsError  # noqa: E402
+from blindspot.error_analysis.settings import SettingsError, flag_name  # noqa: E402
 from blindspot.pipelines import layout, preflight, run_lock  # noqa: E402
-from blindspot.pipelines.config import LOSSES, TASKS, RunConfig  # noqa: E402
+from blindspot.pipelines.config import TASKS, RunConfig, TrainingSettings  # noqa: E402
 from blindspot.pipelines.datasets import Dataset, dataset_for  # noqa: E402
 from blindspot.pipelines.stop_on_signal import exit_on_signal, how  # noqa: E402
 
@@ -62,23 +62,23 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _settings_error(e: SettingsError, flags: argparse.Namespace) -> str:
-    """A bad ErrorAnalysis setting in one line naming the flag and the value given (for a
-    repeatable flag, the one item that is wrong, not the list)."""
-    field = next(
-        (f for f in dataclasses.fields(ErrorAnalysisSettings) if f.name == e.setting), None
-    )
-    if field is None:  # a message that names its flag itself (e.g. --tag-reference's)
+    """A bad setting in one line naming the flag and the value given (for a repeatable flag,
+    the one item that is wrong, not the list)."""
+    for settings in (TrainingSettings, ErrorAnalysisSettings):
+        field = next((f for f in dataclasses.fields(settings) if f.name == e.setting), None)
+        if field is not None:
+            break
+    else:  # a message that names its flag itself (e.g. --tag-reference's)
         return str(e)
-    flag = field.metadata['flag'] or '--' + field.name.replace('_', '-')
-    given = getattr(flags, f'ea_{field.name}', None)
+    given = getattr(flags, settings._dest(field), None)
     if isinstance(given, list) and given and not isinstance(field.default, dict):
         for item in given:
             problem = field.metadata['check']((item,))
             if problem:
                 return (
-                    f'{flag}: {problem}'
+                    f'{flag_name(field)}: {problem}'
                     if item and item in problem
-                    else f'{flag} {problem}, got {item!r}'
+                    else f'{flag_name(field)} {problem}, got {item!r}'
                 )
     return str(e)
 
@@ -133,60 +133,10 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
         'label of numbers with more than 20 distinct values, else classification)',
     )
     p.add_argument(
-        '--loss',
-        default=None,
-        choices=LOSSES,
-        help="csv regression: the regressor's loss; huber weighs outliers less (default: mse)",
-    )
-    p.add_argument(
-        '--exclude-feature',
-        action='append',
-        default=None,
-        metavar='COLUMN',
-        help='csv: a column the model does not read (a leak of the label, an id), repeatable; '
-        'ErrorAnalysis still slices on it',
-    )
-    p.add_argument(
         '--schema',
         default=None,
         metavar='FILE',
         help='csv: a curated schema.pbtxt (default: inferred from the data)',
-    )
-    p.add_argument('--train-steps', type=int, default=defaults.train_steps)
-    p.add_argument('--eval-steps', type=int, default=defaults.eval_steps)
-    p.add_argument(
-        '--min-accuracy',
-        type=float,
-        default=defaults.min_accuracy,
-        help='classification: accuracy the model needs to be blessed and pushed '
-        '(default: %(default)s)',
-    )
-    p.add_argument(
-        '--max-accuracy-drop',
-        type=float,
-        default=defaults.max_accuracy_drop,
-        help='classification: accuracy a new model may lose against the latest blessed one '
-        'and still be blessed (default: %(default)s)',
-    )
-    p.add_argument(
-        '--max-rmse',
-        type=float,
-        default=None,
-        help='regression: RMSE the model must not exceed to be blessed and pushed (default: '
-        "the label's standard deviation, i.e. better than predicting the mean)",
-    )
-    p.add_argument(
-        '--max-mae',
-        type=float,
-        default=None,
-        help='regression: bless on mean absolute error instead, at most this',
-    )
-    p.add_argument(
-        '--max-error-increase',
-        type=float,
-        default=defaults.max_error_increase,
-        help='regression: relative increase of that error (RMSE or MAE) a new model may have '
-        'against the latest blessed one and still be blessed, e.g. 0.05 (default: %(default)s)',
     )
     p.add_argument(
         '--beam-mode',
@@ -209,29 +159,13 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
         '--beam-arg=--runner=FlinkRunner --beam-arg=--flink_master=host:8081',
     )
     p.add_argument('--no-cache', action='store_true', help='re-run every component')
+    TrainingSettings.add_flags(p, 'Training')
     ErrorAnalysisSettings.add_flags(p)
     a = p.parse_args(argv)
-    for flag, value in (
-        ('--train-steps', a.train_steps),
-        ('--eval-steps', a.eval_steps),
-        ('--workers', a.workers),
-    ):
-        if value < 1:
-            p.error(f'{flag} must be at least 1, got {value}')
-    for flag, value in (
-        ('--min-accuracy', a.min_accuracy),
-        ('--max-accuracy-drop', a.max_accuracy_drop),
-    ):
-        if not 0 <= value <= 1:  # NaN fails this too
-            p.error(f'{flag} must be a fraction between 0 and 1, got {value}')
-    for flag, value in (('--max-rmse', a.max_rmse), ('--max-mae', a.max_mae)):
-        if value is not None and not 0 < value < float('inf'):
-            p.error(f"{flag} must be a positive number in the label's units, got {value}")
-    if a.max_rmse is not None and a.max_mae is not None:
-        p.error('--max-rmse and --max-mae both given: the blessing decides on one error; drop one')
-    if not 0 <= a.max_error_increase < float('inf'):
-        p.error(f'--max-error-increase must be 0 or more, got {a.max_error_increase}')
+    if a.workers < 1:
+        p.error(f'--workers must be at least 1, got {a.workers}')
     try:
+        training = TrainingSettings.from_flags(a)
         error_analysis = ErrorAnalysisSettings.from_flags(a)
     except SettingsError as e:
         p.error(_settings_error(e, a))
@@ -242,17 +176,9 @@ def parse_args(argv: Optional[List[str]] = None) -> RunConfig:
         label=a.label,
         schema=a.schema,
         task=a.task,
-        loss=a.loss,
-        exclude_features=tuple(a.exclude_feature) if a.exclude_feature else None,
         output_dir=a.output_dir,
         data_root=a.data_root,
-        train_steps=a.train_steps,
-        eval_steps=a.eval_steps,
-        min_accuracy=a.min_accuracy,
-        max_accuracy_drop=a.max_accuracy_drop,
-        max_rmse=a.max_rmse,
-        max_mae=a.max_mae,
-        max_error_increase=a.max_error_increase,
+        training=training,
         beam_mode=a.beam_mode,
         workers=a.workers,
         beam_args=tuple(a.beam_arg),
@@ -328,11 +254,9 @@ def check_inputs(config: RunConfig) -> Tuple[Dataset, Optional[str]]:
     folder; imports no TensorFlow. Returns the dataset and the data path (None: the dataset
     writes its data, see `build`)."""
     dataset = dataset_for(config)  # csv: scans and checks the data, see pipelines/datasets.py
-    if dataset.task != 'regression' and (config.max_rmse, config.max_mae) != (None, None):
-        raise preflight.PreflightError(
-            f'--max-rmse and --max-mae bless a regressor; {dataset.pipeline_name} classifies: '
-            'use --min-accuracy (or, for a csv label of numbers, --task regression)'
-        )
+    problem = config.training.problem_for(dataset.task, dataset.pipeline_name)
+    if problem:
+        raise preflight.PreflightError(problem)
     data_root = None
     for note in dataset.notes:
         print(f'note: {note}', file=sys.stderr)
@@ -386,13 +310,7 @@ def build(config: RunConfig, dataset: Dataset, data_root: Optional[str]):
             if dataset.schema_path
             else None
         ),  # None: SchemaGen infers it
-        train_steps=config.train_steps,
-        eval_steps=config.eval_steps,
-        min_accuracy=config.min_accuracy,
-        max_accuracy_drop=config.max_accuracy_drop,
-        max_rmse=config.max_rmse,
-        max_mae=config.max_mae,
-        max_error_increase=config.max_error_increase,
+        training=config.training,
         serving_model_dir=layout.serving_model_dir(output_dir, dataset.pipeline_name),
         error_analysis=dataclasses.replace(
             config.error_analysis,

@@ -37,7 +37,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from blindspot.error_analysis.settings import Settings as ErrorAnalysisSettings  # noqa: E402
 from blindspot.error_analysis.settings import SettingsError as ErrorAnalysisSettingsError  # noqa: E402
-from blindspot.pipelines.config import RunConfig  # noqa: E402  (light: no TensorFlow)
+from blindspot.pipelines.config import RunConfig, TrainingSettings  # noqa: E402  (light: no TensorFlow)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Where kubeflow/Dockerfile puts the repository inside the image (its WORKDIR). Paths baked into
@@ -53,7 +53,6 @@ TASKS = ('classification', 'regression')  # --pipeline csv (pipelines/preflight.
 SUPPORTED_SCHEMES = ('gs',)
 _S3_LIKE = ('s3', 'minio')
 
-_DEFAULTS = RunConfig()
 # Rows of a --pipeline csv file read when compiling (0: every row).
 DEFAULT_SAMPLE_ROWS = 100_000
 # What kubeflow/config.example.yaml holds until it is edited: refused, not compiled into a spec
@@ -199,18 +198,6 @@ def check_target(target: str) -> str:
     return target
 
 
-def check_positive(value: int, flag: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SettingsError(f'{flag} must be a whole number of at least 1, got {value!r}')
-    return value
-
-
-def check_fraction(value: float, flag: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise SettingsError(f'{flag} must be a number between 0 and 1, got {value!r}')
-    return float(value)
-
-
 def select_pipelines(selection: str, available: Sequence[str]) -> List[str]:
     """'all' or one registered pipeline name → the names to compile."""
     if selection == 'all':
@@ -311,10 +298,6 @@ _CONFIG_KEYS: Dict[str, Tuple[tuple, str]] = {
     'sample_rows': ((int,), 'a whole number'),
     'resources': ((dict,), 'a mapping of step name to {cpu: CORES, memory: SIZE}'),
     'output_dir': ((str,), 'a folder'),
-    'train_steps': ((int,), 'a whole number'),
-    'eval_steps': ((int,), 'a whole number'),
-    'min_accuracy': ((int, float), 'a number'),
-    'max_accuracy_drop': ((int, float), 'a number'),
     'beam_args': ((list,), 'a list of Beam options'),
     'enable_cache': ((bool,), 'true or false'),
     'target': ((str,), "'kfp' or 'vertex'"),
@@ -329,13 +312,17 @@ def parse_config(data: Any, source: str = 'config') -> Dict[str, Any]:
     if not isinstance(data, dict):
         raise SettingsError(f'{source}: expected a mapping of settings, got {type(data).__name__}')
     result = {}
+    training_keys = [f.name for f in dataclasses.fields(TrainingSettings)]
     for raw_key, value in data.items():
         key = str(raw_key).replace('-', '_')
-        if key not in _CONFIG_KEYS:
-            raise SettingsError(
-                f'{source}: unknown setting {raw_key!r}; known: {", ".join(_CONFIG_KEYS)}'
-            )
+        if key not in _CONFIG_KEYS and key not in training_keys:
+            known = ', '.join([*_CONFIG_KEYS, *training_keys])
+            raise SettingsError(f'{source}: unknown setting {raw_key!r}; known: {known}')
         if value is None:  # a key left empty (e.g. only commented-out settings): not set
+            continue
+        if key in training_keys:
+            _training({key: value}, argparse.Namespace(), source)  # checked here, merged later
+            result[key] = value
             continue
         types, description = _CONFIG_KEYS[key]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
@@ -366,6 +353,17 @@ def load_config(path: str) -> Dict[str, Any]:
     return parse_config(data, source=path)
 
 
+def _training(
+    config: Mapping[str, Any], flags: argparse.Namespace, source: str = 'config'
+) -> TrainingSettings:
+    """The config's training keys (top level, as train_steps), then the flags on top."""
+    try:
+        return TrainingSettings.from_flags(flags, TrainingSettings.from_mapping(config, source))
+    except ErrorAnalysisSettingsError as e:
+        message = f'{source}: {e.setting} {e.detail}' if e.setting in config else str(e)
+        raise SettingsError(message) from None
+
+
 def _error_analysis(config: Mapping[str, Any], flags: argparse.Namespace) -> ErrorAnalysisSettings:
     """The config file's error_analysis mapping, then the flags on top."""
     try:
@@ -381,10 +379,7 @@ class KubeflowSettings:
     pipeline: str = 'all'
     data_root: Optional[str] = None  # None: <pipeline_root>/data/<pipeline>
     output_dir: str = DEFAULT_OUTPUT_DIR
-    train_steps: int = _DEFAULTS.train_steps
-    eval_steps: int = _DEFAULTS.eval_steps
-    min_accuracy: float = _DEFAULTS.min_accuracy
-    max_accuracy_drop: float = _DEFAULTS.max_accuracy_drop
+    training: TrainingSettings = dataclasses.field(default_factory=TrainingSettings)
     beam_args: Tuple[str, ...] = ()
     enable_cache: bool = True
     target: str = 'kfp'  # 'kfp' (open source) or 'vertex'
@@ -451,11 +446,13 @@ def resolve_settings(flags: argparse.Namespace, config: Mapping[str, Any]) -> Ku
         pipeline=pick('pipeline', 'all'),
         data_root=data_root.rstrip('/') if data_root else None,
         output_dir=pick('output_dir', DEFAULT_OUTPUT_DIR),
-        train_steps=check_positive(pick('train_steps', _DEFAULTS.train_steps), '--train-steps'),
-        eval_steps=check_positive(pick('eval_steps', _DEFAULTS.eval_steps), '--eval-steps'),
-        min_accuracy=check_fraction(pick('min_accuracy', _DEFAULTS.min_accuracy), '--min-accuracy'),
-        max_accuracy_drop=check_fraction(
-            pick('max_accuracy_drop', _DEFAULTS.max_accuracy_drop), '--max-accuracy-drop'
+        training=_training(
+            {
+                f.name: config[f.name]
+                for f in dataclasses.fields(TrainingSettings)
+                if f.name in config
+            },
+            flags,
         ),
         beam_args=tuple(beam_args),
         enable_cache=bool(enable_cache),
@@ -559,7 +556,14 @@ def check_csv(settings: KubeflowSettings) -> CsvInput:
                 )
             scan = data.scan(settings.label, settings.task, settings.sample_rows or None)
             fingerprint = data.fingerprint()
-        return CsvInput(data, scan, fingerprint, csv_dataset(scan, data.name))
+        training = settings.training
+        dataset = csv_dataset(
+            scan,
+            data.name,
+            loss=training.loss,
+            exclude_features=training.exclude_features,
+        )
+        return CsvInput(data, scan, fingerprint, dataset)
     except PreflightError as e:
         raise SettingsError(str(e)) from None
 
@@ -601,10 +605,7 @@ def build_pipeline(settings: KubeflowSettings, pipeline: str, csv: Optional[CsvI
         pipeline_name=dataset.pipeline_name,
         pipeline_root=settings.pipeline_root,
         dataset=dataset,
-        train_steps=settings.train_steps,
-        eval_steps=settings.eval_steps,
-        min_accuracy=settings.min_accuracy,
-        max_accuracy_drop=settings.max_accuracy_drop,
+        training=settings.training,
         # serving_model/taxi, serving_model/csv-<data>-<label>: each pipeline its own models.
         serving_model_dir=settings.serving_model_dir(
             dataset.pipeline_name.removeprefix('blindspot-')
@@ -803,24 +804,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help=f'where to write the compiled files (default: {DEFAULT_OUTPUT_DIR})',
     )
     p.add_argument(
-        '--train-steps', type=int, default=None, help=f'default: {_DEFAULTS.train_steps}'
-    )
-    p.add_argument('--eval-steps', type=int, default=None, help=f'default: {_DEFAULTS.eval_steps}')
-    p.add_argument(
-        '--min-accuracy',
-        type=float,
-        default=None,
-        help='accuracy the model needs to be blessed and pushed '
-        f'(default: {_DEFAULTS.min_accuracy})',
-    )
-    p.add_argument(
-        '--max-accuracy-drop',
-        type=float,
-        default=None,
-        help='accuracy a new model may lose against the latest blessed one (Vertex target) '
-        f'and still be blessed (default: {_DEFAULTS.max_accuracy_drop})',
-    )
-    p.add_argument(
         '--beam-arg',
         action='append',
         default=None,
@@ -845,6 +828,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=None,
         help="compile with Kubeflow's step cache off",
     )
+    TrainingSettings.add_flags(p, 'Training')
     ErrorAnalysisSettings.add_flags(p)
     return p.parse_args(argv)
 
@@ -869,13 +853,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for note in csv.scan.notes:
                 print(f'note: {note}', file=sys.stderr)
         else:
-            if settings.data or settings.label or settings.task:
+            csv_only = [
+                flag
+                for flag, value in (
+                    ('--data', settings.data),
+                    ('--label', settings.label),
+                    ('--task', settings.task),
+                    ('--loss', settings.training.loss),
+                    ('--exclude-feature', settings.training.exclude_features),
+                )
+                if value
+            ]
+            if csv_only:
                 raise SettingsError(
-                    f'--data, --label and --task apply to --pipeline csv, not to '
-                    f'{settings.pipeline}'
+                    f'{", ".join(csv_only)} apply to --pipeline csv, not to {settings.pipeline}'
                 )
             names = select_pipelines(settings.pipeline, list(PACKAGED))
             data_roots = check_data_roots(settings, names)
+        for name in names:
+            task = csv.dataset.task if csv else 'classification'  # the packaged ones classify
+            problem = settings.training.problem_for(task, name)
+            if problem:
+                raise SettingsError(problem)
         for name in names:
             job = compile_pipeline(settings, name, csv)
             yaml_path, json_path = write_outputs(job, settings.output_dir, name)

@@ -1,10 +1,22 @@
 """Run settings as plain data: defaults for the local runner and the Kubeflow compiler.
 
-ErrorAnalysis settings live with the component (components/error_analysis/settings.py)."""
+ErrorAnalysis settings live with the component (components/error_analysis/settings.py); the
+training settings here are declared the same way, so both runners take the same flags (and
+Kubeflow the same YAML keys) with one default, check and help each."""
 
 import dataclasses
-from typing import List, Optional, Sequence, Tuple
+import math
+from typing import Any, List, Optional, Sequence, Tuple
 
+from blindspot.error_analysis.settings import (
+    DeclaredSettings,
+    SettingsError,
+    fraction,
+    name_list,
+    one_of,
+    positive_int,
+    setting,
+)
 from blindspot.error_analysis.settings import Settings as ErrorAnalysisSettings
 
 # The splits ExampleGen makes (pipelines/pipeline.py: train 3/4, eval 1/4 by hash): the names
@@ -16,6 +28,98 @@ TASKS = ('classification', 'regression')
 LOSSES = ('mse', 'huber')
 
 
+def _label_units_or_none(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        return "must be a positive number in the label's units"
+    return None
+
+
+def _increase(value: Any) -> Optional[str]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        return 'must be 0 or more'
+    return None
+
+
+def _loss(value: Any) -> Optional[str]:
+    return None if value is None else one_of(*LOSSES)(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings(DeclaredSettings):
+    """How the model is trained and blessed (the Evaluator's thresholds: pipelines/training.py):
+    flags of both runners and keys of the Kubeflow config. Classifiers are blessed on
+    accuracy; regressors on an upper bound of RMSE or MAE (at most one; neither: RMSE at most
+    the label's standard deviation) and the relative increase of that error allowed against
+    the latest blessed model."""
+
+    train_steps: int = setting(1000, positive_int, 'training steps')
+    eval_steps: int = setting(100, positive_int, "evaluation steps of the Trainer's own check")
+    min_accuracy: float = setting(
+        0.7, fraction, 'classification: accuracy the model needs to be blessed and pushed'
+    )
+    max_accuracy_drop: float = setting(
+        0.0,
+        fraction,
+        'classification: accuracy a new model may lose against the latest blessed one and '
+        'still be blessed (where there is a baseline: local runs, Kubeflow --target vertex)',
+    )
+    max_rmse: Optional[float] = setting(
+        None,
+        _label_units_or_none,
+        'regression: RMSE the model must not exceed to be blessed and pushed',
+        kind=float,
+        shown="the label's standard deviation, i.e. better than predicting the mean",
+    )
+    max_mae: Optional[float] = setting(
+        None,
+        _label_units_or_none,
+        'regression: bless on mean absolute error instead, at most this',
+        kind=float,
+    )
+    max_error_increase: float = setting(
+        0.0,
+        _increase,
+        'regression: relative increase of that error (RMSE or MAE) a new model may have '
+        'against the latest blessed one and still be blessed, e.g. 0.05',
+    )
+    loss: Optional[str] = setting(
+        None,
+        _loss,
+        "csv regression: the regressor's loss; huber weighs outliers less",
+        kind=str,
+        choices=LOSSES,
+        shown='mse',
+    )
+    exclude_features: Tuple[str, ...] = setting(
+        (),
+        name_list,
+        'csv: a column the model does not read (a leak of the label, an id), repeatable; '
+        'ErrorAnalysis still slices on it',
+        flag='--exclude-feature',
+        metavar='COLUMN',
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.max_rmse is not None and self.max_mae is not None:
+            raise SettingsError(
+                '--max-rmse and --max-mae both given: the blessing decides on one error; drop one',
+                'max_mae',
+            )
+
+    def problem_for(self, task: str, pipeline: str) -> Optional[str]:
+        """Why these settings cannot bless the pipeline's model (a regressor's thresholds for
+        a classifier), in one line; None if they can."""
+        if task != 'regression' and (self.max_rmse, self.max_mae) != (None, None):
+            return (
+                f'--max-rmse and --max-mae bless a regressor; {pipeline} classifies: use '
+                '--min-accuracy (or, for a csv label of numbers, --task regression)'
+            )
+        return None
+
+
 @dataclasses.dataclass
 class RunConfig:
     pipeline: str = 'taxi'
@@ -24,20 +128,9 @@ class RunConfig:
     label: Optional[str] = None  # csv: the column to predict
     schema: Optional[str] = None  # csv: a curated schema.pbtxt (default: inferred)
     task: Optional[str] = None  # csv: one of TASKS; None: from the label
-    loss: Optional[str] = None  # csv regression: one of LOSSES; None: 'mse'
-    exclude_features: Optional[Tuple[str, ...]] = None  # csv: columns the model does not read
     output_dir: str = 'outputs'
     data_root: Optional[str] = None  # None: the dataset's packaged sample; csv: the data
-    train_steps: int = 1000
-    eval_steps: int = 100
-    min_accuracy: float = 0.7  # value threshold for blessing
-    max_accuracy_drop: float = 0.0  # accuracy a new model may lose against the blessed one
-    # Regression blessing (see pipelines/training.py Blessing): an upper bound on the overall
-    # RMSE or MAE (at most one; neither: RMSE at most the label's standard deviation), and the
-    # relative increase of that error allowed against the latest blessed model.
-    max_rmse: Optional[float] = None
-    max_mae: Optional[float] = None
-    max_error_increase: float = 0.0
+    training: TrainingSettings = dataclasses.field(default_factory=TrainingSettings)
     beam_mode: str = 'in_process'  # or 'multi_process'
     workers: int = 2
     beam_args: Tuple[str, ...] = ()

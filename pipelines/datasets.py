@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple
 if TYPE_CHECKING:  # TFMA imports TensorFlow: only when an eval config is built
     import tensorflow_model_analysis as tfma
 
+    from blindspot.pipelines.config import TrainingSettings
     from blindspot.pipelines.preflight import CsvScan
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +32,7 @@ class Dataset:
     preprocessing_fn: str  # dotted path, run by Transform
     run_fn: str  # dotted path, run by Trainer
     label_key: str  # label as the Evaluator and ErrorAnalysis read it
-    eval_config: Callable[[float], 'tfma.EvalConfig']
+    eval_config: Callable[['TrainingSettings'], 'tfma.EvalConfig']  # blessed by its thresholds
     default_data_root: Callable[[], Path]
     example_format: str = 'csv'  # 'csv' (CsvExampleGen) or 'tfrecord' (ImportExampleGen)
     label_source_columns: Tuple[str, ...] = ()  # CSV columns the label comes from
@@ -177,11 +178,6 @@ def _csv(
             f'predict; the data has: {columns or "(no columns)"}'
         )
     scan = preflight.scan_csv(data, label, task)
-    if loss and scan.task != 'regression':
-        raise preflight.PreflightError(
-            f"--loss applies to regression; the label '{label}' is classified "
-            '(pass --task regression to predict it as a number)'
-        )
     path = Path(data)
     dataset = csv_dataset(
         scan,
@@ -217,6 +213,11 @@ def csv_dataset(
     from blindspot.pipelines.csv import features as F
 
     label = scan.label
+    if loss and scan.task != 'regression':
+        raise preflight.PreflightError(
+            f"--loss applies to regression; the label '{label}' is classified "
+            '(pass --task regression to predict it as a number)'
+        )
     in_schema = set(preflight.check_csv_schema(schema, label) if schema else scan.columns)
     excluded = preflight.check_excluded_features(exclude_features or (), scan.columns, label)
     features = [c for c in scan.feature_columns() if c in in_schema]
@@ -362,6 +363,6 @@ def dataset_for(config) -> Dataset:
         label=config.label,
         schema=config.schema,
         task=config.task,
-        loss=config.loss,
-        exclude_features=config.exclude_features,
+        loss=config.training.loss,
+        exclude_features=config.training.exclude_features or None,
     )

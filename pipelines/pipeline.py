@@ -34,8 +34,8 @@ from blindspot.error_analysis import (
 )
 from blindspot.gated_example_validator.component import GatedExampleValidator
 from blindspot.pipelines import push_executor
+from blindspot.pipelines.config import TrainingSettings
 from blindspot.pipelines.datasets import Dataset
-from blindspot.pipelines.training import Blessing
 
 
 def create_pipeline(
@@ -45,10 +45,7 @@ def create_pipeline(
     data_root: str,
     dataset: Dataset,
     schema_path: Optional[str],
-    train_steps: int,
-    eval_steps: int,
-    min_accuracy: float,
-    max_accuracy_drop: float,
+    training: TrainingSettings,
     serving_model_dir: str,
     error_analysis: Settings,
     beam_pipeline_args: Optional[List[str]] = None,
@@ -56,9 +53,6 @@ def create_pipeline(
     enable_cache: bool = True,
     compare_to_blessed: bool = True,
     compare_reports: bool = False,
-    max_rmse: Optional[float] = None,
-    max_mae: Optional[float] = None,
-    max_error_increase: float = 0.0,
     input_pattern: Optional[str] = None,
     example_gen_options: Optional[Mapping[str, Any]] = None,
     data_check: Optional[BaseComponent] = None,
@@ -69,8 +63,7 @@ def create_pipeline(
     `compare_reports` (with `compare_to_blessed`): ErrorAnalysis also compares its report with
     the latest blessed model's, found by a custom resolver strategy. The local runner sets it;
     the Kubeflow V2 compiler cannot compile custom strategies, so Kubeflow leaves it off.
-    `min_accuracy`, `max_accuracy_drop` bless a classifier; `max_rmse`, `max_mae`,
-    `max_error_increase` a regressor (pipelines/training.py Blessing).
+    `training`: steps, and the thresholds that bless the model (pipelines/config.py).
 
     csv data read in place (the Kubeflow compiler): `input_pattern`, the files of `data_root`
     ExampleGen reads (default: all); `example_gen_options`, for the batched CsvExampleGen
@@ -136,8 +129,8 @@ def create_pipeline(
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
         schema=schema_gen.outputs['schema'],
-        train_args=trainer_pb2.TrainArgs(num_steps=train_steps),
-        eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
+        train_args=trainer_pb2.TrainArgs(num_steps=training.train_steps),
+        eval_args=trainer_pb2.EvalArgs(num_steps=training.eval_steps),
         custom_config={**code_version, **dataset.trainer_config},
     )
 
@@ -154,9 +147,7 @@ def create_pipeline(
         examples=example_gen.outputs['examples'],
         model=trainer.outputs['model'],
         baseline_model=model_resolver.outputs['model'] if model_resolver else None,
-        eval_config=dataset.eval_config(
-            Blessing(min_accuracy, max_accuracy_drop, max_rmse, max_mae, max_error_increase)
-        ),
+        eval_config=dataset.eval_config(training),
     )
 
     # The report of the latest blessed model, for ErrorAnalysis to compare with.

@@ -1,8 +1,7 @@
 """Pieces every dataset's Trainer and Evaluator config share."""
 
-import dataclasses
 import json
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
@@ -10,6 +9,8 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
+
+from blindspot.pipelines.config import TrainingSettings
 
 
 def skip_autograph_for_tf_keras() -> None:
@@ -41,21 +42,9 @@ def input_fn(
     ).repeat()
 
 
-@dataclasses.dataclass(frozen=True)
-class Blessing:
-    """When the Evaluator blesses a model (defaults: pipelines/config.py RunConfig).
-    Classifiers: accuracy. Regressors: an upper bound on RMSE or MAE (at most one of them;
-    neither: the eval config's default bound on RMSE) and the error's relative increase
-    allowed against the latest blessed model."""
-
-    min_accuracy: float
-    max_accuracy_drop: float  # accuracy the model may lose against the latest blessed one
-    max_rmse: Optional[float] = None
-    max_mae: Optional[float] = None
-    max_error_increase: float = 0.0  # e.g. 0.05: an error up to 5% above the blessed one's
-
-
-def blessing_accuracy(class_name: str, blessing: Blessing, module: str = '') -> tfma.MetricConfig:
+def blessing_accuracy(
+    class_name: str, blessing: TrainingSettings, module: str = ''
+) -> tfma.MetricConfig:
     """The accuracy metric that decides the blessing: at least min_accuracy and at most
     max_accuracy_drop below the latest blessed model, on the overall slice only (per-slice
     accuracy is for review; a threshold on every slice would fail on any tiny slice)."""
@@ -79,7 +68,7 @@ def blessing_accuracy(class_name: str, blessing: Blessing, module: str = '') -> 
     )
 
 
-def blessing_error(blessing: Blessing, default_max_rmse: float) -> tfma.MetricConfig:
+def blessing_error(blessing: TrainingSettings, default_max_rmse: float) -> tfma.MetricConfig:
     """The error metric that decides a regressor's blessing: RMSE (Keras' metric) at most
     max_rmse, or TFMA's MAE at most max_mae, and at most max_error_increase (relative) above
     the latest blessed model's, on the overall slice only (see blessing_accuracy)."""
@@ -177,7 +166,10 @@ def train(
 
 
 def multiclass_eval_config(
-    blessing: Blessing, num_classes: int, label_key: str, slicing: Sequence[tfma.SlicingSpec]
+    blessing: TrainingSettings,
+    num_classes: int,
+    label_key: str,
+    slicing: Sequence[tfma.SlicingSpec],
 ) -> tfma.EvalConfig:
     """Accuracy (deciding the blessing), example count, the multiclass confusion matrix and
     per-class precision/recall, on the given slices, all from one pass
@@ -203,7 +195,7 @@ def multiclass_eval_config(
 
 
 def regression_eval_config(
-    blessing: Blessing,
+    blessing: TrainingSettings,
     label_key: str,
     slicing: Sequence[tfma.SlicingSpec],
     default_max_rmse: float,

@@ -24,11 +24,12 @@ def _blessing_rule(config: RunConfig) -> Tuple[str, str, Callable[[Dict], float]
     """How the model was blessed, and the metric shown per slice: its name, how to read it,
     and the sign that puts the worst slices first (lowest accuracy, highest error)."""
     if dataset_for(config).task != 'regression':
-        return f'accuracy threshold {config.min_accuracy}', 'Accuracy', _accuracy, 1
-    if config.max_mae is not None:
-        rule = f'MAE at most {config.max_mae:g}'
-    elif config.max_rmse is not None:
-        rule = f'RMSE at most {config.max_rmse:g}'
+        return f'accuracy threshold {config.training.min_accuracy}', 'Accuracy', _accuracy, 1
+    training = config.training
+    if training.max_mae is not None:
+        rule = f'MAE at most {training.max_mae:g}'
+    elif training.max_rmse is not None:
+        rule = f'RMSE at most {training.max_rmse:g}'
     else:
         rule = "RMSE at most the label's standard deviation"
     return rule, 'Mean absolute error', _mae, -1

@@ -68,7 +68,7 @@ def taxi_run(tmp_path_factory):
     Evaluator has a new input (run 1's model is now the latest blessed baseline), so it and
     its dependants run again. Run 3 has exactly run 2's inputs: all cache hits."""
     import local_runner
-    from blindspot.pipelines.config import RunConfig
+    from blindspot.pipelines.config import RunConfig, TrainingSettings
     from blindspot.pipelines.datasets import dataset_for
     from blindspot.review import metadata
 
@@ -77,9 +77,7 @@ def taxi_run(tmp_path_factory):
     config = RunConfig(
         output_dir=str(root / 'out'),
         data_root=str(data),
-        train_steps=E2E_TRAIN_STEPS,
-        eval_steps=10,
-        min_accuracy=0.5,
+        training=TrainingSettings(train_steps=E2E_TRAIN_STEPS, eval_steps=10, min_accuracy=0.5),
     )
     assert local_runner.run(config) == 0
     store = metadata.open_store(config.output_dir)
@@ -134,7 +132,7 @@ def gated_taxi_runs(tmp_path_factory):
     import io
 
     import local_runner
-    from blindspot.pipelines.config import ErrorAnalysisSettings, RunConfig
+    from blindspot.pipelines.config import ErrorAnalysisSettings, RunConfig, TrainingSettings
 
     root = tmp_path_factory.mktemp('gated')
     out = str(root / 'out')
@@ -145,10 +143,12 @@ def gated_taxi_runs(tmp_path_factory):
         config = RunConfig(
             output_dir=out,
             data_root=str(data),
-            train_steps=GATED_TRAIN_STEPS,
-            eval_steps=10,
-            min_accuracy=0.5,
-            max_accuracy_drop=0.5,
+            training=TrainingSettings(
+                train_steps=GATED_TRAIN_STEPS,
+                eval_steps=10,
+                min_accuracy=0.5,
+                max_accuracy_drop=0.5,
+            ),
             error_analysis=ErrorAnalysisSettings(
                 min_slice_size=GATED_MIN_SLICE_SIZE, slice_gate=gate
             ),

@@ -445,15 +445,18 @@ def test_tfma_widgets_draw_in_nbclassic(classic_url, browser, tmp_path):
     started = time.time()
     _wait(lambda: browser.execute_script(_NBCLASSIC_DONE_JS), RUN_ALL_TIMEOUT, 'Run All')
     print(f'nbclassic Run All took {time.time() - started:.0f} s')
-    _wait(
-        lambda: all(
-            s['upgraded'] and s['controls']
-            for s in browser.execute_script(_TFMA_VIEW_STATE_JS, list(TFMA_VIEWS))
-        ),
-        60,
-        'every TFMA view drawn',
-        raise_on_timeout=False,
-    )
+    sent_js = """return Jupyter.notebook.get_cells().filter(c => c.cell_type === 'code')
+             .flatMap(c => c.output_area.outputs)
+             .filter(o => o.data && o.data['application/vnd.jupyter.widget-view+json']).length;"""
+
+    def every_view_drawn() -> bool:
+        # Widgets are created one after another: the ones drawn so far being complete is not
+        # enough, as many must be drawn as the kernel sent (a loaded machine lags here).
+        states = browser.execute_script(_TFMA_VIEW_STATE_JS, list(TFMA_VIEWS))
+        drawn = all(s['upgraded'] and s['controls'] for s in states)
+        return drawn and len(states) >= browser.execute_script(sent_js)
+
+    _wait(every_view_drawn, 120, 'every TFMA view drawn', raise_on_timeout=False)
     states = browser.execute_script(_TFMA_VIEW_STATE_JS, list(TFMA_VIEWS))
     _full_page_screenshot(browser, tmp_path / 'nbclassic.png', '#site')
     console = browser.get_log('browser')
@@ -465,11 +468,7 @@ def test_tfma_widgets_draw_in_nbclassic(classic_url, browser, tmp_path):
     )
     assert not errors, errors
     assert 'Error displaying widget' not in page_text
-    sent = browser.execute_script(
-        """return Jupyter.notebook.get_cells().filter(c => c.cell_type === 'code')
-             .flatMap(c => c.output_area.outputs)
-             .filter(o => o.data && o.data['application/vnd.jupyter.widget-view+json']).length;"""
-    )
+    sent = browser.execute_script(sent_js)
     counts = {tag: sum(s['tag'] == tag for s in states) for tag in TFMA_VIEWS}
     assert len(states) == sent, (sent, counts)
     assert counts['tfma-nb-slicing-metrics'] >= len(taxi_features.SLICE_FEATURES), counts

@@ -7,7 +7,7 @@ import pytest
 
 import local_runner
 from blindspot.pipelines import preflight
-from blindspot.pipelines.config import RunConfig
+from blindspot.pipelines.config import RunConfig, TrainingSettings
 from blindspot.pipelines.csv import features as F
 from blindspot.pipelines.datasets import dataset_for
 from blindspot.review import metadata
@@ -62,7 +62,12 @@ def test_task_flag_overrides_the_label(tmp_path):
 def test_excluded_features_stay_slices_but_are_no_model_inputs(tmp_path):
     data = _csv(tmp_path, [f'{i / 3:.3f}' for i in range(40)])
     dataset = dataset_for(
-        RunConfig(pipeline='csv', data_root=data, label='y', exclude_features=('b',))
+        RunConfig(
+            pipeline='csv',
+            data_root=data,
+            label='y',
+            training=TrainingSettings(exclude_features=('b',)),
+        )
     )
     assert dataset.slice_features == ('a', 'b')
     assert 'b' in dataset.transform_config['ignore']
@@ -179,25 +184,21 @@ def _validated(blessing, metric, value, baseline=None):
 
 
 def test_blessing_bounds_rmse_by_default_by_the_label_std():
-    from blindspot.pipelines.training import Blessing
-
-    default = Blessing(min_accuracy=0.7, max_accuracy_drop=0.0)
+    default = TrainingSettings()
     rmse = 'root_mean_squared_error'
     assert _validated(default, rmse, 1.9) and not _validated(default, rmse, 2.1)
-    strict = Blessing(0.7, 0.0, max_rmse=1.5)
+    strict = TrainingSettings(max_rmse=1.5)
     assert not _validated(strict, rmse, 1.9) and _validated(strict, rmse, 1.4)
-    on_mae = Blessing(0.7, 0.0, max_mae=0.5)
+    on_mae = TrainingSettings(max_mae=0.5)
     mae = 'mean_absolute_error'
     assert _validated(on_mae, mae, 0.4) and not _validated(on_mae, mae, 0.6)
 
 
 def test_blessing_needs_an_error_not_worse_than_the_latest_blessed():
-    from blindspot.pipelines.training import Blessing
-
     rmse = 'root_mean_squared_error'
-    assert _validated(Blessing(0.7, 0.0), rmse, 1.3, baseline=1.4)
-    assert not _validated(Blessing(0.7, 0.0), rmse, 1.5, baseline=1.4)
-    tolerant = Blessing(0.7, 0.0, max_error_increase=0.1)  # 1.5 is 7% above 1.4
+    assert _validated(TrainingSettings(), rmse, 1.3, baseline=1.4)
+    assert not _validated(TrainingSettings(), rmse, 1.5, baseline=1.4)
+    tolerant = TrainingSettings(max_error_increase=0.1)  # 1.5 is 7% above 1.4
     assert _validated(tolerant, rmse, 1.5, baseline=1.4)
     assert not _validated(tolerant, rmse, 1.6, baseline=1.4)
 

@@ -1,7 +1,7 @@
 """Data that breaks the schema stops the pipeline at ExampleValidator, before Trainer."""
 
 import local_runner
-from blindspot.pipelines.config import RunConfig
+from blindspot.pipelines.config import RunConfig, TrainingSettings
 from blindspot.pipelines.datasets import dataset_for
 from blindspot.review import metadata
 from tests.conftest import write_sample
@@ -14,7 +14,11 @@ def test_schema_anomalies_stop_before_trainer(tmp_path, capfd):
         return row
 
     data = write_sample(tmp_path / 'data', rows=600, edit=bad_hour)
-    config = RunConfig(output_dir=str(tmp_path / 'out'), data_root=str(data), train_steps=5)
+    config = RunConfig(
+        output_dir=str(tmp_path / 'out'),
+        data_root=str(data),
+        training=TrainingSettings(train_steps=5),
+    )
     assert local_runner.run(config) != 0
     err = capfd.readouterr().err  # the run writes its lines to the console fd itself
     assert 'ExampleValidator failed' in err

@@ -509,7 +509,9 @@ def test_shared_data_root_needs_placeholder():
 def test_config_file_checked(tmp_path):
     with pytest.raises(runner.SettingsError, match="unknown setting 'train_step'"):
         runner.parse_config({'train_step': 3})
-    with pytest.raises(runner.SettingsError, match='train_steps must be a whole number'):
+    with pytest.raises(
+        runner.SettingsError, match='train_steps must be a whole number of at least 1'
+    ):
         runner.parse_config({'train_steps': '3'})
     with pytest.raises(runner.SettingsError, match='unknown error_analysis setting'):
         runner.parse_config({'error_analysis': {'bins': 3}})
@@ -530,7 +532,7 @@ def test_flags_override_config():
     )
     flags = runner.parse_args(['--pipeline-root', 'gs://from-flag', '--max-predicates', '2'])
     settings = runner.resolve_settings(flags, config)
-    assert (settings.image, settings.pipeline_root, settings.train_steps) == (
+    assert (settings.image, settings.pipeline_root, settings.training.train_steps) == (
         'ghcr.io/a/b:1',
         'gs://from-flag',
         5,
@@ -919,3 +921,66 @@ def test_csv_regression_compiles_and_is_checked_as_compiled(tmp_path):
     assert json.loads(_param(forced, 'Transform', 'custom_config').string_value)['task'] == (
         'classification'
     )
+
+
+def _upper_bounds(value):
+    """(metric, upper bound) of every value_threshold in the EvalConfig's JSON."""
+    found = []
+    for metric in value['metrics_specs'][0]['metrics']:
+        for threshold in metric.get('per_slice_thresholds', []):
+            bound = threshold['threshold'].get('value_threshold', {}).get('upper_bound')
+            if bound is not None:
+                found.append((metric['class_name'], bound))
+    return found
+
+
+def test_csv_regression_takes_the_local_runners_training_flags(tmp_path):
+    """The training settings are declared once (pipelines/config.py TrainingSettings): the
+    regressor's loss, a column hidden from the model and the blessing's error bound reach the
+    compiled Transform, Trainer and Evaluator, from flags or from the config file's keys."""
+    data = tmp_path / 'd' / 'prices.csv'
+    data.parent.mkdir()
+    rows = ''.join(f'{i % 9},red,{i},{i * 1.5 + 3}\n' for i in range(80))
+    data.write_text('size,colour,ticket,price\n' + rows)
+    flags = ['--loss', 'huber', '--exclude-feature', 'ticket', '--max-mae', '2.5']
+    _, spec = _compile_csv(data, tmp_path / 'out', *flags, '--train-steps', '7', label='price')
+    transform = json.loads(_param(spec, 'Transform', 'custom_config').string_value)
+    trainer = json.loads(_param(spec, 'Trainer', 'custom_config').string_value)
+    evaluation = json.loads(_param(spec, 'Evaluator', 'eval_config').string_value)
+    assert 'ticket' in transform['ignore'] and 'ticket' not in transform['vocabularies']
+    assert trainer['loss'] == 'huber'
+    assert json.loads(_param(spec, 'Trainer', 'train_args').string_value)['num_steps'] == 7
+    assert ('MeanAbsoluteError', 2.5) in _upper_bounds(evaluation)
+    config = tmp_path / 'config.yaml'
+    config.write_text('max_rmse: 4.0\nloss: mse\nexclude_features: [ticket]\n')
+    _, from_yaml = _compile_csv(data, tmp_path / 'yaml', '--config', str(config), label='price')
+    evaluation = json.loads(_param(from_yaml, 'Evaluator', 'eval_config').string_value)
+    assert ('RootMeanSquaredError', 4.0) in [
+        (c.split('.')[-1], b) for c, b in _upper_bounds(evaluation)
+    ]
+
+
+@pytest.mark.parametrize(
+    'argv, message',
+    [
+        (['--pipeline', 'taxi', '--max-rmse', '3'], '--max-rmse and --max-mae bless a regressor'),
+        (['--pipeline', 'taxi', '--loss', 'huber'], '--loss apply to --pipeline csv, not to taxi'),
+        (['--pipeline', 'mnist', '--exclude-feature', 'x'], '--exclude-feature apply to'),
+        (['--max-rmse', '1', '--max-mae', '1'], '--max-rmse and --max-mae both given'),
+        (['--max-error-increase', '-1'], '--max-error-increase must be 0 or more'),
+    ],
+)
+def test_training_flags_refused_in_one_line(argv, message, tmp_path, capsys):
+    out = tmp_path / 'out'
+    argv = [*argv, '--image', IMAGE, '--pipeline-root', ROOT, '--output-dir', str(out)]
+    assert runner.main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith('note:')]
+    assert len(err) == 1 and err[0].startswith('error: ') and message in err[0], err
+    assert not out.exists()
+
+
+def test_config_file_training_keys_checked():
+    with pytest.raises(runner.SettingsError, match='config: max_mae must be a positive number'):
+        runner.parse_config({'max_mae': -1})
+    with pytest.raises(runner.SettingsError, match='config: loss must be one of mse, huber'):
+        runner.parse_config({'loss': 'l1'})

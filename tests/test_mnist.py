@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import local_runner
-from blindspot.pipelines.config import RunConfig
+from blindspot.pipelines.config import RunConfig, TrainingSettings
 from blindspot.pipelines.mnist import data
 from blindspot.pipelines.mnist import features as F
 from blindspot.pipelines.mnist.preprocessing import image_features
@@ -56,9 +56,7 @@ def mnist_run(tmp_path_factory):
     config = RunConfig(
         pipeline='mnist',
         output_dir=str(tmp_path_factory.mktemp('mnist')),
-        train_steps=100,
-        eval_steps=10,
-        min_accuracy=0.5,
+        training=TrainingSettings(train_steps=100, eval_steps=10, min_accuracy=0.5),
     )
     assert local_runner.run(config) == 0
     store = metadata.open_store(config.output_dir)

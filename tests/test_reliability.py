@@ -270,8 +270,8 @@ def _refuse(tmp_path: Path, *args: str) -> Tuple[int, List[str], float]:
 @pytest.mark.parametrize(
     'args, words',
     [
-        (['--eval-steps', '0'], ['--eval-steps must be at least 1, got 0']),
-        (['--eval-steps', '-1'], ['--eval-steps must be at least 1']),
+        (['--eval-steps', '0'], ['--eval-steps must be a whole number of at least 1, got 0']),
+        (['--eval-steps', '-1'], ['--eval-steps must be a whole number of at least 1']),
         (['--min-accuracy', '2'], ['--min-accuracy must be a fraction between 0 and 1']),
         (['--min-accuracy', '-1'], ['--min-accuracy', 'got -1.0']),
         (['--min-accuracy', 'nan'], ['--min-accuracy', 'got nan']),

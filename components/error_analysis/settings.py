@@ -4,7 +4,9 @@ The local runner and the Kubeflow compiler build their flags from these fields
 (`add_flags`/`from_flags`), the Kubeflow YAML config is read with `from_mapping`, the component
 turns a Settings into exec properties (`to_exec_properties`) and the executor reads them back
 (`from_exec_properties`). The field name is the exec-property key, the YAML key and, with
-dashes, the flag (unless `flag` says otherwise). Light: no TensorFlow, TFX or Beam.
+dashes, the flag (unless `flag` says otherwise). `DeclaredSettings` is that machinery alone:
+the pipelines' training settings (pipelines/config.py) are declared the same way. Light: no
+TensorFlow, TFX or Beam.
 """
 
 import argparse
@@ -24,7 +26,7 @@ class SettingsError(ValueError):
         self.detail = detail or message
 
 
-def _positive_int(value: Any) -> Optional[str]:
+def positive_int(value: Any) -> Optional[str]:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         return 'must be a whole number of at least 1'
     return None
@@ -43,7 +45,7 @@ def _accuracy_or_none(value: Any) -> Optional[str]:
 
 
 def _at_least_two(value: Any) -> Optional[str]:
-    return _positive_int(value) or (None if value >= 2 else 'must be at least 2')
+    return positive_int(value) or (None if value >= 2 else 'must be at least 2')
 
 
 def _open_fraction(value: Any) -> Optional[str]:
@@ -60,7 +62,7 @@ def _slice_size(value: Any) -> Optional[str]:
     return None
 
 
-def _names(value: Any) -> Optional[str]:
+def name_list(value: Any) -> Optional[str]:
     if not isinstance(value, (list, tuple)) or not all(
         isinstance(v, str) and v.strip() for v in value
     ):
@@ -69,13 +71,13 @@ def _names(value: Any) -> Optional[str]:
 
 
 def _nonempty_names(value: Any) -> Optional[str]:
-    return _names(value) or (None if value else 'must name at least one split')
+    return name_list(value) or (None if value else 'must name at least one split')
 
 
 def _tag_rules(value: Any) -> Optional[str]:
     from blindspot.error_analysis.tags import tag_rules
 
-    if _names(value):
+    if name_list(value):
         return "must be a list of 'name: expression' rules"
     try:
         tag_rules.parse_rules(value)
@@ -103,13 +105,13 @@ def _gate_mode(value: Any) -> Optional[str]:
     return None if value in MODES else f'must be one of {", ".join(MODES)}'
 
 
-def _fraction(value: Any) -> Optional[str]:
+def fraction(value: Any) -> Optional[str]:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        return 'must be a number between 0 and 1'
+        return 'must be a fraction between 0 and 1'  # NaN fails this too
     return None
 
 
-def _one_of(*choices: str) -> Callable[[Any], Optional[str]]:
+def one_of(*choices: str) -> Callable[[Any], Optional[str]]:
     def check(value: Any) -> Optional[str]:
         return None if value in choices else f'must be one of {", ".join(choices)}'
 
@@ -119,132 +121,48 @@ def _one_of(*choices: str) -> Callable[[Any], Optional[str]]:
 def _error_kind(value: Any) -> Optional[str]:
     from blindspot.error_analysis.search.regression import ERROR_KINDS
 
-    return _one_of(*ERROR_KINDS)(value)
+    return one_of(*ERROR_KINDS)(value)
 
 
 def _text(value: Any) -> Optional[str]:
     return None if isinstance(value, str) else 'must be a path (text)'
 
 
-def _setting(
+def setting(
     default: Any,
     check: Callable[[Any], Optional[str]],
     help: str,
     flag: Optional[str] = None,
     metavar: Optional[str] = None,
+    kind: Optional[type] = None,
+    choices: Optional[Sequence[str]] = None,
+    shown: Optional[str] = None,
 ):
-    """A field with its check, help text and (optionally) a flag name other than --<name>."""
+    """A field with its check, help text and (optionally) a flag name other than --<name>;
+    `kind` for a default of None, `choices` for the flag, `shown`: the default as help says
+    it (when None stands for something)."""
     factory = (lambda: dict(default)) if isinstance(default, dict) else None
-    metadata = {'check': check, 'help': help, 'flag': flag, 'metavar': metavar}
+    metadata = {
+        'check': check,
+        'help': help,
+        'flag': flag,
+        'metavar': metavar,
+        'kind': kind,
+        'choices': choices,
+        'shown': shown,
+    }
     if factory:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """Parameters of the ErrorAnalysis component; checked when built."""
+class DeclaredSettings:
+    """Settings declared as fields of a frozen dataclass (see `setting`): checked when built,
+    read from a mapping (YAML) and from flags with defaults None (= not given), so defaults <
+    config < flags merge the same way everywhere. `DEST_PREFIX` keeps two classes' flags apart
+    in one parser."""
 
-    task: str = _setting(
-        'auto',
-        _one_of('auto', 'classification', 'regression'),
-        'what the model predicts: classification (a class per example), regression (a number '
-        "in the label's units), or auto (regression when the model gives one value per example "
-        'and the labels are not all 0/1)',
-        flag='--analysis-task',
-    )
-    regression_error: str = _setting(
-        'absolute',
-        _error_kind,
-        "regression only: the per-example error findings' gains and intervals are in "
-        '(absolute: MAE, in label units; squared: MSE)',
-    )
-    splits: Tuple[str, ...] = _setting(
-        ('eval',), _nonempty_names, 'splits to analyse', flag='--split', metavar='NAME'
-    )
-    slice_features: Tuple[str, ...] = _setting(
-        (),
-        _names,
-        'slice on this feature (repeatable; default: every scalar feature of the '
-        "schema available at serving time, or the dataset's choice)",
-        flag='--slice-feature',
-        metavar='NAME',
-    )
-    num_bins: int = _setting(
-        16,
-        _at_least_two,
-        "fine quantile bins per numeric feature; a finding's range spans adjacent bins",
-    )
-    max_values_per_feature: int = _setting(
-        50, _positive_int, 'most values kept per categorical feature (the rest is "(other)")'
-    )
-    max_predicates: int = _setting(3, _positive_int, 'most predicates in a failing slice')
-    min_slice_size: float = _setting(
-        0.01, _slice_size, 'smallest failing slice: a fraction of the rows (< 1) or a count'
-    )
-    num_slices: int = _setting(10, _positive_int, 'most failing slices in the report')
-    significance: float = _setting(
-        0.01,
-        _open_fraction,
-        'family-wise level of the hold-out check: on data without a failing slice, a run '
-        'reports any finding with at most this probability',
-    )
-    num_hardest_examples: int = _setting(
-        20, _positive_int, 'most confident mistakes listed in the report'
-    )
-    mistakes_per_finding: int = _setting(
-        50, _positive_int, 'most mistakes listed under each finding (most confident first)'
-    )
-    slice_gate: str = _setting(
-        'new',
-        _gate_mode,
-        'push only if the failing slices pass: off; new (no failing slice fails significantly '
-        "more than under the latest blessed model, measured on both models' predictions); any "
-        '(no held finding above --max-slice-error-rate)',
-    )
-    max_slice_error_rate: float = _setting(
-        0.5, _fraction, 'with --slice-gate any: highest error rate a held finding may have'
-    )
-    tags_file: str = _setting(
-        '',
-        _text,
-        'CSV of manual tags per example id (e.g. a filled-in review sheet), ranked '
-        'by potential gain in the report',
-        flag='--tags',
-        metavar='CSV',
-    )
-    tag_rules: Tuple[str, ...] = _setting(
-        (),
-        _tag_rules,
-        'a tag from a feature rule, repeatable, e.g. '
-        '"night: trip_start_hour >= 22 or trip_start_hour < 5"',
-        flag='--tag-rule',
-        metavar='RULE',
-    )
-    tag_references: Dict[str, float] = _setting(
-        {},
-        _references,
-        'target or human-level accuracy for a tag, repeatable, e.g. '
-        "night=0.9 (default: the model's overall accuracy)",
-        flag='--tag-reference',
-        metavar='TAG=ACC',
-    )
-    train_sample: int = _setting(
-        100_000,
-        _row_count,
-        'most training rows the model is run on, for the train error beside the error of '
-        'each finding and tag: all of them, or a uniform sample of this many chosen by a hash '
-        'of the example (the same rows in every run); 0: none',
-        metavar='ROWS',
-    )
-    human_level: float = _setting(
-        0.0,
-        _accuracy_or_none,
-        'human-level (or target) accuracy: each finding gets avoidable bias (train error - '
-        'reference error) and variance (error - train error); a tag with --tag-reference '
-        'uses its own (0: none)',
-        metavar='ACC',
-    )
+    DEST_PREFIX = ''
 
     def __post_init__(self):
         # Lists arrive from argparse, YAML and JSON: keep them as tuples (hashable, frozen).
@@ -252,11 +170,7 @@ class Settings:
             value = getattr(self, field.name)
             if isinstance(value, list):
                 object.__setattr__(self, field.name, tuple(value))
-            if (
-                isinstance(field.default, float)
-                and isinstance(value, int)
-                and not isinstance(value, bool)
-            ):
+            if kind_of(field) is float and isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, field.name, float(value))
         for field in dataclasses.fields(self):
             problem = field.metadata['check'](getattr(self, field.name))
@@ -264,30 +178,10 @@ class Settings:
                 detail = f'{problem}, got {getattr(self, field.name)!r}'
                 raise SettingsError(f'{flag_name(field)} {detail}', field.name, detail)
 
-    # -- exec properties (Kubeflow V2 takes primitives only: lists and maps travel as JSON) --
-
-    def to_exec_properties(self) -> Dict[str, Any]:
-        return {f.name: _to_primitive(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_exec_properties(cls, properties: Mapping[str, Any]) -> 'Settings':
-        values = {}
-        for field in dataclasses.fields(cls):
-            if field.name not in properties or properties[field.name] is None:
-                continue
-            value = properties[field.name]
-            kind = kind_of(field)
-            if kind in (tuple, dict):
-                value = json.loads(value or ('{}' if kind is dict else '[]'))
-            elif kind is int:
-                value = int(value)  # KFP hands integers back as doubles
-            values[field.name] = value
-        return cls(**values)
-
     # -- YAML / mapping ---------------------------------------------------------------------
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any], where: str = 'error_analysis') -> 'Settings':
+    def from_mapping(cls, mapping: Mapping[str, Any], where: str = 'error_analysis'):
         """From a config file's mapping; unknown keys and bad values are SettingsErrors."""
         if not isinstance(mapping, Mapping):
             raise SettingsError(f'{where} must be a mapping of settings, got {mapping!r}')
@@ -310,17 +204,17 @@ class Settings:
     # -- command-line flags -----------------------------------------------------------------
 
     @classmethod
-    def add_flags(cls, parser: argparse.ArgumentParser, prefix: str = 'ErrorAnalysis') -> None:
+    def add_flags(cls, parser: argparse.ArgumentParser, title: str = 'ErrorAnalysis') -> None:
         """One flag per setting, default None (= not given), help with the default."""
-        group = parser.add_argument_group(f'{prefix} settings')
+        group = parser.add_argument_group(f'{title} settings')
         for field in dataclasses.fields(cls):
             kind = kind_of(field)
             default = field.default if kind is not dict else {}
             shown = ', '.join(default) if kind is tuple else default
-            shown = shown if shown or shown == 0 else 'none'
+            shown = field.metadata['shown'] or (shown if shown or shown == 0 else 'none')
             help_text = f'{field.metadata["help"]} (default: {shown})'
             options = {
-                'dest': _dest(field),
+                'dest': cls._dest(field),
                 'default': None,
                 'help': help_text,
                 'metavar': field.metadata['metavar'],
@@ -329,14 +223,16 @@ class Settings:
                 options['action'] = 'append'
             elif kind in (int, float):
                 options['type'] = kind
+            if field.metadata['choices']:
+                options['choices'] = field.metadata['choices']
             group.add_argument(flag_name(field), **options)
 
     @classmethod
-    def from_flags(cls, flags: argparse.Namespace, base: Optional['Settings'] = None) -> 'Settings':
+    def from_flags(cls, flags: argparse.Namespace, base=None):
         """`base` (defaults if None) with the flags that were given on top."""
         values = dataclasses.asdict(base or cls())
         for field in dataclasses.fields(cls):
-            given = getattr(flags, _dest(field), None)
+            given = getattr(flags, cls._dest(field), None)
             if given is None:
                 continue
             if kind_of(field) is dict:
@@ -344,16 +240,146 @@ class Settings:
             values[field.name] = given
         return cls(**values)
 
+    @classmethod
+    def _dest(cls, field: dataclasses.Field) -> str:
+        return f'{cls.DEST_PREFIX}{field.name}'
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings(DeclaredSettings):
+    """Parameters of the ErrorAnalysis component; checked when built."""
+
+    DEST_PREFIX = 'ea_'
+
+    task: str = setting(
+        'auto',
+        one_of('auto', 'classification', 'regression'),
+        'what the model predicts: classification (a class per example), regression (a number '
+        "in the label's units), or auto (regression when the model gives one value per example "
+        'and the labels are not all 0/1)',
+        flag='--analysis-task',
+    )
+    regression_error: str = setting(
+        'absolute',
+        _error_kind,
+        "regression only: the per-example error findings' gains and intervals are in "
+        '(absolute: MAE, in label units; squared: MSE)',
+    )
+    splits: Tuple[str, ...] = setting(
+        ('eval',), _nonempty_names, 'splits to analyse', flag='--split', metavar='NAME'
+    )
+    slice_features: Tuple[str, ...] = setting(
+        (),
+        name_list,
+        'slice on this feature (repeatable; default: every scalar feature of the '
+        "schema available at serving time, or the dataset's choice)",
+        flag='--slice-feature',
+        metavar='NAME',
+    )
+    num_bins: int = setting(
+        16,
+        _at_least_two,
+        "fine quantile bins per numeric feature; a finding's range spans adjacent bins",
+    )
+    max_values_per_feature: int = setting(
+        50, positive_int, 'most values kept per categorical feature (the rest is "(other)")'
+    )
+    max_predicates: int = setting(3, positive_int, 'most predicates in a failing slice')
+    min_slice_size: float = setting(
+        0.01, _slice_size, 'smallest failing slice: a fraction of the rows (< 1) or a count'
+    )
+    num_slices: int = setting(10, positive_int, 'most failing slices in the report')
+    significance: float = setting(
+        0.01,
+        _open_fraction,
+        'family-wise level of the hold-out check: on data without a failing slice, a run '
+        'reports any finding with at most this probability',
+    )
+    num_hardest_examples: int = setting(
+        20, positive_int, 'most confident mistakes listed in the report'
+    )
+    mistakes_per_finding: int = setting(
+        50, positive_int, 'most mistakes listed under each finding (most confident first)'
+    )
+    slice_gate: str = setting(
+        'new',
+        _gate_mode,
+        'push only if the failing slices pass: off; new (no failing slice fails significantly '
+        "more than under the latest blessed model, measured on both models' predictions); any "
+        '(no held finding above --max-slice-error-rate)',
+    )
+    max_slice_error_rate: float = setting(
+        0.5, fraction, 'with --slice-gate any: highest error rate a held finding may have'
+    )
+    tags_file: str = setting(
+        '',
+        _text,
+        'CSV of manual tags per example id (e.g. a filled-in review sheet), ranked '
+        'by potential gain in the report',
+        flag='--tags',
+        metavar='CSV',
+    )
+    tag_rules: Tuple[str, ...] = setting(
+        (),
+        _tag_rules,
+        'a tag from a feature rule, repeatable, e.g. '
+        '"night: trip_start_hour >= 22 or trip_start_hour < 5"',
+        flag='--tag-rule',
+        metavar='RULE',
+    )
+    tag_references: Dict[str, float] = setting(
+        {},
+        _references,
+        'target or human-level accuracy for a tag, repeatable, e.g. '
+        "night=0.9 (default: the model's overall accuracy)",
+        flag='--tag-reference',
+        metavar='TAG=ACC',
+    )
+    train_sample: int = setting(
+        100_000,
+        _row_count,
+        'most training rows the model is run on, for the train error beside the error of '
+        'each finding and tag: all of them, or a uniform sample of this many chosen by a hash '
+        'of the example (the same rows in every run); 0: none',
+        metavar='ROWS',
+    )
+    human_level: float = setting(
+        0.0,
+        _accuracy_or_none,
+        'human-level (or target) accuracy: each finding gets avoidable bias (train error - '
+        'reference error) and variance (error - train error); a tag with --tag-reference '
+        'uses its own (0: none)',
+        metavar='ACC',
+    )
+
+    # -- exec properties (Kubeflow V2 takes primitives only: lists and maps travel as JSON) --
+
+    def to_exec_properties(self) -> Dict[str, Any]:
+        return {f.name: _to_primitive(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_exec_properties(cls, properties: Mapping[str, Any]) -> 'Settings':
+        values = {}
+        for field in dataclasses.fields(cls):
+            if field.name not in properties or properties[field.name] is None:
+                continue
+            value = properties[field.name]
+            kind = kind_of(field)
+            if kind in (tuple, dict):
+                value = json.loads(value or ('{}' if kind is dict else '[]'))
+            elif kind is int:
+                value = int(value)  # KFP hands integers back as doubles
+            values[field.name] = value
+        return cls(**values)
+
 
 def flag_name(field: dataclasses.Field) -> str:
     return field.metadata['flag'] or '--' + field.name.replace('_', '-')
 
 
-def _dest(field: dataclasses.Field) -> str:
-    return f'ea_{field.name}'
-
-
 def kind_of(field: dataclasses.Field) -> type:
+    if field.metadata.get('kind'):
+        return field.metadata['kind']
     default = field.default if field.default is not dataclasses.MISSING else {}
     return tuple if isinstance(default, tuple) else type(default)
 

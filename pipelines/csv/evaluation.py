@@ -4,12 +4,13 @@ from typing import Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 
+from blindspot.pipelines.config import TrainingSettings
 from blindspot.pipelines.csv import features as F
-from blindspot.pipelines.training import Blessing, multiclass_eval_config, regression_eval_config
+from blindspot.pipelines.training import multiclass_eval_config, regression_eval_config
 
 
 def eval_config(
-    blessing: Blessing,
+    blessing: TrainingSettings,
     num_classes: int,
     slice_columns: Sequence[str],
     label_std: Optional[float] = None,

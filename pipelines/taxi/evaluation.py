@@ -2,16 +2,12 @@
 
 import tensorflow_model_analysis as tfma
 
+from blindspot.pipelines.config import TrainingSettings
 from blindspot.pipelines.taxi import features as F
-from blindspot.pipelines.training import (
-    Blessing,
-    blessing_accuracy,
-    eval_options,
-    serving_model_spec,
-)
+from blindspot.pipelines.training import blessing_accuracy, eval_options, serving_model_spec
 
 
-def eval_config(blessing: Blessing) -> tfma.EvalConfig:
+def eval_config(blessing: TrainingSettings) -> tfma.EvalConfig:
     """Overall and sliced binary metrics; blessed as `blessing` says."""
     slicing = [tfma.SlicingSpec()]
     slicing += [tfma.SlicingSpec(feature_keys=[key]) for key in F.SLICE_FEATURES]
