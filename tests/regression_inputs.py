@@ -46,6 +46,20 @@ def _example(row: Dict) -> bytes:
     return example.SerializeToString(deterministic=True)  # the same id in every folder
 
 
+def example_id(row: Dict) -> str:
+    """Blindspot's stable id of the row's example (beam/predictions.py example_ids)."""
+    from blindspot.error_analysis.beam.predictions import example_ids
+
+    return str(example_ids([_example(row)])[0])
+
+
+def predictions(rows: List[Dict], bias: float = 0.0) -> np.ndarray:
+    """What save_model's model predicts for these rows (float32, as it computes)."""
+    x = np.array([row['x'] for row in rows], np.float32)
+    planted = np.array([all(row[k] == v for k, v in PLANTED.items()) for row in rows])
+    return (np.float32(2.0) * x + np.float32(bias) * planted.astype(np.float32)).astype(np.float64)
+
+
 def save_model(path: str, bias: float = 0.0, slope: float = 2.0) -> str:
     """A Keras regressor slope * x, plus `bias` in the planted region, with serving_default
     on tf.Examples."""

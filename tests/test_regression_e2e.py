@@ -1,14 +1,18 @@
 """A regression model through the ErrorAnalysis executor (real Keras SavedModel, real Beam):
 a planted biased region is the first finding, with the bias's sign and size in the label's
-units; the report keeps its invariants, also on degenerate input; the slice gate blocks a model
-whose MAE got worse in a slice."""
+units, and the top tag when given as a tag rule; the report keeps its invariants, also on
+degenerate input; the slice gate blocks a model whose MAE got worse in a slice."""
 
+import copy
 import glob
+import json
 import os
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from blindspot.error_analysis.report import invariants
 from tests import regression_inputs as data
 
 
@@ -19,13 +23,84 @@ def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp('regression')
     eval_rows, train_rows = data.rows(3000, 1), data.rows(1500, 2)
     before = data.run(data.inputs(folder / 'before', eval_rows, train_rows), folder / 'r0')
+    # Tags on the second run: the planted region as a rule among others, and a manual tag on
+    # every 10th example, each reviewed row standing for MANUAL_WEIGHT examples.
+    tags_file = folder / 'tags.csv'
+    tags_file.write_text(
+        'example_id,tags,weight\n'
+        + ''.join(f'{data.example_id(r)},tenth,{MANUAL_WEIGHT}\n' for r in eval_rows[::10])
+    )
     after = data.run(
         data.inputs(folder / 'after', eval_rows, train_rows, bias=data.BIAS),
         folder / 'r1',
         baseline=str(folder / 'r0'),
         slice_gate='new',
+        tag_rules=json.dumps(list(TAG_RULES)),
+        tags_file=str(tags_file),
     )
-    return {'before': before, 'after': after, 'uri': str(folder / 'r1')}
+    return {
+        'before': before,
+        'after': after,
+        'uri': str(folder / 'r1'),
+        'eval_rows': eval_rows,
+        'train_rows': train_rows,
+    }
+
+
+MANUAL_WEIGHT = 5
+TAG_RULES = (
+    'planted: region == "a" and day == "sat"',
+    'sunday: day == "sun"',
+    'high x: x >= 8',
+)
+
+
+def test_the_planted_region_as_a_rule_tag_is_the_top_tag_with_its_sign_and_gain(runs):
+    """Measured from the data directly: the tag's share x its MAE's excess over the rest's;
+    counted over the training rows for coverage; the manual tag weighted."""
+    report = runs['after']
+    eval_rows = runs['eval_rows']
+    residual = data.predictions(eval_rows, data.BIAS) - np.array([r['y'] for r in eval_rows])
+    planted = np.array([r['region'] == 'a' and r['day'] == 'sat' for r in eval_rows])
+    tags = report['tags']
+    assert tags['error'] == 'absolute' and report['invariant_violations'] == []
+    assert [t['tag'] for t in tags['prioritization']][0] == 'planted'
+    top = tags['prioritization'][0]
+    errors = np.abs(residual)
+    share = planted.mean()
+    gain = share * (errors[planted].mean() - errors[~planted].mean())
+    assert top['rows'] == planted.sum() and top['share'] == pytest.approx(share)
+    assert top['mean_error'] == pytest.approx(errors[planted].mean(), rel=1e-4)
+    assert top['potential_gain'] == pytest.approx(gain, rel=1e-3)
+    assert top['mean_residual'] == pytest.approx(residual[planted].mean(), rel=1e-4)
+    assert top['mean_residual'] > 2  # the bias's sign: over-predicts
+    diagnosis = top['diagnosis']
+    assert (diagnosis['rule'], diagnosis['failure']) == ('bias', 'over-predicts')
+    train_planted = sum(r['region'] == 'a' and r['day'] == 'sat' for r in runs['train_rows'])
+    assert diagnosis['coverage']['train_rows'] == train_planted
+    line = next(t for t in report['insights'] if t.startswith('Of the tags, '))
+    assert line.startswith(
+        f"Of the tags, fixing 'planted' could cut the overall MAE by at most {gain:.3g} "
+    )
+    assert 'over-predicts there by' in line
+    # The manual tag: every 10th row, each for MANUAL_WEIGHT examples; coverage unknown.
+    tenth = next(t for t in tags['prioritization'] if t['tag'] == 'tenth')
+    assert (tenth['source'], tenth['rows']) == ('manual', len(eval_rows[::10]))
+    assert tenth['examples'] == MANUAL_WEIGHT * tenth['rows']
+    assert tenth['mean_error'] == pytest.approx(errors[::10].mean(), rel=1e-4)
+    assert tenth['diagnosis']['coverage'] is None
+    assert (tags['manual']['ids'], tags['manual']['matched']) == (300, 300)
+    with open(os.path.join(runs['uri'], 'report.html')) as f:
+        page = f.read()
+    assert 'What to work on: tags ranked by potential gain' in page
+    # The invariants catch a tag gain that is not share x excess, or a tag MAE and the rest's
+    # that do not average to the overall MAE.
+    broken = copy.deepcopy(report)
+    broken['tags']['prioritization'][0]['potential_gain'] *= 2
+    assert any("tag 'planted': gain" in v for v in invariants.violations(broken))
+    broken = copy.deepcopy(report)
+    broken['tags']['prioritization'][1]['rest_mean_error'] += 0.1
+    assert any('average to' in v for v in invariants.violations(broken))
 
 
 def test_the_biased_region_is_the_first_finding_with_its_sign_and_size(runs):
@@ -143,8 +218,14 @@ def test_what_a_regression_cannot_take_is_refused_before_any_beam_work(tmp_path)
 
     inputs = data.inputs(tmp_path / 'in', data.rows(40, 4))
     out = tmp_path / 'out'
-    with pytest.raises(InputError, match='tags .* classification only'):
-        data.run(inputs, out, task='regression', tag_rules='["weekend: day == \\"sat\\""]')
+    with pytest.raises(InputError, match='tag references are accuracies, for a classifier'):
+        data.run(
+            inputs,
+            out,
+            task='regression',
+            tag_rules='["weekend: day == \\"sat\\""]',
+            tag_references='{"weekend": 0.9}',
+        )
     assert not os.path.exists(out / 'report.json') and not os.listdir(out)
     # A classifier's label (strings) cannot be a regression's.
     with pytest.raises(InputError, match="label 'region' holds strings"):

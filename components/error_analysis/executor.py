@@ -169,7 +169,7 @@ def _is_regression(task: str, checker: Predictor, sample: List[bytes]) -> bool:
 
 
 def _check_regression(
-    checker: Predictor, sample: List[bytes], image: Optional[List], rules: List, manual: Dict
+    checker: Predictor, sample: List[bytes], image: Optional[List], references: Dict
 ) -> None:
     """What a regression analysis cannot take, refused before any Beam work."""
     width = checker.values_per_example(sample)
@@ -180,10 +180,11 @@ def _check_regression(
         )
     if image:
         raise InputError('image data is analysed as classification only: set the task to it')
-    if rules or manual:
+    if references:
         raise InputError(
-            'tags (tag rules, a tags file) are ranked for classification only so far: leave '
-            'them out for a regression model'
+            "tag references are accuracies, for a classifier: a regression model's tags are "
+            "measured against the rest of the examples' error; leave out --tag-reference "
+            f'({", ".join(sorted(references))})'
         )
 
 
@@ -284,7 +285,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 context = [name for name in context if name != mapped]
         regression = _is_regression(settings.task, checker, sample_rows)
         if regression:
-            _check_regression(checker, sample_rows, image, rules, manual)
+            _check_regression(checker, sample_rows, image, settings.tag_references)
             num_classes, class_names, vocabulary = 0, [], []
         else:
             num_classes = checker.num_classes(sample_rows)

@@ -4,6 +4,7 @@ runs on the DirectRunner, Dataflow, Flink or Spark."""
 
 import base64
 import dataclasses
+import functools
 import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -21,6 +22,7 @@ from blindspot.error_analysis.beam.finding_examples import FindingExamples
 from blindspot.error_analysis.beam.predictions import PredictionBatch
 from blindspot.error_analysis.report.files import FEATURE_COLUMN_PREFIX, PREDICTIONS_DIR
 from blindspot.error_analysis.search import confusion, diagnosis, lattice
+from blindspot.error_analysis.search import regression as regression_rules
 from blindspot.error_analysis.search.regression import row_severity
 from blindspot.error_analysis.tags.tag_rules import TagRule
 
@@ -475,7 +477,9 @@ def build_analysis(
         slice_names, encoders, discover.conditions, params.mistakes_per_finding, example_row
     )
     if params.tag_rules or manual:
-        tags = batches | 'CountTags' >> CountTags(params.tag_rules, manual or {}, train_columns)
+        tags = batches | 'CountTags' >> CountTags(
+            params.tag_rules, manual or {}, train_columns, regression
+        )
         parts[PART_TAGS] = tags
     parts.update(beam_comparison.analysis_parts(batches, slices, encoders, schema, baseline))
     _write_parts(parts, output_dir)
@@ -511,17 +515,30 @@ def _classification_parts(
     return {PART_TOTALS: totals, PART_SUSPECTS: suspects}
 
 
+def _tag_values(batch: PredictionBatch) -> np.ndarray:
+    """Per-row values a tag sums: a finding's diagnostic values, or a regression's
+    (search/regression.py row_values)."""
+    if batch.is_regression:
+        return regression_rules.row_values(batch.residual, batch.above_median, batch.labels)
+    return diagnosis.row_values(batch.errors, batch.label_suspect, batch.confidence)
+
+
 def _tag_sums(batch: PredictionBatch, rules: Sequence[TagRule], manual: Dict) -> Dict:
     """One batch's tag counts: {'tags': tag -> {source, weight (examples with the tag,
-    weighted), correct (weighted), rows, sums (diagnostic values summed over its rows)},
-    'manual_matched': rows whose id is in the manual tags, 'total': values summed over all}."""
-    values = diagnosis.row_values(batch.errors, batch.label_suspect, batch.confidence)
+    weighted), correct (weighted), rows, sums (_tag_values summed over its rows), weighted
+    (the same, each row times its weight)}, 'manual_matched': rows whose id is in the manual
+    tags, 'total': values summed over all}."""
+    values = _tag_values(batch)
+    width = values.shape[1]
     correct = batch.errors == 0
     tags: Dict[str, Dict] = {}
     for rule in rules:
         mask = rule.evaluate(batch.columns)
-        tags[rule.name] = _tag_entry('rule', float(mask.sum()), float((mask & correct).sum()))
-        tags[rule.name].update(rows=int(mask.sum()), sums=values[mask].sum(axis=0))
+        tags[rule.name] = _tag_entry(
+            'rule', width, float(mask.sum()), float((mask & correct).sum())
+        )
+        sums = values[mask].sum(axis=0)
+        tags[rule.name].update(rows=int(mask.sum()), sums=sums, weighted=sums)
     rows_by_tag: Dict[str, List[int]] = {}
     for i, example_id in enumerate(batch.example_ids if manual else ()):
         entry = manual.get(example_id)
@@ -529,9 +546,10 @@ def _tag_sums(batch: PredictionBatch, rules: Sequence[TagRule], manual: Dict) ->
             continue
         names, weight = entry
         for tag in (*names, _MATCHED):
-            row = tags.setdefault(tag, _tag_entry('manual'))
+            row = tags.setdefault(tag, _tag_entry('manual', width))
             row['weight'] += weight
             row['correct'] += weight * bool(correct[i])
+            row['weighted'] = row['weighted'] + weight * values[i]
             rows_by_tag.setdefault(tag, []).append(i)
     for tag, rows in rows_by_tag.items():
         tags[tag]['rows'] += len(rows)
@@ -541,67 +559,89 @@ def _tag_sums(batch: PredictionBatch, rules: Sequence[TagRule], manual: Dict) ->
 
 
 _MATCHED = '\x00matched'  # counts the rows found in the manual tags; no tag has this name
+_SUMMED = ('weight', 'correct', 'rows', 'sums', 'weighted')
 
 
-def _tag_entry(source: str, weight: float = 0.0, correct: float = 0.0) -> Dict:
+def _tag_entry(source: str, width: int, weight: float = 0.0, correct: float = 0.0) -> Dict:
     return {
         'source': source,
         'weight': weight,
         'correct': correct,
         'rows': 0,
-        'sums': np.zeros(diagnosis.DIAGNOSTIC_COLUMNS),
+        'sums': np.zeros(width),
+        'weighted': np.zeros(width),
     }
 
 
-def _train_tag_sums(rows: beam_diagnosis.TrainRows, rules: Sequence[TagRule]) -> Dict:
-    """Training rows and the mistakes on those with predictions, per rule tag (manual tags
-    name analysed examples: not counted here)."""
-    values = diagnosis.train_row_values(len(rows.errors), rows.errors)
+def _train_tag_sums(
+    rows: beam_diagnosis.TrainRows, rules: Sequence[TagRule], regression_error: Optional[str]
+) -> Dict:
+    """Training rows (and, for a classifier, the mistakes on those with predictions) per rule
+    tag (manual tags name analysed examples: not counted here)."""
+    if regression_error:
+        values = regression_rules.train_row_values(len(rows.errors))
+    else:
+        values = diagnosis.train_row_values(len(rows.errors), rows.errors)
     tags = {}
     for rule in rules:
-        tags[rule.name] = _tag_entry('rule')
+        tags[rule.name] = _tag_entry('rule', values.shape[1])
         tags[rule.name]['sums'] = values[rule.evaluate(rows.columns)].sum(axis=0)
     return {'tags': tags, 'manual_matched': 0, 'total': values.sum(axis=0)}
 
 
 def _merge_tag_sums(parts) -> Dict:
-    merged = {'tags': {}, 'manual_matched': 0, 'total': np.zeros(diagnosis.DIAGNOSTIC_COLUMNS)}
+    merged = {'tags': {}, 'manual_matched': 0, 'total': 0.0}
     for part in parts:
         merged['manual_matched'] += part['manual_matched']
         merged['total'] = merged['total'] + part['total']
         for tag, entry in part['tags'].items():
-            row = merged['tags'].setdefault(tag, _tag_entry(entry['source']))
-            for key in ('weight', 'correct', 'rows', 'sums'):
+            row = merged['tags'].setdefault(tag, _tag_entry(entry['source'], len(entry['sums'])))
+            for key in _SUMMED:
                 row[key] = row[key] + entry[key]
     return merged
 
 
-def _diagnosed_tags(merged: Dict) -> Dict:
-    """The part written: tag -> {source, weight, correct, rows, diagnosis}, manual_matched."""
+def _diagnosed_tags(merged: Dict, regression_error: Optional[str]) -> Dict:
+    """The part written: tag -> {source, weight, correct, rows, diagnosis}, manual_matched;
+    for a regression each tag's weighted sums instead of correct, the sums over all rows
+    (`total`) and the error kind, which tags/prioritize.py's prioritize_regression ranks."""
     entries = merged['tags']
+    rules = diagnosis.diagnose
+    train_rows = diagnosis.TRAIN_ROWS
+    if regression_error:
+        rules = functools.partial(regression_rules.diagnose, kind=regression_error)
+        train_rows = regression_rules.TRAIN_ROWS
     diagnoses = diagnosis.diagnose_tags(
         {tag: e['sums'] for tag, e in entries.items()},
         merged['total'],
         counted_in_train={tag for tag, e in entries.items() if e['source'] == 'rule'},
+        rules=rules,
+        train_rows=train_rows,
     )
-    return {
-        'counts': {
-            tag: {
-                'source': e['source'],
-                'weight': float(e['weight']),
-                'correct': float(e['correct']),
-                'rows': int(e['rows']),
-                'diagnosis': diagnoses[tag],
-            }
-            for tag, e in entries.items()
-        },
-        'manual_matched': int(merged['manual_matched']),
+    counts = {
+        tag: {
+            'source': e['source'],
+            'weight': float(e['weight']),
+            'rows': int(e['rows']),
+            'diagnosis': diagnoses[tag],
+            **(
+                {'sums': e['weighted'].tolist()}
+                if regression_error
+                else {'correct': float(e['correct'])}
+            ),
+        }
+        for tag, e in entries.items()
     }
+    part = {'counts': counts, 'manual_matched': int(merged['manual_matched'])}
+    if regression_error:
+        part.update(total=np.asarray(merged['total']).tolist(), error=regression_error)
+    return part
 
 
 class CountTags(beam.PTransform):
     """Flagged PredictionBatches -> singleton: per tag (rules and manual tags) weighted counts,
-    correct predictions and the diagnosis of search/diagnosis.py; rule tags are also counted
+    correct predictions (a regression: summed errors) and the diagnosis of
+    search/diagnosis.py (a regression: search/regression.py's); rule tags are also counted
     over the training rows (TrainRows; None or empty: coverage and train error unknown)."""
 
     def __init__(
@@ -609,11 +649,13 @@ class CountTags(beam.PTransform):
         rules: Sequence[TagRule],
         manual: Dict,
         train_columns: Optional[beam.PCollection] = None,
+        regression_error: Optional[str] = None,
     ):
         super().__init__()
         self._rules = list(rules)
         self._manual = manual
         self._train_columns = train_columns
+        self._regression_error = regression_error
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
         manual = beam.pvalue.AsSingleton(
@@ -622,13 +664,14 @@ class CountTags(beam.PTransform):
         parts = [batches | 'TagSums' >> beam.Map(_tag_sums, self._rules, manual)]
         if self._train_columns is not None:
             parts.append(
-                self._train_columns | 'TrainTagSums' >> beam.Map(_train_tag_sums, self._rules)
+                self._train_columns
+                | 'TrainTagSums' >> beam.Map(_train_tag_sums, self._rules, self._regression_error)
             )
         return (
             parts
             | 'BothSplits' >> beam.Flatten()
             | 'SumTags' >> beam_slices.combine_globally(_merge_tag_sums)
-            | 'DiagnoseTags' >> beam.Map(_diagnosed_tags)
+            | 'DiagnoseTags' >> beam.Map(_diagnosed_tags, self._regression_error)
         )
 
 

@@ -62,6 +62,15 @@ diagnosis per tag, 1 no impact fields and listed slices by SliceLine score):
                      the tag's rows unweighted; coverage null for manual tags, which mark
                      analysed examples only)}] ranked by potential_gain, references,
                      manual: {file, ids, matched}}
+                     A regression's tags (no --tag-reference: refused) add `error` (the
+                     error kind) and each prioritization entry is {tag, source, rows (seen),
+                     examples (weighted), share, error, mean_error (MAE, or MSE for the
+                     squared kind; weighted) and mean_error_ci (95%, from the rows seen), mae,
+                     mean_residual, mean_residual_ci, rest_rows, rest_mean_error (all rows
+                     minus the tag's weighted sums; null when nothing is left), excess
+                     (max(0, mean_error - rest_mean_error)), potential_gain (share x excess,
+                     in the label's units), diagnosis (as a regression finding's, over the
+                     tag's rows unweighted)}
   gate               the slice gate's verdict (report/gate.py): {mode, passed, reason,
                      blocking: [{slice, slice_id, error_rate, baseline_error_rate, why}],
                      wired: whether the pipeline's Pusher is under it (None: not known)}
@@ -156,15 +165,20 @@ def _tags_section(
     if not tags:
         return None
     counts = tags['counts']
-    rows = prioritize.prioritize(counts, examples, accuracy, tags['references'])
+    kind = tags.get('error')  # a regression's tags part (beam/analysis.py _diagnosed_tags)
+    if kind:
+        rows = prioritize.prioritize_regression(counts, tags['total'], kind)
+    else:
+        rows = prioritize.prioritize(counts, examples, accuracy, tags['references'])
     for row in rows:
         row['diagnosis'] = counts[row['tag']]['diagnosis']
         reference = tags['references'].get(row['tag'], human_level)
-        if row['diagnosis'] is not None:
+        if row['diagnosis'] is not None and not kind:
             row['diagnosis']['reference'] = diagnosis_rules.reference_split(
                 row['diagnosis'], reference
             )
     return {
+        **({'error': kind} if kind else {}),
         'prioritization': rows,
         'references': tags['references'],
         'manual': {

@@ -343,6 +343,13 @@ def _gallery(report: Dict) -> str:
     return '<h2>Misclassified images</h2>' + ''.join(blocks)
 
 
+def manual_note(manual: Dict) -> str:
+    """' 12 of 40 tagged ids found in this split.' ('' without a tags file)."""
+    if not manual['ids']:
+        return ''
+    return f' {manual["matched"]:,} of {manual["ids"]:,} tagged ids found in this split.'
+
+
 def _tags(report: Dict) -> str:
     tags = report.get('tags')
     if not tags:
@@ -361,20 +368,12 @@ def _tags(report: Dict) -> str:
         + _diagnosis_cells(r.get('diagnosis'))
         for r in tags['prioritization']
     ]
-    manual = tags['manual']
     note = (
         '<p class=muted>Potential gain = gap to the reference accuracy × share of the data: '
         'the most overall accuracy fixing that category could bring. Manual tags are '
         "weighted by the review sheet's sampling weights. Diagnosis: inside the tag vs outside "
         "it, over the tag's rows (unweighted); a manual tag's training coverage is unknown "
-        '(it marks analysed examples). '
-        + _DIAGNOSIS_NOTE
-        + (
-            f' {manual["matched"]:,} of {manual["ids"]:,} tagged ids found in this split.'
-            if manual['ids']
-            else ''
-        )
-        + '</p>'
+        '(it marks analysed examples). ' + _DIAGNOSIS_NOTE + manual_note(tags['manual']) + '</p>'
     )
     return (
         '<h2>What to work on: tags ranked by potential gain</h2>'

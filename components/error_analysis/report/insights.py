@@ -55,17 +55,14 @@ def insights(report: Dict, max_slices: int = 3) -> List[str]:
     lines += diagnosis_insights(report, promised)
     tags = report.get('tags')
     if tags:
-        from blindspot.error_analysis.tags.prioritize import gain_sentence
+        from blindspot.error_analysis.tags.prioritize import gain_sentence, unmatched_sentence
 
         sentence = gain_sentence(tags['prioritization'])
         if sentence:
             lines.insert(2, sentence)
-        manual = tags['manual']
-        if manual['ids'] and not manual['matched']:
-            lines.append(
-                f'None of the {manual["ids"]:,} example ids in {manual["file"]} is in '
-                'the analysed split: were the tags made on another data set?'
-            )
+        unmatched = unmatched_sentence(tags['manual'])
+        if unmatched:
+            lines.append(unmatched)
     not_held = [s for s in slices['slices'] if not s['held']]
     if not overall['errors']:
         lines.append('The model made no errors on the analysed examples: nothing to slice.')

@@ -222,6 +222,48 @@ def _regression_numbers_agree(report: Dict) -> List[str]:
     return problems
 
 
+def _tag_counts(report: Dict) -> List[str]:
+    """Every tag's potential gain is at least 0, and a rule tag (counted over the analysed
+    rows) has at most as many rows as there are examples."""
+    problems = []
+    examples = report['overall']['examples']
+    for t in (report.get('tags') or {}).get('prioritization') or []:
+        if t['potential_gain'] < -_TOLERANCE:
+            problems.append(f'tag {t["tag"]!r} has a negative potential gain')
+        if t['source'] == 'rule' and not 0 <= t['rows'] <= examples:
+            problems.append(f'rule tag {t["tag"]!r} has {t["rows"]} rows of {examples}')
+    return problems
+
+
+def _regression_tags_agree(report: Dict) -> List[str]:
+    """A regression's tags: the tag's and the rest's mean errors average, weighted by their
+    shares, to the overall one; the gain is share x the tag's excess over the rest; the mean
+    error lies within its interval."""
+    tags = report.get('tags') or {}
+    if not report.get('regression') or not tags:
+        return []
+    problems = []
+    overall = report['overall']['mean_error']
+    for t in tags['prioritization']:
+        name, share, mean, rest = t['tag'], t['share'], t['mean_error'], t['rest_mean_error']
+        gain = share * max(mean - rest, 0.0) if rest is not None else 0.0
+        if abs(gain - t['potential_gain']) > 1e-9 * max(1.0, abs(gain)):
+            problems.append(
+                f'tag {name!r}: gain {t["potential_gain"]:.6g}, share x excess {gain:.6g}'
+            )
+        if rest is not None:
+            together = share * mean + (1 - share) * rest
+            if abs(together - overall) > 1e-6 * max(1.0, abs(overall)):
+                problems.append(
+                    f"tag {name!r}: its mean error and the rest's average to {together:.6g}, "
+                    f'the report says {overall:.6g}'
+                )
+        low, high = t['mean_error_ci']
+        if low is not None and not low - _TOLERANCE <= mean <= high + _TOLERANCE:
+            problems.append(f'tag {name!r}: mean error {mean:.6g} outside {low:.6g}..{high:.6g}')
+    return problems
+
+
 def _reachable_gain(report: Dict) -> List[str]:
     """A finding's reachable gain is part of its potential gain (0 <= reachable <= potential),
     and the insights promise findings in order of reachable gain, so a region the model cannot
@@ -264,6 +306,8 @@ CHECKS = (
     _gate_consistent,
     _qualifiers,
     _regression_numbers_agree,
+    _tag_counts,
+    _regression_tags_agree,
     _reachable_gain,
 )
 

@@ -1,6 +1,7 @@
 """report.html's sections for a regression model (html_page.render uses them in place of the
-classification ones): findings in the label's units, the next step per finding, the residual
-view, mean error per feature value, TFMA's regression metrics and the worst examples."""
+classification ones): findings in the label's units, the next step per finding, tags ranked
+by potential gain, the residual view, mean error per feature value, TFMA's regression
+metrics and the worst examples."""
 
 from typing import Dict, List
 
@@ -9,6 +10,7 @@ from blindspot.error_analysis.report.html_page import (
     _table,
     _td,
     diagnosed_findings,
+    manual_note,
     tfma_section,
 )
 from blindspot.error_analysis.report.markup import escape
@@ -130,6 +132,57 @@ def _next_steps(report: Dict) -> str:
                 'train share vs here',
                 'mean residual (95% CI)',
                 'RMSE',
+                'failure',
+                'next step',
+            ],
+            rows,
+        )
+    )
+
+
+def _tags(report: Dict) -> str:
+    tags = report.get('tags')
+    if not tags:
+        return ''
+    name = error_name(tags['error'])
+    rows = [
+        [
+            _td(r['tag']),
+            _td(r['source']),
+            _td(number(r['potential_gain']), True),
+            _td(number(r['mean_error']), True),
+            _td(_interval(r['mean_error_ci']), True),
+            _td(number(r['rest_mean_error']), True),
+            _td(f'{r["mean_residual"]:+.3g}', True),
+            _td(f'{r["rows"]:,}', True),
+            _td(_pct(r['share']), True),
+            _td((r.get('diagnosis') or {}).get('failure', '')),
+            _td((r.get('diagnosis') or {}).get('next_step', '')),
+        ]
+        for r in tags['prioritization']
+    ]
+    note = (
+        f"<p class=muted>Gain: how much the overall {name} would drop if the tag's rows had the "
+        f"{name} of the rest (share of examples × excess {name}, in the label's units). Manual "
+        "tags are weighted by the review sheet's sampling weights (their 95% intervals from "
+        'the rows reviewed). Failure and next step: by the rules of the findings above, over '
+        "the tag's rows (unweighted); a manual tag's training coverage is unknown (it marks "
+        'analysed examples).' + manual_note(tags['manual']) + '</p>'
+    )
+    return (
+        '<h2>What to work on: tags ranked by potential gain</h2>'
+        + note
+        + _table(
+            [
+                'tag',
+                'from',
+                f'{name} gain',
+                name,
+                '95% CI',
+                f'{name} on the rest',
+                'mean residual',
+                'rows',
+                'share',
                 'failure',
                 'next step',
             ],
@@ -291,6 +344,7 @@ def sections(report: Dict, insights: str, violations: str, comparison: str) -> s
 <h2>Failing slices found automatically</h2>{_slices(report)}
 {_next_steps(report)}
 {_finding_errors(report)}
+{_tags(report)}
 {comparison}
 {_residual_view(report)}
 <h2>Mean error by feature value</h2>{_feature_values(report)}

@@ -63,7 +63,7 @@ own numbers.
 """
 
 import dataclasses
-from typing import Collection, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Collection, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -479,16 +479,20 @@ def diagnose_candidates(
 
 
 def diagnose_tags(
-    sums: Mapping[str, np.ndarray], total: np.ndarray, counted_in_train: Collection[str]
+    sums: Mapping[str, np.ndarray],
+    total: np.ndarray,
+    counted_in_train: Collection[str],
+    rules: Callable[[np.ndarray, np.ndarray], Dict] = diagnose,
+    train_rows: int = TRAIN_ROWS,
 ) -> Dict[str, Dict]:
-    """Tag -> diagnosis, from each tag's summed values and those of all rows (as for a
-    finding). Only tags in counted_in_train (rules, which read features) were counted over
-    the training rows; a manual tag marks analysed examples by id, so its coverage is unknown
-    rather than zero."""
+    """Tag -> diagnosis by `rules` (a finding's: diagnose here, or a regression's), from each
+    tag's summed values and those of all rows. Only tags in counted_in_train (rules, which
+    read features) were counted over the training rows (column `train_rows` of the sums); a
+    manual tag marks analysed examples by id, so its coverage is unknown rather than zero."""
     untrained = np.array(total, np.float64)
-    untrained[TRAIN_ROWS] = 0.0
+    untrained[train_rows] = 0.0
     return {
-        tag: diagnose(inside, total if tag in counted_in_train else untrained)
+        tag: rules(inside, total if tag in counted_in_train else untrained)
         for tag, inside in sums.items()
     }
 
