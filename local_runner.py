@@ -254,7 +254,9 @@ def check_inputs(config: RunConfig) -> Tuple[Dataset, Optional[str]]:
     folder; imports no TensorFlow. Returns the dataset and the data path (None: the dataset
     writes its data, see `build`)."""
     dataset = dataset_for(config)  # csv: scans and checks the data, see pipelines/datasets.py
-    problem = config.training.problem_for(dataset.task, dataset.pipeline_name)
+    problem = config.training.problem_for(
+        dataset.task, dataset.pipeline_name
+    ) or config.error_analysis.problem_for(dataset.task)
     if problem:
         raise preflight.PreflightError(problem)
     data_root = None

@@ -20,7 +20,8 @@ parts), barley/site (120 rows, text columns), airports/state (56 classes, identi
 columns, a nearly constant country; its 12 rows without a state dropped, as the preflight
 asks), la_riots/type (63 rows, names and addresses). Generated: no errors, one error, 99:1,
 50 classes, categorical-only, numeric-only, constant columns, 20 rows. Regressions (a label of
-numbers): scikit-learn's diabetes/target, vega cars/Miles_per_Gallon, and 20 generated rows.
+numbers): scikit-learn's diabetes/target, vega cars/Miles_per_Gallon (both with tag rules on
+real columns: their tags ranked in the label's units), and 20 generated rows.
 """
 
 import argparse
@@ -295,14 +296,22 @@ TABLES: Dict[str, Table] = {
             'diabetes',
             'target',
             lambda: sklearn_table('load_diabetes'),
-            'scikit-learn: disease progression, a regression',
+            'scikit-learn: disease progression, a regression; tagged by rule (BMI, age: '
+            'the columns are scaled, 0 is the mean)',
+            flags=('--tag-rule', 'high bmi: bmi > 0.05', '--tag-rule', 'older: age > 0.04'),
         ),
         Table(
             'cars_mpg',
             'Miles_per_Gallon',
             lambda: vega_table('cars').dropna(subset=['Miles_per_Gallon']),
             'vega_datasets cars: miles per gallon, a regression (its 8 cars without one '
-            'dropped, as the preflight asks)',
+            'dropped, as the preflight asks); tagged by rule (weight, origin)',
+            flags=(
+                '--tag-rule',
+                'heavy: Weight_in_lbs >= 3500',
+                '--tag-rule',
+                'american: Origin == "USA"',
+            ),
         ),
         Table(
             'rows_20_regression',
@@ -318,11 +327,11 @@ TABLES: Dict[str, Table] = {
 # --- running and reading back ------------------------------------------------------------
 
 
-def expected_parts(regression: bool = False) -> List[str]:
+def expected_parts(regression: bool = False, tags: bool = False) -> List[str]:
     """What the ErrorAnalysis output folder of a csv run holds, whatever the data: the report,
-    its page and every JSON part the Beam analysis writes (the gallery is for image data and
-    the tags part for runs with tags, so neither is expected here; a regression's overall
-    numbers are in its own part, not in the confusion counts)."""
+    its page and every JSON part the Beam analysis writes (the gallery is for image data, so
+    not expected here; the tags part for runs with tags; a regression's overall numbers are in
+    its own part, not in the confusion counts)."""
     from blindspot.error_analysis.beam import analysis
 
     return [
@@ -333,6 +342,7 @@ def expected_parts(regression: bool = False) -> List[str]:
         analysis.PART_SLICES,
         analysis.PART_DIAGNOSIS,
         analysis.PART_SUSPECTS,
+        *([analysis.PART_TAGS] if tags else []),
     ]
 
 
@@ -464,7 +474,7 @@ def run_table(table: Table, work: Path, train_steps: int = TRAIN_STEPS) -> Outco
     regression = os.path.isfile(os.path.join(outcome.report_dir, PART_REGRESSION))
     outcome.missing_parts = [
         name
-        for name in expected_parts(regression)
+        for name in expected_parts(regression, tags='--tag-rule' in table.flags)
         if not os.path.isfile(os.path.join(outcome.report_dir, name))
     ]
     if not glob.glob(os.path.join(outcome.report_dir, files.PREDICTIONS_DIR, '*.parquet')):

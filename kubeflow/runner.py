@@ -873,6 +873,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for name in names:
             task = csv.dataset.task if csv else 'classification'  # the packaged ones classify
             problem = settings.training.problem_for(task, name)
+            problem = problem or settings.error_analysis.problem_for(task)
             if problem:
                 raise SettingsError(problem)
         for name in names:

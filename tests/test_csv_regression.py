@@ -295,3 +295,12 @@ def test_served_regressor_reads_examples_without_the_label_and_predicts_in_its_u
     ]
     std = preflight.scan_csv(str(regression_csv_run['data']), 'price').label_stats.std
     assert np.median(outside) < 0.5 * std
+
+
+def test_a_tag_reference_on_a_regression_is_refused(tmp_path, capsys):
+    """Tags of a regression are ranked against the rest's MAE: an accuracy to reach means
+    nothing there, said before TFX runs."""
+    data = _csv(tmp_path, [f'{i / 3:.3f}' for i in range(40)])
+    rule = ['--tag-rule', 'low a: a < 3', '--tag-reference', 'low a=0.9']
+    err = _refused(tmp_path, capsys, '--data', data, '--label', 'y', *rule)
+    assert 'tag references are accuracies, for a classifier' in err and '(low a)' in err

@@ -169,7 +169,7 @@ def _is_regression(task: str, checker: Predictor, sample: List[bytes]) -> bool:
 
 
 def _check_regression(
-    checker: Predictor, sample: List[bytes], image: Optional[List], references: Dict
+    checker: Predictor, sample: List[bytes], image: Optional[List], settings: Settings
 ) -> None:
     """What a regression analysis cannot take, refused before any Beam work."""
     width = checker.values_per_example(sample)
@@ -180,12 +180,9 @@ def _check_regression(
         )
     if image:
         raise InputError('image data is analysed as classification only: set the task to it')
-    if references:
-        raise InputError(
-            "tag references are accuracies, for a classifier: a regression model's tags are "
-            "measured against the rest of the examples' error; leave out --tag-reference "
-            f'({", ".join(sorted(references))})'
-        )
+    problem = settings.problem_for('regression')
+    if problem:
+        raise InputError(problem)
 
 
 def _sample(patterns: List[str]) -> List[bytes]:
@@ -285,7 +282,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 context = [name for name in context if name != mapped]
         regression = _is_regression(settings.task, checker, sample_rows)
         if regression:
-            _check_regression(checker, sample_rows, image, settings.tag_references)
+            _check_regression(checker, sample_rows, image, settings)
             num_classes, class_names, vocabulary = 0, [], []
         else:
             num_classes = checker.num_classes(sample_rows)

@@ -352,6 +352,18 @@ class Settings(DeclaredSettings):
         metavar='ACC',
     )
 
+    def problem_for(self, task: str) -> Optional[str]:
+        """What of these settings a model of `task` ('regression' or 'classification') cannot
+        take, in one line; None if nothing: checked by the executor once it knows the task,
+        and by a runner that knows it before TFX runs."""
+        if task == 'regression' and self.tag_references:
+            return (
+                "tag references are accuracies, for a classifier: a regression model's tags "
+                "are measured against the rest of the examples' error; leave out "
+                f'--tag-reference ({", ".join(sorted(self.tag_references))})'
+            )
+        return None
+
     # -- exec properties (Kubeflow V2 takes primitives only: lists and maps travel as JSON) --
 
     def to_exec_properties(self) -> Dict[str, Any]:
