@@ -308,7 +308,7 @@ TABLES: Dict[str, Table] = {
             'dropped, as the preflight asks); tagged by rule (weight, origin)',
             flags=(
                 '--tag-rule',
-                'heavy: Weight_in_lbs >= 3500',
+                'light: Weight_in_lbs < 2300',
                 '--tag-rule',
                 'american: Origin == "USA"',
             ),

@@ -146,3 +146,8 @@ def test_the_insight_names_the_top_tag_its_gain_and_bias():
         "'noisy' 0.0429."
     )
     assert tags_sentence([], 'MAE', '') is None
+    calm = prioritize_regression({'calm': _rule(np.arange(40, 100))}, TOTAL, 'absolute')
+    assert tags_sentence(calm, 'MAE', "in y's units") == (
+        'No tag has a larger MAE than the rest of the examples: nothing to gain by fixing one '
+        "('calm' 0.5 vs 1.5)."
+    )

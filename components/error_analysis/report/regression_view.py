@@ -51,10 +51,21 @@ def _units(report: Dict) -> str:
 def tags_sentence(rows: List[Dict], name: str, units: str, top: int = 3) -> Optional[str]:
     """ "Of the tags, fixing 'night' could cut the overall MAE by at most 0.42 in y's units
     (MAE 3.1 vs 2 on the rest, 12% of examples; the model over-predicts there by 1.2);
-    'weekend' 0.1." (the tags ranked by prioritize_regression)."""
+    'weekend' 0.1." (the tags ranked by prioritize_regression); a line saying so when no
+    tag gains anything."""
     if not rows:
         return None
     first, rest = rows[0], rows[1:top]
+    if not first['potential_gain']:
+        return (
+            f'No tag has a larger {name} than the rest of the examples: nothing to gain by '
+            'fixing one ('
+            + '; '.join(
+                f"'{r['tag']}' {number(r['mean_error'])} vs {number(r['rest_mean_error'])}"
+                for r in rows[:top]
+            )
+            + ').'
+        )
     how = (first.get('diagnosis') or {}).get('failure')
     bias = (
         f'; the model {how} there by {number(abs(first["mean_residual"]))}'
