@@ -923,6 +923,22 @@ def test_csv_regression_compiles_and_is_checked_as_compiled(tmp_path):
     )
 
 
+def test_a_tag_reference_on_a_csv_regression_is_refused(tmp_path, capsys):
+    """As locally: a regression's tags are ranked against the rest's MAE, so an accuracy to
+    reach is refused in one line before compiling."""
+    data = tmp_path / 'd' / 'prices.csv'
+    data.parent.mkdir()
+    data.write_text('size,price\n' + ''.join(f'{i % 9},{i * 1.5 + 3}\n' for i in range(80)))
+    out = tmp_path / 'out'
+    argv = ['--pipeline', 'csv', '--data', str(data), '--label', 'price', '--allow-local-data']
+    tags = ['--tag-rule', 'small: size < 3', '--tag-reference', 'small=0.9']
+    argv += [*tags, '--image', IMAGE, '--pipeline-root', ROOT, '--output-dir', str(out)]
+    assert runner.main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith('error: ')]
+    assert len(err) == 1 and 'tag references are accuracies, for a classifier' in err[0], err
+    assert not out.exists()
+
+
 def _upper_bounds(value):
     """(metric, upper bound) of every value_threshold in the EvalConfig's JSON."""
     found = []
