@@ -164,7 +164,7 @@ def _tags(report: Dict) -> str:
     note = (
         f"<p class=muted>Gain: how much the overall {name} would drop if the tag's rows had the "
         f"{name} of the rest (share of examples × excess {name}, in the label's units). Manual "
-        "tags are weighted by the review sheet's sampling weights (their 95% intervals from "
+        "tags are weighted by the tags file's weight column (their 95% intervals from "
         'the rows reviewed). Failure and next step: by the rules of the findings above, over '
         "the tag's rows (unweighted); a manual tag's training coverage is unknown (it marks "
         'analysed examples).' + manual_note(tags['manual']) + '</p>'
