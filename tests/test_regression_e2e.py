@@ -101,6 +101,13 @@ def test_the_planted_region_as_a_rule_tag_is_the_top_tag_with_its_sign_and_gain(
     broken = copy.deepcopy(report)
     broken['tags']['prioritization'][1]['rest_mean_error'] += 0.1
     assert any('average to' in v for v in invariants.violations(broken))
+    # ... and a rule tag with more rows than there are examples, or a negative gain.
+    broken = copy.deepcopy(report)
+    broken['tags']['prioritization'][0]['rows'] = report['overall']['examples'] + 1
+    broken['tags']['prioritization'][-1]['potential_gain'] = -0.1
+    found = invariants.violations(broken)
+    assert any("rule tag 'planted' has 3001 rows of 3000" in v for v in found), found
+    assert any('negative potential gain' in v for v in found), found
 
 
 def test_the_biased_region_is_the_first_finding_with_its_sign_and_size(runs):
