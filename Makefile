@@ -18,7 +18,7 @@ for c in "$(PYTHON)" python3.10 \
 done; exit 1
 endef
 
-.PHONY: run test test-foreign test-install soak lint format bench bench-findings bench-regression bench-passes bench-pipeline bench-corpus kubeflow image notebook notebook-classic clean-venv
+.PHONY: run test test-foreign test-install soak lint format bench bench-findings bench-regression bench-passes bench-preflight bench-pipeline bench-corpus kubeflow image notebook notebook-classic clean-venv
 
 $(STAMP): requirements.lock pyproject.toml setup.py
 	@py=$$($(find_python310)) || { echo "error: Python 3.10 not found (TFX 1.16 needs 3.9-3.10). Install it (e.g. 'pyenv install 3.10.13') or pass PYTHON=/path/to/python3.10." >&2; exit 1; }; \
@@ -84,6 +84,9 @@ bench-regression: $(STAMP)
 bench-passes: $(STAMP)
 	$(PY) bench/passes.py $(ARGS)
 
+bench-preflight: $(STAMP)
+	$(PY) bench/preflight.py $(ARGS)
+
 # Blindspot's taxi pipeline beside the stock TFX taxi template (alternating, 2 rounds), then the
 # csv pipeline on generated 40k x 27 and 400k x 8 CSVs: seconds per component from ML Metadata.
 bench-pipeline: $(STAMP)
@@ -95,7 +98,7 @@ bench-pipeline: $(STAMP)
 bench-corpus: $(STAMP)
 	$(PY) bench/corpus.py $(ARGS)
 
-bench: bench-findings bench-regression bench-passes bench-pipeline bench-corpus
+bench: bench-findings bench-regression bench-passes bench-preflight bench-pipeline bench-corpus
 
 # The review notebook in JupyterLab (docs/review.md): Blindspot's own views, no network needed
 # (no news or update checks either). notebook-classic: Jupyter Notebook classic with TFMA's

@@ -1,5 +1,6 @@
 """Checks that run before TFX starts, so bad input fails fast and writes nothing."""
 
+import contextlib
 import csv
 import dataclasses
 import difflib
@@ -16,6 +17,7 @@ from typing import (
     Callable,
     Dict,
     Iterable,
+    Iterator,
     List,
     Mapping,
     NoReturn,
@@ -488,188 +490,313 @@ def scan_csv_files(
     """scan_csv over files opened with `open_binary` (any file system: the Kubeflow compiler
     and the compiled pipeline's CsvPreflight step pass tf.io.gfile's). `max_rows`: stop after
     that many data rows (a bounded sample; later files are then not read)."""
-    from blindspot.pipelines.csv import features as F
-
     files = tuple(files)
-    header: List[str] = []
-    rows = 0
+    counts = CsvCounts.start(files[0], label, open_binary)
     for n_file, path in enumerate(files):
-        if max_rows is not None and rows >= max_rows:
+        if max_rows is not None and counts.rows >= max_rows:
             files = files[:n_file]
             break
+        counts.add_file(path, files[0], task, open_binary, max_rows)
+    return counts.finish(files, task)
+
+
+@dataclasses.dataclass
+class CsvCounts:
+    """What a pass over CSV rows counted, per column and for the label: one accumulator
+    over all files (scan_csv_files), or one per file merged in file order (the Kubeflow
+    CsvPreflight step reads files in parallel). Bounded in size: values and classes stop
+    being counted past their caps."""
+
+    header: List[str]
+    label: str
+    rows: int = 0
+    kinds: List[int] = dataclasses.field(default_factory=list)
+    missing: List[int] = dataclasses.field(default_factory=list)
+    values: List[Optional[Dict[str, int]]] = dataclasses.field(default_factory=list)
+    numeric: List[int] = dataclasses.field(default_factory=list)
+    tokens: List[Optional[Dict[str, int]]] = dataclasses.field(default_factory=list)
+    number_kinds: List[int] = dataclasses.field(default_factory=list)  # kind of the numbers
+    # Label values -> rows; None past MAX_CLASSES (numbers: a quantity), with the first three.
+    classes: Optional[Dict[str, int]] = dataclasses.field(default_factory=dict)
+    class_examples: List[str] = dataclasses.field(default_factory=list)
+    no_label: int = 0
+    first_no_label: str = ''
+    first_text: str = ''
+    numbers: '_Moments' = dataclasses.field(default_factory=lambda: _Moments())
+
+    @classmethod
+    def start(
+        cls, first_file: Any, label: str, open_binary: Callable[[Any], BinaryIO] = _open_local
+    ) -> 'CsvCounts':
+        """Empty counts for files with the first file's header, which is checked here."""
+        return cls.empty(_first_header(first_file, label, open_binary), label)
+
+    @classmethod
+    def empty(cls, header: List[str], label: str) -> 'CsvCounts':
+        """Empty counts for files with this (checked) header."""
+        n = len(header)
+        return cls(
+            header=header,
+            label=label,
+            kinds=[K.UNKNOWN] * n,
+            missing=[0] * n,
+            values=[{} for _ in range(n)],
+            numeric=[0] * n,
+            tokens=[{} for _ in range(n)],
+            number_kinds=[K.UNKNOWN] * n,
+        )
+
+    def add_file(
+        self,
+        path: Any,
+        first_file: Any,
+        task: Optional[str] = None,
+        open_binary: Callable[[Any], BinaryIO] = _open_local,
+        max_rows: Optional[int] = None,
+    ) -> None:
+        """Counts the rows of one file (up to `max_rows` rows in all); PreflightError for a
+        file that is not a CSV with the first file's header and data rows."""
+        from blindspot.pipelines.csv import features as F
+
         _check_text_file(path, open_binary)
-        try:
-            with io.TextIOWrapper(open_binary(path), encoding='utf-8-sig', newline='') as f:
-                reader = csv.reader(f)
-                this_header = next(reader, None)
-                if not this_header or not any(c.strip() for c in this_header):
+        n, li = len(self.header), self.header.index(self.label)
+        kinds, missing, values = self.kinds, self.missing, self.values
+        numeric, tokens, number_kinds = self.numeric, self.tokens, self.number_kinds
+        with _csv_rows(path, open_binary) as reader:
+            this_header = next(reader, None)
+            if not this_header or not any(c.strip() for c in this_header):
+                raise PreflightError(
+                    f'{path} has no header row: the first line must name the columns'
+                )
+            if this_header != self.header:
+                raise PreflightError(
+                    f'the header of {path} differs from that of {first_file}: every CSV in '
+                    'the folder needs the same columns in the same order'
+                )
+            file_rows = 0
+            for row in reader:
+                if not row:
+                    continue  # blank line: CsvExampleGen skips it too
+                if len(row) != n:
                     raise PreflightError(
-                        f'{path} has no header row: the first line must name the columns'
+                        f'{path}, line {reader.line_num}: {len(row)} values but the header '
+                        f'has {n} columns: not a well-formed CSV (check the delimiter, and '
+                        'quote values that contain commas)'
                     )
-                if n_file == 0:
-                    _check_header(path, this_header, label)
-                    header = this_header
-                    n = len(header)
-                    li = header.index(label)
-                    kinds, missing = [K.UNKNOWN] * n, [0] * n
-                    values: List[Optional[Dict[str, int]]] = [{} for _ in range(n)]
-                    numeric, tokens = [0] * n, [dict() for _ in range(n)]
-                    number_kinds = [K.UNKNOWN] * n  # the kind of the cells that are numbers
-                    # Label values -> rows; None past MAX_CLASSES (numbers: a quantity).
-                    classes: Optional[Dict[str, int]] = {}
-                    no_label, first_no_label, first_text = 0, '', ''
-                    numbers = _Moments()  # of the label's numeric cells
-                elif this_header != header:
-                    raise PreflightError(
-                        f'the header of {path} differs from that of {files[0]}: every CSV in '
-                        'the folder needs the same columns in the same order'
-                    )
-                file_rows = 0
-                for row in reader:
-                    if not row:
-                        continue  # blank line: CsvExampleGen skips it too
-                    if len(row) != n:
-                        raise PreflightError(
-                            f'{path}, line {reader.line_num}: {len(row)} values but the header '
-                            f'has {n} columns: not a well-formed CSV (check the delimiter, and '
-                            'quote values that contain commas)'
-                        )
-                    file_rows += 1
-                    if max_rows is not None and rows + file_rows > max_rows:
-                        file_rows -= 1
-                        break
-                    for i, cell in enumerate(row):
-                        if not cell:
-                            missing[i] += 1
-                            continue
-                        if kinds[i] != K.STRING or tokens[i] is not None:
-                            kind = (
-                                K.cell_kind(cell)
-                                if kinds[i] != K.FLOAT
-                                else K.FLOAT
-                                if _is_float(cell)
-                                else K.STRING
-                            )
-                            if kind > kinds[i]:
-                                kinds[i] = kind
-                            if kind == K.STRING:
-                                if tokens[i] is not None:
-                                    tokens[i][cell] = tokens[i].get(cell, 0) + 1
-                                    if len(tokens[i]) > _NA_TOKENS_SHOWN:
-                                        tokens[i] = None  # a text column, not numbers + NA
-                            else:
-                                numeric[i] += 1
-                                number_kinds[i] = max(number_kinds[i], kind)
-                        counts = values[i]
-                        if counts is not None:
-                            counts[cell] = counts.get(cell, 0) + 1
-                            if len(counts) > F.VOCAB_TOP_K:
-                                values[i] = None
-                    cell = row[li]
+                file_rows += 1
+                if max_rows is not None and self.rows + file_rows > max_rows:
+                    file_rows -= 1
+                    break
+                for i, cell in enumerate(row):
                     if not cell:
-                        no_label += 1
-                        first_no_label = first_no_label or f'line {reader.line_num} of {path}'
+                        missing[i] += 1
                         continue
-                    if kinds[li] == K.STRING:
-                        first_text = first_text or cell
-                    else:
-                        numbers.add(float(cell))
-                    if classes is not None:
-                        classes[cell] = classes.get(cell, 0) + 1
-                        if len(classes) > F.MAX_CLASSES:
-                            examples = list(classes)[:3]
-                            if task == 'classification' or kinds[li] == K.STRING:
-                                raise _too_many_classes(label, examples, task)
-                            classes = None
-                rows += file_rows
-        except UnicodeDecodeError as e:
-            raise PreflightError(
-                f'{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x}): save it as a UTF-8 CSV'
-            ) from None
-        except csv.Error as e:
-            raise PreflightError(f'{path} is not a readable CSV ({e})') from None
+                    if kinds[i] != K.STRING or tokens[i] is not None:
+                        kind = (
+                            K.cell_kind(cell)
+                            if kinds[i] != K.FLOAT
+                            else K.FLOAT
+                            if _is_float(cell)
+                            else K.STRING
+                        )
+                        if kind > kinds[i]:
+                            kinds[i] = kind
+                        if kind == K.STRING:
+                            if tokens[i] is not None:
+                                tokens[i][cell] = tokens[i].get(cell, 0) + 1
+                                if len(tokens[i]) > _NA_TOKENS_SHOWN:
+                                    tokens[i] = None  # a text column, not numbers + NA
+                        else:
+                            numeric[i] += 1
+                            number_kinds[i] = max(number_kinds[i], kind)
+                    counts = values[i]
+                    if counts is not None:
+                        counts[cell] = counts.get(cell, 0) + 1
+                        if len(counts) > F.VOCAB_TOP_K:
+                            values[i] = None
+                cell = row[li]
+                if not cell:
+                    self.no_label += 1
+                    self.first_no_label = self.first_no_label or f'line {reader.line_num} of {path}'
+                    continue
+                if kinds[li] == K.STRING:
+                    self.first_text = self.first_text or cell
+                else:
+                    self.numbers.add(float(cell))
+                if self.classes is not None:
+                    self.classes[cell] = self.classes.get(cell, 0) + 1
+                    self._cap_classes(task)
+            self.rows += file_rows
         if file_rows == 0:
             raise PreflightError(f'{path} has a header but no rows: add data or remove the file')
-    if rows < F.MIN_ROWS:
-        raise PreflightError(
-            f'only {rows} row(s) of data: the pipeline needs at least '
-            f'{F.MIN_ROWS} (a quarter of them are held out for evaluation)'
-        )
-    if no_label:
-        raise PreflightError(
-            f"{no_label} row(s) have no value in the label column '{label}' "
-            f'(first on {first_no_label}): fill them in or drop those rows'
-        )
-    if classes is None and kinds[li] == K.STRING:  # numbers at first, text later
-        raise _too_many_classes(label, examples, task)
-    distinct = F.MAX_CLASSES + 1 if classes is None else len(classes)
-    requested, task = task, label_task(label, task, kinds[li], distinct, first_text)
-    notes: List[str] = []
-    label_stats = None
-    if task == 'regression':
-        label_stats = _regression_label(label, numbers, rows)
-        if requested is None:
-            notes.append(
-                f"the label '{label}' holds {_distinct_text(distinct)} numbers: the model "
-                'predicts it as a number (regression; --task classification makes them classes)'
-            )
-        classes = {}
-    else:
-        classes = _label_classes(label, classes, kinds[li])
-        if len(classes) == 1:
-            only = next(iter(classes))
+
+    def _cap_classes(self, task: Optional[str]) -> None:
+        """Past MAX_CLASSES label values: refused for text (or --task classification), else a
+        quantity (classes None)."""
+        from blindspot.pipelines.csv import features as F
+
+        if self.classes is not None and len(self.classes) > F.MAX_CLASSES:
+            self.class_examples = list(self.classes)[:3]
+            li = self.header.index(self.label)
+            if task == 'classification' or self.kinds[li] == K.STRING:
+                raise _too_many_classes(self.label, self.class_examples, task)
+            self.classes = None
+
+    def merge(self, later: 'CsvCounts', task: Optional[str] = None) -> None:
+        """Adds the counts of files that come after these (what add_file on them would)."""
+        from blindspot.pipelines.csv import features as F
+
+        if later.header != self.header:
+            raise ValueError('counts of files with different headers')
+        self.rows += later.rows
+        for i in range(len(self.header)):
+            self.kinds[i] = max(self.kinds[i], later.kinds[i])
+            self.missing[i] += later.missing[i]
+            self.numeric[i] += later.numeric[i]
+            self.number_kinds[i] = max(self.number_kinds[i], later.number_kinds[i])
+            self.values[i] = _merge_capped(self.values[i], later.values[i], F.VOCAB_TOP_K)
+            self.tokens[i] = _merge_capped(self.tokens[i], later.tokens[i], _NA_TOKENS_SHOWN)
+        self.no_label += later.no_label
+        self.first_no_label = self.first_no_label or later.first_no_label
+        self.first_text = self.first_text or later.first_text
+        self.numbers.merge(later.numbers)
+        if self.classes is None or later.classes is None:
+            self.class_examples = self.class_examples or later.class_examples
+            self.classes = None
+        else:
+            for name, rows in later.classes.items():
+                self.classes[name] = self.classes.get(name, 0) + rows
+        self._cap_classes(task)
+
+    def finish(self, files: Sequence[Any], task: Optional[str] = None) -> CsvScan:
+        """The scan of all the files counted: the checks that need every row."""
+        from blindspot.pipelines.csv import features as F
+
+        header, label, rows = self.header, self.label, self.rows
+        li = header.index(label)
+        kinds, missing, values = list(self.kinds), list(self.missing), list(self.values)
+        tokens, numeric = self.tokens, self.numeric
+        if rows < F.MIN_ROWS:
             raise PreflightError(
-                f"the label '{label}' has one value only, '{only}', in all {rows} "
-                'rows: a classifier needs at least two classes'
+                f'only {rows} row(s) of data: the pipeline needs at least '
+                f'{F.MIN_ROWS} (a quarter of them are held out for evaluation)'
             )
-        notes += _rare_class_notes(label, classes, rows)
-    missing_tokens: Dict[str, Tuple[str, ...]] = {}
-    for i, column in enumerate(header):
-        if kinds[i] == K.UNKNOWN:
-            notes.append(f"column '{column}' is empty in every row: it is left out")
-        elif (
-            kinds[i] == K.STRING
-            and tokens[i]
-            and column != label
-            and numeric[i] >= sum(tokens[i].values())
-        ):
-            shown = ', '.join(repr(t) for t in tokens[i])
-            if all(token.lower() in MISSING_TOKENS for token in tokens[i]):
-                missing_tokens[column] = tuple(tokens[i])
-                kinds[i] = number_kinds[i]
-                missing[i] += sum(tokens[i].values())
-                if values[i] is not None:
-                    for token in tokens[i]:
-                        values[i].pop(token, None)
+        if self.no_label:
+            raise PreflightError(
+                f"{self.no_label} row(s) have no value in the label column '{label}' "
+                f'(first on {self.first_no_label}): fill them in or drop those rows'
+            )
+        classes = self.classes
+        if classes is None and kinds[li] == K.STRING:  # numbers at first, text later
+            raise _too_many_classes(label, self.class_examples, task)
+        distinct = F.MAX_CLASSES + 1 if classes is None else len(classes)
+        requested, task = task, label_task(label, task, kinds[li], distinct, self.first_text)
+        notes: List[str] = []
+        label_stats = None
+        if task == 'regression':
+            label_stats = _regression_label(label, self.numbers, rows)
+            if requested is None:
                 notes.append(
-                    f"column '{column}' has {shown} in {sum(tokens[i].values())} row(s) among "
-                    f'{numeric[i]} numbers: read as missing values, so it stays a number'
+                    f"the label '{label}' holds {_distinct_text(distinct)} numbers: the model "
+                    'predicts it as a number (regression; --task classification makes them '
+                    'classes)'
                 )
-                continue
-            notes.append(
-                f"column '{column}' is read as text because of {shown} in "
-                f'{sum(tokens[i].values())} row(s) (its {numeric[i]} other values are '
-                'numbers): write missing values as empty cells to keep it a number'
-            )
-    return CsvScan(
-        files=files,
-        columns=tuple(header),
-        rows=rows,
-        types={c: _KIND_NAMES[k] for c, k in zip(header, kinds)},
-        distinct={c: F.VOCAB_TOP_K + 1 if v is None else len(v) for c, v in zip(header, values)},
-        missing=dict(zip(header, missing)),
-        label=label,
-        label_classes=classes,
-        task=task,
-        label_stats=label_stats,
-        notes=tuple(notes),
-        missing_tokens=missing_tokens,
-        values={
-            c: tuple(sorted(v, key=lambda value: (-v[value], value)))
-            for c, v in zip(header, values)
-            if v is not None
-        },
-    )
+            classes = {}
+        else:
+            classes = _label_classes(label, classes, kinds[li])
+            if len(classes) == 1:
+                only = next(iter(classes))
+                raise PreflightError(
+                    f"the label '{label}' has one value only, '{only}', in all {rows} "
+                    'rows: a classifier needs at least two classes'
+                )
+            notes += _rare_class_notes(label, classes, rows)
+        missing_tokens: Dict[str, Tuple[str, ...]] = {}
+        for i, column in enumerate(header):
+            if kinds[i] == K.UNKNOWN:
+                notes.append(f"column '{column}' is empty in every row: it is left out")
+            elif (
+                kinds[i] == K.STRING
+                and tokens[i]
+                and column != label
+                and numeric[i] >= sum(tokens[i].values())
+            ):
+                shown = ', '.join(repr(t) for t in tokens[i])
+                if all(token.lower() in MISSING_TOKENS for token in tokens[i]):
+                    missing_tokens[column] = tuple(tokens[i])
+                    kinds[i] = self.number_kinds[i]
+                    missing[i] += sum(tokens[i].values())
+                    if values[i] is not None:
+                        values[i] = {v: c for v, c in values[i].items() if v not in tokens[i]}
+                    notes.append(
+                        f"column '{column}' has {shown} in {sum(tokens[i].values())} row(s) "
+                        f'among {numeric[i]} numbers: read as missing values, so it stays a '
+                        'number'
+                    )
+                    continue
+                notes.append(
+                    f"column '{column}' is read as text because of {shown} in "
+                    f'{sum(tokens[i].values())} row(s) (its {numeric[i]} other values are '
+                    'numbers): write missing values as empty cells to keep it a number'
+                )
+        return CsvScan(
+            files=tuple(files),
+            columns=tuple(header),
+            rows=rows,
+            types={c: _KIND_NAMES[k] for c, k in zip(header, kinds)},
+            distinct={
+                c: F.VOCAB_TOP_K + 1 if v is None else len(v) for c, v in zip(header, values)
+            },
+            missing=dict(zip(header, missing)),
+            label=label,
+            label_classes=classes,
+            task=task,
+            label_stats=label_stats,
+            notes=tuple(notes),
+            missing_tokens=missing_tokens,
+            values={
+                c: tuple(sorted(v, key=lambda value: (-v[value], value)))
+                for c, v in zip(header, values)
+                if v is not None
+            },
+        )
+
+
+def _first_header(path: Any, label: str, open_binary: Callable[[Any], BinaryIO]) -> List[str]:
+    """The first file's header, checked (names, the label among them)."""
+    _check_text_file(path, open_binary)
+    with _csv_rows(path, open_binary) as reader:
+        header = next(reader, None)
+    if not header or not any(c.strip() for c in header):
+        raise PreflightError(f'{path} has no header row: the first line must name the columns')
+    _check_header(path, header, label)
+    return header
+
+
+@contextlib.contextmanager
+def _csv_rows(path: Any, open_binary: Callable[[Any], BinaryIO]) -> Iterator[Any]:
+    """A csv.reader over the file; text that is not UTF-8 or not CSV as one PreflightError."""
+    try:
+        with io.TextIOWrapper(open_binary(path), encoding='utf-8-sig', newline='') as f:
+            yield csv.reader(f)
+    except UnicodeDecodeError as e:
+        raise PreflightError(
+            f'{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x}): save it as a UTF-8 CSV'
+        ) from None
+    except csv.Error as e:
+        raise PreflightError(f'{path} is not a readable CSV ({e})') from None
+
+
+def _merge_capped(
+    first: Optional[Dict[str, int]], later: Optional[Dict[str, int]], cap: int
+) -> Optional[Dict[str, int]]:
+    """Two counts of values, None (too many to count) past `cap` distinct values."""
+    if first is None or later is None:
+        return None
+    merged = dict(first)
+    for value, count in later.items():
+        merged[value] = merged.get(value, 0) + count
+    return None if len(merged) > cap else merged
 
 
 def label_task(
@@ -734,6 +861,18 @@ class _Moments:
         delta = x - self.mean
         self.mean += delta / self.count
         self.squares += delta * (x - self.mean)
+
+    def merge(self, later: '_Moments') -> None:
+        """Adds another stream's moments (Chan et al.'s parallel update)."""
+        if self.non_finite is None:
+            self.non_finite = later.non_finite
+        if later.count == 0:
+            return
+        count = self.count + later.count
+        delta = later.mean - self.mean
+        self.squares += later.squares + delta * delta * self.count * later.count / count
+        self.mean += delta * later.count / count
+        self.count = count
 
 
 def _regression_label(label: str, numbers: _Moments, rows: int) -> LabelStats:

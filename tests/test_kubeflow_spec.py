@@ -1000,3 +1000,15 @@ def test_config_file_training_keys_checked():
         runner.parse_config({'max_mae': -1})
     with pytest.raises(runner.SettingsError, match='config: loss must be one of mse, huber'):
         runner.parse_config({'loss': 'l1'})
+
+
+def test_csv_preflight_reads_the_rows_on_the_pipelines_beam_runner(csv_compiled, tmp_path):
+    """CsvPreflight counts the rows in Beam (one file per element), so the runner the
+    pipeline's Beam steps get (--beam-arg) reads the data there too."""
+    default = _container(csv_compiled['spec'], runner.PREFLIGHT_TASK)['args']
+    assert default[-len(DIRECT_RUNNER_ARGS) - 2 : -2] == list(DIRECT_RUNNER_ARGS)
+    _, spec = _compile_csv(
+        csv_compiled['data'], tmp_path / 'out', '--beam-arg=--runner=FlinkRunner'
+    )
+    args = _container(spec, runner.PREFLIGHT_TASK)['args']
+    assert args[-1] == '--runner=FlinkRunner' and '--direct_running_mode=in_memory' not in args

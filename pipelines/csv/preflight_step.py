@@ -1,17 +1,25 @@
 """CsvPreflight: the first step of the csv pipeline compiled for Kubeflow. It reads the data in
 full where it lies (the compiler only read a sample) and fails the run with the preflight's
 one-line message, before CsvExampleGen, when the file is bad, changed since compiling, or
-contradicts the sample the spec was built from (pipelines/csv/source.py)."""
+contradicts the sample the spec was built from (pipelines/csv/source.py).
+
+The rows are counted in a Beam pipeline, one file per element (preflight.CsvCounts), and the
+counts merged in file order: a folder of CSV shards is read by as many workers as the runner
+gives, with the messages and results of the one-process scan. Problems travel as data, not
+exceptions, so the step's last log line is the preflight's own."""
 
 import json
-from typing import Any, Dict, List
+import os
+import pickle
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import apache_beam as beam
 from absl import logging
-from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
 from tfx.types import component_spec
 
 from blindspot.pipelines.csv import source
-from blindspot.pipelines.preflight import PreflightError
+from blindspot.pipelines.preflight import CsvCounts, CsvScan, PreflightError
 
 INPUT_BASE = 'input_base'
 INPUT_PATTERN = 'input_pattern'
@@ -32,8 +40,14 @@ class CsvPreflightSpec(component_spec.ComponentSpec):
     OUTPUTS: Dict[str, Any] = {}
 
 
-def check(exec_properties: Dict[str, Any]) -> None:
-    """The checks, in order of cost; PreflightError (one line) on the first problem."""
+def check(
+    exec_properties: Dict[str, Any],
+    make_pipeline: Callable[[], beam.Pipeline] = beam.Pipeline,
+    work_dir: Optional[str] = None,
+) -> None:
+    """The checks, in order of cost; PreflightError (one line) on the first problem. The rows
+    are read by a Beam pipeline from `make_pipeline`, which leaves its counts in `work_dir`
+    (default: a temporary folder on this machine)."""
     compiled_for = exec_properties[DATA_FINGERPRINT]
     with source.read_errors(exec_properties[INPUT_BASE]):
         data = source.locate(
@@ -48,14 +62,72 @@ def check(exec_properties: Dict[str, Any]) -> None:
                 'cache and its model settings follow the new data'
             )
         expected = json.loads(exec_properties[EXPECTED])
-        scan = data.scan(exec_properties[LABEL], expected['task'])
+        scan = scan_in_parallel(
+            data.files, exec_properties[LABEL], expected['task'], make_pipeline, work_dir
+        )
     source.check_expectations(scan, expected)
     logging.info('CsvPreflight: %d rows in %d file(s) checked', scan.rows, len(data.files))
     for note in scan.notes:
         logging.warning('note: %s', note)
 
 
-class Executor(base_executor.BaseExecutor):
+def scan_in_parallel(
+    files: Sequence[str],
+    label: str,
+    task: Optional[str],
+    make_pipeline: Callable[[], beam.Pipeline] = beam.Pipeline,
+    work_dir: Optional[str] = None,
+) -> CsvScan:
+    """preflight.scan_csv_files over `files` (URIs), each file counted by a Beam worker: the
+    same scan, or the same PreflightError (that of the first file with a problem)."""
+    import tempfile
+
+    from tfx.dsl.io import fileio
+
+    counts = CsvCounts.start(files[0], label, source.open_binary)  # the header, checked first
+    with tempfile.TemporaryDirectory() as local:
+        out = os.path.join(work_dir or local, 'csv_counts.pickle')
+        with make_pipeline() as pipeline:
+            _ = (
+                pipeline
+                | 'Files' >> beam.Create(list(enumerate(files)))
+                | 'SpreadFiles' >> beam.Reshuffle()
+                | 'CountRows' >> beam.Map(_count_file, files[0], counts.header, label, task)
+                | 'AllFiles' >> beam.combiners.ToList()
+                | 'WriteCounts' >> beam.Map(_write_pickle, out)
+            )
+        with fileio.open(out, 'rb') as f:
+            per_file = sorted(pickle.load(f), key=lambda item: item[0])
+    for _, file_counts, problem in per_file:
+        if problem is not None:
+            raise PreflightError(problem)
+        counts.merge(file_counts, task)
+    return counts.finish(files, task)
+
+
+def _count_file(
+    item: Tuple[int, str], first_file: str, header: List[str], label: str, task: Optional[str]
+) -> Tuple[int, Optional[CsvCounts], Optional[str]]:
+    """(index, the file's counts, None) or (index, None, the one-line problem)."""
+    index, path = item
+    counts = CsvCounts.empty(header, label)
+    try:
+        with source.read_errors(path):
+            counts.add_file(path, first_file, task, source.open_binary)
+    except PreflightError as e:
+        return index, None, str(e)
+    return index, counts, None
+
+
+def _write_pickle(value: Any, path: str) -> None:
+    from tfx.dsl.io import fileio
+
+    fileio.makedirs(os.path.dirname(path))
+    with fileio.open(path, 'wb') as f:
+        pickle.dump(value, f)
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(
         self,
         input_dict: Dict[str, List[Any]],
@@ -63,17 +135,17 @@ class Executor(base_executor.BaseExecutor):
         exec_properties: Dict[str, Any],
     ) -> None:
         try:
-            check(exec_properties)
+            check(exec_properties, self._make_beam_pipeline, self._get_tmp_dir())
         except PreflightError as e:
             logging.error('error: %s', e)  # the line the KFP UI's log shows last
             raise
 
 
-class CsvPreflight(base_component.BaseComponent):
+class CsvPreflight(base_beam_component.BaseBeamComponent):
     """Checks the CSV data in full as the run's first step (see the module docstring)."""
 
     SPEC_CLASS = CsvPreflightSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(
         self, data: source.CsvSource, label: str, fingerprint: str, expected: Dict[str, Any]

@@ -55,14 +55,14 @@ class CsvSource:
         """The preflight scan of the files (the first `max_rows` rows only, if given); `task`
         as preflight.scan_csv takes it."""
         return preflight.scan_csv_files(
-            self.files, label, task, open_binary=_open, max_rows=max_rows
+            self.files, label, task, open_binary=open_binary, max_rows=max_rows
         )
 
     def header(self) -> List[str]:
         """The first file's header (for messages before a scan)."""
         import csv
 
-        with io.TextIOWrapper(_open(self.files[0]), encoding='utf-8-sig', newline='') as f:
+        with io.TextIOWrapper(open_binary(self.files[0]), encoding='utf-8-sig', newline='') as f:
             return next(csv.reader(f), [])
 
 
@@ -99,7 +99,7 @@ class _GFileReader(io.RawIOBase):
         super().close()
 
 
-def _open(path: str) -> BinaryIO:
+def open_binary(path: str) -> BinaryIO:
     from tfx.dsl.io import fileio
 
     return io.BufferedReader(_GFileReader(fileio.open(path, 'rb')), buffer_size=1 << 20)
