@@ -518,10 +518,12 @@ class CsvCounts:
     number_kinds: List[int] = dataclasses.field(default_factory=list)  # kind of the numbers
     # Label values -> rows; None past MAX_CLASSES (numbers: a quantity), with the first three.
     classes: Optional[Dict[str, int]] = dataclasses.field(default_factory=dict)
-    class_examples: List[str] = dataclasses.field(default_factory=list)
+    class_examples: List[str] = dataclasses.field(default_factory=list)  # sorted, first three
     no_label: int = 0
-    first_no_label: str = ''
-    first_text: str = ''
+    # (file, line) of the first row without a label, and of the first label that is text
+    # (with it): the lowest in file order, so that any merge order finds the same.
+    first_no_label: Optional[Tuple[str, int]] = None
+    first_text: Optional[Tuple[str, int, str]] = None
     numbers: '_Moments' = dataclasses.field(default_factory=lambda: _Moments())
 
     @classmethod
@@ -617,10 +619,12 @@ class CsvCounts:
                 cell = row[li]
                 if not cell:
                     self.no_label += 1
-                    self.first_no_label = self.first_no_label or f'line {reader.line_num} of {path}'
+                    here = (str(path), reader.line_num)
+                    self.first_no_label = min(self.first_no_label or here, here)
                     continue
                 if kinds[li] == K.STRING:
-                    self.first_text = self.first_text or cell
+                    here = (str(path), reader.line_num, cell)
+                    self.first_text = min(self.first_text or here, here)
                 else:
                     self.numbers.add(float(cell))
                 if self.classes is not None:
@@ -636,7 +640,7 @@ class CsvCounts:
         from blindspot.pipelines.csv import features as F
 
         if self.classes is not None and len(self.classes) > F.MAX_CLASSES:
-            self.class_examples = list(self.classes)[:3]
+            self.class_examples = sorted(self.classes)[:3]
             li = self.header.index(self.label)
             if task == 'classification' or self.kinds[li] == K.STRING:
                 raise _too_many_classes(self.label, self.class_examples, task)
@@ -657,11 +661,13 @@ class CsvCounts:
             self.values[i] = _merge_capped(self.values[i], later.values[i], F.VOCAB_TOP_K)
             self.tokens[i] = _merge_capped(self.tokens[i], later.tokens[i], _NA_TOKENS_SHOWN)
         self.no_label += later.no_label
-        self.first_no_label = self.first_no_label or later.first_no_label
-        self.first_text = self.first_text or later.first_text
+        self.first_no_label = min(
+            filter(None, (self.first_no_label, later.first_no_label)), default=None
+        )
+        self.first_text = min(filter(None, (self.first_text, later.first_text)), default=None)
         self.numbers.merge(later.numbers)
         if self.classes is None or later.classes is None:
-            self.class_examples = self.class_examples or later.class_examples
+            self.class_examples = sorted({*self.class_examples, *later.class_examples})[:3]
             self.classes = None
         else:
             for name, rows in later.classes.items():
@@ -684,13 +690,15 @@ class CsvCounts:
         if self.no_label:
             raise PreflightError(
                 f"{self.no_label} row(s) have no value in the label column '{label}' "
-                f'(first on {self.first_no_label}): fill them in or drop those rows'
+                f'(first on line {self.first_no_label[1]} of {self.first_no_label[0]}): fill '
+                'them in or drop those rows'
             )
         classes = self.classes
         if classes is None and kinds[li] == K.STRING:  # numbers at first, text later
             raise _too_many_classes(label, self.class_examples, task)
         distinct = F.MAX_CLASSES + 1 if classes is None else len(classes)
-        requested, task = task, label_task(label, task, kinds[li], distinct, self.first_text)
+        first_text = self.first_text[2] if self.first_text else ''
+        requested, task = task, label_task(label, task, kinds[li], distinct, first_text)
         notes: List[str] = []
         label_stats = None
         if task == 'regression':
@@ -721,9 +729,11 @@ class CsvCounts:
                 and column != label
                 and numeric[i] >= sum(tokens[i].values())
             ):
-                shown = ', '.join(repr(t) for t in tokens[i])
-                if all(token.lower() in MISSING_TOKENS for token in tokens[i]):
-                    missing_tokens[column] = tuple(tokens[i])
+                # Most rows first, then by name: the same whatever order files were read in.
+                found = sorted(tokens[i], key=lambda t, n=tokens[i]: (-n[t], t))
+                shown = ', '.join(repr(t) for t in found)
+                if all(token.lower() in MISSING_TOKENS for token in found):
+                    missing_tokens[column] = tuple(found)
                     kinds[i] = self.number_kinds[i]
                     missing[i] += sum(tokens[i].values())
                     if values[i] is not None:

@@ -75,14 +75,16 @@ def _outcome(scan_or_error):
     )
 
 
-def _scan(files, merge_per_file: bool):
+def _scan(files, merge_per_file: bool, order=None):
+    """One pass over the files, or each file counted alone and the counts merged in `order`
+    (default: file order; a runner's combine may merge in any order)."""
     try:
         if not merge_per_file:
             return _outcome(preflight.scan_csv_files(files, 'y'))
         counts = CsvCounts.start(files[0], 'y')
-        for path in files:
+        for k in order or range(len(files)):
             one = CsvCounts.empty(counts.header, 'y')
-            one.add_file(path, files[0])
+            one.add_file(files[k], files[0])
             counts.merge(one)
         return _outcome(counts.finish(files))
     except PreflightError as e:
@@ -97,6 +99,8 @@ def test_counts_merged_per_file_equal_one_pass(seed, tmp_path):
     whole = _scan([one_file], merge_per_file=False)
     assert _scan(shards, merge_per_file=False) == whole
     assert _scan(shards, merge_per_file=True) == whole
+    backwards = list(reversed(range(len(shards))))
+    assert _scan(shards, merge_per_file=True, order=backwards) == whole
 
 
 def test_merged_counts_refuse_what_only_all_files_together_show(tmp_path):
