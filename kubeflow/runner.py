@@ -489,7 +489,8 @@ def _gate_for_target(settings: ErrorAnalysisSettings, target: str) -> ErrorAnaly
     if target == 'kfp' and settings.slice_gate == 'new':
         print(
             "note: --target kfp has no baseline report, so the slice gate runs in mode 'any' "
-            f'(any held finding above {settings.max_slice_error_rate:.0%} errors blocks the push)',
+            f'(any held finding above {settings.max_slice_error_rate:.0%} errors, or on a regression '
+            f"above {settings.max_slice_error_ratio:g}x the rest's mean error, blocks the push)",
             file=sys.stderr,
         )
         return dataclasses.replace(settings, slice_gate='any')

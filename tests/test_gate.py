@@ -94,3 +94,34 @@ def test_any_mode_uses_the_error_rate_limit(rate, passed):
 
 def test_off_mode_always_passes():
     assert _gated(_report(), _report(_slice(RANGE, 190, 200)), mode='off')['passed']
+
+
+def _regression_finding(predicates, mean_error, rest_mean_error, rows=100):
+    """A held regression finding as report/build.py keeps it: its error rate is the share of
+    its rows above the median error, its numbers under 'regression'."""
+    found = _slice(predicates, errors=int(0.8 * rows), size=rows)
+    found['regression'] = {
+        'error': 'absolute',
+        'mean_error': mean_error,
+        'outside': {'mean_error': rest_mean_error},
+    }
+    return found
+
+
+def test_any_mode_on_a_regression_reads_the_mean_error_against_the_rests():
+    """80% of each finding's rows are above the median error (past the 50% limit a classifier
+    is held to); a regression blocks on its MAE against the rest's instead."""
+    report = {
+        **_report(_regression_finding(NIGHT, 3.0, 1.0), _regression_finding(RANGE, 1.4, 1.0)),
+        'regression': {'mae': 1.2},
+    }
+    verdict = gate.slice_gate(report, 'any', 0.5, 0.05, max_slice_error_ratio=2.0)
+    assert [b['slice'] for b in verdict['blocking']] == ['hour = night']
+    assert "3.0x the rest's 1: above the 2x limit" in verdict['blocking'][0]['why']
+    assert 'mean error 3' in verdict['reason'] and '80% errors' not in verdict['reason']
+    assert gate.slice_gate(report, 'any', 0.5, 0.05, max_slice_error_ratio=3.5)['passed']
+    passed = gate.slice_gate(report, 'any', 0.5, 0.05, max_slice_error_ratio=3.5)
+    assert passed['reason'] == "no failing slice with more than 3.5x the rest's mean error"
+    # A classifier's findings are still held to the error rate.
+    classified = _report(_slice(NIGHT, 80, 100))
+    assert not gate.slice_gate(classified, 'any', 0.5, 0.05, max_slice_error_ratio=99)['passed']

@@ -185,6 +185,21 @@ def test_the_gate_blocks_a_model_whose_mae_got_worse_in_a_slice(runs):
     assert 'MAE' in gate['reason']
 
 
+def test_any_mode_holds_a_real_regression_finding_to_its_mae_ratio(runs):
+    """--slice-gate any on the planted run's report: the biased region (its MAE several times
+    the rest's) blocks at a 2x limit and passes at a limit above its own ratio."""
+    from blindspot.error_analysis.report import gate
+
+    report = runs['after']
+    first = report['slices']['slices'][0]
+    ratio = first['regression']['mean_error'] / first['regression']['outside']['mean_error']
+    assert ratio > 2
+    blocked = gate.slice_gate(report, 'any', 0.5, 0.05, max_slice_error_ratio=2.0)
+    assert first['slice'] in [b['slice'] for b in blocked['blocking']]
+    above = gate.slice_gate(report, 'any', 0.5, 0.05, max_slice_error_ratio=ratio * 1.01)
+    assert first['slice'] not in [b['slice'] for b in above['blocking']]
+
+
 def test_the_csv_pipelines_regression_report_names_the_planted_region_first(
     regression_csv_run,
 ):

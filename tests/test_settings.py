@@ -28,6 +28,7 @@ CHANGED = {
     'mistakes_per_finding': (7, ['--mistakes-per-finding', '7']),
     'slice_gate': ('off', ['--slice-gate', 'off']),
     'max_slice_error_rate': (0.3, ['--max-slice-error-rate', '0.3']),
+    'max_slice_error_ratio': (3.0, ['--max-slice-error-ratio', '3']),
     'tags_file': ('reviewed.csv', ['--tags', 'reviewed.csv']),
     'tag_rules': (
         ('night: trip_start_hour >= 22',),
@@ -96,6 +97,7 @@ def test_exec_properties_round_trip_as_kubeflow_returns_them():
         ('tag_references', {'night': 2}, 'accuracies between 0 and 1'),
         ('splits', [], 'at least one split'),
         ('slice_gate', 'maybe', 'one of off, new, any'),
+        ('max_slice_error_ratio', 0.5, 'ratio of at least 1'),
     ],
 )
 def test_bad_values_name_the_setting_in_each_front_end(name, bad, message):

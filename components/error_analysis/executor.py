@@ -361,6 +361,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 gate={
                     'mode': settings.slice_gate,
                     'max_slice_error_rate': settings.max_slice_error_rate,
+                    'max_slice_error_ratio': settings.max_slice_error_ratio,
                     'significance': settings.significance,
                     'wired': _gate_wired(exec_properties),
                 },

@@ -124,6 +124,12 @@ def _error_kind(value: Any) -> Optional[str]:
     return one_of(*ERROR_KINDS)(value)
 
 
+def _ratio(value: Any) -> Optional[str]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value < 1e9:
+        return 'must be a ratio of at least 1, e.g. 2 (twice the rest)'
+    return None
+
+
 def _text(value: Any) -> Optional[str]:
     return None if isinstance(value, str) else 'must be a path (text)'
 
@@ -306,10 +312,17 @@ class Settings(DeclaredSettings):
         _gate_mode,
         'push only if the failing slices pass: off; new (no failing slice fails significantly '
         "more than under the latest blessed model, measured on both models' predictions); any "
-        '(no held finding above --max-slice-error-rate)',
+        '(no held finding above --max-slice-error-rate, or for a regression above '
+        "--max-slice-error-ratio times the rest's mean error)",
     )
     max_slice_error_rate: float = setting(
         0.5, fraction, 'with --slice-gate any: highest error rate a held finding may have'
+    )
+    max_slice_error_ratio: float = setting(
+        2.0,
+        _ratio,
+        "with --slice-gate any, on a regression: highest ratio of a held finding's mean error "
+        "(MAE) to the rest's",
     )
     tags_file: str = setting(
         '',

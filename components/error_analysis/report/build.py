@@ -246,7 +246,7 @@ def build_report(
     to compare with; `measured`: the comparison part of beam/comparison.py (None: the
     baseline's predictions were not measured). `gate`: the slice gate's settings
     (gate.slice_gate's keyword arguments mode, max_slice_error_rate, significance,
-    wired); None: off. `diagnosis`: the Beam part {overall, thresholds, candidates: slice text ->
+    wired, max_slice_error_ratio); None: off. `diagnosis`: the Beam part {overall, thresholds, candidates: slice text ->
     diagnosis}; `label_suspects`: the most suspicious examples; `finding_examples`: slice
     text -> its most confident mistakes (shown under each held finding). `regression`: a
     regression model's numbers (the regression part of beam/regression.py), then `totals` is

@@ -12,7 +12,10 @@ ErrorAnalysis found. Modes (the `slice_gate` setting):
         before, passes. Only a slice nothing measures falls back to "not listed before".
         Without a baseline report (the first model, or open-source Kubeflow, which has no
         resolver for it) there is nothing to compare with and it passes, saying so.
-  any   fails on any held finding whose error rate is above `max_slice_error_rate`.
+  any   fails on any held finding whose error rate is above `max_slice_error_rate`; for a
+        regression, whose mean error (MAE) is more than `max_slice_error_ratio` times the
+        rest's (its error rate there is the share above the median error, not a limit anyone
+        would set).
 """
 
 from typing import Dict, List, Optional
@@ -33,6 +36,7 @@ def slice_gate(
     max_slice_error_rate: float,
     significance: float,
     wired: Optional[bool] = None,
+    max_slice_error_ratio: float = 2.0,
 ) -> Dict:
     """{mode, passed, reason, blocking: [{slice, slice_id, error_rate, baseline_error_rate,
     why}], wired} for a built report (with its comparison, if any). `wired`: whether the
@@ -51,24 +55,35 @@ def slice_gate(
             reason = 'no failing slice fails significantly more than under the last blessed model'
     elif mode == 'any':
         for s in report['slices']['slices']:
-            if s['held'] and (s['error_rate'] or 0) > max_slice_error_rate:
-                blocking.append(
-                    {
-                        'slice': s['slice'],
-                        'slice_id': s.get('slice_id'),
-                        'error_rate': s['error_rate'],
-                        'baseline_error_rate': None,
-                        'why': f'above the {_pct(max_slice_error_rate)} limit',
-                    }
-                )
-        reason = f'no failing slice above {_pct(max_slice_error_rate)} errors'
+            if not s['held']:
+                continue
+            if s.get('regression'):
+                inside, rest = s['regression']['mean_error'], s['regression']['outside']
+                ratio = inside / rest['mean_error'] if rest['mean_error'] else float('inf')
+                if ratio > max_slice_error_ratio:
+                    why = (
+                        f"mean error {inside:.3g}, {ratio:.1f}x the rest's {rest['mean_error']:.3g}: "
+                        f'above the {max_slice_error_ratio:g}x limit'
+                    )
+                    blocking.append(_any_blocker(s, inside, why))
+            elif (s['error_rate'] or 0) > max_slice_error_rate:
+                why = f'above the {_pct(max_slice_error_rate)} limit'
+                blocking.append(_any_blocker(s, s['error_rate'], why))
+        if report.get('regression'):
+            reason = (
+                f"no failing slice with more than {max_slice_error_ratio:g}x the rest's mean error"
+            )
+        else:
+            reason = f'no failing slice above {_pct(max_slice_error_rate)} errors'
     else:
         raise ValueError(f'slice gate mode must be one of {", ".join(MODES)}, got {mode!r}')
     if blocking:
         first = blocking[0]
         more = f' (and {len(blocking) - 1} more)' if len(blocking) > 1 else ''
         metric = (report.get('comparison') or {}).get('metric', 'error rate')
-        if mode == 'any' or metric != 'MAE':
+        if mode == 'any' and report.get('regression'):
+            now, was = f'mean error {first["error_rate"]:.3g}', None
+        elif mode == 'any' or metric != 'MAE':
             now, was = f'{_pct(first["error_rate"])} errors', _pct(first['baseline_error_rate'])
         else:  # a regression measured on both models: its MAE
             now = compare.value_text(first['error_rate'], metric)
@@ -84,6 +99,18 @@ def slice_gate(
         'reason': reason,
         'blocking': blocking,
         'wired': wired,
+    }
+
+
+def _any_blocker(finding: Dict, error: float, why: str) -> Dict:
+    """A held finding that blocks in mode 'any'; `error`: its error rate, or a regression's
+    mean error."""
+    return {
+        'slice': finding['slice'],
+        'slice_id': finding.get('slice_id'),
+        'error_rate': error,
+        'baseline_error_rate': None,
+        'why': why,
     }
 
 
