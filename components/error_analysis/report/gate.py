@@ -62,8 +62,8 @@ def slice_gate(
                 ratio = inside / rest['mean_error'] if rest['mean_error'] else float('inf')
                 if ratio > max_slice_error_ratio:
                     why = (
-                        f"mean error {inside:.3g}, {ratio:.1f}x the rest's {rest['mean_error']:.3g}: "
-                        f'above the {max_slice_error_ratio:g}x limit'
+                        f"{ratio:.1f}x the rest's {rest['mean_error']:.3g}, above the "
+                        f'{max_slice_error_ratio:g}x limit'
                     )
                     blocking.append(_any_blocker(s, inside, why))
             elif (s['error_rate'] or 0) > max_slice_error_rate:
