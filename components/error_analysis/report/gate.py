@@ -21,6 +21,7 @@ ErrorAnalysis found. Modes (the `slice_gate` setting):
 from typing import Dict, List, Optional
 
 from blindspot.error_analysis.report import compare
+from blindspot.error_analysis.settings import Settings
 
 MODES = ('off', 'new', 'any')
 OVERRIDE = 'to push anyway, run with --slice-gate off'
@@ -36,7 +37,7 @@ def slice_gate(
     max_slice_error_rate: float,
     significance: float,
     wired: Optional[bool] = None,
-    max_slice_error_ratio: float = 2.0,
+    max_slice_error_ratio: float = Settings.max_slice_error_ratio,
 ) -> Dict:
     """{mode, passed, reason, blocking: [{slice, slice_id, error_rate, baseline_error_rate,
     why}], wired} for a built report (with its comparison, if any). `wired`: whether the
