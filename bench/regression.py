@@ -99,9 +99,24 @@ def _search(flagged):
     return encoders, discover, columns | discover
 
 
-def _beam_worker(rows: int, seeds: List[int], regions: bool) -> Dict:
+def _in_process_pipeline():
+    """The in-process DirectRunner both workers time."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
+
+    options = PipelineOptions(['--direct_running_mode=in_memory', '--direct_num_workers=1'])
+    return beam.Pipeline(options=options)
+
+
+def _shard_batches(pipeline, rows: int, make_batch):
+    """The generated rows as PredictionBatches, one per planted shard: make_batch(shard, n)."""
+    import apache_beam as beam
+
+    return pipeline | beam.Create(list(enumerate(planted.shards(rows)))) | beam.MapTuple(make_batch)
+
+
+def _beam_worker(rows: int, seeds: List[int], regions: bool) -> Dict:
+    import apache_beam as beam
 
     from blindspot.error_analysis.beam import regression as beam_regression
 
@@ -113,13 +128,10 @@ def _beam_worker(rows: int, seeds: List[int], regions: bool) -> Dict:
             with open(path, 'w') as file:
                 json.dump(part['slices'], file)
 
-        options = PipelineOptions(['--direct_running_mode=in_memory', '--direct_num_workers=1'])
         start = time.perf_counter()
-        with beam.Pipeline(options=options) as pipeline:
-            batches = (
-                pipeline
-                | beam.Create(list(enumerate(planted.shards(rows))))
-                | beam.MapTuple(lambda shard, n, s=seed: generate_shard(s, shard, n, regions))
+        with _in_process_pipeline() as pipeline:
+            batches = _shard_batches(
+                pipeline, rows, lambda shard, n, s=seed: generate_shard(s, shard, n, regions)
             )
             flagged, quantiles = batches | beam_regression.FlagAboveMedian('absolute')
             encoders, discover, found = _search(flagged)
@@ -157,7 +169,6 @@ def _classification_worker(rows: int, seeds: List[int]) -> Dict:
     pass (DiagnoseCandidates), the like of a regression's FlagAboveMedian, search and
     CountRegression. Its predictions: the right class with probability 0.8, or the wrong one."""
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
 
     from blindspot.error_analysis.beam import diagnosis as beam_diagnosis
     from blindspot.error_analysis.beam.batch import PredictionBatch
@@ -172,14 +183,9 @@ def _classification_worker(rows: int, seeds: List[int]) -> Dict:
 
     runs = []
     for seed in seeds:
-        options = PipelineOptions(['--direct_running_mode=in_memory', '--direct_num_workers=1'])
         start = time.perf_counter()
-        with beam.Pipeline(options=options) as pipeline:
-            batches = (
-                pipeline
-                | beam.Create(list(enumerate(planted.shards(rows))))
-                | beam.MapTuple(lambda shard, n, s=seed: batch(s, shard, n))
-            )
+        with _in_process_pipeline() as pipeline:
+            batches = _shard_batches(pipeline, rows, lambda shard, n, s=seed: batch(s, shard, n))
             flagged, thresholds = batches | beam_diagnosis.FlagLabelSuspects(2)
             encoders, discover, _ = _search(flagged)
             _ = flagged | beam_diagnosis.DiagnoseCandidates(
